@@ -1,0 +1,4 @@
+[
+  inputs: ["{mix,.formatter}.exs", "{config,lib,test,bench,examples}/**/*.{ex,exs}"],
+  locals_without_parens: [input: 2, input: 3, output: 2, output: 3, predictor: 2, predictor: 3]
+]

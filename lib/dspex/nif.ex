@@ -1,0 +1,58 @@
+defmodule DSPex.NIF do
+  @moduledoc false
+  # The raw NIF module (c_src/nif/). Function names and arities mirror
+  # c_src/nif/nif_table.h. Public modules wrap these and turn
+  # `{:error, {type, message, position}}` into `%DSPex.Error{}` via `wrap_error/2`.
+
+  @compile {:autoload, false}
+  @on_load :load_nif
+
+  for file <- Path.wildcard(Path.join(__DIR__, "../../c_src/**/*.{c,h}")) do
+    @external_resource file
+  end
+
+  @doc false
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:dspex), ~c"dspex_nif")
+    :erlang.load_nif(path, 0)
+  end
+
+  @doc false
+  def nif_loaded, do: :erlang.nif_error(:not_loaded)
+
+  # JSON codec
+  def json_decode(_bin, _opts), do: :erlang.nif_error(:not_loaded)
+  def json_encode(_term, _opts), do: :erlang.nif_error(:not_loaded)
+
+  # JSON repair / extraction
+  def json_repair(_bin, _opts), do: :erlang.nif_error(:not_loaded)
+  def json_extract(_bin, _opts), do: :erlang.nif_error(:not_loaded)
+
+  # Signatures
+  def signature_parse(_bin), do: :erlang.nif_error(:not_loaded)
+
+  @doc false
+  # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or
+  # column depending on the error type; callers name it via `pos_key`.
+  @spec wrap_error({atom, binary, integer | nil}, atom) :: DSPex.Error.t()
+  def wrap_error({type, message, pos}, pos_key \\ :offset) do
+    details = if is_integer(pos), do: %{pos_key => pos}, else: %{}
+    DSPex.Error.new(type, message, details)
+  end
+
+  @doc false
+  # Calls a NIF, turning `{:badarg, message}` exceptions raised by C into ArgumentError.
+  defmacro call(expr) do
+    quote do
+      try do
+        unquote(expr)
+      rescue
+        e in ErlangError ->
+          case e.original do
+            {:badarg, msg} when is_binary(msg) -> raise ArgumentError, msg
+            _ -> reraise e, __STACKTRACE__
+          end
+      end
+    end
+  end
+end
