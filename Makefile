@@ -83,7 +83,7 @@ $(BUILD_DIR)/port/%.o: c_src/port/%.c
 # ---------------------------------------------------------------------------
 # C unit tests: every test/c/test_*.c is its own program, linked against the core
 # compiled with ASan + UBSan. They print "N passed, N failed" and exit non-zero on failure.
-CTEST_DIR  := $(CURDIR)/_build/ctest
+CTEST_DIR  ?= $(CURDIR)/_build/ctest
 SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CTEST_SRC  := $(sort $(wildcard test/c/test_*.c))
 CTEST_BIN  := $(CTEST_SRC:test/c/%.c=$(CTEST_DIR)/%)
@@ -106,7 +106,7 @@ ctest: $(CTEST_BIN)
 # ---------------------------------------------------------------------------
 # Fuzzing: every fuzz/fuzz_*.c is a libFuzzer target over the core. Time-boxed.
 FUZZ_SECONDS ?= 30
-FUZZ_DIR := $(CURDIR)/_build/fuzz
+FUZZ_DIR ?= $(CURDIR)/_build/fuzz
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
 
