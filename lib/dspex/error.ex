@@ -33,7 +33,8 @@ defmodule DSPex.Error do
       :timeout
   """
   @spec new(atom, String.t(), map) :: t
-  def new(type, message, details \\ %{}) when is_atom(type) and is_binary(message) and is_map(details) do
+  def new(type, message, details \\ %{})
+      when is_atom(type) and is_binary(message) and is_map(details) do
     %__MODULE__{type: type, message: message, details: details}
   end
 end

@@ -147,7 +147,7 @@ defmodule DSPex.Telemetry do
       iex> DSPex.Telemetry.span([:dspex, :doc], %{id: 1}, fn -> {42, %{id: 1}} end)
       42
   """
-  @spec span(event_name, map, (-> {term, map} | {term, map, map})) :: term
+  @spec span(event_name, map, (() -> {term, map} | {term, map, map})) :: term
   def span(prefix, start_metadata, fun) when is_list(prefix) and is_map(start_metadata) do
     start_time = System.monotonic_time()
     ctx = make_ref()
