@@ -21,3 +21,12 @@ DSPEX_NIF(json_extract, 2, dspex_nif_json_extract, 0)
 
 /* Signature parser (nif_signature.c) */
 DSPEX_NIF(signature_parse, 1, dspex_nif_signature_parse, 0)
+
+/* Adapters (nif_adapter.c): large inputs reschedule onto a dirty CPU scheduler */
+DSPEX_NIF(adapter_format, 4, dspex_nif_adapter_format, 0)
+DSPEX_NIF(adapter_format_assistant, 4, dspex_nif_adapter_format_assistant, 0)
+DSPEX_NIF(adapter_parse, 3, dspex_nif_adapter_parse, 0)
+DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
+
+/* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
+DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)

@@ -1,69 +1,115 @@
-/* dspex_port: placeholder main until the provider I/O loop lands.
- * Reads {packet,4} ETF frames on stdin; answers {ping, Id} with {pong, Id};
- * exits 0 on stdin EOF. */
-#include <ei.h>
-#include <stdint.h>
+/* dspex_port: the supervised port program (docs/port-protocol.md).
+ *
+ * One libuv loop drives everything: stdin frames ({packet, 4} + external term format)
+ * are reassembled and dispatched, HTTP transfers run on one libcurl multi handle whose
+ * sockets and timers are libuv handles, replies are queued with uv_write. Logs go to
+ * stderr only. On stdin EOF every transfer is aborted and the program exits 0, so a
+ * dead VM never leaves it behind. */
+#include "port.h"
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int read_exact(unsigned char *buf, size_t len) {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(STDIN_FILENO, buf + got, len - got);
-        if (n <= 0) return -1;
-        got += (size_t)n;
+static int on_frame(void *ud, const char *frame, size_t len) {
+    dp_ctx *ctx = ud;
+    long long id;
+    dp_spec spec;
+    char err[256];
+    switch (dp_decode(frame, len, &id, &spec, err, sizeof(err))) {
+    case DP_CMD_PING:
+        dp_send_pong(ctx, id);
+        break;
+    case DP_CMD_HTTP:
+        dp_http_start(ctx, id, &spec);
+        break;
+    case DP_CMD_CANCEL:
+        dp_http_cancel(ctx, id);
+        break;
+    case DP_CMD_BAD:
+        if (id >= 0)
+            dp_send_error(ctx, id, "bad_request", err, NULL);
+        else
+            fprintf(stderr, "dspex_port: ignored frame: %s\n", err);
+        break;
     }
     return 0;
 }
 
-static int write_exact(const char *buf, size_t len) {
-    size_t put = 0;
-    while (put < len) {
-        ssize_t n = write(STDOUT_FILENO, buf + put, len - put);
-        if (n <= 0) return -1;
-        put += (size_t)n;
+static void begin_shutdown(dp_ctx *ctx) {
+    if (ctx->shutting_down) return;
+    ctx->shutting_down = true;
+    uv_read_stop((uv_stream_t *)&ctx->in);
+    dp_http_abort_all(ctx);
+    uv_stop(ctx->loop);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    dp_ctx *ctx = h->data;
+    size_t avail = 0;
+    char *p = dp_reader_space(&ctx->reader, 65536, &avail);
+    *buf = uv_buf_init(p, p ? (unsigned int)(avail > (1u << 30) ? (1u << 30) : avail) : 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    (void)buf;
+    dp_ctx *ctx = s->data;
+    if (nread < 0) {
+        if (nread != UV_EOF) fprintf(stderr, "dspex_port: stdin: %s\n", uv_strerror((int)nread));
+        begin_shutdown(ctx);
+        return;
     }
-    return 0;
+    if (nread == 0) return;
+    int rc = dp_reader_commit(&ctx->reader, (size_t)nread, on_frame, ctx);
+    if (rc != 0) {
+        fprintf(stderr, "dspex_port: %s; exiting\n",
+                rc == -1 ? "frame larger than 64 MiB (protocol error)" : "out of memory reading a frame");
+        ctx->exit_code = 2;
+        begin_shutdown(ctx);
+    }
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN);
     ei_init();
-    for (;;) {
-        unsigned char hdr[4];
-        if (read_exact(hdr, 4) != 0) return 0;
-        uint32_t len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
-        if (len > (64u << 20)) return 2;
-        char *frame = malloc(len ? len : 1);
-        if (frame == NULL) return 3;
-        if (read_exact((unsigned char *)frame, len) != 0) {
-            free(frame);
-            return 0;
-        }
-        int idx = 0, ver = 0, arity = 0;
-        char atom[MAXATOMLEN] = {0};
-        long long id = 0;
-        if (ei_decode_version(frame, &idx, &ver) == 0 && ei_decode_tuple_header(frame, &idx, &arity) == 0 &&
-            arity == 2 && ei_decode_atom(frame, &idx, atom) == 0 && strcmp(atom, "ping") == 0 &&
-            ei_decode_longlong(frame, &idx, &id) == 0) {
-            ei_x_buff out;
-            if (ei_x_new_with_version(&out) == 0) {
-                ei_x_encode_tuple_header(&out, 2);
-                ei_x_encode_atom(&out, "pong");
-                ei_x_encode_longlong(&out, id);
-                unsigned char olen[4] = {(unsigned char)(out.index >> 24), (unsigned char)(out.index >> 16),
-                                         (unsigned char)(out.index >> 8), (unsigned char)out.index};
-                if (write_exact((const char *)olen, 4) != 0 || write_exact(out.buff, (size_t)out.index) != 0) {
-                    ei_x_free(&out);
-                    free(frame);
-                    return 0;
-                }
-                ei_x_free(&out);
-            }
-        } else {
-            fprintf(stderr, "dspex_port: unknown frame ignored\n");
-        }
-        free(frame);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "dspex_port: curl_global_init failed\n");
+        return 1;
     }
+    uv_loop_t loop;
+    dp_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    if (uv_loop_init(&loop) != 0) return 1;
+    ctx.loop = &loop;
+    ctx.rng = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
+    if (uv_pipe_init(&loop, &ctx.in, 0) != 0 || uv_pipe_open(&ctx.in, STDIN_FILENO) != 0 ||
+        uv_pipe_init(&loop, &ctx.out, 0) != 0 || uv_pipe_open(&ctx.out, STDOUT_FILENO) != 0) {
+        fprintf(stderr, "dspex_port: stdin/stdout must be pipes (run me as an Erlang port)\n");
+        return 1;
+    }
+    ctx.in.data = &ctx;
+    ctx.out.data = &ctx;
+    if (dp_http_init(&ctx) != 0) {
+        fprintf(stderr, "dspex_port: curl multi init failed\n");
+        return 1;
+    }
+    if (uv_read_start((uv_stream_t *)&ctx.in, on_alloc, on_read) != 0) return 1;
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    dp_http_cleanup(&ctx); /* may close curl's sockets through the socket callback */
+    uv_walk(&loop, close_walk, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    dp_buf_free(&ctx.reader.in);
+    curl_global_cleanup();
+    return ctx.exit_code;
 }

@@ -11,7 +11,8 @@
  *
  * with an optional `typing.` prefix on the typing names. Unions are flattened and
  * deduplicated like Python's typing.Union: a union containing None becomes
- * OPTIONAL(rest), a one-member union is that member.
+ * OPTIONAL(rest), a one-member union is that member. Literal values that repeat (same
+ * type and value) are dropped like typing.Literal does.
  *
  * Pure C11, no global state. All memory of a result lives in one arena owned by the
  * dspex_signature and is released by dspex_sig_free. Work is bounded: the input is at
@@ -26,7 +27,7 @@
 #define DSPEX_SIG_MAX_DEPTH 32       /* nested type levels */
 #define DSPEX_SIG_MAX_FIELDS 1024    /* fields per signature */
 #define DSPEX_SIG_MAX_MEMBERS 256    /* members of one union / args of one generic */
-#define DSPEX_SIG_MAX_LITERALS 4096  /* values of one Literal[...] */
+#define DSPEX_SIG_MAX_LITERALS 256   /* distinct values of one Literal[...] */
 
 typedef enum {
     DSPEX_SIG_T_STR,
@@ -81,6 +82,8 @@ typedef struct {
     dspex_sig_type *type; /* STR when untyped */
     int type_defined;     /* 0 when written without ": type" */
     size_t column;        /* 1-based byte column of the name */
+    const char *prefix;   /* dspex_sig_infer_prefix(name), NUL-terminated (no ':') */
+    size_t prefix_len;
 } dspex_sig_field;
 
 typedef struct dspex_sig_arena dspex_sig_arena;
@@ -110,6 +113,15 @@ dspex_sig_status dspex_sig_parse(const char *src, size_t len, dspex_signature **
                                  dspex_sig_error *err);
 
 void dspex_sig_free(dspex_signature *sig);
+
+/* DSPy's infer_prefix (dspy/signatures/signature.py): splits camelCase, digit
+ * boundaries and '_' into words, keeps all-uppercase words, capitalizes the others and
+ * joins them with spaces ("camelCaseText" -> "Camel Case Text", "HTMLParser" -> "HTML
+ * Parser", "text2number" -> "Text 2 Number"). ASCII letters and digits are the cased
+ * characters and digits; other bytes pass through. Writes into out (NUL-terminated when
+ * cap > 0) and returns the full length (like snprintf), or (size_t)-1 when out of
+ * memory. */
+size_t dspex_sig_infer_prefix(const char *name, size_t len, char *out, size_t cap);
 
 /* Writes the type in DSPy's string syntax ("list[str]", "Optional[int]", ...) into
  * buf (always NUL-terminated when cap > 0). Returns the length the full rendering needs

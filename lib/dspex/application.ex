@@ -5,7 +5,10 @@ defmodule DSPex.Application do
   @impl true
   def start(_type, _args) do
     children = [
-      DSPex.Telemetry.Owner
+      DSPex.Telemetry.Owner,
+      DSPex.CircuitBreaker,
+      {DSPex.Pool, Keyword.put(Application.get_env(:dspex, :pool, []), :name, DSPex.Pool)},
+      DSPex.LM.History
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Supervisor)

@@ -1,0 +1,504 @@
+/* Arena, buffer, value tree and the Python text rules used by DSPy's prompts. */
+#include "dspex/pyvalue.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- arena */
+struct dxa_chunk {
+    dxa_chunk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+void dxa_arena_init(dxa_arena *a, size_t limit) {
+    a->head = NULL;
+    a->bytes = 0;
+    a->limit = limit;
+}
+
+void *dxa_alloc(dxa_arena *a, size_t n) {
+    n = (n + 15u) & ~(size_t)15u;
+    if (n == 0) n = 16;
+    if (a->limit && a->bytes + n > a->limit) return NULL;
+    dxa_chunk *c = a->head;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        c = malloc(sizeof(dxa_chunk) + cap);
+        if (c == NULL) return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    a->bytes += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *dxa_strndup(dxa_arena *a, const char *s, size_t n) {
+    char *p = dxa_alloc(a, n + 1);
+    if (p == NULL) return NULL;
+    if (n) memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void dxa_arena_free(dxa_arena *a) {
+    dxa_chunk *c = a->head;
+    while (c) {
+        dxa_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->bytes = 0;
+}
+
+/* ---------------------------------------------------------------- buffer */
+void dxa_buf_init(dxa_buf *b) {
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+void dxa_buf_free(dxa_buf *b) {
+    free(b->p);
+    dxa_buf_init(b);
+}
+
+static int buf_reserve(dxa_buf *b, size_t extra) {
+    if (b->oom) return -1;
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) {
+        if (cap > ((size_t)1 << 40)) {
+            b->oom = 1;
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+void dxa_buf_put(dxa_buf *b, const char *s, size_t n) {
+    if (n == 0 || buf_reserve(b, n) != 0) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void dxa_buf_puts(dxa_buf *b, const char *s) { dxa_buf_put(b, s, strlen(s)); }
+
+void dxa_buf_putc(dxa_buf *b, char c) { dxa_buf_put(b, &c, 1); }
+
+void dxa_buf_printf(dxa_buf *b, const char *fmt, ...) {
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        dxa_buf_put(b, tmp, (size_t)n);
+        return;
+    }
+    if (buf_reserve(b, (size_t)n) != 0) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *dxa_buf_take(dxa_buf *b, dxa_arena *a, size_t *len) {
+    if (b->oom) return NULL;
+    char *s = dxa_strndup(a, b->p ? b->p : "", b->len);
+    if (s && len) *len = b->len;
+    b->len = 0;
+    if (b->p) b->p[0] = '\0';
+    return s;
+}
+
+/* ---------------------------------------------------------------- values */
+dxa_val *dxa_val_new(dxa_arena *a, dxa_vkind kind) {
+    dxa_val *v = dxa_alloc(a, sizeof *v);
+    if (v) v->kind = kind;
+    return v;
+}
+
+dxa_val *dxa_val_str(dxa_arena *a, const char *s, size_t n) {
+    dxa_val *v = dxa_val_new(a, DXA_STR);
+    if (v == NULL) return NULL;
+    char *c = dxa_strndup(a, s, n);
+    if (c == NULL) return NULL;
+    v->s = c;
+    v->slen = n;
+    return v;
+}
+
+dxa_val *dxa_dict_get(const dxa_val *d, const char *key, size_t klen) {
+    if (d == NULL || d->kind != DXA_DICT) return NULL;
+    for (size_t i = 0; i < d->n; i++) {
+        const dxa_val *k = d->keys[i];
+        if (k->kind == DXA_STR && k->slen == klen && memcmp(k->s, key, klen) == 0) return d->items[i];
+    }
+    return NULL;
+}
+
+int dxa_dict_has(const dxa_val *d, const char *key, size_t klen) {
+    if (d == NULL || d->kind != DXA_DICT) return 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const dxa_val *k = d->keys[i];
+        if (k->kind == DXA_STR && k->slen == klen && memcmp(k->s, key, klen) == 0) return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- float repr */
+void dxa_float_repr(double d, dxa_buf *out) {
+    if (isnan(d)) {
+        dxa_buf_puts(out, "nan");
+        return;
+    }
+    if (isinf(d)) {
+        dxa_buf_puts(out, d < 0 ? "-inf" : "inf");
+        return;
+    }
+    char tmp[64];
+    int p;
+    for (p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
+        if (strtod(tmp, NULL) == d) break;
+    }
+    if (p > 17) snprintf(tmp, sizeof tmp, "%.16e", d);
+    /* tmp: [-]D[.DDD]e[+-]XX */
+    const char *q = tmp;
+    int neg = 0;
+    if (*q == '-') {
+        neg = 1;
+        q++;
+    }
+    char digits[32];
+    int nd = 0;
+    while (*q && *q != 'e') {
+        if (*q >= '0' && *q <= '9' && nd < 31) digits[nd++] = *q;
+        q++;
+    }
+    digits[nd] = '\0';
+    int exp10 = (*q == 'e') ? atoi(q + 1) : 0;
+    while (nd > 1 && digits[nd - 1] == '0') digits[--nd] = '\0';
+    int decpt = exp10 + 1;
+    if (neg) dxa_buf_putc(out, '-');
+    if (decpt <= -4 || decpt > 16) {
+        dxa_buf_putc(out, digits[0]);
+        if (nd > 1) {
+            dxa_buf_putc(out, '.');
+            dxa_buf_put(out, digits + 1, (size_t)nd - 1);
+        }
+        dxa_buf_printf(out, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    } else if (decpt <= 0) {
+        dxa_buf_puts(out, "0.");
+        for (int i = 0; i < -decpt; i++) dxa_buf_putc(out, '0');
+        dxa_buf_put(out, digits, (size_t)nd);
+    } else if (decpt < nd) {
+        dxa_buf_put(out, digits, (size_t)decpt);
+        dxa_buf_putc(out, '.');
+        dxa_buf_put(out, digits + decpt, (size_t)(nd - decpt));
+    } else {
+        dxa_buf_put(out, digits, (size_t)nd);
+        for (int i = nd; i < decpt; i++) dxa_buf_putc(out, '0');
+        dxa_buf_puts(out, ".0");
+    }
+}
+
+/* ---------------------------------------------------------------- json.dumps */
+void dxa_json_string(const char *s, size_t n, dxa_buf *out) {
+    dxa_buf_putc(out, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char ubuf[8];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        default:
+            if (c < 0x20) {
+                snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
+                esc = ubuf;
+            }
+        }
+        if (esc) {
+            dxa_buf_put(out, s + run, i - run);
+            dxa_buf_puts(out, esc);
+            run = i + 1;
+        }
+    }
+    dxa_buf_put(out, s + run, n - run);
+    dxa_buf_putc(out, '"');
+}
+
+static void json_float(double d, dxa_buf *out) {
+    if (isnan(d))
+        dxa_buf_puts(out, "NaN");
+    else if (isinf(d))
+        dxa_buf_puts(out, d < 0 ? "-Infinity" : "Infinity");
+    else
+        dxa_float_repr(d, out);
+}
+
+static void json_key(const dxa_val *k, dxa_buf *out) {
+    switch (k->kind) {
+    case DXA_STR: dxa_json_string(k->s, k->slen, out); break;
+    case DXA_INT: dxa_buf_printf(out, "\"%lld\"", k->i); break;
+    case DXA_FLOAT:
+        dxa_buf_putc(out, '"');
+        json_float(k->f, out);
+        dxa_buf_putc(out, '"');
+        break;
+    case DXA_BOOL: dxa_buf_puts(out, k->b ? "\"true\"" : "\"false\""); break;
+    case DXA_NONE: dxa_buf_puts(out, "\"null\""); break;
+    default: {
+        /* not a valid JSON key in Python; render its text form */
+        dxa_buf tmp;
+        dxa_buf_init(&tmp);
+        dxa_py_str(k, &tmp);
+        dxa_json_string(tmp.p ? tmp.p : "", tmp.len, out);
+        if (tmp.oom) out->oom = 1;
+        dxa_buf_free(&tmp);
+    }
+    }
+}
+
+static void newline_indent(dxa_buf *out, int indent, int level) {
+    dxa_buf_putc(out, '\n');
+    for (int i = 0; i < indent * level; i++) dxa_buf_putc(out, ' ');
+}
+
+static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
+    if (level > 4096) return;
+    switch (v->kind) {
+    case DXA_NONE: dxa_buf_puts(out, "null"); break;
+    case DXA_BOOL: dxa_buf_puts(out, v->b ? "true" : "false"); break;
+    case DXA_INT: dxa_buf_printf(out, "%lld", v->i); break;
+    case DXA_FLOAT: json_float(v->f, out); break;
+    case DXA_STR: dxa_json_string(v->s, v->slen, out); break;
+    case DXA_LIST:
+    case DXA_TUPLE:
+    case DXA_SET:
+        if (v->n == 0) {
+            dxa_buf_puts(out, "[]");
+            break;
+        }
+        dxa_buf_putc(out, '[');
+        for (size_t i = 0; i < v->n; i++) {
+            if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
+            if (indent >= 0) newline_indent(out, indent, level + 1);
+            dumps_rec(v->items[i], indent, level + 1, out);
+        }
+        if (indent >= 0) newline_indent(out, indent, level);
+        dxa_buf_putc(out, ']');
+        break;
+    case DXA_DICT:
+        if (v->n == 0) {
+            dxa_buf_puts(out, "{}");
+            break;
+        }
+        dxa_buf_putc(out, '{');
+        for (size_t i = 0; i < v->n; i++) {
+            if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
+            if (indent >= 0) newline_indent(out, indent, level + 1);
+            json_key(v->keys[i], out);
+            dxa_buf_puts(out, ": ");
+            dumps_rec(v->items[i], indent, level + 1, out);
+        }
+        if (indent >= 0) newline_indent(out, indent, level);
+        dxa_buf_putc(out, '}');
+        break;
+    case DXA_HISTORY: {
+        /* pydantic dump of dspy.History: {"messages": [...]} */
+        dxa_val list = *v;
+        list.kind = DXA_LIST;
+        dxa_buf_putc(out, '{');
+        if (indent >= 0) newline_indent(out, indent, level + 1);
+        dxa_buf_puts(out, "\"messages\": ");
+        dumps_rec(&list, indent, level + 1, out);
+        if (indent >= 0) newline_indent(out, indent, level);
+        dxa_buf_putc(out, '}');
+        break;
+    }
+    }
+}
+
+void dxa_json_dumps(const dxa_val *v, int indent, dxa_buf *out) { dumps_rec(v, indent, 0, out); }
+
+void dxa_py_str(const dxa_val *v, dxa_buf *out) {
+    switch (v->kind) {
+    case DXA_NONE: dxa_buf_puts(out, "None"); break;
+    case DXA_BOOL: dxa_buf_puts(out, v->b ? "True" : "False"); break;
+    case DXA_INT: dxa_buf_printf(out, "%lld", v->i); break;
+    case DXA_FLOAT: dxa_float_repr(v->f, out); break;
+    case DXA_STR: dxa_buf_put(out, v->s, v->slen); break;
+    default: dxa_json_dumps(v, -1, out); break;
+    }
+}
+
+/* ---------------------------------------------------------------- str.splitlines */
+/* Length of a line break starting at s[i] (0 when none). */
+static size_t linebreak_at(const char *s, size_t n, size_t i) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r') return (i + 1 < n && s[i + 1] == '\n') ? 2 : 1;
+    if (c == '\n' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d || c == 0x1e) return 1;
+    if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] == 0x85) return 2;
+    if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+        ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+        return 3;
+    return 0;
+}
+
+size_t dxa_splitlines(dxa_arena *a, const char *s, size_t n, const char ***lines, size_t **lens) {
+    size_t count = 0;
+    for (size_t i = 0; i < n;) {
+        size_t lb = linebreak_at(s, n, i);
+        if (lb) {
+            count++;
+            i += lb;
+        } else {
+            i++;
+        }
+    }
+    size_t cap = count + 1;
+    const char **ls = dxa_alloc(a, cap * sizeof *ls);
+    size_t *ln = dxa_alloc(a, cap * sizeof *ln);
+    if (ls == NULL || ln == NULL) {
+        *lines = NULL;
+        *lens = NULL;
+        return (size_t)-1;
+    }
+    size_t k = 0, start = 0;
+    for (size_t i = 0; i < n;) {
+        size_t lb = linebreak_at(s, n, i);
+        if (lb) {
+            ls[k] = s + start;
+            ln[k] = i - start;
+            k++;
+            i += lb;
+            start = i;
+        } else {
+            i++;
+        }
+    }
+    if (start < n) {
+        ls[k] = s + start;
+        ln[k] = n - start;
+        k++;
+    }
+    *lines = ls;
+    *lens = ln;
+    return k;
+}
+
+/* ---------------------------------------------------------------- str.strip */
+static size_t space_at(const unsigned char *s, size_t n, size_t i) {
+    unsigned char c = s[i];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
+    if (c == 0xc2 && i + 1 < n && (s[i + 1] == 0x85 || s[i + 1] == 0xa0)) return 2;
+    if (c == 0xe1 && i + 2 < n && s[i + 1] == 0x9a && s[i + 2] == 0x80) return 3;
+    if (c == 0xe2 && i + 2 < n) {
+        unsigned char c1 = s[i + 1], c2 = s[i + 2];
+        if (c1 == 0x80 && ((c2 >= 0x80 && c2 <= 0x8a) || c2 == 0xa8 || c2 == 0xa9 || c2 == 0xaf))
+            return 3;
+        if (c1 == 0x81 && c2 == 0x9f) return 3;
+    }
+    if (c == 0xe3 && i + 2 < n && s[i + 1] == 0x80 && s[i + 2] == 0x80) return 3;
+    return 0;
+}
+
+void dxa_pystrip(const char **sp, size_t *np) {
+    const unsigned char *s = (const unsigned char *)*sp;
+    size_t n = *np, i = 0;
+    while (i < n) {
+        size_t k = space_at(s, n, i);
+        if (!k) break;
+        i += k;
+    }
+    size_t end = n;
+    while (end > i) {
+        /* find the start of the last code point */
+        size_t j = end - 1;
+        while (j > i && (s[j] & 0xc0) == 0x80) j--;
+        size_t k = space_at(s, end, j);
+        if (k && j + k == end)
+            end = j;
+        else
+            break;
+    }
+    *sp = (const char *)s + i;
+    *np = end - i;
+}
+
+/* ---------------------------------------------------------------- textwrap.dedent */
+char *dxa_dedent(dxa_arena *a, const char *s, size_t n, size_t *outlen) {
+    /* pass 1: margin = longest common prefix of the [ \t]* indents of non-blank lines */
+    const char *margin = NULL;
+    size_t mlen = 0;
+    size_t i = 0;
+    while (i <= n) {
+        size_t e = i;
+        while (e < n && s[e] != '\n') e++;
+        size_t k = i;
+        while (k < e && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k < e) { /* has a non-blank char */
+            if (margin == NULL) {
+                margin = s + i;
+                mlen = k - i;
+            } else {
+                size_t m = 0;
+                while (m < mlen && m < k - i && margin[m] == s[i + m]) m++;
+                mlen = m;
+            }
+        }
+        if (e >= n) break;
+        i = e + 1;
+    }
+    char *out = dxa_alloc(a, n + 1);
+    if (out == NULL) return NULL;
+    size_t o = 0;
+    i = 0;
+    while (i <= n) {
+        size_t e = i;
+        while (e < n && s[e] != '\n') e++;
+        size_t k = i;
+        while (k < e && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k == e) {
+            /* whitespace-only (or empty) line becomes empty */
+        } else {
+            size_t skip = (margin && mlen <= e - i && memcmp(s + i, margin, mlen) == 0) ? mlen : 0;
+            memcpy(out + o, s + i + skip, e - i - skip);
+            o += e - i - skip;
+        }
+        if (e >= n) break;
+        out[o++] = '\n';
+        i = e + 1;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}

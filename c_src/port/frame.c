@@ -1,0 +1,370 @@
+/* Framing ({packet, 4}), ei decoding of commands and encoding of replies, and the
+ * queued stdout writer. Nothing here blocks: output goes through uv_write. */
+#include "port.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dp_buf_add(dp_buf *b, const void *s, size_t n, size_t limit) {
+    if (n == 0) return 0;
+    if (n > limit || b->len > limit - n) return -1;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) return -2;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+void dp_buf_free(dp_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void dp_spec_free(dp_spec *s) {
+    free(s->method);
+    free(s->url);
+    free(s->body);
+    curl_slist_free_all(s->headers);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ------------------------------------------------------------------ reader */
+
+char *dp_reader_space(dp_reader *r, size_t want, size_t *avail) {
+    dp_buf *b = &r->in;
+    if (b->cap - b->len < want) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap - b->len < want) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) return NULL;
+        b->p = np;
+        b->cap = cap;
+    }
+    *avail = b->cap - b->len;
+    return b->p + b->len;
+}
+
+int dp_reader_commit(dp_reader *r, size_t n, dp_frame_fn fn, void *ud) {
+    dp_buf *b = &r->in;
+    b->len += n;
+    size_t off = 0;
+    int rc = 0;
+    while (b->len - off >= 4) {
+        const unsigned char *h = (const unsigned char *)b->p + off;
+        uint32_t flen = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) | ((uint32_t)h[2] << 8) | h[3];
+        if (flen > DP_MAX_FRAME) {
+            rc = -1;
+            break;
+        }
+        if (b->len - off - 4 < flen) {
+            /* make room for the whole frame up front: one realloc, no quadratic growth */
+            size_t have = b->len - off;
+            if (off > 0) memmove(b->p, b->p + off, have);
+            b->len = have;
+            off = 0;
+            size_t avail;
+            if (dp_reader_space(r, (size_t)flen + 4 - have, &avail) == NULL) rc = -2;
+            return rc;
+        }
+        rc = fn(ud, b->p + off + 4, flen);
+        off += 4 + (size_t)flen;
+        if (rc != 0) break;
+    }
+    if (off > 0) {
+        memmove(b->p, b->p + off, b->len - off);
+        b->len -= off;
+    }
+    /* give back memory after a huge frame */
+    if (b->len == 0 && b->cap > (1u << 20)) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+static int dec_binary(const char *buf, int *idx, char **out, size_t *out_len) {
+    int type, size;
+    if (ei_get_type(buf, idx, &type, &size) != 0 || type != ERL_BINARY_EXT || size < 0) return -1;
+    char *p = malloc((size_t)size + 1);
+    if (p == NULL) return -2;
+    long got = 0;
+    if (ei_decode_binary(buf, idx, p, &got) != 0) {
+        free(p);
+        return -1;
+    }
+    p[got] = 0;
+    *out = p;
+    if (out_len) *out_len = (size_t)got;
+    return 0;
+}
+
+static int dec_int(const char *buf, int *idx, long long *out, long long lo, long long hi) {
+    long long v;
+    if (ei_decode_longlong(buf, idx, &v) != 0) return -1;
+    if (v < lo) v = lo;
+    if (v > hi) v = hi;
+    *out = v;
+    return 0;
+}
+
+static int dec_headers(const char *buf, int *idx, struct curl_slist **out, char *err, size_t errlen) {
+    int n;
+    if (ei_decode_list_header(buf, idx, &n) != 0) {
+        snprintf(err, errlen, "headers must be a list of {name, value} binaries");
+        return -1;
+    }
+    if (n > DP_MAX_HEADERS) {
+        snprintf(err, errlen, "too many headers (%d > %d)", n, DP_MAX_HEADERS);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int arity;
+        char *name = NULL, *value = NULL;
+        size_t nl = 0, vl = 0;
+        if (ei_decode_tuple_header(buf, idx, &arity) != 0 || arity != 2 || dec_binary(buf, idx, &name, &nl) != 0 ||
+            dec_binary(buf, idx, &value, &vl) != 0) {
+            free(name);
+            snprintf(err, errlen, "headers must be a list of {name, value} binaries");
+            return -1;
+        }
+        if (nl == 0 || memchr(name, '\r', nl) || memchr(name, '\n', nl) || memchr(name, ':', nl) ||
+            memchr(value, '\r', vl) || memchr(value, '\n', vl) || strlen(name) != nl || strlen(value) != vl) {
+            free(name);
+            free(value);
+            snprintf(err, errlen, "header %d has an invalid name or value (CR, LF, NUL or ':' in name)", i);
+            return -1;
+        }
+        char *line = malloc(nl + vl + 3);
+        if (line == NULL) {
+            free(name);
+            free(value);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        /* "name;" is curl's way to send a header with an empty value */
+        if (vl == 0)
+            snprintf(line, nl + vl + 3, "%s;", name);
+        else
+            snprintf(line, nl + vl + 3, "%s: %s", name, value);
+        free(name);
+        free(value);
+        struct curl_slist *nl2 = curl_slist_append(*out, line);
+        free(line);
+        if (nl2 == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        *out = nl2;
+    }
+    if (n > 0 && (ei_decode_list_header(buf, idx, &n) != 0 || n != 0)) {
+        snprintf(err, errlen, "headers must be a proper list");
+        return -1;
+    }
+    return 0;
+}
+
+static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t errlen) {
+    int n;
+    if (ei_decode_map_header(buf, idx, &n) != 0) {
+        snprintf(err, errlen, "request must be a map");
+        return -1;
+    }
+    s->connect_timeout_ms = 10000;
+    s->first_byte_timeout_ms = 60000;
+    s->idle_timeout_ms = 60000;
+    s->total_timeout_ms = 600000;
+    s->max_retries = 3;
+    s->retry_base_ms = 500;
+    s->retry_max_ms = 30000;
+    const long long day = 86400000LL;
+    for (int i = 0; i < n; i++) {
+        char key[MAXATOMLEN_UTF8];
+        if (ei_decode_atom(buf, idx, key) != 0) {
+            snprintf(err, errlen, "request map keys must be atoms");
+            return -1;
+        }
+        int rc = 0;
+        if (strcmp(key, "url") == 0) {
+            free(s->url);
+            s->url = NULL;
+            rc = dec_binary(buf, idx, &s->url, NULL);
+        } else if (strcmp(key, "method") == 0) {
+            free(s->method);
+            s->method = NULL;
+            rc = dec_binary(buf, idx, &s->method, NULL);
+        } else if (strcmp(key, "body") == 0) {
+            free(s->body);
+            s->body = NULL;
+            rc = dec_binary(buf, idx, &s->body, &s->body_len);
+        } else if (strcmp(key, "headers") == 0) {
+            if (dec_headers(buf, idx, &s->headers, err, errlen) != 0) return -1;
+        } else if (strcmp(key, "stream") == 0) {
+            int b;
+            rc = ei_decode_boolean(buf, idx, &b);
+            s->stream = b != 0;
+        } else if (strcmp(key, "connect_timeout_ms") == 0) {
+            rc = dec_int(buf, idx, &s->connect_timeout_ms, 1, day);
+        } else if (strcmp(key, "first_byte_timeout_ms") == 0) {
+            rc = dec_int(buf, idx, &s->first_byte_timeout_ms, 1, day);
+        } else if (strcmp(key, "idle_timeout_ms") == 0) {
+            rc = dec_int(buf, idx, &s->idle_timeout_ms, 1, day);
+        } else if (strcmp(key, "total_timeout_ms") == 0) {
+            rc = dec_int(buf, idx, &s->total_timeout_ms, 1, day);
+        } else if (strcmp(key, "max_retries") == 0) {
+            rc = dec_int(buf, idx, &s->max_retries, 0, 100);
+        } else if (strcmp(key, "retry_base_ms") == 0) {
+            rc = dec_int(buf, idx, &s->retry_base_ms, 0, day);
+        } else if (strcmp(key, "retry_max_ms") == 0) {
+            rc = dec_int(buf, idx, &s->retry_max_ms, 0, day);
+        } else {
+            rc = ei_skip_term(buf, idx); /* unknown keys are ignored */
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "bad value for request key %s", key);
+            return -1;
+        }
+    }
+    if (s->url == NULL || s->url[0] == 0) {
+        snprintf(err, errlen, "request has no url");
+        return -1;
+    }
+    if (s->method == NULL) {
+        s->method = strdup("POST");
+        if (s->method == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, dp_spec *spec, char *err, size_t errlen) {
+    int idx = 0, ver, arity;
+    char tag[MAXATOMLEN_UTF8];
+    *id = -1;
+    (void)len;
+    if (ei_decode_version(buf, &idx, &ver) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 || arity < 2 ||
+        ei_decode_atom(buf, &idx, tag) != 0) {
+        snprintf(err, errlen, "frame is not a {tag, id, ...} tuple");
+        return DP_CMD_BAD;
+    }
+    if (ei_decode_longlong(buf, &idx, id) != 0 || *id < 0) {
+        *id = -1;
+        snprintf(err, errlen, "request id must be a non-negative integer");
+        return DP_CMD_BAD;
+    }
+    if (strcmp(tag, "ping") == 0 && arity == 2) return DP_CMD_PING;
+    if (strcmp(tag, "cancel") == 0 && arity == 2) return DP_CMD_CANCEL;
+    if (strcmp(tag, "http") == 0 && arity == 3) {
+        memset(spec, 0, sizeof(*spec));
+        if (dec_req_map(buf, &idx, spec, err, errlen) != 0) {
+            dp_spec_free(spec);
+            return DP_CMD_BAD;
+        }
+        return DP_CMD_HTTP;
+    }
+    snprintf(err, errlen, "unknown command %s/%d", tag, arity);
+    return DP_CMD_BAD;
+}
+
+/* ------------------------------------------------------------------ output */
+
+typedef struct {
+    uv_write_t w;
+    unsigned char hdr[4];
+    ei_x_buff x;
+    dp_ctx *ctx;
+} dp_wreq;
+
+static void on_written(uv_write_t *w, int status) {
+    dp_wreq *wr = (dp_wreq *)w;
+    dp_ctx *ctx = wr->ctx;
+    ctx->writes_pending--;
+    ei_x_free(&wr->x);
+    free(wr);
+    if (status < 0 && !ctx->shutting_down) {
+        /* the BEAM is gone (EPIPE): same as stdin EOF */
+        fprintf(stderr, "dspex_port: stdout write failed: %s\n", uv_strerror(status));
+        ctx->shutting_down = true;
+        dp_http_abort_all(ctx);
+        uv_stop(ctx->loop);
+    }
+}
+
+int dp_send(dp_ctx *ctx, ei_x_buff *x) {
+    if (ctx->shutting_down) {
+        ei_x_free(x);
+        return -1;
+    }
+    dp_wreq *wr = malloc(sizeof(*wr));
+    if (wr == NULL) {
+        fprintf(stderr, "dspex_port: out of memory queueing a reply\n");
+        ei_x_free(x);
+        return -1;
+    }
+    uint32_t n = (uint32_t)x->index;
+    wr->hdr[0] = (unsigned char)(n >> 24);
+    wr->hdr[1] = (unsigned char)(n >> 16);
+    wr->hdr[2] = (unsigned char)(n >> 8);
+    wr->hdr[3] = (unsigned char)n;
+    wr->x = *x;
+    wr->ctx = ctx;
+    memset(x, 0, sizeof(*x));
+    uv_buf_t bufs[2] = {uv_buf_init((char *)wr->hdr, 4), uv_buf_init(wr->x.buff, n)};
+    int rc = uv_write(&wr->w, (uv_stream_t *)&ctx->out, bufs, 2, on_written);
+    if (rc != 0) {
+        fprintf(stderr, "dspex_port: uv_write: %s\n", uv_strerror(rc));
+        ei_x_free(&wr->x);
+        free(wr);
+        return -1;
+    }
+    ctx->writes_pending++;
+    return 0;
+}
+
+void dp_send_pong(dp_ctx *ctx, long long id) {
+    ei_x_buff x;
+    if (ei_x_new_with_version(&x) != 0) return;
+    ei_x_encode_tuple_header(&x, 2);
+    ei_x_encode_atom(&x, "pong");
+    ei_x_encode_longlong(&x, id);
+    dp_send(ctx, &x);
+}
+
+void dp_encode_info(ei_x_buff *x, const dp_req *r) {
+    ei_x_encode_map_header(x, 4);
+    ei_x_encode_atom(x, "attempts");
+    ei_x_encode_long(x, r ? r->attempts : 0);
+    ei_x_encode_atom(x, "elapsed_us");
+    ei_x_encode_ulonglong(x, r ? (uv_hrtime() / 1000 - r->start_us) : 0);
+    ei_x_encode_atom(x, "retry_after_ms");
+    if (r && r->retry_after_ms >= 0)
+        ei_x_encode_longlong(x, r->retry_after_ms);
+    else
+        ei_x_encode_atom(x, "nil");
+    ei_x_encode_atom(x, "timeout");
+    ei_x_encode_atom(x, r && r->timeout_kind ? r->timeout_kind : "nil");
+}
+
+void dp_send_error(dp_ctx *ctx, long long id, const char *type, const char *msg, const dp_req *r) {
+    ei_x_buff x;
+    if (ei_x_new_with_version(&x) != 0) return;
+    ei_x_encode_tuple_header(&x, 5);
+    ei_x_encode_atom(&x, "error");
+    ei_x_encode_longlong(&x, id);
+    ei_x_encode_atom(&x, type);
+    ei_x_encode_binary(&x, msg, (long)strlen(msg));
+    dp_encode_info(&x, r);
+    dp_send(ctx, &x);
+}

@@ -1,0 +1,97 @@
+# DSPex demo: `make demo` (= mix run examples/demo.exs).
+#
+# Runs offline with DSPex.LM.Scripted, a deterministic LM like DSPy's DummyLM: each
+# scripted reply is a map of output fields that the LM renders in the requesting
+# predictor's adapter format. Swap in `DSPex.LM.new("openai/gpt-4o-mini")` for a real
+# model; nothing else changes.
+
+defmodule Demo.RAG do
+  @moduledoc "A two-step program: rewrite the question into a search query, then answer with chain of thought."
+  use DSPex.Module
+
+  predictor :rewrite, "question -> query"
+  predictor :answer, DSPex.ChainOfThought, "context: list[str], question -> answer"
+
+  @corpus [
+    "Paris is the capital and largest city of France.",
+    "Brussels is the capital of Belgium.",
+    "The Eiffel Tower was completed in 1889."
+  ]
+
+  @impl DSPex.Module
+  def forward(program, %{question: question}) do
+    with {:ok, q} <- DSPex.call(program.rewrite, question: question) do
+      context =
+        Enum.filter(@corpus, &String.contains?(String.downcase(&1), String.downcase(q.query)))
+
+      DSPex.call(program.answer, context: context, question: question)
+    end
+  end
+end
+
+section = fn title -> IO.puts(["\n", IO.ANSI.format([:bright, "== #{title} =="])]) end
+
+lm =
+  DSPex.LM.Scripted.new(
+    [
+      # 1. Predict
+      %{answer: "Paris"},
+      # 2. ChainOfThought
+      %{reasoning: "Two plus two is four; doubling gives eight.", answer: "8"},
+      # 3. the composed program: rewrite, then answer
+      %{query: "capital of Belgium"},
+      %{reasoning: "The context says Brussels is the capital of Belgium.", answer: "Brussels"},
+      # 4. a reply that cannot be parsed, then the corrected one after DSPex re-asks
+      "The answer is probably Lisbon.",
+      %{answer: "Lisbon"}
+    ],
+    model: "scripted/demo"
+  )
+
+DSPex.configure(lm: lm)
+
+section.("Predict")
+qa = DSPex.Predict.new("question -> answer")
+{:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
+IO.puts("answer: #{pred.answer}")
+
+section.("ChainOfThought")
+cot = DSPex.ChainOfThought.new("question -> answer: int")
+{:ok, pred} = DSPex.call(cot, question: "What is (2 + 2) * 2?")
+IO.puts("reasoning: #{pred.reasoning}")
+IO.puts("answer: #{inspect(pred.answer)}")
+
+section.("A composed program (use DSPex.Module)")
+rag = Demo.RAG.new()
+
+IO.puts(
+  "predictors: #{rag |> DSPex.Module.named_predictors() |> Enum.map_join(", ", &elem(&1, 0))}"
+)
+
+{{:ok, pred}, trace} =
+  DSPex.Trace.with_trace(fn -> DSPex.call(rag, question: "What is the capital of Belgium?") end)
+
+IO.puts("answer: #{pred.answer}")
+IO.puts("trace:")
+
+for {name, inputs, outputs} <- trace,
+    do: IO.puts("  #{name}: #{inspect(inputs)} -> #{inspect(outputs)}")
+
+section.("Parse failure: DSPex re-asks with the error instead of failing")
+{:ok, pred} = DSPex.call(qa, question: "What is the capital of Portugal?")
+IO.puts("answer after one retry: #{pred.answer}")
+
+section.("Save (DSPy-compatible JSON)")
+path = Path.join(System.tmp_dir!(), "dspex_demo_rag.json")
+:ok = DSPex.Program.save(rag, path)
+
+IO.puts(
+  "wrote #{path} (#{File.stat!(path).size} bytes); keys: " <>
+    (path |> File.read!() |> DSPex.JSON.decode!() |> Map.keys() |> Enum.sort() |> Enum.join(", "))
+)
+
+section.("The last prompt, as DSPy's inspect_history prints it")
+DSPex.inspect_history(1)
+
+section.("Usage (per model)")
+IO.inspect(DSPex.LM.History.usage_totals())

@@ -1,0 +1,83 @@
+defmodule DSPex.Adapter.JSON do
+  @moduledoc """
+  DSPy 3.3.1's `JSONAdapter`, byte for byte: inputs use `[[ ## name ## ]]` markers, the
+  LM answers with one JSON object (indent 2 in demos), and parsing repairs the object
+  (the first balanced `{...}` when the whole text is not one) and keeps the output keys.
+
+  Structured-output `response_format` negotiation is the LM layer's business; this
+  module renders and parses text only.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("question -> answer, confidence: float")
+      iex> [_, user] = DSPex.Adapter.JSON.format(sig, [], %{question: "Why?"}, [])
+      iex> user.content =~ "Respond with a JSON object in the following order of fields: `answer`, then `confidence` (must be formatted as a valid Python float)."
+      true
+      iex> DSPex.Adapter.JSON.parse(sig, ~s|Sure: {"answer": "because", "confidence": "0.5"}|)
+      {:ok, %{answer: "because", confidence: 0.5}}
+  """
+
+  @behaviour DSPex.Adapter
+
+  alias DSPex.Adapter.Native
+
+  @doc """
+  Renders the messages for one call (see `DSPex.Adapter.Chat.format/4`); the output
+  structure is a JSON object and demos' assistant turns are JSON.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("q -> a")
+      iex> [%{role: "system"}, %{role: "user"}] = DSPex.Adapter.JSON.format(sig, [], %{q: "x"})
+      iex> :ok
+      :ok
+  """
+  @impl true
+  @spec format(term, [map], map, keyword) :: [DSPex.Adapter.message()]
+  def format(signature, demos, inputs, opts \\ []) when is_list(opts),
+    do: Native.format(__MODULE__, :json, signature, demos, inputs)
+
+  @doc """
+  Parses a JSON (or JSON-ish) completion into `{:ok, %{field => value}}` or
+  `{:error, %DSPex.Error{type: :adapter_parse}}`.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("q -> a, n: int")
+      iex> DSPex.Adapter.JSON.parse(sig, ~s|{"a": "x", "n": 3, "extra": 1}|)
+      {:ok, %{a: "x", n: 3}}
+  """
+  @impl true
+  @spec parse(term, binary) :: {:ok, %{atom => term}} | {:error, DSPex.Error.t()}
+  def parse(signature, completion), do: Native.parse(__MODULE__, :json, signature, completion)
+
+  @doc """
+  Like `parse/2` but raises the `DSPex.Error`.
+
+  ## Examples
+
+      iex> DSPex.Adapter.JSON.parse!(DSPex.Signature.parse!("q -> a"), ~s|{"a": "x"}|)
+      %{a: "x"}
+  """
+  @spec parse!(term, binary) :: %{atom => term}
+  def parse!(signature, completion) do
+    case parse(signature, completion) do
+      {:ok, fields} -> fields
+      {:error, err} -> raise err
+    end
+  end
+
+  @doc """
+  Renders output values as the assistant's JSON object (`json.dumps(indent=2)`); a
+  missing field is `null` unless `missing` gives a text.
+
+  ## Examples
+
+      iex> DSPex.Adapter.JSON.format_assistant_message(DSPex.Signature.parse!("q -> a"), %{a: "x"})
+      ~s|{\\n  "a": "x"\\n}|
+  """
+  @impl true
+  @spec format_assistant_message(term, map, binary | nil) :: binary
+  def format_assistant_message(signature, outputs, missing \\ nil),
+    do: Native.format_assistant(:json, signature, outputs, missing)
+end

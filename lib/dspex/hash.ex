@@ -1,0 +1,41 @@
+defmodule DSPex.Hash do
+  @moduledoc """
+  SHA-256 in C (`c_src/core/sha256.c`) through a NIF, for cache keys.
+
+  Inputs over 64 KiB are hashed on a dirty CPU scheduler. Results equal
+  `:crypto.hash(:sha256, data)`.
+
+  ## Examples
+
+      iex> DSPex.Hash.sha256_hex("abc")
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+  """
+
+  @doc """
+  The 32-byte SHA-256 digest of `data` (a binary or iodata).
+
+  ## Examples
+
+      iex> byte_size(DSPex.Hash.sha256(["a", ?b, "c"]))
+      32
+  """
+  @spec sha256(iodata) :: <<_::256>>
+  def sha256(data) when is_binary(data), do: DSPex.NIF.sha256(data)
+  def sha256(data) when is_list(data), do: sha256(IO.iodata_to_binary(data))
+
+  def sha256(other) do
+    raise ArgumentError,
+          "DSPex.Hash.sha256/1 expects a binary or iodata, got: #{inspect(other, limit: 5)}"
+  end
+
+  @doc """
+  The SHA-256 digest of `data` as 64 lowercase hex characters.
+
+  ## Examples
+
+      iex> DSPex.Hash.sha256_hex("")
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+  """
+  @spec sha256_hex(iodata) :: binary
+  def sha256_hex(data), do: data |> sha256() |> Base.encode16(case: :lower)
+end

@@ -1,0 +1,410 @@
+defmodule DSPex.LM.History do
+  @moduledoc """
+  Bounded call history of every LM request made by predictors, plus per-model usage
+  totals — DSPy's `GLOBAL_HISTORY` and `dspy.inspect_history`.
+
+  Entries live in a public ordered ETS table owned by this process (started under
+  `DSPex.Application`, or on demand). Writers insert directly (no message round trip);
+  the table is trimmed to `DSPex.Settings.get(:max_history_size)` (default 10 000)
+  oldest-first, so memory stays bounded (DSPy issue #7262). Set
+  `disable_history: true` to stop recording.
+
+  An entry is a map:
+
+    * `:timestamp` — ISO 8601 local-less time (`"2026-11-22T03:20:11.123456"`)
+    * `:uuid`, `:model`, `:predictor` (predictor name), `:attempt` (1-based)
+    * `:messages` — the request messages
+    * `:outputs` — list of completion texts (one per choice)
+    * `:params` — request params, `:usage` — usage map, `:cache_hit`
+
+  ## Examples
+
+      iex> DSPex.LM.History.clear()
+      :ok
+      iex> DSPex.LM.History.record(%{model: "m", messages: [%{role: "user", content: "hi"}], outputs: ["yo"], usage: %{}})
+      :ok
+      iex> [entry] = DSPex.LM.History.last(1)
+      iex> entry.outputs
+      ["yo"]
+  """
+
+  use GenServer
+
+  @table :dspex_lm_history
+  @usage_table :dspex_lm_usage_totals
+  @usage_key :"$dspex_usage_scopes"
+
+  @doc false
+  def start_link(_opts \\ []), do: GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
+
+  @doc false
+  def child_spec(opts), do: %{id: __MODULE__, start: {__MODULE__, :start_link, [opts]}}
+
+  @impl true
+  def init(:ok) do
+    create_tables()
+    {:ok, nil}
+  end
+
+  defp create_tables do
+    if :ets.whereis(@table) == :undefined do
+      :ets.new(@table, [:ordered_set, :public, :named_table, write_concurrency: true])
+    end
+
+    if :ets.whereis(@usage_table) == :undefined do
+      :ets.new(@usage_table, [:set, :public, :named_table, write_concurrency: true])
+    end
+  end
+
+  @doc false
+  def ensure_started do
+    if :ets.whereis(@table) == :undefined do
+      case Process.whereis(__MODULE__) do
+        nil ->
+          case GenServer.start(__MODULE__, :ok, name: __MODULE__) do
+            {:ok, _} -> :ok
+            {:error, {:already_started, _}} -> :ok
+          end
+
+        _ ->
+          :ok
+      end
+    end
+
+    :ok
+  end
+
+  @doc """
+  Records one entry (fills `:timestamp` and `:uuid` when missing), adds its usage to
+  the per-model totals and to every active `DSPex.track_usage/1` scope of the calling
+  process. A no-op for the history (not the usage) when `disable_history` is set.
+
+  ## Examples
+
+      iex> DSPex.LM.History.record(%{model: "m", messages: [], outputs: [""], usage: %{}})
+      :ok
+  """
+  @spec record(map) :: :ok
+  def record(entry) when is_map(entry) do
+    ensure_started()
+
+    entry =
+      entry
+      |> Map.put_new_lazy(:timestamp, &timestamp/0)
+      |> Map.put_new_lazy(:uuid, &uuid/0)
+
+    add_usage(Map.get(entry, :model) || "unknown", Map.get(entry, :usage) || %{})
+
+    if DSPex.Settings.get(:disable_history, false) != true do
+      :ets.insert(@table, {:erlang.unique_integer([:monotonic, :positive]), entry})
+      trim(DSPex.Settings.get(:max_history_size, 10_000))
+    end
+
+    :ok
+  end
+
+  defp trim(max) do
+    if :ets.info(@table, :size) > max do
+      case :ets.first(@table) do
+        :"$end_of_table" ->
+          :ok
+
+        k ->
+          :ets.delete(@table, k)
+          trim(max)
+      end
+    end
+
+    :ok
+  end
+
+  @doc """
+  The last `n` entries, oldest first.
+
+  ## Examples
+
+      iex> is_list(DSPex.LM.History.last(3))
+      true
+  """
+  @spec last(non_neg_integer) :: [map]
+  def last(n \\ 1) when is_integer(n) and n >= 0 do
+    ensure_started()
+    take_last(:ets.last(@table), n, [])
+  end
+
+  defp take_last(_, 0, acc), do: acc
+  defp take_last(:"$end_of_table", _, acc), do: acc
+
+  defp take_last(k, n, acc) do
+    case :ets.lookup(@table, k) do
+      [{_, e}] -> take_last(:ets.prev(@table, k), n - 1, [e | acc])
+      [] -> take_last(:ets.prev(@table, k), n, acc)
+    end
+  end
+
+  @doc """
+  Number of entries held.
+
+  ## Examples
+
+      iex> DSPex.LM.History.size() >= 0
+      true
+  """
+  @spec size() :: non_neg_integer
+  def size do
+    ensure_started()
+    :ets.info(@table, :size)
+  end
+
+  @doc """
+  Drops all entries and usage totals.
+
+  ## Examples
+
+      iex> DSPex.LM.History.clear()
+      :ok
+  """
+  @spec clear() :: :ok
+  def clear do
+    ensure_started()
+    :ets.delete_all_objects(@table)
+    :ets.delete_all_objects(@usage_table)
+    :ok
+  end
+
+  @doc """
+  Usage totals per model since start (or `clear/0`):
+  `%{model => %{prompt_tokens:, completion_tokens:, total_tokens:, requests:}}`.
+
+  ## Examples
+
+      iex> is_map(DSPex.LM.History.usage_totals())
+      true
+  """
+  @spec usage_totals() :: map
+  def usage_totals do
+    ensure_started()
+
+    for {model, p, c, t, r} <- :ets.tab2list(@usage_table), into: %{} do
+      {model, %{prompt_tokens: p, completion_tokens: c, total_tokens: t, requests: r}}
+    end
+  end
+
+  @doc false
+  # Adds usage to the global totals and the caller's tracking scopes.
+  @spec add_usage(binary, map) :: :ok
+  def add_usage(model, usage) when is_map(usage) do
+    p = num(usage, :prompt_tokens)
+    c = num(usage, :completion_tokens)
+    t = Map.get(usage, :total_tokens) || p + c
+
+    :ets.update_counter(
+      @usage_table,
+      model,
+      [{2, p}, {3, c}, {4, t}, {5, 1}],
+      {model, 0, 0, 0, 0}
+    )
+
+    case Process.get(@usage_key) do
+      nil ->
+        :ok
+
+      scopes ->
+        Process.put(@usage_key, Enum.map(scopes, &merge_usage(&1, %{model => usage})))
+        :ok
+    end
+  end
+
+  defp num(map, k) do
+    case Map.get(map, k) do
+      n when is_integer(n) -> n
+      _ -> 0
+    end
+  end
+
+  @doc """
+  Runs `fun` collecting the usage of LM calls made by this process, and returns
+  `{result, %{model => usage}}`. Used by `DSPex.track_usage/1` when `DSPex.Usage` is
+  not available.
+
+  ## Examples
+
+      iex> DSPex.LM.History.track(fn -> :x end)
+      {:x, %{}}
+  """
+  @spec track((() -> result)) :: {result, map} when result: term
+  def track(fun) when is_function(fun, 0) do
+    previous = Process.get(@usage_key) || []
+    Process.put(@usage_key, [%{} | previous])
+
+    try do
+      result = fun.()
+      [mine | _] = Process.get(@usage_key)
+      {result, mine}
+    after
+      case Process.get(@usage_key) do
+        [mine | rest] when rest != [] ->
+          # Usage seen by an inner scope also counts for the outer ones (already added
+          # to each scope as it happened), so just pop.
+          _ = mine
+          Process.put(@usage_key, rest)
+
+        _ ->
+          Process.delete(@usage_key)
+      end
+    end
+  end
+
+  @doc false
+  # Sums two `%{model => usage}` maps, numbers added, nested maps merged recursively.
+  @spec merge_usage(map, map) :: map
+  def merge_usage(a, b) do
+    Map.merge(a, b, fn _k, x, y -> merge_value(x, y) end)
+  end
+
+  defp merge_value(x, y) when is_number(x) and is_number(y), do: x + y
+  defp merge_value(x, y) when is_map(x) and is_map(y), do: merge_usage(x, y)
+  defp merge_value(nil, y), do: y
+  defp merge_value(x, nil), do: x
+  defp merge_value(_x, y), do: y
+
+  @doc """
+  Renders the last `n` entries like `dspy.inspect_history`. `colors: true` adds ANSI
+  colours (blue timestamp, red role headers, green response).
+
+  ## Examples
+
+      iex> DSPex.LM.History.format_entries([%{timestamp: "T", messages: [%{role: "user", content: "hi "}], outputs: ["yo"]}], colors: false)
+      "\\n\\n\\n\\n[T]\\n\\nUser message:\\n\\nhi\\n\\n\\nResponse:\\n\\nyo\\n\\n\\n\\n\\n\\n"
+  """
+  @spec format_entries([map], keyword) :: binary
+  def format_entries(entries, opts \\ []) do
+    colors = Keyword.get(opts, :colors, false)
+
+    body =
+      Enum.map(entries, fn e ->
+        msgs =
+          Enum.map(Map.get(e, :messages) || [], fn m ->
+            role = to_string(m[:role] || m["role"])
+
+            [
+              red(String.capitalize(role) <> " message:", "\n", colors),
+              "\n",
+              content_text(m[:content] || m["content"], colors),
+              "\n\n"
+            ]
+          end)
+
+        outputs = Map.get(e, :outputs) || []
+
+        response =
+          case outputs do
+            [first | _] ->
+              [
+                red("Response:", "\n", colors),
+                "\n",
+                green(output_text(first), "\n", colors),
+                "\n"
+              ]
+
+            [] ->
+              []
+          end
+
+        more =
+          if length(outputs) > 1 do
+            [red(" \t (and #{length(outputs) - 1} other completions)", "", colors), "\n"]
+          else
+            []
+          end
+
+        [
+          "\n\n\n\n",
+          blue("[#{Map.get(e, :timestamp, "Unknown time")}]", "\n", colors),
+          "\n",
+          msgs,
+          response,
+          more
+        ]
+      end)
+
+    IO.iodata_to_binary([body, "\n\n\n\n"])
+  end
+
+  defp content_text(c, _colors) when is_binary(c), do: [String.trim(c), "\n"]
+
+  defp content_text(parts, colors) when is_list(parts) do
+    Enum.map(parts, fn part ->
+      type = part[:type] || part["type"]
+
+      case type do
+        "text" ->
+          [String.trim(part[:text] || part["text"] || ""), "\n"]
+
+        "image_url" ->
+          url = get_in_any(part, ["image_url", "url"]) || ""
+
+          s =
+            case String.split(url, "base64,", parts: 2) do
+              [head, data] -> "<#{head}base64,<IMAGE BASE 64 ENCODED(#{String.length(data)})>"
+              _ -> "<image_url: #{url}>"
+            end
+
+          blue(s, "\n", colors)
+
+        _ ->
+          [inspect(part), "\n"]
+      end
+    end)
+  end
+
+  defp content_text(other, _), do: [to_string(other), "\n"]
+
+  defp get_in_any(map, [k | rest]) do
+    v = Map.get(map, k) || Map.get(map, String.to_atom(k))
+    if rest == [] or not is_map(v), do: v, else: get_in_any(v, rest)
+  end
+
+  defp output_text(t) when is_binary(t), do: t
+  defp output_text(%{text: t}) when is_binary(t), do: t
+  defp output_text(other), do: inspect(other)
+
+  defp blue(t, e, true), do: ["\e[34m", t, "\e[0m", e]
+  defp blue(t, e, false), do: [t, e]
+  defp red(t, e, true), do: ["\e[31m", t, "\e[0m", e]
+  defp red(t, e, false), do: [t, e]
+  defp green(t, e, true), do: ["\e[32m", String.trim_leading(t), "\e[0m", e]
+  defp green(t, e, false), do: [String.trim_leading(t), e]
+
+  @doc """
+  Prints the last `n` entries. Options: `:device` (default `:stdio`), `:colors`
+  (default: only when the device is `:stdio` and ANSI is enabled, i.e. a terminal).
+
+  ## Examples
+
+      iex> {:ok, dev} = StringIO.open("")
+      iex> DSPex.LM.History.inspect_history(0, device: dev)
+      :ok
+  """
+  @spec inspect_history(non_neg_integer, keyword) :: :ok
+  def inspect_history(n \\ 1, opts \\ []) do
+    device = Keyword.get(opts, :device, :stdio)
+    colors = Keyword.get_lazy(opts, :colors, fn -> device == :stdio and IO.ANSI.enabled?() end)
+    IO.write(device, format_entries(last(n), colors: colors))
+  end
+
+  @doc false
+  def timestamp do
+    NaiveDateTime.utc_now() |> NaiveDateTime.to_iso8601()
+  end
+
+  @doc false
+  def uuid do
+    <<a::32, b::16, _::4, c::12, _::2, d::62>> = :crypto.strong_rand_bytes(16)
+    <<u::128>> = <<a::32, b::16, 4::4, c::12, 2::2, d::62>>
+    hex = u |> Integer.to_string(16) |> String.downcase() |> String.pad_leading(32, "0")
+
+    <<p1::binary-8, p2::binary-4, p3::binary-4, p4::binary-4, p5::binary-12>> = hex
+    Enum.join([p1, p2, p3, p4, p5], "-")
+  end
+end

@@ -1,0 +1,323 @@
+defmodule DSPex.LM.Provider do
+  @moduledoc """
+  The wire format of one LM provider: how a request is built, how a response (or a
+  stream of server-sent events) becomes a DSPex completion, and how an HTTP error
+  becomes a typed `%DSPex.Error{}`.
+
+  Providers are pure: they never do I/O. `DSPex.LM` sends what `build/4` returns through
+  the port transport (`DSPex.Pool`) and hands the decoded reply back to `parse/2`.
+
+  Built-in providers: `DSPex.LM.Providers.OpenAI` (Chat Completions and every
+  OpenAI-compatible server), `DSPex.LM.Providers.Anthropic` (Messages API),
+  `DSPex.LM.Providers.Gemini` (generateContent).
+
+  `params` reaching a provider are a map with **binary keys**, `nil` values already
+  dropped, and DSPex-only keys (`cache`, `rollout_id`, `api_key`, timeouts, ...) removed.
+  """
+
+  alias DSPex.Error
+
+  @typedoc "An HTTP request for the transport; `body` is a JSON-encodable term."
+  @type http_request :: %{url: binary, headers: [{binary, binary}], body: term}
+
+  @typedoc "Opaque per-provider streaming accumulator."
+  @type stream_state :: term
+
+  @doc "Builds the HTTP request for `messages` with request `params`; `stream?` asks for SSE."
+  @callback build(
+              lm :: DSPex.LM.t(),
+              messages :: [map],
+              params :: %{binary => term},
+              stream? :: boolean
+            ) ::
+              {:ok, http_request} | {:error, Error.t()}
+
+  @doc "Turns a decoded 2xx JSON body into a completion."
+  @callback parse(body :: term, lm :: DSPex.LM.t()) ::
+              {:ok, DSPex.LM.completion()} | {:error, Error.t()}
+
+  @doc "Extracts the provider's error message and code (if any) from a decoded error body."
+  @callback error_info(body :: term) :: {message :: binary | nil, code :: binary | nil}
+
+  @doc "Fresh streaming accumulator."
+  @callback stream_init(lm :: DSPex.LM.t()) :: stream_state
+
+  @doc """
+  Feeds one SSE event (`event` is the SSE event type or nil, `data` the raw data). Returns
+  the text deltas of the first choice (in order) and the new state, `{:done, deltas, state}`
+  when the provider signalled the end, or an error event as `{:error, error}`.
+  """
+  @callback stream_event(stream_state, event :: binary | nil, data :: binary) ::
+              {:ok, [binary], stream_state}
+              | {:done, [binary], stream_state}
+              | {:error, Error.t()}
+
+  @doc "Assembles the completion from the accumulated stream."
+  @callback stream_finish(stream_state) :: {:ok, DSPex.LM.completion()} | {:error, Error.t()}
+
+  # ---------------------------------------------------------------------------------
+  # Helpers shared by the built-in providers
+  # ---------------------------------------------------------------------------------
+
+  @doc """
+  Reads `key` (an atom) from a map whose keys may be atoms or binaries.
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.get(%{"role" => "user"}, :role)
+      "user"
+      iex> DSPex.LM.Provider.get(%{role: "user"}, :role)
+      "user"
+      iex> DSPex.LM.Provider.get(%{}, :role, "x")
+      "x"
+  """
+  @spec get(map, atom, term) :: term
+  def get(map, key, default \\ nil) when is_map(map) and is_atom(key) do
+    case map do
+      %{^key => v} ->
+        v
+
+      _ ->
+        case Map.fetch(map, Atom.to_string(key)) do
+          {:ok, v} -> v
+          :error -> default
+        end
+    end
+  end
+
+  @doc """
+  Converts atom keys to binary keys recursively (structs are left alone).
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.stringify(%{a: [%{b: 1}]})
+      %{"a" => [%{"b" => 1}]}
+  """
+  @spec stringify(term) :: term
+  def stringify(%_{} = struct), do: struct
+
+  def stringify(map) when is_map(map) do
+    Map.new(map, fn {k, v} -> {key_to_string(k), stringify(v)} end)
+  end
+
+  def stringify(list) when is_list(list), do: Enum.map(list, &stringify/1)
+  def stringify(other), do: other
+
+  defp key_to_string(k) when is_atom(k), do: Atom.to_string(k)
+  defp key_to_string(k), do: k
+
+  @doc """
+  Text of a message `content` (a binary or a list of OpenAI-style parts).
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.content_text([%{type: "text", text: "a"}, %{"type" => "text", "text" => "b"}])
+      "ab"
+      iex> DSPex.LM.Provider.content_text(nil)
+      ""
+  """
+  @spec content_text(term) :: binary
+  def content_text(nil), do: ""
+  def content_text(text) when is_binary(text), do: text
+
+  def content_text(parts) when is_list(parts) do
+    parts
+    |> Enum.map(fn
+      p when is_binary(p) -> p
+      p when is_map(p) -> if get(p, :type) in ["text", nil], do: get(p, :text) || "", else: ""
+      _ -> ""
+    end)
+    |> IO.iodata_to_binary()
+  end
+
+  def content_text(other), do: to_string(other)
+
+  @doc """
+  Splits a `data:` URL into `{mime_type, base64_data}`.
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.data_url("data:image/png;base64,AAAA")
+      {:ok, "image/png", "AAAA"}
+      iex> DSPex.LM.Provider.data_url("https://x/y.png")
+      :error
+  """
+  @spec data_url(binary) :: {:ok, binary, binary} | :error
+  def data_url("data:" <> rest) do
+    case String.split(rest, ";base64,", parts: 2) do
+      [mime, data] -> {:ok, mime, data}
+      _ -> :error
+    end
+  end
+
+  def data_url(_), do: :error
+
+  @doc """
+  Builds the usage map of the completion contract (missing counts are 0).
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.usage(3, 4, nil, 1, 0)
+      %{prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 1, reasoning_tokens: 0}
+  """
+  @spec usage(term, term, term, term, term) :: map
+  def usage(prompt, completion, total, cached, reasoning) do
+    p = int(prompt)
+    c = int(completion)
+
+    %{
+      prompt_tokens: p,
+      completion_tokens: c,
+      total_tokens: if(is_integer(total), do: total, else: p + c),
+      cached_tokens: int(cached),
+      reasoning_tokens: int(reasoning)
+    }
+  end
+
+  defp int(n) when is_integer(n), do: n
+  defp int(_), do: 0
+
+  @doc "Zero usage (cache hits)."
+  @spec zero_usage() :: map
+  def zero_usage, do: usage(0, 0, 0, 0, 0)
+
+  @context_patterns [
+    ~r/context[_ ]length/i,
+    ~r/maximum context/i,
+    ~r/context (window|size|limit)/i,
+    ~r/exceed_context_size/i,
+    ~r/prompt is too long/i,
+    ~r/input token count/i,
+    ~r/exceeds the maximum number of tokens/i,
+    ~r/too many (input )?tokens/i,
+    ~r/reduce the length of the messages/i
+  ]
+
+  @doc """
+  Whether a provider error message or code says the prompt did not fit the context
+  window (OpenAI `context_length_exceeded`, vLLM/llama.cpp/Anthropic/Gemini messages).
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.context_window?("This model's maximum context length is 8192 tokens", nil)
+      true
+      iex> DSPex.LM.Provider.context_window?("prompt is too long: 210000 tokens > 200000 maximum", nil)
+      true
+      iex> DSPex.LM.Provider.context_window?("Invalid value for temperature", "invalid_value")
+      false
+  """
+  @spec context_window?(binary | nil, binary | nil) :: boolean
+  def context_window?(message, code) do
+    text = "#{message} #{code}"
+    Enum.any?(@context_patterns, &Regex.match?(&1, text))
+  end
+
+  @doc """
+  Maps an HTTP status plus the provider's error message/code to a DSPex error type.
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.classify(401, nil, nil)
+      :auth
+      iex> DSPex.LM.Provider.classify(429, "slow down", nil)
+      :rate_limit
+      iex> DSPex.LM.Provider.classify(400, "x", "context_length_exceeded")
+      :context_window
+      iex> DSPex.LM.Provider.classify(404, "no such model", nil)
+      :bad_request
+      iex> DSPex.LM.Provider.classify(529, "Overloaded", nil)
+      :server
+  """
+  @spec classify(integer, binary | nil, binary | nil) :: atom
+  def classify(status, message, code) do
+    cond do
+      status in [401, 403] -> :auth
+      status == 429 -> :rate_limit
+      status in [408, 504] -> :timeout
+      status in 400..499 and context_window?(message, code) -> :context_window
+      status in 400..499 -> :bad_request
+      status >= 500 -> :server
+      true -> :bad_request
+    end
+  end
+
+  @doc """
+  Builds the typed error for a non-2xx reply of `provider` (a module implementing this
+  behaviour). `body` is the raw reply body; the message names the provider and status and
+  carries the provider's own message (never request headers; `secret`, the API key, is
+  scrubbed should the provider echo it).
+  """
+  @spec http_error(module, binary, integer, binary, map, binary | nil) :: Error.t()
+  def http_error(provider, provider_name, status, body, details \\ %{}, secret \\ nil) do
+    decoded =
+      case DSPex.JSON.decode(body) do
+        {:ok, term} -> term
+        _ -> nil
+      end
+
+    {message, code} =
+      case decoded do
+        nil -> {nil, nil}
+        term -> provider.error_info(term)
+      end
+
+    message = scrub(message || String.slice(body, 0, 500), secret)
+    type = classify(status, message, code)
+
+    Error.new(
+      type,
+      "#{provider_name} returned HTTP #{status}: #{message}",
+      Map.merge(details, %{status: status, code: code, provider: provider_name})
+    )
+  end
+
+  @doc """
+  Replaces every occurrence of `secret` (an API key) in `text` with `[REDACTED]`.
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.scrub("bad key sk-123 given", "sk-123")
+      "bad key [REDACTED] given"
+  """
+  @spec scrub(binary, binary | nil) :: binary
+  def scrub(text, secret) when is_binary(secret) and byte_size(secret) >= 4,
+    do: String.replace(text, secret, "[REDACTED]")
+
+  def scrub(text, _), do: text
+
+  @doc false
+  # Generic `{message, code}` for `{"error": {"message": ..., "code"|"type"|"status": ...}}`.
+  def generic_error_info(%{"error" => %{} = e}) do
+    msg = e["message"]
+    code = e["code"] || e["type"] || e["status"]
+    {if(is_binary(msg), do: msg, else: nil), if(is_nil(code), do: nil, else: to_string(code))}
+  end
+
+  def generic_error_info(%{"error" => msg}) when is_binary(msg), do: {msg, nil}
+  def generic_error_info(%{"message" => msg}) when is_binary(msg), do: {msg, nil}
+  def generic_error_info([first | _]), do: generic_error_info(first)
+  def generic_error_info(_), do: {nil, nil}
+
+  @doc false
+  def decode_json(data) do
+    case DSPex.JSON.decode(data) do
+      {:ok, term} ->
+        {:ok, term}
+
+      {:error, %Error{} = e} ->
+        {:error, Error.new(:server, "provider sent invalid JSON: " <> e.message)}
+
+      other ->
+        {:error, Error.new(:server, "provider sent invalid JSON: #{inspect(other)}")}
+    end
+  end
+
+  @doc false
+  def encode_json!(term), do: DSPex.JSON.encode!(term)
+
+  @doc false
+  # Normalizes `stop` to a list of strings.
+  def stop_list(nil), do: nil
+  def stop_list(s) when is_binary(s), do: [s]
+  def stop_list(l) when is_list(l), do: l
+end

@@ -1,0 +1,402 @@
+defmodule DSPex.LM.Providers.Anthropic do
+  @moduledoc """
+  Anthropic Messages API (`POST {api_base}/v1/messages`).
+
+  * `system` messages are joined (blank line between) into the top-level `system` field;
+  * consecutive messages of one role are merged (the API wants alternating turns);
+  * `max_tokens` is required by the API; DSPex sends 4096 unless given;
+  * OpenAI-style `tools` (`%{type: "function", function: %{name, description, parameters}}`)
+    become Anthropic tools (`name`, `description`, `input_schema`); `tool_choice`
+    `"auto"`/`"required"`/`"none"`/a named function map to `auto`/`any`/`none`/`tool`;
+  * assistant `tool_calls` and `role: "tool"` results in the history become `tool_use` /
+    `tool_result` blocks; `tool_use` blocks in the reply become OpenAI-shaped
+    `tool_calls`;
+  * image parts (`%{type: "image_url", image_url: %{url: ...}}`) become base64 or URL
+    image blocks;
+  * `stop` → `stop_sequences`; `n` > 1 is not supported by the API (error).
+
+  Headers: `x-api-key`, `anthropic-version: 2023-06-01` (override with the
+  `anthropic_version:` LM option).
+  """
+
+  @behaviour DSPex.LM.Provider
+
+  alias DSPex.Error
+  alias DSPex.LM.Provider
+
+  @default_base "https://api.anthropic.com"
+  @default_max_tokens 4096
+  @passthrough ~w(temperature top_p top_k metadata thinking service_tier)
+
+  @impl true
+  def build(lm, messages, params, stream?) do
+    if (params["n"] || 1) > 1 do
+      {:error, Error.new(:bad_request, "Anthropic's Messages API does not support n > 1")}
+    else
+      {system, msgs} = split_system(messages)
+
+      body =
+        params
+        |> Map.take(@passthrough)
+        |> Map.merge(%{
+          "model" => lm.model_name,
+          "messages" => msgs,
+          "max_tokens" =>
+            params["max_tokens"] || params["max_completion_tokens"] || @default_max_tokens
+        })
+        |> put_if("system", if(system == "", do: nil, else: system))
+        |> put_if("stop_sequences", Provider.stop_list(params["stop"]))
+        |> put_if("tools", tools(params["tools"]))
+        |> put_if("tool_choice", tool_choice(params["tool_choice"]))
+        |> put_if("stream", if(stream?, do: true, else: nil))
+
+      base = String.trim_trailing(lm.api_base || @default_base, "/")
+      version = Keyword.get(lm.options || [], :anthropic_version, "2023-06-01")
+
+      headers =
+        [{"content-type", "application/json"}, {"anthropic-version", version}] ++
+          if(lm.api_key in [nil, ""], do: [], else: [{"x-api-key", lm.api_key}]) ++
+          (lm.headers || [])
+
+      {:ok, %{url: base <> "/v1/messages", headers: headers, body: body}}
+    end
+  end
+
+  defp put_if(map, _k, nil), do: map
+  defp put_if(map, k, v), do: Map.put(map, k, v)
+
+  @doc false
+  def split_system(messages) do
+    {sys, rest} = Enum.split_with(messages, &(Provider.get(&1, :role) == "system"))
+
+    system =
+      sys |> Enum.map(&Provider.content_text(Provider.get(&1, :content))) |> Enum.join("\n\n")
+
+    msgs =
+      rest
+      |> Enum.map(&convert/1)
+      |> merge_roles()
+
+    {system, msgs}
+  end
+
+  defp convert(m) do
+    case Provider.get(m, :role) do
+      "tool" ->
+        %{
+          "role" => "user",
+          "content" => [
+            %{
+              "type" => "tool_result",
+              "tool_use_id" => Provider.get(m, :tool_call_id),
+              "content" => Provider.content_text(Provider.get(m, :content))
+            }
+          ]
+        }
+
+      "assistant" ->
+        text_blocks = blocks(Provider.get(m, :content))
+
+        tool_blocks =
+          for tc <- Provider.get(m, :tool_calls) || [] do
+            f = Provider.get(tc, :function) || %{}
+            args = Provider.get(f, :arguments)
+
+            input =
+              case args do
+                a when is_binary(a) ->
+                  case DSPex.JSON.decode(a) do
+                    {:ok, %{} = map} -> map
+                    _ -> %{}
+                  end
+
+                a when is_map(a) ->
+                  Provider.stringify(a)
+
+                _ ->
+                  %{}
+              end
+
+            %{
+              "type" => "tool_use",
+              "id" => Provider.get(tc, :id),
+              "name" => Provider.get(f, :name),
+              "input" => input
+            }
+          end
+
+        %{"role" => "assistant", "content" => text_blocks ++ tool_blocks}
+
+      role ->
+        %{"role" => role || "user", "content" => blocks(Provider.get(m, :content))}
+    end
+  end
+
+  defp blocks(nil), do: []
+  defp blocks(""), do: []
+  defp blocks(text) when is_binary(text), do: [%{"type" => "text", "text" => text}]
+
+  defp blocks(parts) when is_list(parts) do
+    Enum.flat_map(parts, fn
+      p when is_binary(p) ->
+        [%{"type" => "text", "text" => p}]
+
+      p when is_map(p) ->
+        case Provider.get(p, :type) do
+          "text" ->
+            [%{"type" => "text", "text" => Provider.get(p, :text) || ""}]
+
+          "image_url" ->
+            url =
+              case Provider.get(p, :image_url) do
+                u when is_binary(u) -> u
+                m when is_map(m) -> Provider.get(m, :url)
+                _ -> nil
+              end
+
+            case Provider.data_url(url || "") do
+              {:ok, mime, data} ->
+                [
+                  %{
+                    "type" => "image",
+                    "source" => %{"type" => "base64", "media_type" => mime, "data" => data}
+                  }
+                ]
+
+              :error ->
+                [%{"type" => "image", "source" => %{"type" => "url", "url" => url}}]
+            end
+
+          _ ->
+            # Already an Anthropic block (or unknown): pass through.
+            [Provider.stringify(p)]
+        end
+
+      _ ->
+        []
+    end)
+  end
+
+  defp blocks(other), do: [%{"type" => "text", "text" => to_string(other)}]
+
+  defp merge_roles(msgs) do
+    msgs
+    |> Enum.chunk_by(& &1["role"])
+    |> Enum.map(fn [first | _] = group ->
+      %{"role" => first["role"], "content" => Enum.flat_map(group, & &1["content"])}
+    end)
+    |> Enum.map(fn
+      # A plain single text block is sent as a string (the common, compact form).
+      %{"content" => [%{"type" => "text", "text" => t}]} = m -> %{m | "content" => t}
+      m -> m
+    end)
+  end
+
+  defp tools(nil), do: nil
+
+  defp tools(list) when is_list(list) do
+    Enum.map(list, fn t ->
+      case Provider.get(t, :function) do
+        f when is_map(f) ->
+          %{
+            "name" => Provider.get(f, :name),
+            "description" => Provider.get(f, :description) || "",
+            "input_schema" =>
+              Provider.stringify(
+                Provider.get(f, :parameters) || %{"type" => "object", "properties" => %{}}
+              )
+          }
+
+        nil ->
+          Provider.stringify(t)
+      end
+    end)
+  end
+
+  defp tool_choice(nil), do: nil
+  defp tool_choice("auto"), do: %{"type" => "auto"}
+  defp tool_choice("required"), do: %{"type" => "any"}
+  defp tool_choice("any"), do: %{"type" => "any"}
+  defp tool_choice("none"), do: %{"type" => "none"}
+
+  defp tool_choice(m) when is_map(m) do
+    case Provider.get(m, :function) do
+      f when is_map(f) -> %{"type" => "tool", "name" => Provider.get(f, :name)}
+      nil -> Provider.stringify(m)
+    end
+  end
+
+  @impl true
+  def parse(%{"content" => content} = body, lm) when is_list(content) do
+    {:ok,
+     %{
+       choices: [choice_from_blocks(content, body["stop_reason"])],
+       usage: usage(body["usage"]),
+       model: lm.model,
+       response_model: body["model"]
+     }}
+  end
+
+  def parse(body, _lm) do
+    {msg, _} = error_info(body)
+    {:error, Error.new(:server, "Anthropic returned an unexpected body: #{msg || "no content"}")}
+  end
+
+  defp choice_from_blocks(blocks, stop_reason) do
+    text = for %{"type" => "text", "text" => t} <- blocks, into: "", do: t
+    thinking = for %{"type" => "thinking", "thinking" => t} <- blocks, into: "", do: t
+
+    tool_calls =
+      for %{"type" => "tool_use"} = b <- blocks do
+        %{
+          id: b["id"],
+          type: "function",
+          function: %{name: b["name"], arguments: Provider.encode_json!(b["input"] || %{})}
+        }
+      end
+
+    %{
+      text: text,
+      finish_reason: finish_reason(stop_reason),
+      tool_calls: if(tool_calls == [], do: nil, else: tool_calls),
+      logprobs: nil,
+      reasoning_content: if(thinking == "", do: nil, else: thinking)
+    }
+  end
+
+  @doc false
+  def finish_reason("end_turn"), do: "stop"
+  def finish_reason("stop_sequence"), do: "stop"
+  def finish_reason("max_tokens"), do: "length"
+  def finish_reason("tool_use"), do: "tool_calls"
+  def finish_reason("refusal"), do: "content_filter"
+  def finish_reason(other), do: other
+
+  @doc false
+  def usage(nil), do: Provider.zero_usage()
+
+  def usage(u) do
+    input =
+      (u["input_tokens"] || 0) + (u["cache_read_input_tokens"] || 0) +
+        (u["cache_creation_input_tokens"] || 0)
+
+    output = u["output_tokens"] || 0
+
+    Provider.usage(input, output, input + output, u["cache_read_input_tokens"], 0)
+    |> Map.put(:cache_creation_tokens, u["cache_creation_input_tokens"] || 0)
+  end
+
+  @impl true
+  def error_info(%{"error" => %{} = e}), do: {e["message"], e["type"]}
+  def error_info(body), do: Provider.generic_error_info(body)
+
+  # --- streaming -------------------------------------------------------------------
+
+  @impl true
+  def stream_init(lm),
+    do: %{lm: lm, blocks: %{}, usage: %{}, stop_reason: nil, response_model: nil}
+
+  @impl true
+  def stream_event(state, event, data) do
+    with {:ok, ev} <- Provider.decode_json(data) do
+      type = ev["type"] || event
+      handle(type, ev, state)
+    end
+  end
+
+  defp handle("message_start", ev, state) do
+    msg = ev["message"] || %{}
+
+    {:ok, [],
+     %{state | usage: Map.merge(state.usage, msg["usage"] || %{}), response_model: msg["model"]}}
+  end
+
+  defp handle("content_block_start", ev, state) do
+    b = ev["content_block"] || %{}
+    text = b["text"] || ""
+    block = %{type: b["type"], text: [text], json: [], id: b["id"], name: b["name"]}
+    deltas = if b["type"] == "text" and text != "", do: [text], else: []
+    {:ok, deltas, %{state | blocks: Map.put(state.blocks, ev["index"] || 0, block)}}
+  end
+
+  defp handle("content_block_delta", ev, state) do
+    idx = ev["index"] || 0
+    d = ev["delta"] || %{}
+    block = Map.get(state.blocks, idx, %{type: "text", text: [], json: [], id: nil, name: nil})
+
+    {block, deltas} =
+      case d["type"] do
+        "text_delta" -> {%{block | text: [block.text | d["text"] || ""]}, [d["text"] || ""]}
+        "input_json_delta" -> {%{block | json: [block.json | d["partial_json"] || ""]}, []}
+        "thinking_delta" -> {%{block | text: [block.text | d["thinking"] || ""]}, []}
+        _ -> {block, []}
+      end
+
+    {:ok, Enum.reject(deltas, &(&1 == "")), %{state | blocks: Map.put(state.blocks, idx, block)}}
+  end
+
+  defp handle("message_delta", ev, state) do
+    stop = get_in(ev, ["delta", "stop_reason"]) || state.stop_reason
+    {:ok, [], %{state | stop_reason: stop, usage: Map.merge(state.usage, ev["usage"] || %{})}}
+  end
+
+  defp handle("message_stop", _ev, state), do: {:done, [], state}
+
+  defp handle("error", ev, _state) do
+    {msg, code} = error_info(ev)
+    msg = msg || "stream error"
+
+    type =
+      case code do
+        "overloaded_error" -> :server
+        "api_error" -> :server
+        "rate_limit_error" -> :rate_limit
+        "authentication_error" -> :auth
+        "permission_error" -> :auth
+        _ -> Provider.classify(400, msg, code)
+      end
+
+    {:error, Error.new(type, "Anthropic stream error: " <> msg, %{code: code})}
+  end
+
+  defp handle(_other, _ev, state), do: {:ok, [], state}
+
+  @impl true
+  def stream_finish(state) do
+    blocks =
+      state.blocks
+      |> Enum.sort_by(fn {i, _} -> i end)
+      |> Enum.map(fn {_, b} ->
+        case b.type do
+          "tool_use" ->
+            input =
+              case IO.iodata_to_binary(b.json) do
+                "" ->
+                  %{}
+
+                json ->
+                  case DSPex.JSON.decode(json) do
+                    {:ok, m} -> m
+                    _ -> %{}
+                  end
+              end
+
+            %{"type" => "tool_use", "id" => b.id, "name" => b.name, "input" => input}
+
+          "thinking" ->
+            %{"type" => "thinking", "thinking" => IO.iodata_to_binary(b.text)}
+
+          _ ->
+            %{"type" => "text", "text" => IO.iodata_to_binary(b.text)}
+        end
+      end)
+
+    {:ok,
+     %{
+       choices: [choice_from_blocks(blocks, state.stop_reason)],
+       usage: usage(state.usage),
+       model: state.lm.model,
+       response_model: state.response_model
+     }}
+  end
+end

@@ -1,0 +1,762 @@
+defmodule DSPex.Port do
+  @moduledoc """
+  A GenServer owning one `priv/dspex_port` process (libuv + libcurl multi).
+
+  The port speaks the protocol in `docs/port-protocol.md`: `{packet, 4}` frames of
+  external term format, one request id per HTTP request. This process keeps the map of
+  in-flight requests (id → caller), monitors callers (a caller that dies has its
+  requests cancelled in the port), enforces every caller's deadline with its own timer
+  (so nobody waits on a hung port), queues requests beyond `max_in_flight`, and
+  restarts the port with exponential backoff when it exits. When the port dies, every
+  in-flight request is answered at once: `{:error, %DSPex.Error{type: :port_exited}}`,
+  or `{:retry, :port_exited}` for callers that asked for a re-dispatch (see
+  `DSPex.Pool`).
+
+  Use `DSPex.Pool` rather than this module directly; it picks workers, retries on port
+  exit and applies the circuit breaker. A standalone worker works too:
+
+      {:ok, w} = DSPex.Port.start_link([])
+      {:ok, %{status: 200}} = DSPex.Port.request(w, %{url: "http://127.0.0.1:4000/", method: "GET"})
+
+  ## Options
+
+    * `:name` — registered name
+    * `:pool`, `:index`, `:load` — set by `DSPex.Pool` (pool name, 1-based index,
+      `:atomics` load table)
+    * `:max_in_flight` (default 256) — requests sent to the port at once; more wait in
+      this worker's queue until their deadline
+    * `:max_queue` (default 10_000) — beyond it requests fail with `:overloaded`
+    * `:restart_backoff_ms` (default `{50, 5_000}`) — port restart backoff bounds
+    * `:port_path` — the executable (default `priv/dspex_port` of `:dspex`)
+  """
+  use GenServer
+  require Logger
+
+  alias DSPex.CircuitBreaker
+
+  # Atoms the port sends; listed so they exist before binary_to_term(_, [:safe]).
+  @port_atoms [:pong, :response, :stream_start, :sse, :stream_end, :error, :attempts, :elapsed_us] ++
+                [:retry_after_ms, :timeout, :connect, :first_byte, :idle, :total, :network] ++
+                [:cancelled, :bad_request, nil]
+  @down_load 1_000_000_000
+  @timer_grace_ms 100
+
+  @type request_map :: %{required(:url) => binary, optional(atom) => term}
+  @type response :: %{
+          status: non_neg_integer,
+          headers: [{binary, binary}],
+          body: binary,
+          info: map
+        }
+  @type worker_opts :: %{
+          required(:deadline) => integer,
+          optional(:retry_on_port_exit) => boolean,
+          optional(:endpoint) => binary | nil,
+          optional(:cb) => keyword | nil
+        }
+
+  @doc false
+  def port_atoms, do: @port_atoms
+
+  @doc """
+  Starts a worker (and its port) linked to the caller. See the module doc for options.
+
+  ## Examples
+
+      {:ok, pid} = DSPex.Port.start_link(max_in_flight: 64)
+  """
+  @spec start_link(keyword) :: GenServer.on_start()
+  def start_link(opts \\ []) do
+    case Keyword.get(opts, :name) do
+      nil -> GenServer.start_link(__MODULE__, opts)
+      name -> GenServer.start_link(__MODULE__, opts, name: name)
+    end
+  end
+
+  @doc """
+  Sends one HTTP request through this worker and waits for the final response.
+
+  `opts`: `:timeout` (ms, default 600_000) and `:retry_on_port_exit` (default false
+  here; `DSPex.Pool` handles re-dispatch). Returns `{:ok, response}`,
+  `{:error, %DSPex.Error{}}`, or `{:retry, :port_exited}` when the port died and
+  `retry_on_port_exit: true` was given.
+
+  ## Examples
+
+      {:ok, resp} = DSPex.Port.request(worker, %{url: url, method: "GET"}, timeout: 5_000)
+      resp.status
+  """
+  @spec request(GenServer.server(), request_map, keyword) ::
+          {:ok, response} | {:error, DSPex.Error.t()} | {:retry, :port_exited}
+  def request(server, req, opts \\ []) do
+    timeout = Keyword.get(opts, :timeout, 600_000)
+    deadline = now_ms() + timeout
+
+    wopts = %{
+      deadline: deadline,
+      retry_on_port_exit: Keyword.get(opts, :retry_on_port_exit, false),
+      endpoint: nil,
+      cb: nil
+    }
+
+    call_request(server, req, wopts)
+  end
+
+  @doc false
+  # Used by DSPex.Pool: `req` is already normalized, `wopts` carries the deadline.
+  @spec call_request(GenServer.server(), request_map, worker_opts) ::
+          {:ok, response} | {:error, DSPex.Error.t()} | {:retry, atom}
+  def call_request(server, req, %{deadline: deadline} = wopts) do
+    remaining = deadline - now_ms()
+
+    if remaining <= 0 do
+      {:error, DSPex.Error.new(:timeout, "deadline reached before dispatch", %{timeout: :total})}
+    else
+      try do
+        GenServer.call(server, {:request, req, wopts}, remaining)
+      catch
+        :exit, {:timeout, _} ->
+          {:error,
+           DSPex.Error.new(:timeout, "no response within #{remaining} ms", %{timeout: :total})}
+
+        :exit, {:noproc, _} ->
+          {:retry, :noproc}
+
+        :exit, {reason, _} when reason in [:normal, :shutdown] ->
+          {:retry, :port_exited}
+
+        :exit, {{:shutdown, _}, _} ->
+          {:retry, :port_exited}
+
+        :exit, {reason, _} ->
+          {:error, DSPex.Error.new(:port_exited, "worker exited: #{inspect(reason)}", %{})}
+      end
+    end
+  end
+
+  @doc false
+  # Starts a streamed request; messages go to `to` tagged with `ref`.
+  @spec call_stream(GenServer.server(), request_map, worker_opts, pid, reference) ::
+          {:ok, non_neg_integer} | {:error, DSPex.Error.t()}
+  def call_stream(server, req, wopts, to, ref) do
+    GenServer.call(server, {:stream, req, wopts, to, ref}, 5_000)
+  catch
+    :exit, {:noproc, _} ->
+      {:error, DSPex.Error.new(:port_exited, "worker is not running", %{reason: :noproc})}
+
+    :exit, reason ->
+      {:error, DSPex.Error.new(:port_exited, "worker unavailable: #{inspect(reason)}", %{})}
+  end
+
+  @doc false
+  @spec cancel(GenServer.server(), non_neg_integer) :: :ok
+  def cancel(server, id) do
+    GenServer.call(server, {:cancel, id}, 5_000)
+  catch
+    :exit, _ -> :ok
+  end
+
+  @doc """
+  Round trip through the port. Returns `:ok` or `{:error, %DSPex.Error{}}`.
+
+  ## Examples
+
+      :ok = DSPex.Port.ping(worker)
+  """
+  @spec ping(GenServer.server(), timeout) :: :ok | {:error, DSPex.Error.t()}
+  def ping(server, timeout \\ 5_000) do
+    GenServer.call(server, {:ping, now_ms() + timeout}, timeout + @timer_grace_ms * 2)
+  catch
+    :exit, reason -> {:error, DSPex.Error.new(:timeout, "ping failed: #{inspect(reason)}", %{})}
+  end
+
+  @doc """
+  The OS pid of the current port process (`nil` while it is restarting).
+
+  ## Examples
+
+      pid = DSPex.Port.os_pid(worker)
+  """
+  @spec os_pid(GenServer.server()) :: non_neg_integer | nil
+  def os_pid(server), do: GenServer.call(server, :os_pid)
+
+  @doc """
+  Counters of this worker: `%{index, pid, os_pid, status, in_flight, queued, restarts,
+  requests, port_exits, queue_timeouts}`.
+
+  ## Examples
+
+      %{status: :up} = DSPex.Port.stats(worker)
+  """
+  @spec stats(GenServer.server()) :: map
+  def stats(server), do: GenServer.call(server, :stats)
+
+  # ------------------------------------------------------------------ server
+
+  @impl true
+  def init(opts) do
+    Process.flag(:trap_exit, true)
+    load = Keyword.get(opts, :load)
+    index = Keyword.get(opts, :index, 1)
+    if load, do: :atomics.put(load, index, 0)
+    {bmin, bmax} = Keyword.get(opts, :restart_backoff_ms, {50, 5_000})
+
+    state = %{
+      pool: Keyword.get(opts, :pool),
+      index: index,
+      load: load,
+      down_offset: false,
+      max_in_flight: Keyword.get(opts, :max_in_flight, 256),
+      max_queue: Keyword.get(opts, :max_queue, 10_000),
+      port_path: Keyword.get(opts, :port_path) || default_port_path(),
+      backoff: {bmin, bmax},
+      next_backoff: bmin,
+      port: nil,
+      os_pid: nil,
+      up_since: nil,
+      status: :down,
+      next_id: 1,
+      pending: %{},
+      monitors: %{},
+      queue: :queue.new(),
+      queued: %{},
+      next_qid: 1,
+      restarts: 0,
+      requests: 0,
+      port_exits: 0,
+      queue_timeouts: 0
+    }
+
+    {:ok, open_port(state)}
+  end
+
+  @impl true
+  def handle_call({:request, req, wopts}, {pid, _} = from, state) do
+    item = %{kind: :call, from: from, pid: pid, req: req, wopts: wopts}
+    {:noreply, admit(item, state)}
+  end
+
+  def handle_call({:stream, req, wopts, to, ref}, _from, state) do
+    item = %{
+      kind: :stream,
+      to: to,
+      pid: to,
+      ref: ref,
+      req: Map.put(req, :stream, true),
+      wopts: wopts
+    }
+
+    if map_size(state.queued) >= state.max_queue do
+      {:reply, {:error, overloaded()}, release(state)}
+    else
+      {id, state} = reserve_id(state)
+      {:reply, {:ok, id}, admit(Map.put(item, :id, id), state)}
+    end
+  end
+
+  def handle_call({:cancel, id}, _from, state) do
+    state =
+      case Map.fetch(state.pending, id) do
+        {:ok, entry} ->
+          port_send(state, {:cancel, id})
+          complete(state, id, entry)
+
+        :error ->
+          drop_queued_id(state, id)
+      end
+
+    {:reply, :ok, state}
+  end
+
+  def handle_call({:ping, deadline}, from, %{status: :up} = state) do
+    {id, state} = reserve_id(state)
+    port_send(state, {:ping, id})
+    timer = :erlang.start_timer(deadline, self(), {:deadline, id}, abs: true)
+    entry = %{kind: :ping, from: from, timer: timer, mon: nil, wopts: %{}}
+    {:noreply, %{state | pending: Map.put(state.pending, id, entry)}}
+  end
+
+  def handle_call({:ping, _}, _from, state) do
+    {:reply, {:error, DSPex.Error.new(:port_exited, "port is restarting", %{})}, state}
+  end
+
+  def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
+
+  def handle_call(:stats, _from, state) do
+    stats = %{
+      index: state.index,
+      pid: self(),
+      os_pid: state.os_pid,
+      status: state.status,
+      in_flight: map_size(state.pending),
+      queued: map_size(state.queued),
+      restarts: state.restarts,
+      requests: state.requests,
+      port_exits: state.port_exits,
+      queue_timeouts: state.queue_timeouts
+    }
+
+    {:reply, stats, state}
+  end
+
+  @impl true
+  def handle_info({port, {:data, bin}}, %{port: port} = state) do
+    {:noreply, handle_reply(:erlang.binary_to_term(bin, [:safe]), state)}
+  end
+
+  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
+    {:noreply, port_down(state, status)}
+  end
+
+  def handle_info({:timeout, tref, {:deadline, id}}, state) do
+    state =
+      case Map.fetch(state.pending, id) do
+        {:ok, %{timer: ^tref} = entry} ->
+          port_send(state, {:cancel, id})
+          err = DSPex.Error.new(:timeout, "deadline exceeded", %{timeout: :total})
+          record_cb(entry, :failure)
+          deliver(entry, {:error, err})
+          complete(state, id, entry)
+
+        _ ->
+          state
+      end
+
+    {:noreply, state}
+  end
+
+  def handle_info({:timeout, _tref, {:queue_deadline, qid}}, state) do
+    state =
+      case Map.pop(state.queued, qid) do
+        {nil, _} ->
+          state
+
+        {item, queued} ->
+          err =
+            DSPex.Error.new(:timeout, "deadline reached while queued", %{
+              timeout: :total,
+              queued: true
+            })
+
+          deliver_item(item, {:error, err})
+          release(%{state | queued: queued, queue_timeouts: state.queue_timeouts + 1})
+      end
+
+    {:noreply, state}
+  end
+
+  def handle_info({:DOWN, mref, :process, _pid, _reason}, state) do
+    state =
+      case Map.pop(state.monitors, mref) do
+        {nil, _} ->
+          state
+
+        {id, monitors} ->
+          state = %{state | monitors: monitors}
+
+          case Map.fetch(state.pending, id) do
+            {:ok, entry} ->
+              port_send(state, {:cancel, id})
+              complete(%{state | monitors: Map.put(monitors, mref, id)}, id, entry)
+
+            :error ->
+              state
+          end
+      end
+
+    {:noreply, state}
+  end
+
+  def handle_info(:restart_port, state), do: {:noreply, open_port(state)}
+
+  def handle_info({:EXIT, port, _reason}, %{port: port} = state) do
+    # exit_status normally arrives first; this covers a port closed without one
+    {:noreply, port_down(state, nil)}
+  end
+
+  def handle_info({:EXIT, _other, reason}, state) when reason in [:normal, :shutdown] do
+    {:noreply, state}
+  end
+
+  def handle_info({:EXIT, _other, reason}, state), do: {:stop, reason, state}
+
+  def handle_info(_msg, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(_reason, state) do
+    if state.port do
+      try do
+        Port.close(state.port)
+      catch
+        _, _ -> :ok
+      end
+    end
+
+    fail_all(state, fn _entry -> :port_exited end)
+    :ok
+  end
+
+  # ------------------------------------------------------------------ port lifecycle
+
+  defp default_port_path do
+    case :code.priv_dir(:dspex) do
+      {:error, _} -> Path.expand("priv/dspex_port")
+      dir -> Path.join(to_string(dir), "dspex_port")
+    end
+  end
+
+  defp open_port(state) do
+    port =
+      Port.open({:spawn_executable, state.port_path}, [
+        :binary,
+        {:packet, 4},
+        :exit_status,
+        :use_stdio,
+        :hide
+      ])
+
+    os_pid =
+      case Port.info(port, :os_pid) do
+        {:os_pid, p} -> p
+        _ -> nil
+      end
+
+    DSPex.Telemetry.execute([:dspex, :port, :start], %{restarts: state.restarts}, %{
+      pool: state.pool,
+      worker: state.index,
+      os_pid: os_pid
+    })
+
+    state = set_status(%{state | port: port, os_pid: os_pid, up_since: now_ms()}, :up)
+    drain_queue(state)
+  rescue
+    e ->
+      Logger.error("DSPex.Port could not start #{state.port_path}: #{Exception.message(e)}")
+      schedule_restart(set_status(%{state | port: nil, os_pid: nil}, :down))
+  end
+
+  defp port_down(state, exit_status) do
+    in_flight = map_size(state.pending)
+
+    DSPex.Telemetry.execute([:dspex, :port, :exit], %{in_flight: in_flight}, %{
+      pool: state.pool,
+      worker: state.index,
+      os_pid: state.os_pid,
+      exit_status: exit_status
+    })
+
+    if exit_status not in [0, nil] do
+      Logger.warning(
+        "dspex_port (worker #{state.index}, os pid #{inspect(state.os_pid)}) exited with status " <>
+          "#{exit_status}; #{in_flight} request(s) in flight"
+      )
+    end
+
+    state =
+      fail_all(state, fn
+        %{kind: :call, wopts: %{retry_on_port_exit: true}} -> :retry
+        _ -> :port_exited
+      end)
+
+    state = %{state | port: nil, os_pid: nil, port_exits: state.port_exits + 1}
+    schedule_restart(set_status(state, :down))
+  end
+
+  defp schedule_restart(state) do
+    {bmin, bmax} = state.backoff
+    lived = if state.up_since, do: now_ms() - state.up_since, else: 0
+    delay = if lived > 10_000, do: bmin, else: state.next_backoff
+    Process.send_after(self(), :restart_port, delay)
+    %{state | next_backoff: min(delay * 2, bmax), restarts: state.restarts + 1, up_since: nil}
+  end
+
+  defp fail_all(state, decide) do
+    Enum.each(state.pending, fn {_id, entry} ->
+      if entry.timer, do: :erlang.cancel_timer(entry.timer, async: true, info: false)
+      if entry.mon, do: Process.demonitor(entry.mon, [:flush])
+
+      if entry.kind != :ping, do: release(state)
+
+      case decide.(entry) do
+        :retry ->
+          deliver(entry, {:retry, :port_exited})
+
+        :port_exited ->
+          deliver(entry, {:error, DSPex.Error.new(:port_exited, "the port process exited", %{})})
+      end
+    end)
+
+    %{state | pending: %{}, monitors: %{}}
+  end
+
+  # ------------------------------------------------------------------ admission
+
+  defp reserve_id(state), do: {state.next_id, %{state | next_id: state.next_id + 1}}
+
+  defp admit(item, state) do
+    cond do
+      state.status == :up and map_size(state.pending) < state.max_in_flight and
+          map_size(state.queued) == 0 ->
+        dispatch(item, state)
+
+      map_size(state.queued) >= state.max_queue ->
+        deliver_item(item, {:error, overloaded()})
+        release(state)
+
+      true ->
+        enqueue(item, state)
+    end
+  end
+
+  defp overloaded do
+    DSPex.Error.new(:overloaded, "worker queue is full", %{})
+  end
+
+  defp enqueue(item, state) do
+    qid = state.next_qid
+    timer = :erlang.start_timer(item.wopts.deadline, self(), {:queue_deadline, qid}, abs: true)
+    item = item |> Map.put(:qtimer, timer) |> Map.put(:enqueued_at, System.monotonic_time())
+
+    %{
+      state
+      | next_qid: qid + 1,
+        queue: :queue.in(qid, state.queue),
+        queued: Map.put(state.queued, qid, item)
+    }
+  end
+
+  defp drain_queue(state) do
+    if state.status == :up and map_size(state.pending) < state.max_in_flight do
+      case :queue.out(state.queue) do
+        {:empty, _} ->
+          state
+
+        {{:value, qid}, q} ->
+          state = %{state | queue: q}
+
+          case Map.pop(state.queued, qid) do
+            {nil, _} ->
+              drain_queue(state)
+
+            {item, queued} ->
+              :erlang.cancel_timer(item.qtimer, async: true, info: false)
+              state = %{state | queued: queued}
+
+              DSPex.Telemetry.execute(
+                [:dspex, :pool, :queue],
+                %{
+                  queue_length: map_size(queued),
+                  wait_time: System.monotonic_time() - item.enqueued_at
+                },
+                %{pool: state.pool, worker: state.index}
+              )
+
+              state = if Process.alive?(item.pid), do: dispatch(item, state), else: release(state)
+              drain_queue(state)
+          end
+      end
+    else
+      state
+    end
+  end
+
+  defp drop_queued_id(state, id) do
+    case Enum.find(state.queued, fn {_qid, item} -> Map.get(item, :id) == id end) do
+      {qid, item} ->
+        :erlang.cancel_timer(item.qtimer, async: true, info: false)
+        release(%{state | queued: Map.delete(state.queued, qid)})
+
+      nil ->
+        state
+    end
+  end
+
+  defp dispatch(item, state) do
+    {id, state} =
+      case item do
+        %{id: id} -> {id, state}
+        _ -> reserve_id(state)
+      end
+
+    remaining = item.wopts.deadline - now_ms()
+
+    if remaining <= 0 do
+      deliver_item(
+        item,
+        {:error,
+         DSPex.Error.new(:timeout, "deadline reached before dispatch", %{timeout: :total})}
+      )
+
+      release(state)
+    else
+      # the port's own deadline fires a little earlier so its structured error wins
+      total = if remaining > 20, do: remaining - min(50, div(remaining, 10)), else: remaining
+      req = Map.put(item.req, :total_timeout_ms, total)
+      port_send(state, {:http, id, req})
+      mon = Process.monitor(item.pid)
+
+      timer =
+        :erlang.start_timer(item.wopts.deadline + @timer_grace_ms, self(), {:deadline, id},
+          abs: true
+        )
+
+      entry =
+        item
+        |> Map.drop([:req, :qtimer, :enqueued_at])
+        |> Map.merge(%{mon: mon, timer: timer, started: false})
+
+      %{
+        state
+        | pending: Map.put(state.pending, id, entry),
+          monitors: Map.put(state.monitors, mon, id),
+          requests: state.requests + 1
+      }
+    end
+  end
+
+  defp port_send(%{port: nil}, _term), do: :ok
+
+  defp port_send(%{port: port}, term) do
+    Port.command(port, :erlang.term_to_binary(term))
+    :ok
+  rescue
+    ArgumentError -> :ok
+  end
+
+  # ------------------------------------------------------------------ replies
+
+  defp handle_reply({:response, id, status, headers, body, info}, state) do
+    with_entry(state, id, fn entry ->
+      record_cb(entry, if(status >= 500, do: :failure, else: :success))
+
+      case entry.kind do
+        :call ->
+          deliver(entry, {:ok, %{status: status, headers: headers, body: body, info: info}})
+
+        :stream ->
+          deliver(entry, {:response, status, headers, body})
+
+        _ ->
+          :ok
+      end
+
+      complete(state, id, entry)
+    end)
+  end
+
+  defp handle_reply({:stream_start, id, status, headers, _info}, state) do
+    case Map.fetch(state.pending, id) do
+      {:ok, entry} ->
+        deliver(entry, {:stream_start, status, headers})
+        %{state | pending: Map.put(state.pending, id, %{entry | started: true})}
+
+      :error ->
+        state
+    end
+  end
+
+  defp handle_reply({:sse, id, events}, state) do
+    case Map.fetch(state.pending, id) do
+      {:ok, entry} -> deliver(entry, {:sse, events})
+      :error -> :ok
+    end
+
+    state
+  end
+
+  defp handle_reply({:stream_end, id, info}, state) do
+    with_entry(state, id, fn entry ->
+      record_cb(entry, :success)
+      deliver(entry, {:stream_end, info})
+      complete(state, id, entry)
+    end)
+  end
+
+  defp handle_reply({:error, id, type, message, info}, state) do
+    with_entry(state, id, fn entry ->
+      if type in [:timeout, :network], do: record_cb(entry, :failure)
+      details = %{info: info, timeout: Map.get(info, :timeout)}
+      deliver(entry, {:error, DSPex.Error.new(type, message, details)})
+      complete(state, id, entry)
+    end)
+  end
+
+  defp handle_reply({:pong, id}, state) do
+    with_entry(state, id, fn entry ->
+      deliver(entry, :ok)
+      complete(state, id, entry)
+    end)
+  end
+
+  defp handle_reply(other, state) do
+    Logger.warning("DSPex.Port: unexpected frame from port: #{inspect(other, limit: 10)}")
+    state
+  end
+
+  defp with_entry(state, id, fun) do
+    case Map.fetch(state.pending, id) do
+      {:ok, entry} -> fun.(entry)
+      :error -> state
+    end
+  end
+
+  defp complete(state, id, entry) do
+    if entry.timer, do: :erlang.cancel_timer(entry.timer, async: true, info: false)
+    monitors = if entry.mon, do: Map.delete(state.monitors, entry.mon), else: state.monitors
+    if entry.mon, do: Process.demonitor(entry.mon, [:flush])
+    state = %{state | pending: Map.delete(state.pending, id), monitors: monitors}
+    state = if entry.kind != :ping, do: release(state), else: state
+    if map_size(state.queued) > 0, do: drain_queue(state), else: state
+  end
+
+  # Calls get a GenServer reply; streams and pings messages.
+  defp deliver(%{kind: :call, from: from}, {:error, _} = msg), do: GenServer.reply(from, msg)
+  defp deliver(%{kind: :call, from: from}, {:ok, _} = msg), do: GenServer.reply(from, msg)
+  defp deliver(%{kind: :call, from: from}, {:retry, _} = msg), do: GenServer.reply(from, msg)
+  defp deliver(%{kind: :ping, from: from}, msg), do: GenServer.reply(from, msg)
+  defp deliver(%{kind: :stream, to: to, ref: ref}, msg), do: send(to, {:dspex_http, ref, msg})
+  defp deliver(_, _), do: :ok
+
+  defp deliver_item(%{kind: :call, from: from}, msg), do: GenServer.reply(from, msg)
+
+  defp deliver_item(%{kind: :stream, to: to, ref: ref}, msg),
+    do: send(to, {:dspex_http, ref, msg})
+
+  defp record_cb(%{wopts: %{cb: cb, endpoint: ep}}, outcome) when is_list(cb) and is_binary(ep) do
+    CircuitBreaker.record(ep, outcome, cb)
+  end
+
+  defp record_cb(_, _), do: :ok
+
+  # The pool's load counter of this worker: callers add 1 when they pick this worker,
+  # the worker subtracts 1 when the item leaves (answered, expired, rejected), and a
+  # large offset marks a worker whose port is down.
+  defp release(%{load: nil} = state), do: state
+
+  defp release(%{load: load, index: i} = state) do
+    :atomics.sub(load, i, 1)
+    state
+  end
+
+  defp set_status(state, status) do
+    state = %{state | status: status}
+
+    case {state.load, status, state.down_offset} do
+      {nil, _, _} ->
+        state
+
+      {load, :down, false} ->
+        :atomics.add(load, state.index, @down_load)
+        %{state | down_offset: true}
+
+      {load, :up, true} ->
+        :atomics.sub(load, state.index, @down_load)
+        %{state | down_offset: false}
+
+      _ ->
+        state
+    end
+  end
+
+  defp now_ms, do: System.monotonic_time(:millisecond)
+end

@@ -1,0 +1,315 @@
+/* Unit tests for the DSPy signature parser (c_src/core/signature.c). */
+#include <stdlib.h>
+
+#include "ctest.h"
+#include "dspex/signature.h"
+
+static dspex_signature *parse_ok(const char *s, int *ctest_failed) {
+    dspex_signature *sig = NULL;
+    dspex_sig_error err;
+    dspex_sig_status st = dspex_sig_parse(s, strlen(s), &sig, &err);
+    if (st != DSPEX_SIG_OK) {
+        fprintf(stderr, "  parse of \"%s\" failed at column %zu: %s\n", s, err.column, err.message);
+        *ctest_failed = 1;
+        return NULL;
+    }
+    return sig;
+}
+
+/* Parses `s`, expecting an error at `column` whose message contains `needle`. */
+static void expect_error(const char *s, size_t column, const char *needle, int *ctest_failed) {
+    dspex_signature *sig = NULL;
+    dspex_sig_error err;
+    dspex_sig_status st = dspex_sig_parse(s, strlen(s), &sig, &err);
+    if (st != DSPEX_SIG_ESYNTAX || sig != NULL) {
+        fprintf(stderr, "  expected \"%s\" to fail\n", s);
+        *ctest_failed = 1;
+        dspex_sig_free(sig);
+        return;
+    }
+    if (err.column != column || strstr(err.message, needle) == NULL) {
+        fprintf(stderr, "  \"%s\": got column %zu \"%s\", want column %zu containing \"%s\"\n", s,
+                err.column, err.message, column, needle);
+        *ctest_failed = 1;
+    }
+}
+
+/* Renders the type of field i. */
+static const char *type_of(dspex_signature *sig, size_t i, char *buf, size_t cap) {
+    if (sig == NULL || i >= sig->nfields) return "(none)";
+    dspex_sig_type_render(sig->fields[i].type, buf, cap);
+    return buf;
+}
+
+#define CHECK_TYPE(src, want)                                                \
+    do {                                                                     \
+        char buf_[512];                                                      \
+        dspex_signature *s_ = parse_ok("x: " src " -> y", ctest_failed);    \
+        CHECK_STREQ(type_of(s_, 0, buf_, sizeof buf_), want);                \
+        dspex_sig_free(s_);                                                  \
+    } while (0)
+
+CTEST(simple_untyped) {
+    dspex_signature *sig = parse_ok("question -> answer", ctest_failed);
+    CHECK(sig != NULL);
+    if (!sig) return;
+    CHECK(sig->nfields == 2);
+    CHECK(sig->ninputs == 1);
+    CHECK_STREQ(sig->fields[0].name, "question");
+    CHECK(sig->fields[0].kind == DSPEX_SIG_INPUT);
+    CHECK(sig->fields[0].type->kind == DSPEX_SIG_T_STR);
+    CHECK(sig->fields[0].type_defined == 0);
+    CHECK(sig->fields[0].column == 1);
+    CHECK_STREQ(sig->fields[1].name, "answer");
+    CHECK(sig->fields[1].kind == DSPEX_SIG_OUTPUT);
+    CHECK(sig->fields[1].column == 13);
+    dspex_sig_free(sig);
+}
+
+CTEST(typed_fields_in_order) {
+    dspex_signature *sig =
+        parse_ok("question, context: list[str] -> answer: str, confidence: float", ctest_failed);
+    if (!sig) return;
+    char buf[128];
+    CHECK(sig->nfields == 4);
+    CHECK(sig->ninputs == 2);
+    CHECK_STREQ(sig->fields[1].name, "context");
+    CHECK(sig->fields[1].type_defined == 1);
+    CHECK_STREQ(type_of(sig, 1, buf, sizeof buf), "list[str]");
+    CHECK_STREQ(sig->fields[2].name, "answer");
+    CHECK(sig->fields[2].type_defined == 1);
+    CHECK_STREQ(sig->fields[3].name, "confidence");
+    CHECK_STREQ(type_of(sig, 3, buf, sizeof buf), "float");
+    dspex_sig_free(sig);
+}
+
+CTEST(empty_sides) {
+    dspex_signature *sig = parse_ok("-> answer", ctest_failed);
+    if (sig) {
+        CHECK(sig->ninputs == 0 && sig->nfields == 1);
+        dspex_sig_free(sig);
+    }
+    sig = parse_ok("question ->", ctest_failed);
+    if (sig) {
+        CHECK(sig->ninputs == 1 && sig->nfields == 1);
+        dspex_sig_free(sig);
+    }
+    sig = parse_ok("  ->  ", ctest_failed);
+    if (sig) {
+        CHECK(sig->nfields == 0);
+        dspex_sig_free(sig);
+    }
+}
+
+CTEST(whitespace_and_trailing_comma) {
+    dspex_signature *sig = parse_ok("\n a ,\tb:\n dict[ str ,int ] , -> c,", ctest_failed);
+    if (!sig) return;
+    char buf[64];
+    CHECK(sig->nfields == 3);
+    CHECK_STREQ(type_of(sig, 1, buf, sizeof buf), "dict[str, int]");
+    CHECK_STREQ(sig->fields[2].name, "c");
+    dspex_sig_free(sig);
+    sig = parse_ok("a,b->c", ctest_failed);
+    if (sig) {
+        CHECK(sig->nfields == 3);
+        dspex_sig_free(sig);
+    }
+}
+
+CTEST(scalar_types) {
+    CHECK_TYPE("str", "str");
+    CHECK_TYPE("int", "int");
+    CHECK_TYPE("float", "float");
+    CHECK_TYPE("bool", "bool");
+    CHECK_TYPE("Any", "Any");
+    CHECK_TYPE("typing.Any", "Any");
+    CHECK_TYPE("None", "None");
+    CHECK_TYPE("NoneType", "None");
+    CHECK_TYPE("History", "History");
+    CHECK_TYPE("dspy.History", "History");
+}
+
+CTEST(generic_types) {
+    CHECK_TYPE("list", "list");
+    CHECK_TYPE("List", "list");
+    CHECK_TYPE("typing.List[int]", "list[int]");
+    CHECK_TYPE("dict", "dict");
+    CHECK_TYPE("Dict[str, list[int]]", "dict[str, list[int]]");
+    CHECK_TYPE("tuple", "tuple");
+    CHECK_TYPE("tuple[int, str, bool]", "tuple[int, str, bool]");
+    CHECK_TYPE("Tuple[int, ...]", "tuple[int, ...]");
+    CHECK_TYPE("set[str]", "set[str]");
+    CHECK_TYPE("frozenset[int]", "set[int]");
+    CHECK_TYPE("list[dict[str, list[tuple[int, float]]]]", "list[dict[str, list[tuple[int, float]]]]");
+}
+
+CTEST(literal_types) {
+    CHECK_TYPE("Literal['a', \"b\", 1, -2, 2.5, True, False, None]",
+               "Literal['a', 'b', 1, -2, 2.5, True, False, None]");
+    CHECK_TYPE("typing.Literal['it\\'s', 'x\\ny', '\\x41\\u00e9']", "Literal['it\\'s', 'x\\ny', 'A\xc3\xa9']");
+    CHECK_TYPE("Literal['a->b']", "Literal['a->b']");
+    CHECK_TYPE("Literal['a',]", "Literal['a']");
+    CHECK_TYPE("Literal[1, 'a', 1, True, 'a', None, None, 1.0]", "Literal[1, 'a', True, None, 1.0]");
+    dspex_signature *sig = parse_ok("x: Literal['caf\xc3\xa9', 7] -> y", ctest_failed);
+    if (!sig) return;
+    dspex_sig_type *t = sig->fields[0].type;
+    CHECK(t->kind == DSPEX_SIG_T_LITERAL && t->nlits == 2);
+    CHECK(t->lits[0].kind == DSPEX_SIG_LIT_STR && t->lits[0].str_len == 5);
+    CHECK(t->lits[1].kind == DSPEX_SIG_LIT_INT && t->lits[1].i == 7);
+    dspex_sig_free(sig);
+}
+
+CTEST(optional_and_union) {
+    CHECK_TYPE("Optional[int]", "Optional[int]");
+    CHECK_TYPE("int | None", "Optional[int]");
+    CHECK_TYPE("None | int", "Optional[int]");
+    CHECK_TYPE("int | str", "Union[int, str]");
+    CHECK_TYPE("Union[int, str]", "Union[int, str]");
+    CHECK_TYPE("Union[int, str, None]", "Optional[Union[int, str]]");
+    CHECK_TYPE("Union[int]", "int");
+    CHECK_TYPE("Union[int, int]", "int");
+    CHECK_TYPE("Union[int, Union[str, float]]", "Union[int, str, float]");
+    CHECK_TYPE("Optional[Optional[int]]", "Optional[int]");
+    CHECK_TYPE("Optional[None]", "None");
+    CHECK_TYPE("list[int | None] | None", "Optional[list[Optional[int]]]");
+    CHECK_TYPE("Literal['a'] | None", "Optional[Literal['a']]");
+}
+
+CTEST(arrow_errors) {
+    expect_error("question answer", 16, "expected exactly one '->'", ctest_failed);
+    expect_error("", 1, "expected exactly one '->'", ctest_failed);
+    expect_error("a -> b -> c", 8, "second one at column 8", ctest_failed);
+}
+
+CTEST(name_errors) {
+    expect_error("a, 1b -> c", 4, "starts with a digit", ctest_failed);
+    expect_error("a,, b -> c", 3, "remove the extra ','", ctest_failed);
+    expect_error("a -> a", 6, "duplicate field name 'a' at column 6 (input and output", ctest_failed);
+    expect_error("a, b, a -> c", 7, "duplicate field name 'a'", ctest_failed);
+    expect_error("class -> c", 1, "Python keyword", ctest_failed);
+    expect_error("a b -> c", 3, "expected ',' or '->' after field 'a'", ctest_failed);
+    expect_error("a: int = 3 -> c", 8, "default value", ctest_failed);
+    expect_error("-a -> c", 1, "expected an input field name", ctest_failed);
+}
+
+CTEST(type_errors) {
+    expect_error("question: strng -> answer", 11, "unknown type 'strng' at column 11; supported: str",
+                 ctest_failed);
+    expect_error("a -> b: dspy.Image", 9, "unknown type 'dspy.Image'", ctest_failed);
+    expect_error("a: typing.str -> b", 4, "unknown type 'typing.str'", ctest_failed);
+    expect_error("a: -> b", 4, "missing type after 'a:'", ctest_failed);
+    expect_error("a: list[] -> b", 9, "empty []", ctest_failed);
+    expect_error("a: dict[str] -> b", 8, "takes 2 type arguments", ctest_failed);
+    expect_error("a: list[int, str] -> b", 8, "takes 1 type argument", ctest_failed);
+    expect_error("a: str[int] -> b", 7, "does not take type arguments", ctest_failed);
+    expect_error("a: Optional -> b", 4, "needs arguments", ctest_failed);
+    expect_error("a: Optional[int, str] -> b", 12, "exactly one type", ctest_failed);
+    expect_error("a: Literal[] -> b", 4, "at least one value", ctest_failed);
+    expect_error("a: Literal[x] -> b", 12, "expected a Literal value", ctest_failed);
+    expect_error("a: Literal['x] -> b", 12, "unterminated string", ctest_failed);
+    expect_error("a: list[int -> b", 13, "expected ',' or ']'", ctest_failed);
+    expect_error("a: list[...] -> b", 9, "only allowed as tuple[T, ...]", ctest_failed);
+    expect_error("a: 'str' -> b", 4, "quoted type", ctest_failed);
+    expect_error("a: int] -> b", 7, "unbalanced ']'", ctest_failed);
+    expect_error("a: Literal[01] -> b", 12, "leading zero", ctest_failed);
+    expect_error("a: Literal[99999999999999999999] -> b", 12, "64 bits", ctest_failed);
+    expect_error("a: Literal[1e999] -> b", 12, "out of range", ctest_failed);
+}
+
+CTEST(limits) {
+    /* nesting */
+    char buf[1024];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "a: ");
+    for (int i = 0; i < 40; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "list[");
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "int");
+    for (int i = 0; i < 40; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "]");
+    snprintf(buf + n, sizeof buf - n, " -> b");
+    dspex_signature *sig = NULL;
+    dspex_sig_error err;
+    CHECK(dspex_sig_parse(buf, strlen(buf), &sig, &err) == DSPEX_SIG_ESYNTAX);
+    CHECK(strstr(err.message, "nesting deeper than 32") != NULL);
+
+    /* input size */
+    size_t big = DSPEX_SIG_MAX_INPUT + 1;
+    char *huge = malloc(big);
+    CHECK(huge != NULL);
+    if (!huge) return;
+    memset(huge, ' ', big);
+    memcpy(huge, "a -> b", 6);
+    CHECK(dspex_sig_parse(huge, big, &sig, &err) == DSPEX_SIG_ESYNTAX);
+    CHECK(strstr(err.message, "the limit is 65536 bytes") != NULL);
+    /* exactly the limit is fine */
+    CHECK(dspex_sig_parse(huge, big - 1, &sig, &err) == DSPEX_SIG_OK);
+    dspex_sig_free(sig);
+    free(huge);
+}
+
+CTEST(bad_bytes) {
+    const char nul[] = "a\0 -> b";
+    dspex_signature *sig = NULL;
+    dspex_sig_error err;
+    CHECK(dspex_sig_parse(nul, sizeof nul - 1, &sig, &err) == DSPEX_SIG_ESYNTAX);
+    CHECK(err.column == 2);
+    CHECK(strstr(err.message, "NUL") != NULL);
+    expect_error("a\xff -> b", 2, "invalid UTF-8", ctest_failed);
+    expect_error("caf\xc3\xa9 -> b", 4, "expected ',' or '->'", ctest_failed);
+}
+
+CTEST(many_fields) {
+    /* 500 fields is fine and ordered */
+    size_t cap = 500 * 8 + 16;
+    char *s = malloc(cap);
+    CHECK(s != NULL);
+    if (!s) return;
+    size_t n = 0;
+    for (int i = 0; i < 500; i++) n += (size_t)snprintf(s + n, cap - n, "f%d,", i);
+    snprintf(s + n, cap - n, "->out");
+    dspex_signature *sig = parse_ok(s, ctest_failed);
+    if (sig) {
+        CHECK(sig->nfields == 501);
+        CHECK_STREQ(sig->fields[499].name, "f499");
+        dspex_sig_free(sig);
+    }
+    free(s);
+}
+
+static const char *prefix_of(const char *name, char *buf, size_t cap) {
+    size_t n = dspex_sig_infer_prefix(name, strlen(name), buf, cap);
+    return n == (size_t)-1 ? "(oom)" : buf;
+}
+
+CTEST(infer_prefix_like_dspy) {
+    char buf[256];
+    CHECK_STREQ(prefix_of("camelCaseText", buf, sizeof buf), "Camel Case Text");
+    CHECK_STREQ(prefix_of("snake_case_text", buf, sizeof buf), "Snake Case Text");
+    CHECK_STREQ(prefix_of("text2number", buf, sizeof buf), "Text 2 Number");
+    CHECK_STREQ(prefix_of("HTMLParser", buf, sizeof buf), "HTML Parser");
+    CHECK_STREQ(prefix_of("MyHTMLParser2X", buf, sizeof buf), "My HTML Parser 2 X");
+    CHECK_STREQ(prefix_of("__init", buf, sizeof buf), "  Init");
+    CHECK_STREQ(prefix_of("a__b", buf, sizeof buf), "A  B");
+    CHECK_STREQ(prefix_of("abc123def", buf, sizeof buf), "Abc 123 Def");
+    CHECK_STREQ(prefix_of("ABC", buf, sizeof buf), "ABC");
+    CHECK_STREQ(prefix_of("", buf, sizeof buf), "");
+    /* truncation reports the full length */
+    CHECK(dspex_sig_infer_prefix("camelCaseText", 13, buf, 4) == 15);
+    CHECK_STREQ(buf, "Cam");
+    /* long names use the heap path */
+    char name[200];
+    memset(name, 'a', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    name[100] = 'B';
+    CHECK(dspex_sig_infer_prefix(name, strlen(name), buf, sizeof buf) == 200);
+    CHECK(buf[0] == 'A' && buf[100] == ' ' && buf[101] == 'B');
+}
+
+CTEST(fields_carry_prefix) {
+    dspex_signature *sig = parse_ok("questionText -> HTMLAnswer2", ctest_failed);
+    if (!sig) return;
+    CHECK_STREQ(sig->fields[0].prefix, "Question Text");
+    CHECK(sig->fields[0].prefix_len == 13);
+    CHECK_STREQ(sig->fields[1].prefix, "HTML Answer 2");
+    dspex_sig_free(sig);
+}
+
+int main(void) { return ctest_run(); }

@@ -1,0 +1,207 @@
+defmodule DSPex.AdapterFixturesTest do
+  # Golden fixtures rendered and parsed by Python DSPy 3.3.1
+  # (tools/gen_dspy_fixtures.py); DSPex must match them byte for byte.
+  use ExUnit.Case, async: true
+
+  alias DSPex.Adapter.{Chat, JSON}
+  alias DSPex.Signature
+  alias DSPex.Signature.Field
+
+  @root Path.expand("../fixtures/dspy", __DIR__)
+  @render Path.wildcard(Path.join(@root, "render/*.json")) |> Enum.sort()
+  @parse Path.wildcard(Path.join(@root, "parse/*.json")) |> Enum.sort()
+
+  for f <- @render ++ @parse, do: @external_resource(f)
+
+  test "there are enough fixtures" do
+    assert length(@render) >= 60
+    assert length(@parse) >= 30
+  end
+
+  # ------------------------------------------------------------------ helpers
+  def load(path), do: path |> File.read!() |> DSPex.JSON.decode!()
+
+  def adapter("chat"), do: Chat
+  def adapter("json"), do: JSON
+
+  def signature(%{"instructions" => instr, "inputs" => ins, "outputs" => outs}) do
+    %Signature{
+      instructions: instr,
+      inputs: Enum.map(ins, &field(&1, :input)),
+      outputs: Enum.map(outs, &field(&1, :output))
+    }
+  end
+
+  defp field(%{"name" => name, "type" => type, "desc" => desc, "constraints" => cons}, kind) do
+    %Field{
+      name: String.to_atom(name),
+      kind: kind,
+      type: type(type),
+      desc: desc,
+      prefix: nil,
+      constraints: Enum.map(cons, fn [k, v] -> {String.to_atom(k), v} end)
+    }
+  end
+
+  def type("ellipsis"), do: :ellipsis
+  def type(s) when is_binary(s), do: String.to_atom(s)
+  def type(["list", t]), do: {:list, type(t)}
+  def type(["set", t]), do: {:set, type(t)}
+  def type(["dict", k, v]), do: {:dict, type(k), type(v)}
+  def type(["tuple", ts]), do: {:tuple, Enum.map(ts, &type/1)}
+  def type(["literal", vals]), do: {:literal, vals}
+  def type(["optional", t]), do: {:optional, type(t)}
+  def type(["union", ts]), do: {:union, Enum.map(ts, &type/1)}
+  def type(["enum", name, vals]), do: {:enum, name, vals}
+
+  # values as inputs: ordered dicts keep their order
+  def value(%{"__tuple__" => l}), do: List.to_tuple(Enum.map(l, &value/1))
+  def value(%{"__set__" => l}), do: MapSet.new(Enum.map(l, &value/1))
+  def value(%{"__history__" => msgs}), do: DSPex.History.new(Enum.map(msgs, &fields/1))
+
+  def value(%{"__ordered__" => pairs}),
+    do: {:ordered, Enum.map(pairs, fn [k, v] -> {k, value(v)} end)}
+
+  def value(m) when is_map(m), do: Map.new(m, fn {k, v} -> {k, value(v)} end)
+  def value(l) when is_list(l), do: Enum.map(l, &value/1)
+  def value(v), do: v
+
+  def fields(m), do: Map.new(m, fn {k, v} -> {String.to_atom(k), value(v)} end)
+
+  # values as parse results
+  def result(%{"__tuple__" => l}), do: List.to_tuple(Enum.map(l, &result/1))
+  def result(%{"__set__" => l}), do: Enum.sort(Enum.map(l, &result/1))
+
+  def result(%{"__ordered__" => pairs}),
+    do: Map.new(pairs, fn [k, v] -> {result(k), result(v)} end)
+
+  def result(l) when is_list(l), do: Enum.map(l, &result/1)
+  def result(v), do: v
+
+  # ------------------------------------------------------------------ render
+  for path <- @render do
+    fx = path |> File.read!() |> DSPex.JSON.decode!()
+
+    test "render #{fx["name"]}" do
+      fx = load(unquote(path))
+      mod = adapter(fx["adapter"])
+      sig = signature(fx["signature"])
+      demos = Enum.map(fx["demos"], &fields/1)
+      inputs = fields(fx["inputs"])
+      expected = Enum.map(fx["messages"], fn m -> %{role: m["role"], content: m["content"]} end)
+      actual = mod.format(sig, demos, inputs, [])
+      assert length(actual) == length(expected)
+
+      for {a, e} <- Enum.zip(actual, expected) do
+        assert a.role == e.role
+        assert a.content == e.content
+      end
+
+      if fx["assistant"] do
+        assert mod.format_assistant_message(sig, fields(fx["outputs"])) == fx["assistant"]
+      end
+    end
+  end
+
+  # ------------------------------------------------------------------ parse
+  for path <- @parse do
+    fx = path |> File.read!() |> DSPex.JSON.decode!()
+
+    test "parse #{fx["name"]}" do
+      fx = load(unquote(path))
+      mod = adapter(fx["adapter"])
+      sig = signature(fx["signature"])
+      set_fields = for f <- sig.outputs, match?({:set, _}, f.type), do: f.name
+
+      case fx do
+        %{"result" => expected} ->
+          assert {:ok, actual} = mod.parse(sig, fx["completion"])
+
+          actual =
+            Map.new(actual, fn {k, v} -> {k, if(k in set_fields, do: Enum.sort(v), else: v)} end)
+
+          assert actual === Map.new(expected, fn {k, v} -> {String.to_atom(k), result(v)} end)
+
+        %{"error" => err} ->
+          assert {:error, %DSPex.Error{type: :adapter_parse} = e} =
+                   mod.parse(sig, fx["completion"])
+
+          if err["missing_fields"], do: assert(e.message == err["message"])
+      end
+    end
+  end
+
+  # ------------------------------------------------------------------ parse_value matrix
+  # Known, documented divergences from DSPy's json_repair heuristics:
+  #   * integers beyond 64 bits (Python ints are unbounded);
+  #   * prose containing an unbalanced "{...}" fragment, which json_repair turns into odd
+  #     values (e.g. "text with {braces} inside" -> ["braces} inside"]).
+  @matrix Path.join(@root, "values/parse_value_matrix.json")
+  @external_resource @matrix
+
+  test "parse_value matrix matches DSPy's parse_value" do
+    rows = load(@matrix)
+
+    mismatches =
+      for r <- rows, not divergent?(r["text"]), reduce: [] do
+        acc ->
+          t = type(r["type"])
+          got = DSPex.NIF.adapter_parse_value(t, r["text"])
+
+          got =
+            case {t, got} do
+              {{:set, _}, {:ok, l}} -> {:ok, Enum.sort(l)}
+              _ -> got
+            end
+
+          ok =
+            case {r["ok"], got} do
+              {true, {:ok, v}} -> v === result(r["value"])
+              {false, {:error, {:adapter_parse, _, _}}} -> true
+              _ -> false
+            end
+
+          if ok, do: acc, else: [{r["type"], r["text"], r, got} | acc]
+      end
+
+    assert mismatches == []
+    assert length(rows) > 1000
+  end
+
+  defp divergent?(text), do: text =~ ~r/^\d{20,}$/ or text =~ ~r/^text with \{/
+
+  # The signature parser produces the same type terms these fixtures use, so signatures
+  # written as strings render identically.
+  test "type terms round-trip through the signature string parser" do
+    types =
+      for path <- @render ++ @parse,
+          fx = load(path),
+          f <- fx["signature"]["inputs"] ++ fx["signature"]["outputs"],
+          t = type(f["type"]),
+          not has_enum?(t),
+          uniq: true,
+          do: t
+
+    for t <- types do
+      assert Field.normalize_type!(Field.type_string(t)) == t
+    end
+  end
+
+  test "a parsed string signature renders like DSPy" do
+    fx = load(Path.join(@root, "render/optional_union_chat.json"))
+    hand = signature(fx["signature"])
+
+    text =
+      Enum.map_join(hand.inputs, ", ", &"#{&1.name}: #{Field.type_string(&1.type)}") <>
+        " -> " <> Enum.map_join(hand.outputs, ", ", &"#{&1.name}: #{Field.type_string(&1.type)}")
+
+    sig = Signature.parse!(text) |> Signature.with_instructions(hand.instructions)
+    expected = Enum.map(fx["messages"], fn m -> %{role: m["role"], content: m["content"]} end)
+    assert Chat.format(sig, [], fields(fx["inputs"]), []) == expected
+  end
+
+  defp has_enum?({:enum, _, _}), do: true
+  defp has_enum?(t) when is_tuple(t), do: t |> Tuple.to_list() |> Enum.any?(&has_enum?/1)
+  defp has_enum?(l) when is_list(l), do: Enum.any?(l, &has_enum?/1)
+  defp has_enum?(_), do: false
+end

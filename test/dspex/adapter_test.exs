@@ -1,0 +1,190 @@
+defmodule DSPex.AdapterTest do
+  use ExUnit.Case, async: true
+
+  alias DSPex.Adapter.{Chat, JSON}
+  alias DSPex.Signature
+  alias DSPex.Signature.Field
+
+  doctest DSPex.Adapter.Chat
+  doctest DSPex.Adapter.JSON
+
+  defp field(name, kind, type) do
+    %Field{name: name, kind: kind, type: type}
+  end
+
+  defp sig(inputs, outputs, instructions \\ "Do it.") do
+    %Signature{
+      instructions: instructions,
+      inputs: Enum.map(inputs, fn {n, t} -> field(n, :input, t) end),
+      outputs: Enum.map(outputs, fn {n, t} -> field(n, :output, t) end)
+    }
+  end
+
+  @qa %Signature{
+    instructions: "Do it.",
+    inputs: [%Field{name: :question, kind: :input, type: :str}],
+    outputs: [%Field{name: :answer, kind: :output, type: :str}]
+  }
+
+  describe "format/4" do
+    test "accepts DSPex.Example structs and keyword lists as demos" do
+      ex = DSPex.Example.new(question: "1+1?", answer: "2")
+      [_, u1, a1, _] = Chat.format(@qa, [ex], %{question: "q"}, [])
+      assert u1.content == "[[ ## question ## ]]\n1+1?"
+      assert a1.content == "[[ ## answer ## ]]\n2\n\n[[ ## completed ## ]]\n"
+
+      assert Chat.format(@qa, [[question: "1+1?", answer: "2"]], %{question: "q"}) ==
+               Chat.format(@qa, [ex], %{question: "q"})
+    end
+
+    test "renders a signature string" do
+      assert [%{role: "system"}, %{role: "user", content: content}] =
+               Chat.format("question -> answer", [], %{question: "hi"})
+
+      assert content =~ "[[ ## question ## ]]\nhi"
+    end
+
+    test "atoms render as their text, tuples and MapSets as JSON arrays" do
+      s = sig([a: :str, b: :any, c: :any], out: :str)
+      [_, user] = Chat.format(s, [], %{a: :hello, b: {1, "x"}, c: MapSet.new([3])})
+
+      assert user.content =~
+               "[[ ## a ## ]]\nhello\n\n[[ ## b ## ]]\n[1, \"x\"]\n\n[[ ## c ## ]]\n[3]"
+    end
+
+    test "{:ordered, pairs} keeps dict key order" do
+      s = sig([d: :any], out: :str)
+      [_, user] = Chat.format(s, [], %{d: {:ordered, [{"z", 1}, {"a", 2}]}})
+      assert user.content =~ ~s|{"z": 1, "a": 2}|
+    end
+
+    test "bad values raise ArgumentError with an actionable message" do
+      assert_raise ArgumentError, ~r/adapter values must be/, fn ->
+        Chat.format(@qa, [], %{question: self()})
+      end
+
+      assert_raise ArgumentError, ~r/inputs must be a map|demos, inputs and outputs/, fn ->
+        Chat.format(@qa, [], "nope")
+      end
+
+      bad = %{@qa | outputs: [field(:answer, :output, :strng)]}
+
+      assert_raise ArgumentError, ~r/unknown type atom/, fn ->
+        Chat.format(bad, [], %{question: "q"})
+      end
+    end
+
+    test "large inputs run on a dirty scheduler and still render" do
+      big = String.duplicate("lorem ipsum ", 20_000)
+      [_, user] = Chat.format(@qa, [], %{question: big})
+      assert byte_size(user.content) > 200_000
+      {:ok, out} = Chat.parse(@qa, "[[ ## answer ## ]]\n" <> big)
+      assert out.answer == String.trim(big)
+    end
+
+    test "emits telemetry spans" do
+      parent = self()
+      ref = make_ref()
+
+      :ok =
+        DSPex.Telemetry.attach_many(
+          ref,
+          [[:dspex, :adapter, :format, :stop], [:dspex, :adapter, :parse, :stop]],
+          fn event, _m, meta, _ -> send(parent, {ref, event, meta}) end,
+          nil
+        )
+
+      Chat.format(@qa, [], %{question: "q"})
+      JSON.parse(@qa, ~s|{"answer": "x"}|)
+      DSPex.Telemetry.detach(ref)
+
+      assert_received {^ref, [:dspex, :adapter, :format, :stop],
+                       %{adapter: Chat, signature: "question -> answer"}}
+
+      assert_received {^ref, [:dspex, :adapter, :parse, :stop],
+                       %{adapter: JSON, signature: "question -> answer"}}
+    end
+  end
+
+  describe "parse/2" do
+    test "typed fields" do
+      s =
+        sig([q: :str],
+          n: :int,
+          x: :float,
+          ok: :bool,
+          t: {:tuple, [:int, :str]},
+          d: {:dict, :str, {:list, :int}}
+        )
+
+      text = """
+      [[ ## n ## ]]
+      42
+      [[ ## x ## ]]
+      2
+      [[ ## ok ## ]]
+      True
+      [[ ## t ## ]]
+      (1, 'a')
+      [[ ## d ## ]]
+      {'k': [1, 2]}
+      [[ ## completed ## ]]
+      """
+
+      assert Chat.parse(s, text) ==
+               {:ok, %{n: 42, x: 2.0, ok: true, t: {1, "a"}, d: %{"k" => [1, 2]}}}
+    end
+
+    test "literal and enum matching" do
+      s = sig([q: :str], l: {:literal, ["yes", "no"]}, e: {:enum, "Color", ["red", "green"]})
+
+      assert Chat.parse(s, "[[ ## l ## ]]\nLiteral['no']\n[[ ## e ## ]]\ngreen") ==
+               {:ok, %{l: "no", e: "green"}}
+
+      assert {:error, %DSPex.Error{message: msg}} =
+               Chat.parse(s, "[[ ## l ## ]]\nmaybe\n[[ ## e ## ]]\ngreen")
+
+      assert msg =~ "Failed to parse field l with value maybe"
+    end
+
+    test "missing optional outputs become nil, missing required outputs are errors" do
+      s = sig([q: :str], a: :str, b: {:optional, :int})
+      assert Chat.parse(s, "[[ ## a ## ]]\nx") == {:ok, %{a: "x", b: nil}}
+      assert {:error, err} = Chat.parse(s, "[[ ## b ## ]]\n3")
+      assert err.type == :adapter_parse
+      assert err.message =~ "Expected to find output fields in the LM response: [a, b]"
+      assert err.message =~ "Actual output fields parsed from the LM response: [b]"
+      assert_raise DSPex.Error, fn -> Chat.parse!(s, "nothing") end
+    end
+
+    test "JSON adapter extracts the first object and drops unknown keys" do
+      assert JSON.parse(@qa, "ok:\n```json\n{\"answer\": \"x\", \"other\": 1}\n```") ==
+               {:ok, %{answer: "x"}}
+
+      assert {:error, err} = JSON.parse(@qa, "no object")
+      assert err.message =~ "LM response cannot be serialized to a JSON object."
+    end
+
+    test "non-binary completion raises" do
+      assert_raise ArgumentError, fn -> Chat.parse(@qa, 42) end
+    end
+
+    test "format_assistant_message round-trips through parse" do
+      s = sig([q: :str], a: :str, n: :int, l: {:list, :str}, d: {:dict, :str, :float})
+      out = %{a: "multi\nline", n: 7, l: ["x", "é"], d: %{"k" => 0.5}}
+
+      for mod <- [Chat, JSON],
+          do: assert(mod.parse(s, mod.format_assistant_message(s, out)) == {:ok, out})
+    end
+
+    test "format_assistant_message renders missing fields" do
+      s = sig([q: :str], a: :str, b: :str)
+
+      assert Chat.format_assistant_message(s, %{a: "x"}) ==
+               "[[ ## a ## ]]\nx\n\n[[ ## b ## ]]\nNone\n\n[[ ## completed ## ]]\n"
+
+      assert JSON.format_assistant_message(s, %{a: "x"}, "n/a") ==
+               ~s|{\n  "a": "x",\n  "b": "n/a"\n}|
+    end
+  end
+end
