@@ -34,14 +34,14 @@ one = fn ->
   {:ok, %{answer: "Paris"}} = Chat.parse(sig, completion)
 end
 
-for _ <- 1..2000, do: one.()
+Enum.each(1..2000, fn _ -> one.() end)
 
 measure = fn fun ->
   deadline = System.monotonic_time(:microsecond) + seconds * 1_000_000
   start = System.monotonic_time(:microsecond)
 
   n =
-    Stream.repeatedly(fn -> for(_ <- 1..200, do: fun.()) end)
+    Stream.repeatedly(fn -> Enum.each(1..200, fn _ -> fun.() end) end)
     |> Enum.reduce_while(0, fn _, acc ->
       if System.monotonic_time(:microsecond) >= deadline,
         do: {:halt, acc + 200},

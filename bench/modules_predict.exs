@@ -50,7 +50,9 @@ print(bench(dspy.ChainOfThought("question -> answer"), {"reasoning": "It is well
   if File.exists?(python) do
     case System.cmd(python, ["-c", py], stderr_to_stdout: false) do
       {out, 0} ->
-        [a, b] = out |> String.split("\n", trim: true) |> Enum.take(-2) |> Enum.map(&String.to_float/1)
+        [a, b] =
+          out |> String.split("\n", trim: true) |> Enum.take(-2) |> Enum.map(&String.to_float/1)
+
         {a, b}
 
       {out, _} ->
@@ -64,11 +66,21 @@ print(bench(dspy.ChainOfThought("question -> answer"), {"reasoning": "It is well
 row = fn name, ex, py ->
   ratio = if py, do: :io_lib.format("~.1fx", [py / ex]) |> to_string(), else: "n/a"
   pys = if py, do: :io_lib.format("~.1f", [py]) |> to_string(), else: "n/a"
-  IO.puts(String.pad_trailing(name, 18) <> String.pad_leading(:io_lib.format("~.1f", [ex]) |> to_string(), 12) <>
-    String.pad_leading(pys, 14) <> String.pad_leading(ratio, 10))
+
+  IO.puts(
+    String.pad_trailing(name, 18) <>
+      String.pad_leading(:io_lib.format("~.1f", [ex]) |> to_string(), 12) <>
+      String.pad_leading(pys, 14) <> String.pad_leading(ratio, 10)
+  )
 end
 
 IO.puts("per call, µs (#{n} calls, best of 3)")
-IO.puts(String.pad_trailing("module", 18) <> String.pad_leading("DSPex", 12) <> String.pad_leading("DSPy 3.3.1", 14) <> String.pad_leading("speedup", 10))
+
+IO.puts(
+  String.pad_trailing("module", 18) <>
+    String.pad_leading("DSPex", 12) <>
+    String.pad_leading("DSPy 3.3.1", 14) <> String.pad_leading("speedup", 10)
+)
+
 row.("Predict", ex_predict, py_predict)
 row.("ChainOfThought", ex_cot, py_cot)

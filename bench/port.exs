@@ -261,6 +261,32 @@ IO.puts(
     )
 )
 
+# The LM layer's own cost (request building, JSON encode/decode, parsing, telemetry,
+# usage): interleaved single calls, DSPex.LM.request vs DSPex.Pool.request of the same
+# bytes; medians are robust to a noisy shared machine.
+raw_req = %{
+  url: url,
+  method: "POST",
+  headers: [{"content-type", "application/json"}, {"authorization", "Bearer sk-bench"}],
+  body: req_body,
+  max_retries: 0
+}
+
+pairs =
+  for _ <- 1..2000 do
+    {a, {:ok, _}} = :timer.tc(fn -> DSPex.Pool.request(raw_req, timeout: 600_000) end)
+    {b, {:ok, _}} = :timer.tc(fn -> DSPex.LM.request(lm, messages) end)
+    {a, b}
+  end
+
+median = fn l -> l |> Enum.sort() |> Enum.at(div(length(l), 2)) end
+{raw_t, lm_t} = Enum.unzip(pairs)
+
+IO.puts(
+  "median single call: DSPex.Pool.request #{median.(raw_t)} us, DSPex.LM.request #{median.(lm_t)} us " <>
+    "(LM layer: #{median.(lm_t) - median.(raw_t)} us per call)"
+)
+
 Bench.Server.stop(server)
 
 # 50 ms server latency at concurrency 256: how close to 256 / 0.05 s = 5120 req/s?

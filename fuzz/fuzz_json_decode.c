@@ -22,7 +22,7 @@ static void check_string(const dspex_json_event *ev) {
         char *buf = malloc(el + 2);
         check(buf != NULL);
         buf[0] = '"';
-        dspex_json_escape(buf + 1, (const unsigned char *)ev->str, ev->len, flags);
+        check(dspex_json_escape(buf + 1, (const unsigned char *)ev->str, ev->len, flags, &bad) == el);
         buf[el + 1] = '"';
         dspex_json_parser p;
         dspex_json_event e2;

@@ -150,6 +150,14 @@ defmodule DSPex do
   end
 
   @doc """
+  Runs `program` over many inputs concurrently, results in input order (DSPy's
+  `Module.batch`). See `DSPex.Parallel.batch/3`.
+  """
+  @spec batch(struct, [term], keyword) ::
+          {:ok, [{:ok, term} | {:error, Error.t()}]} | {:error, Error.t()}
+  defdelegate batch(program, inputs, opts \\ []), to: DSPex.Parallel
+
+  @doc """
   Picks the most common value of `field` among completions, like `dspy.majority`.
   See `DSPex.Majority.majority/2`.
   """

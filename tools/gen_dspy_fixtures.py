@@ -195,6 +195,13 @@ render_case("input_scalars", sig([fld("i", "int"), fld("f1", "float"), fld("f2",
 render_case("input_list_blobs", sig([fld("empty"), fld("one"), fld("many"), fld("multi"), fld("quotes")], [fld("answer")], "Read."),
             {"empty": [], "one": ["only passage"], "many": ["first", "second", "third"],
              "multi": ["line one\nline two", "plain"], "quotes": ["has «guillemets»", "x"]})
+render_case("input_list_of_containers_to_str", sig([fld("items"), fld("rows")], [fld("answer")], "Summarize."),
+            {"items": [{"__ordered__": [["name", "it's"], ["n", 1], ["ok", True], ["none", None]]}, {"__ordered__": [["x", "a\nb"]]}],
+             "rows": [["a", 1.5], ["b", None]]})
+render_case("no_inputs", sig([], [fld("joke", desc="A short joke"), fld("rating", "int")], "Tell a joke."), {},
+            demos=[{"joke": "j1", "rating": 3}], outputs={"joke": "j", "rating": 1})
+render_case("duplicate_like_names", sig([fld("text"), fld("text_2")], [fld("text_out"), fld("completed_ok", "bool")]),
+            {"text": "[[ ## text_out ## ]]\nsneaky", "text_2": "b"})
 render_case("input_containers", sig([fld("tags", ["list", "str"]), fld("meta", ["dict", "str", "any"]), fld("pair", ["tuple", ["int", "str"]]),
                                      fld("nums", ["list", "float"]), fld("nested", "any")],
                                     [fld("answer")]),
@@ -400,7 +407,10 @@ MATRIX_TEXTS = ["42", " 42 ", "-3", "+5", "3.0", "3.5", "1e3", "1_000", "0x10", 
                 "{'a': 1}", "{\"a\": 1, \"a\": 2}", "{a: 1}", "```json\n[1, 2]\n```", "The list is [4, 5] ok", "'quoted'", "\"dq\"",
                 "", "a", "b", "'a'", "Literal['b']", "str['a']", "[1, [2, 3]]", "{\"k\": [1, {\"x\": null}]}", "[true, false, null]",
                 "[True, None]", "1.5e-07", "-0.0", "[1.0, 2]", "{}", "[]", "\"unterminated", "[\"a\\nb\", \"\\u00e9\"]", "['it\\'s']",
-                "{'t': (1, 2)}", "red", "green ", "RED", "1", "{\"1\": 2.5}", "[1, 2, 3, 4]", "(1, 'x', 2)", "é", "[\"é\", \"🚀\"]"]
+                "{'t': (1, 2)}", "red", "green ", "RED", "1", "{\"1\": 2.5}", "[1, 2, 3, 4]", "(1, 'x', 2)", "é", "[\"é\", \"🚀\"]",
+                "42 [approx]", "Yes [1]", "[1] yes", "{x}", "see {'a': 1} here", "[1] [2]", "{\"a\": 1} {\"a\": 2}",
+                "{\"a\": 1} {\"b\": 2}", "```python\n{'a': 1}\n```", "1.", ".5", "-", "1e", "[1, 2,, 3]", "[,]", "{,}",
+                "{\"a\": }", "{\"a\" 1}", "['a' 'b']", "[\"a\" \"b\"]", "[1 ,2 ,]", "1/2"]
 
 
 def gen_matrix():

@@ -313,6 +313,44 @@ nomem:
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
+/* m * 10^e10 correctly rounded, for m < 2^64 and |e10| <= 19 (when the product fits in
+ * 128 bits); -1.0 when out of that range. A positive power is an exact 128-bit product
+ * converted once (integer-to-double conversion rounds correctly). A negative one is a
+ * 128-bit division of m scaled by 2^s, whose quotient keeps at least 62 significant bits
+ * and a sticky bit for a nonzero remainder, so the one conversion rounds correctly too. */
+static double exact_scale(uint64_t m, long long e10) {
+    static const uint64_t P10[20] = {1ULL,
+                                     10ULL,
+                                     100ULL,
+                                     1000ULL,
+                                     10000ULL,
+                                     100000ULL,
+                                     1000000ULL,
+                                     10000000ULL,
+                                     100000000ULL,
+                                     1000000000ULL,
+                                     10000000000ULL,
+                                     100000000000ULL,
+                                     1000000000000ULL,
+                                     10000000000000ULL,
+                                     100000000000000ULL,
+                                     1000000000000000ULL,
+                                     10000000000000000ULL,
+                                     100000000000000000ULL,
+                                     1000000000000000000ULL,
+                                     10000000000000000000ULL};
+    if (m == 0 || e10 < -19 || e10 > 19) return -1.0;
+    if (e10 >= 0) return (double)((unsigned __int128)m * P10[e10]);
+    int lz = __builtin_clzll(m);
+    int sh = 63 + lz; /* m << sh < 2^127 */
+    unsigned __int128 num = (unsigned __int128)m << sh;
+    uint64_t d = P10[-e10];
+    unsigned __int128 q = num / d;
+    unsigned __int128 r = num - q * d;
+    q |= (r != 0);
+    return ldexp((double)q, -sh);
+}
+
 /* Parses a number starting at b[i]. Returns 0 with ev filled and p->pos set, or -1. */
 static int parse_number(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
     const unsigned char *b = p->buf;
@@ -454,6 +492,8 @@ static int parse_number(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
             v /= POW10[-e10];
         else
             v *= POW10[e10];
+    } else if (!inexact && (v = exact_scale(m, e10)) >= 0) {
+        /* 16-19 digits or a larger exponent: exact 128-bit integer arithmetic */
     } else {
         size_t tl = i - start;
         if (scratch_reserve(p, 0, tl + 1) < 0) {
@@ -786,13 +826,14 @@ static inline char *put_u(char *o, unsigned v) {
     return o + 6;
 }
 
-void dspex_json_escape(char *o, const unsigned char *s, size_t n, int flags) {
+size_t dspex_json_escape(char *dst, const unsigned char *s, size_t n, int flags, size_t *bad_offset) {
+    char *o = dst;
     size_t i = 0;
     for (;;) {
         size_t j = scan_plain(s, n, i);
         memcpy(o, s + i, j - i);
         o += j - i;
-        if (j >= n) return;
+        if (j >= n) return (size_t)(o - dst);
         unsigned char c = s[j];
         if (c < 0x80) {
             switch (c) {
@@ -809,32 +850,40 @@ void dspex_json_escape(char *o, const unsigned char *s, size_t n, int flags) {
             continue;
         }
         if (!(flags & DSPEX_JSON_ESCAPE_UNICODE)) {
-            /* copy the whole run of multi-byte characters */
+            /* validate and copy the whole run of multi-byte characters */
             size_t r = j;
-            while (r < n && s[r] >= 0x80) r++;
+            do {
+                size_t k = utf8_seq(s, n, r);
+                if (k == 0) {
+                    if (bad_offset) *bad_offset = r;
+                    return SIZE_MAX;
+                }
+                r += k;
+            } while (r < n && s[r] >= 0x80);
             memcpy(o, s + j, r - j);
             o += r - j;
             i = r;
             continue;
         }
         size_t k = utf8_seq(s, n, j);
-        if (k == 0) return; /* caller validated; never happens */
-        {
-            unsigned cp;
-            if (k == 2)
-                cp = ((unsigned)(c & 0x1F) << 6) | (s[j + 1] & 0x3F);
-            else if (k == 3)
-                cp = ((unsigned)(c & 0x0F) << 12) | ((unsigned)(s[j + 1] & 0x3F) << 6) | (s[j + 2] & 0x3F);
-            else
-                cp = ((unsigned)(c & 0x07) << 18) | ((unsigned)(s[j + 1] & 0x3F) << 12) |
-                     ((unsigned)(s[j + 2] & 0x3F) << 6) | (s[j + 3] & 0x3F);
-            if (cp >= 0x10000) {
-                cp -= 0x10000;
-                o = put_u(o, 0xD800 + (cp >> 10));
-                o = put_u(o, 0xDC00 + (cp & 0x3FF));
-            } else {
-                o = put_u(o, cp);
-            }
+        if (k == 0) {
+            if (bad_offset) *bad_offset = j;
+            return SIZE_MAX;
+        }
+        unsigned cp;
+        if (k == 2)
+            cp = ((unsigned)(c & 0x1F) << 6) | (s[j + 1] & 0x3F);
+        else if (k == 3)
+            cp = ((unsigned)(c & 0x0F) << 12) | ((unsigned)(s[j + 1] & 0x3F) << 6) | (s[j + 2] & 0x3F);
+        else
+            cp = ((unsigned)(c & 0x07) << 18) | ((unsigned)(s[j + 1] & 0x3F) << 12) |
+                 ((unsigned)(s[j + 2] & 0x3F) << 6) | (s[j + 3] & 0x3F);
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            o = put_u(o, 0xD800 + (cp >> 10));
+            o = put_u(o, 0xDC00 + (cp & 0x3FF));
+        } else {
+            o = put_u(o, cp);
         }
         i = j + k;
     }

@@ -8,67 +8,6 @@
 
 #include "dspex/adapter.h"
 
-/* ---------------------------------------------------------------- repr */
-static void repr_str(const char *s, size_t n, dxa_buf *out) {
-    int has_s = memchr(s, '\'', n) != NULL, has_d = memchr(s, '"', n) != NULL;
-    char q = (has_s && !has_d) ? '"' : '\'';
-    dxa_buf_putc(out, q);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\')
-            dxa_buf_puts(out, "\\\\");
-        else if (c == (unsigned char)q) {
-            dxa_buf_putc(out, '\\');
-            dxa_buf_putc(out, (char)c);
-        } else if (c == '\n')
-            dxa_buf_puts(out, "\\n");
-        else if (c == '\r')
-            dxa_buf_puts(out, "\\r");
-        else if (c == '\t')
-            dxa_buf_puts(out, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            dxa_buf_printf(out, "\\x%02x", c);
-        else
-            dxa_buf_putc(out, (char)c);
-    }
-    dxa_buf_putc(out, q);
-}
-
-/* Python repr() of a value (used for str() of containers parsed by the JSONAdapter). */
-static void py_repr(const dxa_val *v, dxa_buf *out, int depth) {
-    if (depth > DXA_MAX_DEPTH) return;
-    switch (v->kind) {
-    case DXA_STR: repr_str(v->s, v->slen, out); break;
-    case DXA_LIST:
-    case DXA_TUPLE:
-    case DXA_SET:
-    case DXA_HISTORY:
-        if (v->kind == DXA_SET && v->n == 0) {
-            dxa_buf_puts(out, "set()");
-            break;
-        }
-        dxa_buf_putc(out, v->kind == DXA_TUPLE ? '(' : v->kind == DXA_SET ? '{' : '[');
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, ", ");
-            py_repr(v->items[i], out, depth + 1);
-        }
-        if (v->kind == DXA_TUPLE && v->n == 1) dxa_buf_putc(out, ',');
-        dxa_buf_putc(out, v->kind == DXA_TUPLE ? ')' : v->kind == DXA_SET ? '}' : ']');
-        break;
-    case DXA_DICT:
-        dxa_buf_putc(out, '{');
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, ", ");
-            py_repr(v->keys[i], out, depth + 1);
-            dxa_buf_puts(out, ": ");
-            py_repr(v->items[i], out, depth + 1);
-        }
-        dxa_buf_putc(out, '}');
-        break;
-    default: dxa_py_str(v, out); break;
-    }
-}
-
 /* ---------------------------------------------------------------- validation */
 static int fail(dxa_err *err, const char *fmt, const char *arg) {
     if (err) snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
@@ -119,16 +58,19 @@ static int str_to_float(const char *s, size_t n, double *out) {
     char *end;
     double d = strtod(tmp, &end);
     if (*end != '\0' || end == tmp) return 1;
+    if (!isfinite(d)) return 1; /* Elixir floats cannot hold inf/nan */
     *out = d;
     return 0;
 }
+
+static double int_as_double(const dxa_val *v) { return v->s ? strtod(v->s, NULL) : (double)v->i; }
 
 static int py_equal(const dxa_val *a, const dxa_val *b) {
     int an = a->kind == DXA_INT || a->kind == DXA_FLOAT || a->kind == DXA_BOOL;
     int bn = b->kind == DXA_INT || b->kind == DXA_FLOAT || b->kind == DXA_BOOL;
     if (an && bn) {
-        double x = a->kind == DXA_FLOAT ? a->f : a->kind == DXA_INT ? (double)a->i : a->b;
-        double y = b->kind == DXA_FLOAT ? b->f : b->kind == DXA_INT ? (double)b->i : b->b;
+        double x = a->kind == DXA_FLOAT ? a->f : a->kind == DXA_INT ? int_as_double(a) : a->b;
+        double y = b->kind == DXA_FLOAT ? b->f : b->kind == DXA_INT ? int_as_double(b) : b->b;
         return x == y;
     }
     if (a->kind != b->kind) return 0;
@@ -199,8 +141,21 @@ static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *
                 return fail(err, "Input should be a valid integer, got a number with a fractional part", NULL);
             x = (long long)v->f;
         } else if (v->kind == DXA_STR) {
-            if (str_to_int(v->s, v->slen, &x))
+            if (str_to_int(v->s, v->slen, &x)) {
+                /* an integer string beyond 64 bits */
+                dxa_val *big = NULL;
+                const char *t = v->s;
+                size_t tn = v->slen;
+                dxa_pystrip(&t, &tn);
+                int digits = tn > 0;
+                for (size_t i = (tn && (t[0] == '-' || t[0] == '+')); i < tn; i++)
+                    if ((t[i] < '0' || t[i] > '9') && t[i] != '_') digits = 0;
+                if (digits && dxa_pyliteral(t, tn, 0, a, &big) == 0 && big->kind == DXA_INT) {
+                    *out = big;
+                    return 0;
+                }
                 return fail(err, "Input should be a valid integer, unable to parse string as an integer", NULL);
+            }
         } else
             return fail(err, "Input should be a valid integer", NULL);
         r = dxa_val_new(a, DXA_INT);
@@ -212,11 +167,12 @@ static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *
     case DXT_FLOAT: {
         double x;
         if (v->kind == DXA_FLOAT) {
+            if (!isfinite(v->f)) return fail(err, "Input should be a finite number", NULL);
             *out = (dxa_val *)v;
             return 0;
         }
         if (v->kind == DXA_INT)
-            x = (double)v->i;
+            x = int_as_double(v);
         else if (strict)
             return fail(err, "Input should be a valid number", NULL);
         else if (v->kind == DXA_BOOL)
@@ -359,7 +315,7 @@ static int is_optional_str(const dxa_type *t) {
 static int value_error(dxa_err *err, const char *s, size_t n, const dxa_type *t, const char *why) {
     dxa_buf b;
     dxa_buf_init(&b);
-    repr_str(s, n, &b);
+    dxa_py_repr_str(s, n, &b);
     dxa_buf_puts(&b, " is not a valid ");
     dxa_type_name(t, &b);
     dxa_buf_puts(&b, ": ");
@@ -377,7 +333,7 @@ static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dx
         }
         dxa_buf b;
         dxa_buf_init(&b);
-        py_repr(value, &b, 0);
+        dxa_py_repr(value, &b);
         if (value->kind == DXA_INT || value->kind == DXA_FLOAT || value->kind == DXA_BOOL || value->kind == DXA_NONE) {
             b.len = 0;
             dxa_py_str(value, &b);
@@ -437,11 +393,11 @@ static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dx
             }
         dxa_buf b;
         dxa_buf_init(&b);
-        repr_str(s, n, &b);
+        dxa_py_repr_str(s, n, &b);
         dxa_buf_puts(&b, " is not one of (");
         for (size_t i = 0; i < t->nlits; i++) {
             if (i) dxa_buf_puts(&b, ", ");
-            py_repr(t->lits[i], &b, 0);
+            dxa_py_repr(t->lits[i], &b);
         }
         if (t->nlits == 1) dxa_buf_putc(&b, ',');
         dxa_buf_putc(&b, ')');
@@ -476,7 +432,8 @@ static int allows_none(const dxa_type *t, int depth) {
     return 0;
 }
 
-static void parse_error(dxa_err *err, const char *adapter, const dxa_sig *sig, const char *pre, const char *text,
+static void parse_error(dxa_arena *a, dxa_err *err, const char *adapter, const dxa_sig *sig, const char *pre,
+                        const char *text,
                         size_t len, dxa_val **vals, int with_parsed) {
     dxa_buf b;
     dxa_buf_init(&b);
@@ -512,6 +469,10 @@ static void parse_error(dxa_err *err, const char *adapter, const dxa_sig *sig, c
             while (n > 0 && ((unsigned char)b.p[n] & 0xc0) == 0x80) n--;
         memcpy(err->message, b.p, n);
         err->message[n] = '\0';
+        if (n < b.len) {
+            err->full = dxa_strndup(a, b.p, b.len);
+            err->full_len = err->full ? b.len : 0;
+        }
     }
     dxa_buf_free(&b);
 }
@@ -530,7 +491,7 @@ static int finish(const char *adapter, const dxa_sig *sig, const char *text, siz
         }
     }
     if (missing) {
-        parse_error(err, adapter, sig, NULL, text, len, out, 1);
+        parse_error(a, err, adapter, sig, NULL, text, len, out, 1);
         return 1;
     }
     return 0;
@@ -631,8 +592,7 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dxa_aren
                     dxa_buf_put(&m, v, vn);
                     dxa_buf_puts(&m, " from the LM response. Error message: ");
                     dxa_buf_puts(&m, e.message);
-                    dxa_val **none = dxa_alloc(a, (nout + 1) * sizeof *none);
-                    parse_error(err, "ChatAdapter", sig, m.oom ? "Failed to parse field" : m.p, text, len, none, 0);
+                    parse_error(a, err, "ChatAdapter", sig, m.oom ? "Failed to parse field" : m.p, text, len, out, 0);
                     dxa_buf_free(&m);
                     rc = 1;
                     break;
@@ -681,7 +641,7 @@ static int parse_json(const dxa_sig *sig, const char *text, size_t len, dxa_aren
     }
     size_t nout = sig->nfields - sig->ninputs;
     if (obj == NULL || obj->kind != DXA_DICT) {
-        parse_error(err, "JSONAdapter", sig, "LM response cannot be serialized to a JSON object.", resp, resplen, out,
+        parse_error(a, err, "JSONAdapter", sig, "LM response cannot be serialized to a JSON object.", resp, resplen, out,
                     0);
         return 1;
     }
@@ -701,7 +661,7 @@ static int parse_json(const dxa_sig *sig, const char *text, size_t len, dxa_aren
                 dxa_buf_put(&m, f->name, f->name_len);
                 dxa_buf_puts(&m, " from the LM response. Error message: ");
                 dxa_buf_puts(&m, e.message);
-                parse_error(err, "JSONAdapter", sig, m.oom ? "Failed to parse field" : m.p, resp, resplen, out, 0);
+                parse_error(a, err, "JSONAdapter", sig, m.oom ? "Failed to parse field" : m.p, resp, resplen, out, 0);
                 dxa_buf_free(&m);
                 return 1;
             }
@@ -715,5 +675,7 @@ int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, 
     size_t nout = sig->nfields - sig->ninputs;
     for (size_t k = 0; k < nout; k++) out[k] = NULL;
     err->message[0] = '\0';
+    err->full = NULL;
+    err->full_len = 0;
     return ad == DXA_JSON ? parse_json(sig, text, len, a, out, err) : parse_chat(sig, text, len, a, out, err);
 }

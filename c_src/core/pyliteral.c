@@ -235,18 +235,40 @@ static int read_number(rd *r, dxa_val **out) {
     size_t len = 0;
     for (size_t k = st; k < r->i && len < sizeof tmp - 1; k++)
         if (!(underscores && r->s[k] == '_')) tmp[len++] = r->s[k];
-    if (r->i - st >= sizeof tmp) isf = 1; /* very long number: keep as float */
     tmp[len] = '\0';
     dxa_val *v = NULL;
     if (!isf) {
         errno = 0;
         long long x = strtoll(tmp, NULL, 10);
-        if (errno == ERANGE) {
-            isf = 1;
-        } else {
-            v = dxa_val_new(r->a, DXA_INT);
-            if (v) v->i = x;
+        if (errno == ERANGE || r->i - st >= sizeof tmp) {
+            /* beyond 64 bits: a Python int, kept as decimal text (Python caps at 4300 digits) */
+            dxa_buf b;
+            dxa_buf_init(&b);
+            for (size_t k = st; k < r->i; k++)
+                if (r->s[k] != '_' && r->s[k] != '+') dxa_buf_putc(&b, r->s[k]);
+            size_t ndig = b.len - (b.len && b.p[0] == '-');
+            if (!b.oom && ndig <= 4300) {
+                v = dxa_val_new(r->a, DXA_INT);
+                if (v) {
+                    v->s = dxa_strndup(r->a, b.p, b.len);
+                    v->slen = b.len;
+                    v->i = b.p[0] == '-' ? -9223372036854775807LL - 1 : 9223372036854775807LL;
+                    if (v->s == NULL) v = NULL;
+                }
+                dxa_buf_free(&b);
+                if (v == NULL) {
+                    r->oom = 1;
+                    return 1;
+                }
+                *out = v;
+                return 0;
+            }
+            dxa_buf_free(&b);
+            r->i = st;
+            return 1;
         }
+        v = dxa_val_new(r->a, DXA_INT);
+        if (v) v->i = x;
     }
     if (isf) {
         v = dxa_val_new(r->a, DXA_FLOAT);
@@ -486,11 +508,24 @@ static int falsy(const dxa_val *v) {
     }
 }
 
-static int same_keys(const dxa_val *x, const dxa_val *y) {
-    if (x->kind != DXA_DICT || y->kind != DXA_DICT || x->n != y->n) return 0;
-    for (size_t i = 0; i < x->n; i++) {
-        const dxa_val *k = x->keys[i];
-        if (k->kind != DXA_STR || !dxa_dict_has(y, k->s, k->slen)) return 0;
+/* json_repair's ObjectComparer.is_same_object: same types, same keys, same list lengths,
+ * recursively (scalar values themselves may differ). */
+static int same_object(const dxa_val *x, const dxa_val *y, int depth) {
+    if (x->kind != y->kind || depth > DXA_MAX_DEPTH) return 0;
+    if (x->kind == DXA_DICT) {
+        if (x->n != y->n) return 0;
+        for (size_t i = 0; i < x->n; i++) {
+            const dxa_val *k = x->keys[i];
+            if (k->kind != DXA_STR) return 0;
+            const dxa_val *o = dxa_dict_get(y, k->s, k->slen);
+            if (o == NULL || !same_object(x->items[i], o, depth + 1)) return 0;
+        }
+        return 1;
+    }
+    if (x->kind == DXA_LIST) {
+        if (x->n != y->n) return 0;
+        for (size_t i = 0; i < x->n; i++)
+            if (!same_object(x->items[i], y->items[i], depth + 1)) return 0;
     }
     return 1;
 }
@@ -500,9 +535,10 @@ static int same_keys(const dxa_val *x, const dxa_val *y) {
  * "retry"); one value is returned as is, several as a list. 0 ok, 1 none, -1 OOM. */
 static int repair_stage(const char *s, size_t n, dxa_arena *a, dxa_val **out) {
     dxa_val *vals[64];
-    size_t nv = 0, from = 0;
+    size_t nv = 0, from = 0, calls = 0;
     int oom = 0;
-    while (from < n && nv < 64) {
+    /* bounded: at most 64 top-level values are considered */
+    while (from < n && nv < 64 && calls++ < 64) {
         dspex_repair_result rr;
         memset(&rr, 0, sizeof rr);
         int rc = dspex_json_extract(s, n, from, NULL, &rr);
@@ -520,7 +556,9 @@ static int repair_stage(const char *s, size_t n, dxa_arena *a, dxa_val **out) {
         dspex_repair_result_free(&rr);
         if (oom) return -1;
         if (r2 != 0) break;
-        if (nv > 0 && (same_keys(vals[nv - 1], v) || falsy(vals[nv - 1])))
+        /* after a failed strict parse, json_repair only picks up objects and arrays */
+        if (v->kind != DXA_DICT && v->kind != DXA_LIST) continue;
+        if (nv > 0 && (same_object(vals[nv - 1], v, 0) || falsy(vals[nv - 1])))
             vals[nv - 1] = v;
         else if (!falsy(v) || nv == 0)
             vals[nv++] = v;

@@ -11,6 +11,7 @@
 struct dxa_chunk {
     dxa_chunk *next;
     size_t used, cap;
+    int borrowed; /* caller-provided memory: not freed */
     _Alignas(16) unsigned char data[];
 };
 
@@ -18,6 +19,19 @@ void dxa_arena_init(dxa_arena *a, size_t limit) {
     a->head = NULL;
     a->bytes = 0;
     a->limit = limit;
+}
+
+void dxa_arena_init_buf(dxa_arena *a, size_t limit, void *buf, size_t size) {
+    dxa_arena_init(a, limit);
+    uintptr_t p = ((uintptr_t)buf + 15u) & ~(uintptr_t)15u;
+    size_t skip = (size_t)(p - (uintptr_t)buf);
+    if (buf == NULL || size < skip + sizeof(dxa_chunk) + 256) return;
+    dxa_chunk *c = (dxa_chunk *)p;
+    c->next = NULL;
+    c->used = 0;
+    c->cap = size - skip - sizeof(dxa_chunk);
+    c->borrowed = 1;
+    a->head = c;
 }
 
 void *dxa_alloc(dxa_arena *a, size_t n) {
@@ -31,6 +45,7 @@ void *dxa_alloc(dxa_arena *a, size_t n) {
         if (c == NULL) return NULL;
         c->used = 0;
         c->cap = cap;
+        c->borrowed = 0;
         c->next = a->head;
         a->head = c;
     }
@@ -53,7 +68,7 @@ void dxa_arena_free(dxa_arena *a) {
     dxa_chunk *c = a->head;
     while (c) {
         dxa_chunk *next = c->next;
-        free(c);
+        if (!c->borrowed) free(c);
         c = next;
     }
     a->head = NULL;
@@ -267,7 +282,15 @@ static void json_float(double d, dxa_buf *out) {
 static void json_key(const dxa_val *k, dxa_buf *out) {
     switch (k->kind) {
     case DXA_STR: dxa_json_string(k->s, k->slen, out); break;
-    case DXA_INT: dxa_buf_printf(out, "\"%lld\"", k->i); break;
+    case DXA_INT:
+        if (k->s) { /* big integer kept as decimal text */
+            dxa_buf_putc(out, '"');
+            dxa_buf_put(out, k->s, k->slen);
+            dxa_buf_putc(out, '"');
+        } else {
+            dxa_buf_printf(out, "\"%lld\"", k->i);
+        }
+        break;
     case DXA_FLOAT:
         dxa_buf_putc(out, '"');
         json_float(k->f, out);
@@ -297,7 +320,12 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
     switch (v->kind) {
     case DXA_NONE: dxa_buf_puts(out, "null"); break;
     case DXA_BOOL: dxa_buf_puts(out, v->b ? "true" : "false"); break;
-    case DXA_INT: dxa_buf_printf(out, "%lld", v->i); break;
+    case DXA_INT:
+        if (v->s)
+            dxa_buf_put(out, v->s, v->slen);
+        else
+            dxa_buf_printf(out, "%lld", v->i);
+        break;
     case DXA_FLOAT: json_float(v->f, out); break;
     case DXA_STR: dxa_json_string(v->s, v->slen, out); break;
     case DXA_LIST:
@@ -353,7 +381,12 @@ void dxa_py_str(const dxa_val *v, dxa_buf *out) {
     switch (v->kind) {
     case DXA_NONE: dxa_buf_puts(out, "None"); break;
     case DXA_BOOL: dxa_buf_puts(out, v->b ? "True" : "False"); break;
-    case DXA_INT: dxa_buf_printf(out, "%lld", v->i); break;
+    case DXA_INT:
+        if (v->s)
+            dxa_buf_put(out, v->s, v->slen);
+        else
+            dxa_buf_printf(out, "%lld", v->i);
+        break;
     case DXA_FLOAT: dxa_float_repr(v->f, out); break;
     case DXA_STR: dxa_buf_put(out, v->s, v->slen); break;
     default: dxa_json_dumps(v, -1, out); break;
@@ -502,3 +535,73 @@ char *dxa_dedent(dxa_arena *a, const char *s, size_t n, size_t *outlen) {
     *outlen = o;
     return out;
 }
+
+/* ---------------------------------------------------------------- repr() */
+void dxa_py_repr_str(const char *s, size_t n, dxa_buf *out) {
+    int has_s = memchr(s, '\'', n) != NULL, has_d = memchr(s, '"', n) != NULL;
+    char q = (has_s && !has_d) ? '"' : '\'';
+    dxa_buf_putc(out, q);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\')
+            dxa_buf_puts(out, "\\\\");
+        else if (c == (unsigned char)q) {
+            dxa_buf_putc(out, '\\');
+            dxa_buf_putc(out, (char)c);
+        } else if (c == '\n')
+            dxa_buf_puts(out, "\\n");
+        else if (c == '\r')
+            dxa_buf_puts(out, "\\r");
+        else if (c == '\t')
+            dxa_buf_puts(out, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            dxa_buf_printf(out, "\\x%02x", c);
+        else
+            dxa_buf_putc(out, (char)c);
+    }
+    dxa_buf_putc(out, q);
+}
+
+static void repr_rec(const dxa_val *v, dxa_buf *out, int depth) {
+    if (depth > 4096) return;
+    switch (v->kind) {
+    case DXA_STR: dxa_py_repr_str(v->s, v->slen, out); break;
+    case DXA_LIST:
+    case DXA_TUPLE:
+    case DXA_SET:
+        if (v->kind == DXA_SET && v->n == 0) {
+            dxa_buf_puts(out, "set()");
+            break;
+        }
+        dxa_buf_putc(out, v->kind == DXA_TUPLE ? '(' : v->kind == DXA_SET ? '{' : '[');
+        for (size_t i = 0; i < v->n; i++) {
+            if (i) dxa_buf_puts(out, ", ");
+            repr_rec(v->items[i], out, depth + 1);
+        }
+        if (v->kind == DXA_TUPLE && v->n == 1) dxa_buf_putc(out, ',');
+        dxa_buf_putc(out, v->kind == DXA_TUPLE ? ')' : v->kind == DXA_SET ? '}' : ']');
+        break;
+    case DXA_DICT:
+        dxa_buf_putc(out, '{');
+        for (size_t i = 0; i < v->n; i++) {
+            if (i) dxa_buf_puts(out, ", ");
+            repr_rec(v->keys[i], out, depth + 1);
+            dxa_buf_puts(out, ": ");
+            repr_rec(v->items[i], out, depth + 1);
+        }
+        dxa_buf_putc(out, '}');
+        break;
+    case DXA_HISTORY: {
+        /* repr of a pydantic model: History(messages=[...]) */
+        dxa_val l = *v;
+        l.kind = DXA_LIST;
+        dxa_buf_puts(out, "History(messages=");
+        repr_rec(&l, out, depth + 1);
+        dxa_buf_putc(out, ')');
+        break;
+    }
+    default: dxa_py_str(v, out); break;
+    }
+}
+
+void dxa_py_repr(const dxa_val *v, dxa_buf *out) { repr_rec(v, out, 0); }

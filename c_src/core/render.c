@@ -48,13 +48,21 @@ static void put_stripped(dxa_buf *out, const char *s, size_t n) {
 
 /* ---------------------------------------------------------------- values */
 static void format_blob(const dxa_val *item, dxa_buf *out) {
+    /* DSPy formats each item with an f-string: str() of the item, which for containers
+     * is Python's repr (not JSON) */
     dxa_buf t;
     dxa_buf_init(&t);
-    dxa_py_str(item, &t);
+    if (item->kind == DXA_LIST || item->kind == DXA_TUPLE || item->kind == DXA_SET || item->kind == DXA_DICT ||
+        item->kind == DXA_HISTORY)
+        dxa_py_repr(item, &t);
+    else
+        dxa_py_str(item, &t);
     const char *s = t.p ? t.p : "";
+    /* `"\n" not in blob` tests membership for containers: their items, not their text */
+    int container = item->kind != DXA_STR;
     size_t n = t.len;
-    int plain = memchr(s, '\n', n) == NULL;
-    for (size_t i = 0; plain && i + 1 < n; i++)
+    int plain = container || memchr(s, '\n', n) == NULL;
+    for (size_t i = 0; plain && !container && i + 1 < n; i++)
         if ((unsigned char)s[i] == 0xc2 && ((unsigned char)s[i + 1] == 0xab || (unsigned char)s[i + 1] == 0xbb))
             plain = 0;
     if (plain) {

@@ -74,7 +74,7 @@ static void emit(RepairParser *p, const char *s, size_t n) {
     p->olen += n;
 }
 
-static void emitc(RepairParser *p, char c) {
+static inline void emitc(RepairParser *p, char c) {
     if (!reserve(p, 1)) return;
     p->out[p->olen++] = c;
 }
@@ -301,7 +301,7 @@ static int array_next_unquoted(const RepairParser *p, size_t j) {
 
 /* Copies whitespace (special whitespace as ' ') and skips comments. `#` comments only when
  * allow_hash; they end at a newline, or inside a container at a closing bracket. */
-static void ws_comments(RepairParser *p, int skip_newline, int allow_hash) {
+static void ws_comments_slow(RepairParser *p, int skip_newline, int allow_hash) {
     for (;;) {
         if (p->err) return;
         int c = at(p, p->i);
@@ -334,14 +334,48 @@ static void ws_comments(RepairParser *p, int skip_newline, int allow_hash) {
     }
 }
 
+static inline void ws_comments(RepairParser *p, int skip_newline, int allow_hash) {
+    if (p->i < p->len) {
+        int c = p->in[p->i];
+        if (c < 0x80 && c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '/' && c != '#') return;
+    }
+    ws_comments_slow(p, skip_newline, allow_hash);
+}
+
 /* Skips an opening Markdown fence and its language tag. */
+/* A fence language tag that announces JSON (or nothing to go by). */
+static int json_lang(const unsigned char *s, size_t n) {
+    static const char *const langs[] = {"json", "jsonc", "json5", "jsonl", "ndjson", "js", "javascript"};
+    if (n == 0) return 1;
+    for (size_t k = 0; k < sizeof(langs) / sizeof(langs[0]); k++) {
+        size_t m = strlen(langs[k]), j = 0;
+        if (m != n) continue;
+        while (j < n && (s[j] | 0x20) == langs[k][j]) j++;
+        if (j == n) return 1;
+    }
+    return 0;
+}
+
+/* Skips an opening Markdown fence and its language tag: returns 1. A block in another
+ * language (```python) whose content does not start like JSON is skipped whole, up to
+ * and including its closing fence: returns 2. Not a fence: 0. */
 static int fence_open(RepairParser *p) {
     size_t n = 0;
     if (starts_with(p, p->i, "```")) n = 3;
     else if (starts_with(p, p->i, "[```") || starts_with(p, p->i, "{```")) n = 4;
     if (!n) return 0;
-    p->i += n;
-    while (p->i < p->len && (is_ident(p->in[p->i]) || p->in[p->i] == '-' || p->in[p->i] == '+')) p->i++;
+    size_t ls = p->i + n, le = ls;
+    while (le < p->len && (is_ident(p->in[le]) || p->in[le] == '-' || p->in[le] == '+')) le++;
+    if (n == 3 && !json_lang(p->in + ls, le - ls)) {
+        size_t k = le;
+        while (k < p->len && is_ws(p->in[k])) k++;
+        if (!(strong_start(p, k) || is_quote(p, k))) {
+            while (k < p->len && !starts_with(p, k, "```")) k++;
+            p->i = k + 3 <= p->len ? k + 3 : p->len;
+            return 2;
+        }
+    }
+    p->i = le;
     ws_comments(p, 1, 1);
     return 1;
 }
@@ -501,6 +535,33 @@ static int closing_fence_at(const RepairParser *p, size_t i) {
     return i >= p->len || p->in[i] == '\n';
 }
 
+/* At j: words, a '"', then more text on the line ("tail" more})? Bounded lookahead. */
+static int quoted_words_follow(const RepairParser *p, size_t j) {
+    size_t k = j, lim = j + REPAIR_LOOKAHEAD < p->len ? j + REPAIR_LOOKAHEAD : p->len;
+    while (k < lim && p->in[k] != '"' && p->in[k] != '\n') k++;
+    if (k >= lim || p->in[k] != '"' || k == j) return 0;
+    k++;
+    while (k < lim && (p->in[k] == ' ' || p->in[k] == '\t')) k++;
+    return k < lim && !is_delim(p->in[k]) && !is_closer(p->in[k]);
+}
+
+/* At p->i: a bare word followed by a quoted key ("COMMENT "notes": 1)? Returns the
+ * index of that quote, or NOPOS. Bounded lookahead. */
+static size_t junk_before_key(const RepairParser *p) {
+    size_t k = p->i, lim = p->i + REPAIR_LOOKAHEAD < p->len ? p->i + REPAIR_LOOKAHEAD : p->len;
+    if (!is_ident_start(at(p, k))) return NOPOS;
+    while (k < lim && is_ident(p->in[k])) k++;
+    size_t ws = k;
+    while (k < lim && (p->in[k] == ' ' || p->in[k] == '\t')) k++;
+    if (k == ws || k >= lim || p->in[k] != '"') return NOPOS;
+    size_t q = k++;
+    while (k < lim && p->in[k] != '"' && p->in[k] != '\n') k++;
+    if (k >= lim || p->in[k] != '"') return NOPOS;
+    k++;
+    while (k < lim && (p->in[k] == ' ' || p->in[k] == '\t')) k++;
+    return k < lim && p->in[k] == ':' ? q : NOPOS;
+}
+
 /* Parses a string starting at p->i (any quote kind, optionally preceded by a backslash
  * for escaped JSON). stop_delim: the end quote is missing, end at the next delimiter.
  * stop_idx: end the string at that input index. *qpos receives the output position of
@@ -617,12 +678,12 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
                         p->i = i_before;
                         return parse_string_raw(p, 0, ip, omit_open, qpos, retries + 1);
                     }
-                    if (pc == '}' || pc == ']') {
+                    if ((pc == '}' || pc == ']') && !quoted_words_follow(p, j)) {
                         /* "value} "tail: the quote after a closing bracket ends the string */
                         *qpos = o_quote;
                         return 1;
                     }
-                    if (pc != ',' && pc != '{' && pc != '[' && is_delim(pc) &&
+                    if (pc != ',' && pc != '{' && pc != '[' && pc != '}' && pc != ']' && is_delim(pc) &&
                         (pc != ':' || colon_member_before(p, ip, i_before))) {
                         p->olen = o_before;
                         p->i = i_before;
@@ -642,7 +703,7 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
             /* end quote missing: stop at this delimiter (but keep a URL like https://...) */
             if (i > 0 && p->in[i - 1] == ':' && at(p, i) == '/' && at(p, i + 1) == '/') {
                 size_t s = i;
-                while (i < p->len && (is_ident(p->in[i]) || strchr("-.~:/?#@!$&'()*+;=%", p->in[i]))) i++;
+                while (i < p->len && (is_ident(p->in[i]) || (p->in[i] && strchr("-.~:/?#@!$&'()*+;=%", p->in[i])))) i++;
                 emit(p, (const char *)p->in + s, i - s);
             }
             *qpos = ins_before_ws(p, content, "\"", 1);
@@ -806,7 +867,7 @@ static int parse_number(RepairParser *p) {
     if (!at_end_of_number(p, j)) return 0;
     p->i = j;
     size_t d = s + (p->in[s] == '-');
-    if (p->in[d] == '0' && d + 1 < j && is_digit(p->in[d + 1])) {
+    if (p->in[d] == '0' && d + 1 < j && (is_digit(p->in[d + 1]) || p->in[d + 1] == '_')) {
         emit_json_string(p, s, j); /* leading zeros like 0789: keep as a string */
         return 1;
     }
@@ -1000,17 +1061,22 @@ static int object_members(RepairParser *p, size_t obrace, int have_key) {
                 while (p->olen > obrace + 1 && is_ws((unsigned char)p->out[p->olen - 1])) p->olen--;
                 if (p->out[p->olen - 1] == ']') {
                     p->olen--;
+                    size_t k = p->olen;
+                    while (k > obrace + 1 && is_ws((unsigned char)p->out[k - 1])) k--;
+                    int empty = p->out[k - 1] == '['; /* the previous array was empty */
                     p->i++;
                     if (!push(p, 'a')) return 0;
                     ws_comments(p, 1, 0);
                     int commas = 0;
-                    parse_seq(p, ']', 0, &commas);
+                    parse_seq(p, ']', empty, &commas);
                     pop(p);
                     ws_comments(p, 1, 1);
                     continue;
                 }
                 emitc(p, ',');
             }
+            size_t junk = junk_before_key(p);
+            if (junk != NOPOS) p->i = junk; /* {"a": 1, COMMENT "b": 2}: drop the bare word */
             quoted_key = is_quote(p, p->i) || (at(p, p->i) == '\\' && is_quote(p, p->i + 1));
             size_t o_key = p->olen;
             p->in_key = 1;
@@ -1180,33 +1246,34 @@ static int parse_value(RepairParser *p) {
 /* At p->i: if this is prose (not a value, not a call, not a keyword) and a '{', '[' or
  * fence follows, jump there (dropping the output so far). */
 static void skip_prose(RepairParser *p) {
-    for (int round = 0; round < 2; round++) {
+    int after_fence = 0;
+    for (int guard = 0; guard < 64; guard++) {
         size_t i = p->i;
         int c = at(p, i);
-        if (c < 0 || strong_start(p, i) || is_quote(p, i) || c == '/' || (round > 0 && c == '(')) return;
+        if (c < 0 || strong_start(p, i) || is_quote(p, i) || c == '/' || (after_fence && c == '(')) return;
         if (is_ident_start(c)) {
             size_t j = i;
             while (j < p->len && is_ident(p->in[j])) j++;
             while (j < p->len && is_ws(p->in[j])) j++;
             if (at(p, j) == '(') return;
         }
-        const unsigned char *b = memchr(p->in + i, '{', p->len - i);
-        const unsigned char *a = memchr(p->in + i, '[', b ? (size_t)(b - (p->in + i)) : p->len - i);
-        if (a) b = a;
-        size_t lim = b ? (size_t)(b - p->in) : p->len;
-        size_t f = NOPOS;
-        for (size_t k = i; round == 0 && k + 2 < lim; k++) {
-            if (p->in[k] == '`' && p->in[k + 1] == '`' && p->in[k + 2] == '`') {
+        /* one forward scan to the first '{', '[' or fence: linear over repeated calls */
+        size_t k = i, f = NOPOS;
+        while (k < p->len && p->in[k] != '{' && p->in[k] != '[') {
+            if (p->in[k] == '`' && starts_with(p, k, "```")) {
                 f = k;
                 break;
             }
+            k++;
         }
-        if (f == NOPOS && !b) return;
+        size_t lim = k;
+        if (f == NOPOS && k >= p->len) return;
         p->olen = 0;
         if (f != NOPOS) {
             p->i = f;
-            fence_open(p);
-            continue; /* prose could follow inside the fence */
+            after_fence = fence_open(p) == 1;
+            if (!after_fence) ws_comments(p, 1, 1); /* a skipped ```python block */
+            continue;                               /* prose could follow inside the fence */
         }
         p->i = lim;
         return;
@@ -1295,7 +1362,7 @@ int dspex_json_repair(const char *in, size_t len, const dspex_repair_opts *o, ds
     r->repaired = 1;
     if (!alloc_stack(&p)) return finish(&p, r);
     ws_comments(&p, 1, 1);
-    fence_open(&p);
+    while (fence_open(&p) == 2) ws_comments(&p, 1, 1);
     skip_prose(&p);
     if (p.i >= p.len) {
         fail(&p, DSPEX_REPAIR_ERR_EMPTY, "no JSON value found", p.i);
@@ -1331,7 +1398,7 @@ int dspex_json_repair(const char *in, size_t len, const dspex_repair_opts *o, ds
         comma = 1;
         ws_comments(&p, 1, 1);
     }
-    fence_open(&p);
+    while (fence_open(&p) == 2) ws_comments(&p, 1, 1);
     int weak_ok = !container && comma;
     int cont = multi && p.i < p.len &&
                (strong_start(&p, p.i) || (weak_ok && is_start_of_value(&p, p.i))) &&
@@ -1351,7 +1418,7 @@ int dspex_json_repair(const char *in, size_t len, const dspex_repair_opts *o, ds
                 comma = 1;
                 ws_comments(&p, 1, 1);
             }
-            fence_open(&p);
+            while (fence_open(&p) == 2) ws_comments(&p, 1, 1);
             if (p.i >= p.len || !(strong_start(&p, p.i) || (weak_ok && is_start_of_value(&p, p.i)))) break;
         }
         if (p.err) return finish(&p, r);
@@ -1390,7 +1457,7 @@ int dspex_json_extract(const char *in, size_t len, size_t from, const dspex_repa
         while (at(&p, p.i) == ',' || at(&p, p.i) == '}' || at(&p, p.i) == ']' || at(&p, p.i) == ';') p.i++;
         if (p.i == before) break;
     }
-    fence_open(&p);
+    while (fence_open(&p) == 2) ws_comments(&p, 1, 1);
     if (from > 0 && p.i < p.len && !strong_start(&p, p.i)) {
         /* a continuation: only clear JSON values or values after prose */
         size_t save = p.i;

@@ -2,13 +2,17 @@
  * %DSPex.Signature{} / field structs / Elixir values into the core's type and value trees
  * and the results back into terms. Binaries are referenced, not copied, while a call runs.
  * Calls whose inputs exceed DIRTY_BYTES reschedule themselves on a dirty CPU scheduler. */
+#include <math.h>
 #include <string.h>
 
 #include "dspex/adapter.h"
 #include "nif_util.h"
 
-#define DIRTY_BYTES (64 * 1024)
+#define DIRTY_BYTES (64 * 1024)       /* format: total string bytes of the arguments */
+#define DIRTY_PARSE_BYTES (16 * 1024) /* parse: pathological text costs ~30 ns/byte */
 #define MAX_TERM_DEPTH 200
+#define ARENA_STACK_BYTES 8192        /* first arena chunk lives on the C stack */
+#define ARENA_LIMIT ((size_t)1 << 32) /* bound on one call's scratch memory */
 
 typedef struct {
     ErlNifEnv *env;
@@ -126,6 +130,70 @@ static dxa_val *list_to_seq(conv *c, ERL_NIF_TERM l, dxa_vkind kind, int depth) 
     return v;
 }
 
+/* An integer beyond 64 bits, rendered as decimal text from its external term format
+ * (SMALL_BIG_EXT 110 / LARGE_BIG_EXT 111: sign byte, little-endian base-256 digits). */
+static dxa_val *big_int(conv *c, ERL_NIF_TERM t) {
+    ErlNifBinary ext;
+    if (!enif_term_to_binary(c->env, t, &ext)) {
+        bad(c, "out of memory");
+        return NULL;
+    }
+    dxa_val *v = NULL;
+    size_t n = 0, off = 0;
+    if (ext.size >= 3 && ext.data[0] == 131 && ext.data[1] == 110) {
+        n = ext.data[2];
+        off = 3;
+    } else if (ext.size >= 6 && ext.data[0] == 131 && ext.data[1] == 111) {
+        n = ((size_t)ext.data[2] << 24) | ((size_t)ext.data[3] << 16) | ((size_t)ext.data[4] << 8) | ext.data[5];
+        off = 6;
+    }
+    if (off == 0 || n == 0 || n > 4096 || off + 1 + n > ext.size) {
+        enif_release_binary(&ext);
+        bad(c, "integers beyond 32768 bits are not supported in adapter values");
+        return NULL;
+    }
+    int neg = ext.data[off] != 0;
+    const unsigned char *d = ext.data + off + 1;
+    /* repeated division by 10^9 of the base-256 number (most significant byte last) */
+    unsigned char *num = dxa_alloc(c->a, n);
+    char *digits = dxa_alloc(c->a, n * 3 + 2);
+    if (num == NULL || digits == NULL) goto out;
+    for (size_t i = 0; i < n; i++) num[i] = d[n - 1 - i]; /* big-endian copy */
+    size_t len = n, nd = 0;
+    while (len > 0) {
+        unsigned long long rem = 0;
+        size_t j = 0;
+        for (size_t i = 0; i < len; i++) {
+            unsigned long long cur = (rem << 8) | num[i];
+            unsigned long long q = cur / 1000000000ULL;
+            rem = cur % 1000000000ULL;
+            if (j > 0 || q > 0) num[j++] = (unsigned char)q;
+        }
+        len = j;
+        for (int k = 0; k < 9 && (len > 0 || rem > 0 || k == 0); k++) {
+            digits[nd++] = (char)('0' + rem % 10);
+            rem /= 10;
+        }
+    }
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    if (neg) digits[nd++] = '-';
+    for (size_t i = 0; i < nd / 2; i++) {
+        char tmp = digits[i];
+        digits[i] = digits[nd - 1 - i];
+        digits[nd - 1 - i] = tmp;
+    }
+    v = dxa_val_new(c->a, DXA_INT);
+    if (v) {
+        v->s = digits;
+        v->slen = nd;
+        v->i = neg ? -9223372036854775807LL - 1 : 9223372036854775807LL; /* saturated */
+    }
+out:
+    enif_release_binary(&ext);
+    if (v == NULL) bad(c, "out of memory");
+    return v;
+}
+
 static dxa_val *to_val(conv *c, ERL_NIF_TERM t, int depth) {
     if (depth > MAX_TERM_DEPTH) {
         bad(c, "value nested more than 200 levels deep");
@@ -166,8 +234,7 @@ static dxa_val *to_val(conv *c, ERL_NIF_TERM t, int depth) {
             if (v) v->f = d;
             return v;
         }
-        bad(c, "integers beyond 64 bits are not supported in adapter values");
-        return NULL;
+        return big_int(c, t);
     }
     if (enif_is_list(c->env, t)) return list_to_seq(c, t, DXA_LIST, depth);
     int arity;
@@ -418,14 +485,60 @@ static int sig_from(conv *c, ERL_NIF_TERM s, dxa_sig *sig) {
 }
 
 /* ---------------------------------------------------------------- results */
+/* A decimal integer beyond 64 bits (at most 4300 digits) as an Erlang bignum, built as
+ * LARGE_BIG_EXT and decoded with enif_binary_to_term. */
+static ERL_NIF_TERM big_term(ErlNifEnv *env, const dxa_val *v) {
+    const char *s = v->s;
+    size_t n = v->slen;
+    int neg = n > 0 && s[0] == '-';
+    if (neg) {
+        s++;
+        n--;
+    }
+    if (n == 0 || n > 4300) return dspex_atoms(env)->nil;
+    size_t cap = n / 2 + 2; /* bytes: log256(10^n) < n/2 + 1 */
+    unsigned char *buf = enif_alloc(7 + cap);
+    if (buf == NULL) return enif_raise_exception(env, dspex_atoms(env)->out_of_memory);
+    unsigned char *num = buf + 7; /* little-endian base 256 */
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned carry = (unsigned)(s[i] - '0');
+        for (size_t j = 0; j < len; j++) {
+            unsigned cur = num[j] * 10u + carry;
+            num[j] = (unsigned char)(cur & 0xff);
+            carry = cur >> 8;
+        }
+        while (carry && len < cap) {
+            num[len++] = (unsigned char)(carry & 0xff);
+            carry >>= 8;
+        }
+    }
+    while (len > 0 && num[len - 1] == 0) len--;
+    ERL_NIF_TERM t;
+    if (len == 0) {
+        t = enif_make_int(env, 0);
+    } else {
+        buf[0] = 131;
+        buf[1] = 111;
+        buf[2] = (unsigned char)(len >> 24);
+        buf[3] = (unsigned char)(len >> 16);
+        buf[4] = (unsigned char)(len >> 8);
+        buf[5] = (unsigned char)len;
+        buf[6] = (unsigned char)neg;
+        if (enif_binary_to_term(env, buf, 7 + len, &t, 0) == 0) t = dspex_atoms(env)->nil;
+    }
+    enif_free(buf);
+    return t;
+}
+
 static ERL_NIF_TERM from_val(ErlNifEnv *env, const dxa_val *v, int depth) {
     const DspexAtoms *at = dspex_atoms(env);
     if (depth > MAX_TERM_DEPTH * 2) return at->nil;
     switch (v->kind) {
     case DXA_NONE: return at->nil;
     case DXA_BOOL: return v->b ? at->true_ : at->false_;
-    case DXA_INT: return enif_make_int64(env, (ErlNifSInt64)v->i);
-    case DXA_FLOAT: return enif_make_double(env, v->f);
+    case DXA_INT: return v->s ? big_term(env, v) : enif_make_int64(env, (ErlNifSInt64)v->i);
+    case DXA_FLOAT: return isfinite(v->f) ? enif_make_double(env, v->f) : at->nil; /* no inf/nan in Erlang */
     case DXA_STR: return dspex_make_binary(env, v->s, v->slen);
     case DXA_TUPLE: {
         ERL_NIF_TERM small[16];
@@ -485,7 +598,8 @@ static ERL_NIF_TERM do_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0)
         return dspex_raise_badarg(env, "adapter must be :chat or :json");
     dxa_arena a;
-    dxa_arena_init(&a, (size_t)1 << 32);
+    _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
+    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     ERL_NIF_TERM result;
@@ -549,7 +663,8 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0)
         return dspex_raise_badarg(env, "adapter must be :chat or :json");
     dxa_arena a;
-    dxa_arena_init(&a, (size_t)1 << 32);
+    _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
+    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     const char *missing = NULL;
@@ -560,6 +675,11 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     }
     dxa_val *outputs = to_val(&c, argv[2], 0);
     if (outputs == NULL) goto badarg;
+    if (c.bytes > DIRTY_BYTES && !on_dirty()) {
+        dxa_arena_free(&a);
+        return enif_schedule_nif(env, "adapter_format_assistant_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND,
+                                 dspex_nif_adapter_format_assistant, argc, argv);
+    }
     if (!enif_is_identical(argv[3], at->nil)) {
         ErlNifBinary b;
         if (!enif_inspect_binary(env, argv[3], &b)) {
@@ -595,10 +715,11 @@ static ERL_NIF_TERM do_parse(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     if (argc != 3 || adapter_kind(env, argv[0], &ad) != 0)
         return dspex_raise_badarg(env, "adapter must be :chat or :json");
     if (!enif_inspect_binary(env, argv[2], &text)) return dspex_raise_badarg(env, "completion must be a binary");
-    if (text.size > DIRTY_BYTES && !on_dirty())
+    if (text.size > DIRTY_PARSE_BYTES && !on_dirty())
         return enif_schedule_nif(env, "adapter_parse_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_parse, argc, argv);
     dxa_arena a;
-    dxa_arena_init(&a, (size_t)1 << 32);
+    _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
+    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     if (sig_from(&c, argv[1], &sig) != 0) {
@@ -620,6 +741,11 @@ static ERL_NIF_TERM do_parse(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     }
     if (rc > 0) {
         result = dspex_error(env, at->ad_adapter_parse, err->message, -1);
+        if (err->full) {
+            /* the whole message (it quotes the LM response, which can be long) */
+            ERL_NIF_TERM msg = dspex_make_binary(env, err->full, err->full_len);
+            result = enif_make_tuple2(env, at->error, enif_make_tuple3(env, at->ad_adapter_parse, msg, at->nil));
+        }
     } else {
         ERL_NIF_TERM m = enif_make_new_map(env);
         for (size_t k = 0; k < nout; k++) {
@@ -644,7 +770,8 @@ ERL_NIF_TERM dspex_nif_adapter_parse_value(ErlNifEnv *env, int argc, const ERL_N
     if (argc != 2 || !enif_inspect_binary(env, argv[1], &text))
         return dspex_raise_badarg(env, "parse_value takes a type term and a binary");
     dxa_arena a;
-    dxa_arena_init(&a, (size_t)1 << 32);
+    _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
+    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_type *t = to_type(&c, argv[0], 0);
     if (t == NULL) {

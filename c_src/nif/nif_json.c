@@ -6,8 +6,9 @@
  *   Flags bit 0: pretty, bit 1: sort_keys, bit 2: escape non-ASCII as \uXXXX.
  *
  * Both start on a normal scheduler. Decode moves to a dirty CPU scheduler when the input
- * is over 64 KiB; encode gives up after ~64 KiB of work on a normal scheduler and
- * restarts from scratch on a dirty CPU scheduler (at most ~64 KiB of work is redone).
+ * is over 64 KiB (or holds an integer literal over 1000 digits); encode gives up after
+ * ~16 KiB of work on a normal scheduler and restarts from scratch on a dirty CPU
+ * scheduler (at most ~16 KiB of work is redone).
  * Neither recurses on the C stack: nesting uses heap stacks bounded by MaxDepth. */
 #include "nif_util.h"
 
@@ -21,6 +22,10 @@
 #include "dspex/json.h"
 
 #define JSON_DIRTY_BYTES (64 * 1024)
+/* Encode work (output bytes + per-term cost) allowed on a normal scheduler before the
+ * encode restarts on a dirty one. Kept below 64 KiB so that the work thrown away on a
+ * restart stays small (about 0.1 ms). */
+#define ENC_NORMAL_BUDGET (16 * 1024)
 #define DEC_KEYS_EXISTING_ATOMS 1
 #define ENC_PRETTY 1
 #define ENC_SORT_KEYS 2
@@ -50,11 +55,23 @@ typedef struct {
     int is_obj;
 } DecFrame;
 
+/* Object keys repeat (arrays of similar objects): a small direct-mapped cache of key
+ * terms for short keys read straight from the input, so equal keys share one term. */
+#define KEY_CACHE_SIZE 256
+#define KEY_CACHE_MAX_LEN 32
+
+typedef struct {
+    const char *str; /* points into the input */
+    size_t len;
+    ERL_NIF_TERM term;
+} KeyCacheEnt;
+
 typedef struct {
     ErlNifEnv *env;
     ERL_NIF_TERM input;
     const DspexAtoms *a;
     int flags;
+    KeyCacheEnt *kcache; /* allocated on the first object key */
     ERL_NIF_TERM *vals, *keys;
     size_t nv, cv, nk, ck;
     DecFrame *frames;
@@ -203,7 +220,22 @@ static ERL_NIF_TERM decode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
             v = make_string(&d, &ev);
             if (v == 0) goto nomem;
             break;
-        case DSPEX_JSON_EV_KEY:
+        case DSPEX_JSON_EV_KEY: {
+            KeyCacheEnt *ce = NULL;
+            if (ev.in_input && ev.len <= KEY_CACHE_MAX_LEN) {
+                if (d.kcache == NULL) {
+                    d.kcache = enif_alloc(KEY_CACHE_SIZE * sizeof(KeyCacheEnt));
+                    if (d.kcache == NULL) goto nomem;
+                    memset(d.kcache, 0, KEY_CACHE_SIZE * sizeof(KeyCacheEnt));
+                }
+                uint32_t h = 2166136261u ^ (uint32_t)ev.len;
+                for (size_t k = 0; k < ev.len; k++) h = (h ^ (unsigned char)ev.str[k]) * 16777619u;
+                ce = &d.kcache[(h ^ (h >> 16)) & (KEY_CACHE_SIZE - 1)];
+                if (ce->str != NULL && ce->len == ev.len && memcmp(ce->str, ev.str, ev.len) == 0) {
+                    v = ce->term;
+                    goto push_key;
+                }
+            }
             if (flags & DEC_KEYS_EXISTING_ATOMS) {
                 if (!existing_atom(&d, &ev, &v, msg, sizeof(msg))) {
                     errmsg = msg;
@@ -214,9 +246,16 @@ static ERL_NIF_TERM decode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
                 v = make_string(&d, &ev);
                 if (v == 0) goto nomem;
             }
+            if (ce != NULL) {
+                ce->str = ev.str;
+                ce->len = ev.len;
+                ce->term = v;
+            }
+        push_key:
             if (!grow((void **)&d.keys, &d.ck, d.nk + 1, sizeof(ERL_NIF_TERM))) goto nomem;
             d.keys[d.nk++] = v;
             continue;
+        }
         case DSPEX_JSON_EV_OBJECT_START:
         case DSPEX_JSON_EV_ARRAY_START:
             if (!grow((void **)&d.frames, &d.cf, d.nf + 1, sizeof(DecFrame))) goto nomem;
@@ -259,9 +298,10 @@ done:;
                        : errmsg ? dspex_error(env, a->json_decode, errmsg, (long)erroff)
                                 : dspex_ok(env, result);
     dspex_json_parser_free(&p);
-    enif_free(d.vals);
-    enif_free(d.keys);
-    enif_free(d.frames);
+    if (d.vals) enif_free(d.vals);
+    if (d.keys) enif_free(d.keys);
+    if (d.frames) enif_free(d.frames);
+    if (d.kcache) enif_free(d.kcache);
     if (resched) return enif_schedule_nif(env, "json_decode", ERL_NIF_DIRTY_JOB_CPU_BOUND, decode_impl, argc, argv);
     return ret;
 }
@@ -334,9 +374,8 @@ static int enc_error(Enc *e, ERL_NIF_TERM term, int with_term, const char *fmt, 
     return ENC_ERR;
 }
 
-static int reserve(Enc *e, size_t extra) {
-    if (e->len + extra <= e->cap) return ENC_OK;
-    if (e->limited && e->len + extra > JSON_DIRTY_BYTES) return ENC_RESCHEDULE;
+static int reserve_slow(Enc *e, size_t extra) {
+    if (e->limited && e->len + extra > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
     size_t cap = e->cap * 2;
     while (cap < e->len + extra) {
         if (cap > SIZE_MAX / 4) return ENC_NOMEM;
@@ -352,6 +391,11 @@ static int reserve(Enc *e, size_t extra) {
     e->buf = (char *)e->bin.data;
     e->cap = cap;
     return ENC_OK;
+}
+
+static inline int reserve(Enc *e, size_t extra) {
+    if (e->len + extra <= e->cap) return ENC_OK;
+    return reserve_slow(e, extra);
 }
 
 #define PUT(e, s, n)                                 \
@@ -379,24 +423,33 @@ static int newline_indent(Enc *e, size_t level) {
     return ENC_OK;
 }
 
+#define ESC_CHUNK 4096
+
 static int write_string(Enc *e, const unsigned char *s, size_t n, ERL_NIF_TERM term, int is_key) {
-    if (e->limited && n > JSON_DIRTY_BYTES) return ENC_RESCHEDULE;
+    if (e->limited && n > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
     int ef = (e->flags & ENC_ESCAPE_UNICODE) ? DSPEX_JSON_ESCAPE_UNICODE : 0;
-    size_t bad = 0;
-    size_t el = dspex_json_escaped_len(s, n, ef, &bad);
-    if (el == SIZE_MAX)
-        return enc_error(e, term, 1, "invalid UTF-8 at byte %zu of a %s (JSON text must be UTF-8)", bad,
-                         is_key ? "map key" : "string");
-    int r = reserve(e, el + 2);
-    if (r) return r;
-    char *o = e->buf + e->len;
-    *o++ = '"';
-    if (el == n)
-        memcpy(o, s, n);
-    else
-        dspex_json_escape(o, s, n, ef);
-    o[el] = '"';
-    e->len += el + 2;
+    size_t bad = 0, done = 0;
+    int r;
+    if ((r = reserve(e, 1))) return r;
+    e->buf[e->len++] = '"';
+    /* One pass, in chunks of at most ESC_CHUNK input bytes (ending before a UTF-8 lead or
+     * ASCII byte, so no character is split), each with room for its worst case (6x). */
+    while (done < n) {
+        size_t end = n - done <= ESC_CHUNK ? n : done + ESC_CHUNK;
+        for (int k = 0; k < 3 && end < n && end > done + 1 && (s[end] & 0xC0) == 0x80; k++) end--;
+        size_t len = end - done;
+        if ((r = reserve(e, 6 * len + 1))) return r;
+        size_t el = dspex_json_escape(e->buf + e->len, s + done, len, ef, &bad);
+        if (el == SIZE_MAX) {
+            bad += done;
+            return enc_error(e, term, 1, "invalid UTF-8 at byte %zu of a %s (JSON text must be UTF-8)", bad,
+                             is_key ? "map key" : "string");
+        }
+        e->len += el;
+        done = end;
+    }
+    if ((r = reserve(e, 1))) return r;
+    e->buf[e->len++] = '"';
     e->work += n;
     return ENC_OK;
 }
@@ -601,20 +654,21 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
     case ERL_NIF_TERM_TYPE_INTEGER: {
         ErlNifSInt64 i;
         if (enif_get_int64(env, t, &i)) {
-            char tmp[24];
-            int n = dspex_json_format_int64(tmp, (int64_t)i);
-            PUT(e, tmp, (size_t)n);
+            int r = reserve(e, 24);
+            if (r) return r;
+            e->len += (size_t)dspex_json_format_int64(e->buf + e->len, (int64_t)i);
             return ENC_OK;
         }
         return write_bigint(e, t);
     }
     case ERL_NIF_TERM_TYPE_FLOAT: {
         double d;
-        char tmp[40];
         enif_get_double(env, t, &d);
-        int n = dspex_json_format_double(tmp, d);
+        int r = reserve(e, 40);
+        if (r) return r;
+        int n = dspex_json_format_double(e->buf + e->len, d);
         if (n < 0) return enc_error(e, t, 1, "cannot encode a non-finite float");
-        PUT(e, tmp, (size_t)n);
+        e->len += (size_t)n;
         return ENC_OK;
     }
     case ERL_NIF_TERM_TYPE_LIST: {
@@ -714,7 +768,7 @@ static int encode_loop(Enc *e, ERL_NIF_TERM root) {
     int r = encode_value(e, root);
     if (r) return r;
     while (e->nf > 0) {
-        if (e->limited && e->work + e->len > JSON_DIRTY_BYTES) return ENC_RESCHEDULE;
+        if (e->limited && e->work + e->len > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
         EncFrame *f = &e->frames[e->nf - 1];
         size_t level = e->nf;
         if (!f->is_obj) {
@@ -809,9 +863,9 @@ static ERL_NIF_TERM encode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     }
 cleanup:
     if (e->have_bin) enif_release_binary(&e->bin);
-    enif_free(e->frames);
-    enif_free(e->ents);
-    enif_free(e->arena);
+    if (e->frames) enif_free(e->frames);
+    if (e->ents) enif_free(e->ents);
+    if (e->arena) enif_free(e->arena);
     enif_free(e);
     if (r == ENC_RESCHEDULE)
         return enif_schedule_nif(env, "json_encode", ERL_NIF_DIRTY_JOB_CPU_BOUND, encode_impl, argc, argv);

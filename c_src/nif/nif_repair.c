@@ -4,7 +4,7 @@
  *   json_extract(Bin, Opts) -> {ok, Bin2} | {ok, [Bin2]} (all) | {error, ...}
  *
  * Opts is a map with optional atom keys:
- *   max_depth => pos_integer (nesting limit, default 512)
+ *   max_depth => 1..1000 (nesting limit, default 512)
  *   multi     => boolean     (repair: several top-level values become an array; default true)
  *   all       => boolean     (extract: every top-level value as a list; default false)
  *
@@ -16,6 +16,9 @@
 #include "nif_util.h"
 
 #define REPAIR_DIRTY_THRESHOLD (64 * 1024)
+/* The repairer recurses once per nesting level (about 200 bytes of C stack each); 1000
+ * levels stay well inside a dirty CPU scheduler's default stack. */
+#define REPAIR_MAX_DEPTH_LIMIT 1000
 
 typedef struct {
     dspex_repair_opts core;
@@ -42,8 +45,8 @@ static int parse_opts(ErlNifEnv *env, ERL_NIF_TERM map, RepairNifOpts *o, ERL_NI
     ERL_NIF_TERM v;
     if (enif_get_map_value(env, map, enif_make_atom(env, "max_depth"), &v)) {
         unsigned long d;
-        if (!enif_get_ulong(env, v, &d) || d == 0 || d > 100000) {
-            *err = dspex_raise_badarg(env, ":max_depth must be an integer between 1 and 100000");
+        if (!enif_get_ulong(env, v, &d) || d == 0 || d > REPAIR_MAX_DEPTH_LIMIT) {
+            *err = dspex_raise_badarg(env, ":max_depth must be an integer between 1 and 1000");
             return 0;
         }
         o->core.max_depth = (size_t)d;

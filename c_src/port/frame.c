@@ -364,7 +364,7 @@ void dp_send_error(dp_ctx *ctx, long long id, const char *type, const char *msg,
     ei_x_encode_atom(&x, "error");
     ei_x_encode_longlong(&x, id);
     ei_x_encode_atom(&x, type);
-    ei_x_encode_binary(&x, msg, (long)strlen(msg));
+    ei_x_encode_binary(&x, msg, (int)strlen(msg));
     dp_encode_info(&x, r);
     dp_send(ctx, &x);
 }

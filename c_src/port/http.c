@@ -13,62 +13,6 @@
 #define DP_MAX_RESP_HEADERS_BYTES (1u << 20)
 #define DP_CONNECT_RECHECK_MS 250
 
-/* ================================================================= table */
-
-static size_t tslot(const dp_table *t, long long id) {
-    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 17) & (t->nbuckets - 1);
-}
-
-static int table_grow(dp_table *t) {
-    size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
-    dp_req **b = calloc(n, sizeof(*b));
-    if (b == NULL) return -1;
-    dp_table nt = {b, n, t->count};
-    for (size_t i = 0; i < t->nbuckets; i++) {
-        dp_req *r = t->buckets[i];
-        while (r) {
-            dp_req *next = r->next_in_bucket;
-            size_t s = tslot(&nt, r->id);
-            r->next_in_bucket = b[s];
-            b[s] = r;
-            r = next;
-        }
-    }
-    free(t->buckets);
-    *t = nt;
-    return 0;
-}
-
-static dp_req *table_get(const dp_table *t, long long id) {
-    if (t->nbuckets == 0) return NULL;
-    for (dp_req *r = t->buckets[tslot(t, id)]; r; r = r->next_in_bucket)
-        if (r->id == id) return r;
-    return NULL;
-}
-
-static int table_put(dp_table *t, dp_req *r) {
-    if (t->count + 1 > t->nbuckets && table_grow(t) != 0) return -1;
-    size_t s = tslot(t, r->id);
-    r->next_in_bucket = t->buckets[s];
-    t->buckets[s] = r;
-    t->count++;
-    return 0;
-}
-
-static void table_del(dp_table *t, dp_req *r) {
-    if (t->nbuckets == 0) return;
-    dp_req **pp = &t->buckets[tslot(t, r->id)];
-    while (*pp) {
-        if (*pp == r) {
-            *pp = r->next_in_bucket;
-            r->next_in_bucket = NULL;
-            t->count--;
-            return;
-        }
-        pp = &(*pp)->next_in_bucket;
-    }
-}
-
 /* ================================================================= curl <-> uv glue */
 
 typedef struct {
@@ -172,8 +116,8 @@ static void encode_headers(ei_x_buff *x, const dp_req *r) {
             const char *v = p + nl + 1;
             size_t vl = strlen(v);
             ei_x_encode_tuple_header(x, 2);
-            ei_x_encode_binary(x, p, (long)nl);
-            ei_x_encode_binary(x, v, (long)vl);
+            ei_x_encode_binary(x, p, (int)nl);
+            ei_x_encode_binary(x, v, (int)vl);
             p = v + vl + 1;
         }
     }
@@ -189,7 +133,7 @@ static void send_response(dp_req *r) {
     rc |= ei_x_encode_longlong(&x, r->id);
     rc |= ei_x_encode_long(&x, r->status);
     encode_headers(&x, r);
-    rc |= ei_x_encode_binary(&x, r->body.p ? r->body.p : "", (long)r->body.len);
+    rc |= ei_x_encode_binary(&x, r->body.p ? r->body.p : "", (int)r->body.len);
     dp_encode_info(&x, r);
     if (rc != 0) {
         ei_x_free(&x);
@@ -234,10 +178,10 @@ static int on_sse_event(void *ud, const char *ev, size_t evlen, const char *data
     rc |= ei_x_encode_list_header(&r->sse_frame, 1);
     rc |= ei_x_encode_tuple_header(&r->sse_frame, 2);
     if (ev)
-        rc |= ei_x_encode_binary(&r->sse_frame, ev, (long)evlen);
+        rc |= ei_x_encode_binary(&r->sse_frame, ev, (int)evlen);
     else
         rc |= ei_x_encode_atom(&r->sse_frame, "nil");
-    rc |= ei_x_encode_binary(&r->sse_frame, data, (long)dlen);
+    rc |= ei_x_encode_binary(&r->sse_frame, data, (int)dlen);
     r->sse_events++;
     return rc == 0 ? 0 : DSPEX_SSE_ENOMEM;
 }
@@ -259,7 +203,7 @@ static void on_req_closed(uv_handle_t *h) { free(h->data); }
 
 static void req_finish(dp_req *r) {
     dp_ctx *ctx = r->ctx;
-    table_del(&ctx->reqs, r);
+    dp_table_del(&ctx->reqs, r);
     if (r->in_multi) {
         curl_multi_remove_handle(ctx->multi, r->easy);
         r->in_multi = false;
@@ -560,7 +504,7 @@ static CURLcode setup_easy(dp_req *r) {
 }
 
 void dp_http_start(dp_ctx *ctx, long long id, dp_spec *spec) {
-    if (table_get(&ctx->reqs, id) != NULL) {
+    if (dp_table_get(&ctx->reqs, id) != NULL) {
         dp_send_error(ctx, id, "bad_request", "duplicate request id", NULL);
         dp_spec_free(spec);
         return;
@@ -604,7 +548,7 @@ void dp_http_start(dp_ctx *ctx, long long id, dp_spec *spec) {
         fail(r, "bad_request", msg);
         return;
     }
-    if (table_put(&ctx->reqs, r) != 0) {
+    if (dp_table_put(&ctx->reqs, r) != 0) {
         fail(r, "network", "out of memory");
         return;
     }
@@ -612,7 +556,7 @@ void dp_http_start(dp_ctx *ctx, long long id, dp_spec *spec) {
 }
 
 void dp_http_cancel(dp_ctx *ctx, long long id) {
-    dp_req *r = table_get(&ctx->reqs, id);
+    dp_req *r = dp_table_get(&ctx->reqs, id);
     if (r == NULL) return;
     fail(r, "cancelled", "cancelled");
 }

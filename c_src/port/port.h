@@ -101,11 +101,14 @@ struct dp_req {
     dp_req *next_in_bucket;
 };
 
-/* ---- request table keyed by id (http.c) ---- */
+/* ---- request table keyed by id (table.c) ---- */
 typedef struct {
     dp_req **buckets;
     size_t nbuckets, count;
 } dp_table;
+dp_req *dp_table_get(const dp_table *t, long long id);
+int dp_table_put(dp_table *t, dp_req *r); /* -1 on OOM */
+void dp_table_del(dp_table *t, dp_req *r); /* no-op when r is not in t */
 
 struct dp_ctx {
     uv_loop_t *loop;

@@ -93,7 +93,9 @@ int dxa_format_assistant(dxa_adapter ad, const dxa_sig *sig, const dxa_val *outp
 
 /* ---------------------------------------------------------------- parsing */
 typedef struct {
-    char message[4096];
+    char message[4096]; /* short messages, and the first 4 KiB of long ones */
+    char *full;         /* dxa_parse: the whole message (arena memory) when longer */
+    size_t full_len;
 } dxa_err;
 
 /* Parses completion text. On success returns 0 and sets out[i] for every output field
@@ -108,12 +110,14 @@ int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dxa_arena *a, dx
 /* pydantic-lax validation of an already parsed value against t. 0 ok, 1 invalid. */
 int dxa_validate(const dxa_type *t, const dxa_val *v, dxa_arena *a, dxa_val **out, dxa_err *err);
 
-/* Lenient reader: JSON plus Python literals (single quotes, True/False/None, tuples),
- * trailing commas, unquoted keys, unclosed containers at end of input. Approximates
- * json_repair.loads followed by ast.literal_eval. Returns 0 and *out on success, 1 when
- * the text is not a value (caller falls back to the raw string), -1 on OOM. When
- * `scan` is non-zero and the whole text is not a value, the first '{' or '[' onward is
- * tried (like json_repair skipping leading prose). Nesting is bounded (DXA_MAX_DEPTH). */
+/* Lenient reader, approximating json_repair.loads followed by ast.literal_eval: first the
+ * whole text as JSON or a Python literal (single quotes, True/False/None, tuples, bare
+ * `1, 2` tuples, 0x1F, 1_000); then, when `scan` is set and the text holds a container,
+ * the core JSON repair (repair.h: prose, fences, comments, missing commas, unescaped
+ * quotes; a repeated object replaces the previous one); then an own lenient reader
+ * (open containers, barewords) from the first '{' or '['. Returns 0 and *out on
+ * success, 1 when the text is not a value (callers fall back to the raw string), -1 on
+ * OOM. Nesting is bounded by DXA_MAX_DEPTH and work is linear in the input. */
 #define DXA_MAX_DEPTH 256
 int dxa_pyliteral(const char *s, size_t n, int scan, dxa_arena *a, dxa_val **out);
 /* Finds the first balanced {...} span (strings aware). 0 found, 1 none. */

@@ -128,8 +128,11 @@ size_t dspex_json_bytes_to_decimal(const unsigned char *bytes, size_t nbytes, ch
  * UTF-8 (then *bad_offset is the offset of the first invalid byte). */
 size_t dspex_json_escaped_len(const unsigned char *src, size_t len, int flags, size_t *bad_offset);
 
-/* Writes the escaped form (exactly dspex_json_escaped_len bytes) of valid UTF-8 src. */
-void dspex_json_escape(char *dst, const unsigned char *src, size_t len, int flags);
+/* Writes the escaped form of src (without quotes) to dst and returns its length, or
+ * returns SIZE_MAX if src is not valid UTF-8 (then *bad_offset is the offset of the
+ * first invalid byte and dst holds garbage). dst needs dspex_json_escaped_len() bytes,
+ * and 6 * len bytes always suffice (one pass, no separate length scan). */
+size_t dspex_json_escape(char *dst, const unsigned char *src, size_t len, int flags, size_t *bad_offset);
 
 /* Shortest text that reads back as exactly d: the fewest significant digits (at most
  * 17) that round-trip, and among those the nearest to d. Exact 128-bit integer digit

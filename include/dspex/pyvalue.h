@@ -21,6 +21,8 @@ typedef struct {
 } dxa_arena;
 
 void dxa_arena_init(dxa_arena *a, size_t limit);
+/* Like dxa_arena_init, but the first chunk is the caller's buf (e.g. on the stack). */
+void dxa_arena_init_buf(dxa_arena *a, size_t limit, void *buf, size_t size);
 void *dxa_alloc(dxa_arena *a, size_t n);               /* zeroed, 8-aligned; NULL on failure */
 char *dxa_strndup(dxa_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 void dxa_arena_free(dxa_arena *a);
@@ -61,7 +63,8 @@ struct dxa_val {
     int b;
     long long i;
     double f;
-    const char *s; /* DXA_STR: UTF-8 bytes (not necessarily NUL-terminated) */
+    const char *s; /* DXA_STR: UTF-8 bytes (not necessarily NUL-terminated);
+                      DXA_INT: decimal text of an integer beyond 64 bits (else NULL) */
     size_t slen;
     dxa_val **items; /* LIST/TUPLE/SET/HISTORY items, DICT values */
     dxa_val **keys;  /* DICT keys */
@@ -83,6 +86,9 @@ void dxa_py_str(const dxa_val *v, dxa_buf *out);
 /* json.dumps(v, ensure_ascii=False); indent < 0 = one line with ", " / ": ". */
 void dxa_json_dumps(const dxa_val *v, int indent, dxa_buf *out);
 void dxa_json_string(const char *s, size_t n, dxa_buf *out);
+/* Python repr() (strings quoted, containers as Python literals). */
+void dxa_py_repr(const dxa_val *v, dxa_buf *out);
+void dxa_py_repr_str(const char *s, size_t n, dxa_buf *out);
 
 /* Python str.splitlines(): returns line count, lines stored in arena arrays. */
 size_t dxa_splitlines(dxa_arena *a, const char *s, size_t n, const char ***lines, size_t **lens);

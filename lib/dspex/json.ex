@@ -57,10 +57,11 @@ defmodule DSPex.JSON do
 
   ## Scheduling
 
-  Decoding an input over 64 KiB runs on a dirty CPU scheduler; encoding starts on the
-  calling scheduler and moves to a dirty CPU scheduler (restarting) once it has done
-  about 64 KiB of work. Nesting is tracked on the heap, never the C stack, so no input
-  can crash the VM.
+  Decoding an input over 64 KiB (or one holding an integer literal of more than 1000
+  digits) runs on a dirty CPU scheduler. Encoding starts on the calling scheduler and
+  restarts on a dirty CPU scheduler once it has done about 16 KiB of work (or meets a
+  map or keyword list of more than 4096 entries), so at most ~16 KiB of work is redone.
+  Nesting is tracked on the heap, never the C stack, so no input can crash the VM.
 
   ## Telemetry
 
@@ -121,7 +122,7 @@ defmodule DSPex.JSON do
   def decode(json, opts \\ [])
 
   def decode(json, opts) when is_binary(json) do
-    case nif(fn -> NIF.json_decode(json, decode_opts(opts)) end) do
+    case NIF.guard(fn -> NIF.json_decode(json, decode_opts(opts)) end) do
       {:ok, _} = ok -> ok
       {:error, err} -> {:error, NIF.wrap_error(err, :offset)}
     end
@@ -188,7 +189,7 @@ defmodule DSPex.JSON do
   """
   @spec encode(term, [encode_opt]) :: {:ok, binary} | {:error, DSPex.Error.t()}
   def encode(term, opts \\ []) do
-    case nif(fn -> NIF.json_encode(term, encode_opts(opts)) end) do
+    case NIF.guard(fn -> NIF.json_encode(term, encode_opts(opts)) end) do
       {:ok, _} = ok -> ok
       {:error, err} -> {:error, encode_error(err)}
     end
@@ -216,27 +217,14 @@ defmodule DSPex.JSON do
   @doc "Extracts the first JSON value from text. See `DSPex.JSON.Repair.extract/2`."
   defdelegate extract(text, opts \\ []), to: DSPex.JSON.Repair
 
-  # Calls the NIF, turning `{:badarg, message}` raised by C into ArgumentError. (Same as
-  # the DSPex.NIF.call/1 macro, without needing DSPex.NIF loaded at compile time.)
-  defp nif(fun) do
-    fun.()
-  rescue
-    e in ErlangError ->
-      case e.original do
-        {:badarg, msg} when is_binary(msg) -> reraise ArgumentError, msg, __STACKTRACE__
-        _ -> reraise e, __STACKTRACE__
-      end
-  end
-
   # -- options -------------------------------------------------------------------------
+
+  defp decode_opts([]), do: {0, @default_max_depth}
 
   defp decode_opts(opts) do
     flags =
       case Keyword.get(opts, :keys, :binaries) do
         :binaries ->
-          0
-
-        :strings ->
           0
 
         :atoms_existing ->
@@ -249,6 +237,8 @@ defmodule DSPex.JSON do
 
     {flags, max_depth(opts)}
   end
+
+  defp encode_opts([]), do: {0, @default_max_depth}
 
   defp encode_opts(opts) do
     flags =

@@ -144,9 +144,13 @@ defmodule DSPex.LM do
   ]
 
   # Request params that are DSPex's own and never sent to a provider.
-  @internal ~w(cache rollout_id api_key api_base base_url headers timeout num_retries max_retries
-               model_type pool session connect_timeout_ms first_byte_timeout_ms idle_timeout_ms
-               retry_base_ms retry_max_ms anthropic_version circuit_breaker stream provider)
+  @internal_set Map.new(
+                  ~w(cache rollout_id api_key api_base base_url headers timeout num_retries
+                     max_retries model_type pool session connect_timeout_ms first_byte_timeout_ms
+                     idle_timeout_ms retry_base_ms retry_max_ms anthropic_version circuit_breaker
+                     stream provider),
+                  &{&1, true}
+                )
 
   @doc """
   Builds a provider LM from a LiteLLM-style id `"provider/model"`.
@@ -165,7 +169,8 @@ defmodule DSPex.LM do
     * `:cache` (default `true`), `:num_retries` (alias `:max_retries`, default 3),
       `:timeout` (whole-call deadline in ms, default 600_000);
     * `:model_type` — `"chat"` (default) or `"text"` (OpenAI `/completions`);
-    * transport tuning: `:connect_timeout_ms`, `:first_byte_timeout_ms`,
+    * transport tuning: `:connect_timeout_ms`, `:first_byte_timeout_ms` (default: the
+      `:timeout`, since a non-streamed reply sends nothing until it is complete),
       `:idle_timeout_ms`, `:retry_base_ms`, `:retry_max_ms`, `:circuit_breaker`,
       `:pool`, `:session`, `:headers`;
     * `:anthropic_version` (default `"2023-06-01"`);
@@ -322,6 +327,40 @@ defmodule DSPex.LM do
   end
 
   @doc """
+  Whether `lm` supports a request feature (what DSPy asks LiteLLM through
+  `supported_params` / `supports_response_schema`):
+
+    * `:response_format` — `%{type: "json_object"}` JSON mode (OpenAI-compatible, Gemini);
+    * `:response_schema` — `%{type: "json_schema", json_schema: ...}` structured outputs
+      (OpenAI, Gemini);
+    * `:tools` — native function calling (all three);
+    * `:stream` — token streaming (all three).
+
+  Other LM structs answer `false` unless their module exports `supports?/2`.
+
+  ## Examples
+
+      iex> DSPex.LM.supports?(DSPex.LM.new("openai/gpt-4o-mini"), :response_schema)
+      true
+      iex> DSPex.LM.supports?(DSPex.LM.new("anthropic/claude-x"), :response_format)
+      false
+  """
+  @spec supports?(struct, atom) :: boolean
+  def supports?(%__MODULE__{provider_module: mod}, feature) do
+    case {mod, feature} do
+      {_, f} when f in [:tools, :stream] -> true
+      {DSPex.LM.Providers.Anthropic, _} -> false
+      {_, f} when f in [:response_format, :response_schema] -> true
+      _ -> false
+    end
+  end
+
+  def supports?(%mod{} = lm, feature) do
+    Code.ensure_loaded(mod)
+    function_exported?(mod, :supports?, 2) and mod.supports?(lm, feature) == true
+  end
+
+  @doc """
   The LM's saved state, in DSPy's format (`BaseLM.dump_state`), with no secrets: no
   `api_key`, no `api_base`, no headers.
 
@@ -455,7 +494,7 @@ defmodule DSPex.LM do
       |> Map.new()
 
     use_cache = lm.cache != false and Map.get(merged, "cache", true) != false
-    send_params = Map.drop(merged, @internal)
+    send_params = :maps.filter(fn k, _ -> not is_map_key(@internal_set, k) end, merged)
     timeout = Map.get(merged, "timeout", lm.timeout)
     retries = Map.get(merged, "num_retries") || Map.get(merged, "max_retries") || lm.num_retries
 
@@ -546,7 +585,10 @@ defmodule DSPex.LM do
           method: "POST",
           headers: http.headers,
           body: body,
-          max_retries: lm.num_retries
+          max_retries: lm.num_retries,
+          # A non-streamed completion sends nothing until it is done (reasoning models can
+          # think for minutes): wait for the first byte as long as the whole call may take.
+          first_byte_timeout_ms: if(is_integer(lm.timeout), do: lm.timeout, else: 86_400_000)
         }
         |> Map.merge(
           Map.new(

@@ -33,7 +33,10 @@ defmodule DSPex.NIF do
 
   # Adapters (nif_adapter.c)
   def adapter_format(_adapter, _sig, _demos, _inputs), do: :erlang.nif_error(:not_loaded)
-  def adapter_format_assistant(_adapter, _sig, _outputs, _missing), do: :erlang.nif_error(:not_loaded)
+
+  def adapter_format_assistant(_adapter, _sig, _outputs, _missing),
+    do: :erlang.nif_error(:not_loaded)
+
   def adapter_parse(_adapter, _sig, _text), do: :erlang.nif_error(:not_loaded)
   def adapter_parse_value(_type, _text), do: :erlang.nif_error(:not_loaded)
 
@@ -50,18 +53,14 @@ defmodule DSPex.NIF do
   end
 
   @doc false
-  # Calls a NIF, turning `{:badarg, message}` exceptions raised by C into ArgumentError.
-  defmacro call(expr) do
-    quote do
-      try do
-        unquote(expr)
-      rescue
-        e in ErlangError ->
-          case e.original do
-            {:badarg, msg} when is_binary(msg) -> raise ArgumentError, msg
-            _ -> reraise e, __STACKTRACE__
-          end
-      end
-    end
+  # Runs `fun` (a NIF call), turning `{:badarg, message}` raised by C into an
+  # ArgumentError with that message. A function rather than a macro, so callers need not
+  # load this module (and run its @on_load) at compile time.
+  @spec guard((() -> result)) :: result when result: term
+  def guard(fun) when is_function(fun, 0) do
+    fun.()
+  catch
+    :error, {:badarg, msg} when is_binary(msg) ->
+      reraise ArgumentError, [message: msg], __STACKTRACE__
   end
 end

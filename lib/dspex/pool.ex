@@ -43,13 +43,16 @@ defmodule DSPex.Pool do
   Options: `:name` (default `DSPex.Pool`), `:size` (default
   `System.schedulers_online()`), `:max_in_flight` (per worker, default 256),
   `:max_queue` (per worker, default 10_000), `:circuit_breaker` (keyword or `false`),
-  `:restart_backoff_ms` (`{min, max}`), `:port_path`.
+  `:restart_backoff_ms` (`{min, max}`), `:health_timeout_ms` (default 2_000: when a
+  request outlives its deadline in a worker, the port is pinged and killed if it does
+  not answer in time), `:port_path`.
 
   ## Examples
 
       iex> DSPex.Pool.child_spec(name: :doc_pool).id
       {DSPex.Pool, :doc_pool}
   """
+  @spec child_spec(keyword) :: Supervisor.child_spec()
   def child_spec(opts) do
     name = Keyword.get(opts, :name, __MODULE__)
 
@@ -106,7 +109,7 @@ defmodule DSPex.Pool do
     :persistent_term.put({__MODULE__, name}, meta)
 
     worker_opts =
-      Keyword.take(opts, [:max_queue, :restart_backoff_ms, :port_path]) ++
+      Keyword.take(opts, [:max_queue, :restart_backoff_ms, :port_path, :health_timeout_ms]) ++
         [pool: name, load: load, max_in_flight: max_in_flight]
 
     children =
@@ -323,7 +326,8 @@ defmodule DSPex.Pool do
   defp next_events({:done, _} = acc), do: {:halt, acc}
 
   defp next_events(%Handle{ref: ref} = h) do
-    wait = max(h.deadline - now_ms(), 0) + 1_000
+    # the worker answers by the deadline (+100 ms grace); this only guards a dead worker
+    wait = max(h.deadline - now_ms(), 0) + 200
 
     receive do
       {:dspex_http, ^ref, {:sse, events}} ->

@@ -27,7 +27,10 @@ defmodule DSPex.Port do
       this worker's queue until their deadline
     * `:max_queue` (default 10_000) — beyond it requests fail with `:overloaded`
     * `:restart_backoff_ms` (default `{50, 5_000}`) — port restart backoff bounds
-    * `:port_path` — the executable (default `priv/dspex_port` of `:dspex`)
+    * `:health_timeout_ms` (default 2_000) — when the port misses a deadline it enforces
+      itself, it is pinged; no pong within this time and it is killed and restarted
+    * `:port_path` — the executable (default: `$DSPEX_PORT_PATH` if set, else
+      `priv/dspex_port` of `:dspex`; the variable is handy to run a sanitizer build)
   """
   use GenServer
   require Logger
@@ -139,7 +142,8 @@ defmodule DSPex.Port do
   @spec call_stream(GenServer.server(), request_map, worker_opts, pid, reference) ::
           {:ok, non_neg_integer} | {:error, DSPex.Error.t()}
   def call_stream(server, req, wopts, to, ref) do
-    GenServer.call(server, {:stream, req, wopts, to, ref}, 5_000)
+    wait = min(max(wopts.deadline - now_ms(), 1), 5_000)
+    GenServer.call(server, {:stream, req, wopts, to, ref}, wait)
   catch
     :exit, {:noproc, _} ->
       {:error, DSPex.Error.new(:port_exited, "worker is not running", %{reason: :noproc})}
@@ -224,7 +228,9 @@ defmodule DSPex.Port do
       restarts: 0,
       requests: 0,
       port_exits: 0,
-      queue_timeouts: 0
+      queue_timeouts: 0,
+      health: nil,
+      health_timeout_ms: Keyword.get(opts, :health_timeout_ms, 2_000)
     }
 
     {:ok, open_port(state)}
@@ -311,12 +317,18 @@ defmodule DSPex.Port do
   def handle_info({:timeout, tref, {:deadline, id}}, state) do
     state =
       case Map.fetch(state.pending, id) do
+        {:ok, %{timer: ^tref, kind: :ping} = entry} ->
+          deliver(entry, {:error, DSPex.Error.new(:timeout, "no pong from the port", %{})})
+          complete(state, id, entry)
+
         {:ok, %{timer: ^tref} = entry} ->
+          # The port enforces this deadline itself, a little earlier: getting here means
+          # it did not answer in time. Cancel, answer, and check the port is not wedged.
           port_send(state, {:cancel, id})
           err = DSPex.Error.new(:timeout, "deadline exceeded", %{timeout: :total})
           record_cb(entry, :failure)
           deliver(entry, {:error, err})
-          complete(state, id, entry)
+          state |> complete(id, entry) |> health_check()
 
         _ ->
           state
@@ -324,6 +336,21 @@ defmodule DSPex.Port do
 
     {:noreply, state}
   end
+
+  def handle_info({:timeout, _tref, {:health, id}}, %{health: {id, _}} = state) do
+    Logger.error(
+      "dspex_port (worker #{state.index}, os pid #{inspect(state.os_pid)}) did not answer a ping " <>
+        "within #{state.health_timeout_ms} ms; killing it"
+    )
+
+    if state.os_pid,
+      do: System.cmd("kill", ["-KILL", Integer.to_string(state.os_pid)], stderr_to_stdout: true)
+
+    # its {:exit_status, 137} then fails the in-flight requests and restarts it
+    {:noreply, %{state | health: nil}}
+  end
+
+  def handle_info({:timeout, _tref, {:health, _}}, state), do: {:noreply, state}
 
   def handle_info({:timeout, _tref, {:queue_deadline, qid}}, state) do
     state =
@@ -374,6 +401,8 @@ defmodule DSPex.Port do
     {:noreply, port_down(state, nil)}
   end
 
+  def handle_info({:EXIT, port, _reason}, state) when is_port(port), do: {:noreply, state}
+
   def handle_info({:EXIT, _other, reason}, state) when reason in [:normal, :shutdown] do
     {:noreply, state}
   end
@@ -396,9 +425,27 @@ defmodule DSPex.Port do
     :ok
   end
 
+  # One ping at a time; a port that does not answer within health_timeout_ms is killed.
+  defp health_check(%{health: nil, status: :up} = state) do
+    {id, state} = reserve_id(state)
+    port_send(state, {:ping, id})
+    tref = :erlang.start_timer(state.health_timeout_ms, self(), {:health, id})
+    %{state | health: {id, tref}}
+  end
+
+  defp health_check(state), do: state
+
   # ------------------------------------------------------------------ port lifecycle
 
   defp default_port_path do
+    case System.get_env("DSPEX_PORT_PATH") do
+      nil -> priv_port_path()
+      "" -> priv_port_path()
+      path -> path
+    end
+  end
+
+  defp priv_port_path do
     case :code.priv_dir(:dspex) do
       {:error, _} -> Path.expand("priv/dspex_port")
       dir -> Path.join(to_string(dir), "dspex_port")
@@ -458,7 +505,7 @@ defmodule DSPex.Port do
         _ -> :port_exited
       end)
 
-    state = %{state | port: nil, os_pid: nil, port_exits: state.port_exits + 1}
+    state = %{state | port: nil, os_pid: nil, port_exits: state.port_exits + 1, health: nil}
     schedule_restart(set_status(state, :down))
   end
 
@@ -679,6 +726,11 @@ defmodule DSPex.Port do
       deliver(entry, {:error, DSPex.Error.new(type, message, details)})
       complete(state, id, entry)
     end)
+  end
+
+  defp handle_reply({:pong, id}, %{health: {id, tref}} = state) do
+    :erlang.cancel_timer(tref, async: true, info: false)
+    %{state | health: nil}
   end
 
   defp handle_reply({:pong, id}, state) do

@@ -19,7 +19,9 @@ defmodule DSPex.Predict do
     * `:config` — request params (`temperature`, `max_tokens`, `n`, `stop`, ...). Any
       other keyword given to `new/2` is also put in `config`, like DSPy's `**config`.
       With `n > 1` and a temperature unset or ≤ 0.15, temperature is forced to 0.7
-      (as DSPy does); every choice is parsed and `pred.completions` holds them all;
+      (as DSPy does); every choice is parsed and `pred.completions` holds the ones
+      that parsed (a choice that does not parse is dropped; only when none parses is
+      the call re-asked or failed);
     * `:name` — the predictor's name (set by `DSPex.Module`; `"self"` when bare);
     * `:max_parse_retries` (default 1) — when the reply cannot be parsed, the
       predictor re-asks the LM with its bad reply and a follow-up user message that

@@ -117,20 +117,9 @@ defmodule DSPex.Signature do
   @doc false
   # The raw NIF result for a signature string: {:ok, {inputs, outputs}} with fields as
   # {name_binary, type_term, type_defined?, prefix_with_colon}, or {:error, {:signature_parse, msg, column}}.
-  # (A plain call rather than the DSPex.NIF.call/1 macro, so that it works while the
-  # project compiles, e.g. from the DSL.)
   @spec nif_parse(binary) :: {:ok, {list, list}} | {:error, {atom, binary, integer | nil}}
   def nif_parse(string) when is_binary(string) do
-    DSPex.NIF.signature_parse(string)
-  rescue
-    e in ErlangError ->
-      case e do
-        %ErlangError{original: {:badarg, msg}} when is_binary(msg) ->
-          reraise ArgumentError, [message: msg], __STACKTRACE__
-
-        _ ->
-          reraise e, __STACKTRACE__
-      end
+    DSPex.NIF.guard(fn -> DSPex.NIF.signature_parse(string) end)
   end
 
   @doc false

@@ -48,6 +48,13 @@ defmodule DSPex.StreamListener do
   @doc """
   A fresh listener. Option `fields:` (list of atoms or binaries) restricts which fields
   are emitted; by default every field is.
+
+  ## Examples
+
+      iex> l = DSPex.StreamListener.new(fields: [:answer])
+      iex> {chunks, _} = DSPex.StreamListener.feed(l, "[[ ## reasoning ## ]]\\nhmm\\n[[ ## answer ## ]]\\n42")
+      iex> chunks
+      [{"answer", "42", false}]
   """
   @spec new(keyword) :: t
   def new(opts \\ []) do
@@ -62,11 +69,26 @@ defmodule DSPex.StreamListener do
 
   @doc """
   Resets the listener for a new LM call of the same predictor (keeps `fields:`).
+
+  ## Examples
+
+      iex> {_, l} = DSPex.StreamListener.feed(DSPex.StreamListener.new(), "[[ ## a ## ]]\\nx[[ ## completed ## ]]")
+      iex> {chunks, _} = l |> DSPex.StreamListener.reset() |> DSPex.StreamListener.feed(~s({"a": "y"}))
+      iex> chunks
+      [{"a", "y", true}]
   """
   @spec reset(t) :: t
   def reset(%__MODULE__{fields: f}), do: %__MODULE__{fields: f}
 
-  @doc "Feeds one text delta. Returns `{[chunk], listener}`."
+  @doc """
+  Feeds one text delta. Returns `{[chunk], listener}`.
+
+  ## Examples
+
+      iex> {chunks, _} = DSPex.StreamListener.feed(DSPex.StreamListener.new(), ~s({"answer": "Par))
+      iex> chunks
+      [{"answer", "Par", false}]
+  """
   @spec feed(t, binary) :: {[chunk], t}
   def feed(%__MODULE__{done: true} = l, _text), do: {[], l}
 
@@ -90,7 +112,16 @@ defmodule DSPex.StreamListener do
     {merge(chunks), l}
   end
 
-  @doc "Flushes what is held back at the end of the completion. Returns `{[chunk], listener}`."
+  @doc """
+  Flushes what is held back at the end of the completion. Returns `{[chunk], listener}`.
+
+  ## Examples
+
+      iex> {_, l} = DSPex.StreamListener.feed(DSPex.StreamListener.new(), "[[ ## answer ## ]]\\n42 ")
+      iex> {chunks, _} = DSPex.StreamListener.finish(l)
+      iex> chunks
+      [{"answer", "", true}]
+  """
   @spec finish(t) :: {[chunk], t}
   def finish(%__MODULE__{done: true} = l), do: {[], l}
 

@@ -130,6 +130,7 @@ defmodule DSPex.Streaming do
       {^ref, :result, result} ->
         Process.unlink(st.pid)
         Process.demonitor(mref, [:flush])
+        flush_exit(st.pid)
         flushed = flush_listeners(st)
         st = %{st | done: true}
 
@@ -194,8 +195,19 @@ defmodule DSPex.Streaming do
     Process.unlink(pid)
     Process.exit(pid, :kill)
     Process.demonitor(mref, [:flush])
+    flush_exit(pid)
     flush(ref)
     :ok
+  end
+
+  # A consumer that traps exits may have received the runner's exit signal before the
+  # unlink; drop it so it never shows up in the caller's mailbox.
+  defp flush_exit(pid) do
+    receive do
+      {:EXIT, ^pid, _} -> :ok
+    after
+      0 -> :ok
+    end
   end
 
   defp flush(ref) do

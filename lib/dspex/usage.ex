@@ -31,6 +31,11 @@ defmodule DSPex.Usage do
 
   @doc """
   Runs `fun` in a tracking scope and returns `{result, usage_by_model}`.
+
+  ## Examples
+
+      iex> DSPex.Usage.track(fn -> DSPex.Usage.record("m", %{total_tokens: 2}); :ok end)
+      {:ok, %{"m" => %{total_tokens: 2}}}
   """
   @spec track((() -> result)) :: {result, by_model} when result: term
   def track(fun) when is_function(fun, 0) do

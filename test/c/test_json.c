@@ -48,6 +48,15 @@ static char *events(const char *s, size_t len, unsigned depth, char *out, size_t
 
 #define EV(s) events((s), strlen(s), 0, buf, sizeof(buf))
 
+/* xorshift for deterministic random doubles */
+static uint64_t rng(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+
 static size_t err_offset(const char *s, char *msg, size_t cap) {
     size_t off = (size_t)-1;
     int rc = dspex_json_validate(s, strlen(s), 0, msg, cap, &off);
@@ -99,6 +108,36 @@ CTEST(floats_exact) {
         CHECK(ev.d == strtod(cases[k], NULL));
         dspex_json_parser_free(&p);
     }
+}
+
+CTEST(floats_random_match_strtod) {
+    uint64_t s = 0xDEADBEEFCAFEF00DULL;
+    int bad = 0;
+    for (int k = 0; k < 300000; k++) {
+        char txt[64];
+        uint64_t a = rng(&s), b = rng(&s);
+        int digits = 1 + (int)(a % 19);
+        uint64_t m = b % 10000000000000000000ULL;
+        char md[24];
+        int ml = snprintf(md, sizeof md, "%llu", (unsigned long long)m);
+        if (ml > digits) ml = digits;
+        md[ml] = 0;
+        int e = (int)((a >> 8) % 60) - 30;
+        int point = (int)((a >> 20) % (unsigned)(ml + 1));
+        /* mantissa with a decimal point inside, then an exponent */
+        snprintf(txt, sizeof txt, "%.*s.%s0e%d", point ? point : 1, point ? md : "0", md + point, e);
+        double want = strtod(txt, NULL);
+        dspex_json_parser p;
+        dspex_json_event ev;
+        dspex_json_parser_init(&p, txt, strlen(txt), 0);
+        int t = dspex_json_next(&p, &ev);
+        if (t != DSPEX_JSON_EV_FLOAT || memcmp(&ev.d, &want, 8) != 0) {
+            if (bad < 5) fprintf(stderr, "  %s: got %.17g want %.17g (t=%d)\n", txt, ev.d, want, t);
+            bad++;
+        }
+        dspex_json_parser_free(&p);
+    }
+    CHECK(bad == 0);
 }
 
 CTEST(float_negative_zero) {
@@ -263,13 +302,6 @@ CTEST(format_double_layout) {
     CHECK_STREQ(fmt(INFINITY, b), "ERR");
 }
 
-/* xorshift for deterministic random doubles */
-static uint64_t rng(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 CTEST(format_double_round_trips) {
     uint64_t s = 0x9E3779B97F4A7C15ULL;
@@ -367,16 +399,21 @@ CTEST(escape) {
     size_t n = strlen(s);
     size_t el = dspex_json_escaped_len((const unsigned char *)s, n, 0, &bad);
     char out[128];
-    dspex_json_escape(out, (const unsigned char *)s, n, 0);
+    CHECK(dspex_json_escape(out, (const unsigned char *)s, n, 0, &bad) == el);
     out[el] = 0;
     CHECK_STREQ(out, "a\\\"b\\\\c\\n\\u0001\xC3\xA9\xF0\x9F\x98\x80");
     el = dspex_json_escaped_len((const unsigned char *)s, n, DSPEX_JSON_ESCAPE_UNICODE, &bad);
-    dspex_json_escape(out, (const unsigned char *)s, n, DSPEX_JSON_ESCAPE_UNICODE);
+    CHECK(dspex_json_escape(out, (const unsigned char *)s, n, DSPEX_JSON_ESCAPE_UNICODE, &bad) == el);
     out[el] = 0;
     CHECK_STREQ(out, "a\\\"b\\\\c\\n\\u0001\\u00e9\\ud83d\\ude00");
     CHECK(dspex_json_escaped_len((const unsigned char *)"ab\xFF", 3, 0, &bad) == SIZE_MAX);
     CHECK(bad == 2);
     CHECK(dspex_json_escaped_len((const unsigned char *)"plain ascii text!", 17, 0, &bad) == 17);
+    bad = 0;
+    CHECK(dspex_json_escape(out, (const unsigned char *)"a\nb\xC3", 4, 0, &bad) == SIZE_MAX);
+    CHECK(bad == 3);
+    CHECK(dspex_json_escape(out, (const unsigned char *)"\xE2\x82", 2, DSPEX_JSON_ESCAPE_UNICODE, &bad) == SIZE_MAX);
+    CHECK(bad == 0);
 }
 
 CTEST(format_int64) {

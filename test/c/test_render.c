@@ -201,4 +201,15 @@ CTEST(arena_limit_reports_oom) {
     dxa_arena_free(&a);
 }
 
+CTEST(arena_borrowed_first_chunk) {
+    unsigned char stack[1024];
+    dxa_arena a;
+    dxa_arena_init_buf(&a, 0, stack, sizeof stack);
+    void *p = dxa_alloc(&a, 64);
+    CHECK(p != NULL && (unsigned char *)p > stack && (unsigned char *)p < stack + sizeof stack);
+    void *q = dxa_alloc(&a, 4096); /* spills into a malloc'd chunk */
+    CHECK(q != NULL && ((unsigned char *)q < stack || (unsigned char *)q >= stack + sizeof stack));
+    dxa_arena_free(&a);
+}
+
 int main(void) { return ctest_run(); }

@@ -82,6 +82,9 @@ CTEST(comments_fences_and_prose) {
     CHECK_REPAIR("Here you go:\n```json\n{\"a\": 1}\n```\nThanks!", "\n{\"a\": 1}\n\n");
     CHECK_REPAIR("The answer is {\"a\": 2} as requested.", "{\"a\": 2} ");
     CHECK_REPAIR("{\"a\":2}foo", "{\"a\":2}");
+    CHECK_REPAIR("Code:\n```python\nprint({1: 2})\n```\nResult:\n```json\n{\"a\": 1}\n```", "\n{\"a\": 1}\n");
+    CHECK_REPAIR("```python\n{\"a\":\"b\"}\n```", "\n{\"a\":\"b\"}\n");
+    CHECK_REPAIR_FAILS("```bash\nls -la\n```");
 }
 
 CTEST(wrappers_and_specials) {
@@ -96,6 +99,40 @@ CTEST(wrappers_and_specials) {
     CHECK_REPAIR("(1, 2)", "[1, 2]");
     CHECK_REPAIR("\"a\x01" "b\"", "\"a\\u0001b\"");
     CHECK_REPAIR("{\"a\":\xc2\xa0\"b\"}", "{\"a\": \"b\"}");
+    CHECK_REPAIR("[\"\\udddd\", \"\\ud83d\\ude00\",]", "[\"\\ufffd\", \"\\ud83d\\ude00\"]");
+    CHECK_REPAIR("{\"a\"}, \"x\": 1}", "{ \"x\": 1}");
+}
+
+/* Inputs the fuzzer once turned into invalid output. */
+static void check_valid_repair(int *ctest_failed, const char *in, size_t n) {
+    dspex_repair_result r;
+    if (dspex_json_repair(in, n, NULL, &r) == 0) CHECK(dspex_json_is_valid(r.out, r.out_len, 100000));
+    dspex_repair_result_free(&r);
+    for (size_t from = 0; from < n;) {
+        if (dspex_json_extract(in, n, from, NULL, &r) != 0) break;
+        CHECK(dspex_json_is_valid(r.out, r.out_len, 100000));
+        CHECK(r.end > from);
+        from = r.end;
+        dspex_repair_result_free(&r);
+    }
+    dspex_repair_result_free(&r);
+}
+
+CTEST(fuzz_regressions) {
+    static const char a[] = "\x01nned .8\x00" "5,0_56,-, .5070789]";
+    static const char b[] = "\"://o*#\x00\x00\x00\xdc? l({/\"a\"://o*,*\x00";
+    static const char c[] = "{\"k\":[]\r[][[[[[ft[t[[";
+    static const char d[] = "{\"b[: it'\xdf][";
+    static const char e[] = "{\"a\"} ,\"x\": 1}";
+    static const char f[] = "[\"\\udddd\"]";
+    check_valid_repair(ctest_failed, a, sizeof(a) - 1);
+    check_valid_repair(ctest_failed, b, sizeof(b) - 1);
+    check_valid_repair(ctest_failed, c, sizeof(c) - 1);
+    check_valid_repair(ctest_failed, d, sizeof(d) - 1);
+    check_valid_repair(ctest_failed, e, sizeof(e) - 1);
+    check_valid_repair(ctest_failed, f, sizeof(f) - 1);
+    CHECK_REPAIR("[0_56]", "[\"0_56\"]");
+    CHECK_REPAIR("{\"v\": 1_234.5}", "{\"v\": 1234.5}");
 }
 
 CTEST(several_values) {

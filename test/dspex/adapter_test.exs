@@ -52,6 +52,14 @@ defmodule DSPex.AdapterTest do
                "[[ ## a ## ]]\nhello\n\n[[ ## b ## ]]\n[1, \"x\"]\n\n[[ ## c ## ]]\n[3]"
     end
 
+    test "integers beyond 64 bits render with all their digits, like Python" do
+      s = sig([a: :int, b: :any], out: :str)
+      big = 123_456_789_012_345_678_901_234_567_890
+      [_, user] = Chat.format(s, [], %{a: big, b: [-(2 ** 64), 10 ** 27]})
+      assert user.content =~ "[[ ## a ## ]]\n#{big}\n"
+      assert user.content =~ "[-18446744073709551616, 1000000000000000000000000000]"
+    end
+
     test "{:ordered, pairs} keeps dict key order" do
       s = sig([d: :any], out: :str)
       [_, user] = Chat.format(s, [], %{d: {:ordered, [{"z", 1}, {"a", 2}]}})
@@ -80,6 +88,7 @@ defmodule DSPex.AdapterTest do
       assert byte_size(user.content) > 200_000
       {:ok, out} = Chat.parse(@qa, "[[ ## answer ## ]]\n" <> big)
       assert out.answer == String.trim(big)
+      assert Chat.format_assistant_message(@qa, %{answer: big}) =~ "[[ ## completed ## ]]"
     end
 
     test "emits telemetry spans" do
@@ -163,6 +172,13 @@ defmodule DSPex.AdapterTest do
 
       assert {:error, err} = JSON.parse(@qa, "no object")
       assert err.message =~ "LM response cannot be serialized to a JSON object."
+    end
+
+    test "the parse error quotes a long LM response in full" do
+      long = String.duplicate("é", 5000)
+      assert {:error, err} = Chat.parse(@qa, long)
+      assert err.message =~ "LM Response: " <> long <> " \n\n"
+      assert String.valid?(err.message)
     end
 
     test "non-binary completion raises" do

@@ -7,8 +7,8 @@ defmodule DSPex.BestOfNTest do
   alias DSPex.{BestOfN, LM.Scripted, Predict, Refine}
 
   setup do
+    keep_global_settings()
     DSPex.configure(adapter: adapter())
-    on_exit(fn -> DSPex.Settings.reset_global() end)
     :ok
   end
 

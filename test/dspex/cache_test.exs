@@ -141,6 +141,21 @@ defmodule DSPex.CacheTest do
     refute File.exists?(file)
   end
 
+  test "save_memory / load_memory round trip", %{dir: dir} do
+    Cache.configure(enable_disk: false)
+    key = Cache.key(%{"saved" => 1})
+    Cache.put(key, completion("kept"))
+    path = Path.join(dir, "mem.bin")
+    assert {:ok, 1} = Cache.save_memory(path)
+    Cache.clear_memory()
+    assert Cache.get(key) == :miss
+    assert {:ok, 1} = Cache.load_memory(path)
+    assert {:ok, %{choices: [%{text: "kept"}]}} = Cache.get(key)
+    File.write!(path, "garbage")
+    assert {:error, %DSPex.Error{type: :io}} = Cache.load_memory(path)
+    assert {:error, %DSPex.Error{type: :io}} = Cache.load_memory(Path.join(dir, "missing"))
+  end
+
   test "disabled tiers" do
     Cache.configure(enable_memory: false, enable_disk: false)
     key = Cache.key(%{"off" => 1})

@@ -12,9 +12,10 @@ defmodule DSPex.ChainOfThoughtTest do
   @golden Path.expand("../fixtures/dspy/modules_saved/module_messages.json", __DIR__)
 
   setup do
+    keep_global_settings()
+
     if real_chat?() and real_signature?() do
       DSPex.configure(adapter: DSPex.Adapter.Chat)
-      on_exit(fn -> DSPex.Settings.reset_global() end)
       {:ok, golden: @golden |> File.read!() |> DSPex.JSON.decode!()}
     else
       {:ok, golden: nil}

@@ -57,6 +57,14 @@ defmodule DSPex.JSONTest do
       assert dec(enc!(Enum.to_list(1..5000))) == {:ok, Enum.to_list(1..5000)}
     end
 
+    test "repeated object keys share one term" do
+      {:ok, [a, b]} = dec(~s([{"content": 1}, {"content": 2}]))
+      [ka] = Map.keys(a)
+      [kb] = Map.keys(b)
+      assert ka == "content"
+      assert :erts_debug.same(ka, kb)
+    end
+
     test "duplicate keys: last wins" do
       assert dec(~s({"a":1,"b":2,"a":3})) == {:ok, %{"a" => 3, "b" => 2}}
       big = "{" <> Enum.map_join(1..40, ",", &~s("k#{&1}":#{&1})) <> ~s(,"k1":"last"})
@@ -90,6 +98,21 @@ defmodule DSPex.JSONTest do
                   123456789012345678901234567890.5 4.9406564584124654e-324) do
         {:ok, f} = dec(s)
         assert f === erlang_float(s), "#{s}"
+      end
+    end
+
+    test "random 1-25 digit decimals read exactly like String.to_float/1" do
+      :rand.seed(:exsss, {9, 9, 9})
+
+      for _ <- 1..5000 do
+        digits = for _ <- 1..:rand.uniform(25), into: "", do: <<?0 + :rand.uniform(10) - 1>>
+        int_len = :rand.uniform(String.length(digits))
+        int = digits |> String.slice(0, int_len) |> String.to_integer() |> Integer.to_string()
+        frac = String.slice(digits, int_len..-1//1)
+        frac = if frac == "", do: "0", else: frac
+        s = "#{int}.#{frac}e#{:rand.uniform(80) - 40}"
+        assert {:ok, f} = dec(s)
+        assert f === String.to_float(s), s
       end
     end
 
@@ -547,6 +570,19 @@ defmodule DSPex.JSONTest do
       out = enc!(ordered)
       assert String.starts_with?(out, ~s({"o1":1,"o2":2,))
       assert map_size(dec!(out)) == 10_000
+    end
+
+    test "long strings: characters straddling internal chunk boundaries, late bad bytes" do
+      for pad <- 4090..4097, ch <- ["é", "日", "😀", "\n"] do
+        s = String.duplicate("a", pad) <> String.duplicate(ch, 5) <> "z"
+        assert dec(enc!(s)) == {:ok, s}
+        assert dec(enc!(s, escape: :unicode)) == {:ok, s}
+      end
+
+      e = enc_error(String.duplicate("é", 6000) <> <<0xFF>>)
+      assert e.message =~ "invalid UTF-8 at byte 12000 of a string"
+      e = enc_error(String.duplicate("a", 4095) <> <<0xE6, 0x97>>)
+      assert e.message =~ "invalid UTF-8 at byte 4095"
     end
 
     test "a single 2 MB string" do

@@ -418,6 +418,14 @@ defmodule DSPex.LMTest do
         )
 
       assert {:error, %DSPex.Error{type: :auth}} = LM.stream(lm, user("x"), %{}, fn _ -> :ok end)
+
+      qa = DSPex.Predict.new("question -> answer", lm: lm)
+      err = assert_raise DSPex.Error, fn -> DSPex.stream(qa, question: "q") |> Enum.to_list() end
+      assert err.type == :auth
+      refute Exception.message(err) =~ @secret
+
+      assert [{:error, %DSPex.Error{type: :auth}}] =
+               DSPex.stream(qa, [question: "q"], on_error: :yield) |> Enum.to_list()
     end
   end
 

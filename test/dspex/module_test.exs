@@ -39,6 +39,23 @@ defmodule DSPex.ModuleTest.Outer do
   def forward(program, inputs), do: DSPex.call(program.inner, inputs)
 end
 
+defmodule DSPex.ModuleTest.Classify do
+  @moduledoc "Classify the sentiment of a sentence."
+  use DSPex.Signature
+  input :sentence, :string
+  output :sentiment, {:literal, ["positive", "negative", "neutral"]}
+  output :confidence, :float, desc: "between 0 and 1"
+end
+
+defmodule DSPex.ModuleTest.Sentiment do
+  use DSPex.Module
+  predictor :classify, DSPex.ModuleTest.Classify
+  predictor(:explain, DSPex.ChainOfThought, DSPex.ModuleTest.Classify, temperature: 0.3)
+
+  @impl DSPex.Module
+  def forward(program, inputs), do: DSPex.call(program.classify, inputs)
+end
+
 defmodule DSPex.ModuleTest do
   use ExUnit.Case, async: false
 
@@ -46,8 +63,8 @@ defmodule DSPex.ModuleTest do
   alias DSPex.{LM.Scripted, ModuleTest.QA, ModuleTest.Outer, Predict}
 
   setup do
+    keep_global_settings()
     DSPex.configure(adapter: adapter())
-    on_exit(fn -> DSPex.Settings.reset_global() end)
     :ok
   end
 
@@ -114,6 +131,17 @@ defmodule DSPex.ModuleTest do
     assert_receive {[:dspex, :predict, :stop], ^ref, _, %{predictor: "answer.predict"}}
     assert_receive {[:dspex, :module, :call, :stop], ^ref, _, %{module: QA, status: :ok}}
     DSPex.TelemetryTest.detach(ref)
+  end
+
+  test "signature modules work in the DSL and typed outputs are parsed" do
+    if real_chat?() and real_signature?() do
+      prog = DSPex.ModuleTest.Sentiment.new()
+      assert prog.classify.signature.instructions == "Classify the sentiment of a sentence."
+      assert prog.explain.predict.config == %{temperature: 0.3}
+      lm = Scripted.new([%{sentiment: "positive", confidence: 0.9}])
+      assert {:ok, pred} = DSPex.call(prog, [sentence: "I love it"], lm: lm)
+      assert {pred.sentiment, pred.confidence} == {"positive", 0.9}
+    end
   end
 
   test "errors inside forward come back as {:error, _}" do

@@ -40,6 +40,13 @@ defmodule DSPex.ModulesTest.Support do
     Code.ensure_loaded?(DSPex.Adapter.Chat) and function_exported?(DSPex.Adapter.Chat, :parse, 2)
   end
 
+  @doc "Saves the global settings and restores them when the test exits."
+  def keep_global_settings do
+    saved = :persistent_term.get({DSPex.Settings, :global}, %{})
+    ExUnit.Callbacks.on_exit(fn -> :persistent_term.put({DSPex.Settings, :global}, saved) end)
+    :ok
+  end
+
   @doc "The adapter to use in tests: the real Chat adapter if present."
   def adapter, do: if(real_chat?(), do: DSPex.Adapter.Chat, else: DSPex.ModulesTest.Adapter)
 

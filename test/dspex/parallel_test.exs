@@ -7,8 +7,8 @@ defmodule DSPex.ParallelTest do
   alias DSPex.{LM.Scripted, MultiChainComparison, Parallel, Predict}
 
   setup do
+    keep_global_settings()
     DSPex.configure(adapter: adapter())
-    on_exit(fn -> DSPex.Settings.reset_global() end)
     :ok
   end
 
@@ -43,6 +43,13 @@ defmodule DSPex.ParallelTest do
 
     assert Enum.map(trace, fn {_, i, _} -> i.question end) ==
              for(i <- 1..20, i != 13, do: "item-#{i}")
+  end
+
+  test "DSPex.batch delegates to Parallel.batch" do
+    qa = Predict.new(sig("question -> answer"), lm: Scripted.new([%{answer: "x"}], cycle: true))
+
+    assert {:ok, [{:ok, %{answer: "x"}}, {:ok, _}]} =
+             DSPex.batch(qa, [[question: "a"], %{question: "b"}])
   end
 
   test "stops when max_errors is reached" do

@@ -120,6 +120,8 @@ defmodule DSPex.PoolTest do
   test "no caller waits past its deadline even when the port hangs", %{srv: srv} do
     pool = new_pool(size: 1)
     [%{os_pid: os_pid}] = DSPex.Pool.stats(pool).workers
+    # never leave a stopped process behind, whatever happens to this test
+    on_exit(fn -> System.cmd("kill", ["-CONT", "#{os_pid}"], stderr_to_stdout: true) end)
     {_, 0} = System.cmd("kill", ["-STOP", "#{os_pid}"])
 
     try do
@@ -134,6 +136,22 @@ defmodule DSPex.PoolTest do
     end
 
     assert {:ok, _} = DSPex.Pool.request(get(srv, "/ok"), pool: pool)
+  end
+
+  test "a wedged port is detected, killed and restarted", %{srv: srv} do
+    pool = new_pool(size: 1, health_timeout_ms: 200, restart_backoff_ms: {10, 100})
+    [%{os_pid: os_pid}] = DSPex.Pool.stats(pool).workers
+    # never leave a stopped process behind, whatever happens to this test
+    on_exit(fn -> System.cmd("kill", ["-CONT", "#{os_pid}"], stderr_to_stdout: true) end)
+    {_, 0} = System.cmd("kill", ["-STOP", "#{os_pid}"])
+
+    assert {:error, %Error{type: :timeout}} =
+             DSPex.Pool.request(get(srv, "/ok"), pool: pool, timeout: 100, circuit_breaker: false)
+
+    wait_until(fn -> match?([%{status: :up, restarts: 1}], DSPex.Pool.stats(pool).workers) end)
+    assert [%{os_pid: new_pid}] = DSPex.Pool.stats(pool).workers
+    assert new_pid != os_pid
+    assert {:ok, %{body: "ok"}} = DSPex.Pool.request(get(srv, "/ok"), pool: pool)
   end
 
   test "a port that dies is restarted with telemetry and counted", %{srv: srv} do

@@ -7,8 +7,8 @@ defmodule DSPex.PredictTest do
   alias DSPex.{Error, LM.Scripted, Prediction, Predict}
 
   setup do
+    keep_global_settings()
     DSPex.configure(adapter: adapter())
-    on_exit(fn -> DSPex.Settings.reset_global() end)
     :ok
   end
 
@@ -79,6 +79,10 @@ defmodule DSPex.PredictTest do
     [req] = Scripted.requests(lm)
     assert req.params.temperature == 0.7
     assert req.params.n == 3
+
+    out = DSPex.LM.History.format_entries(DSPex.LM.History.last(1), colors: true)
+    assert out =~ "\e[31m \t (and 2 other completions)\e[0m\n"
+    assert out =~ "\e[34m["
 
     lm2 = Scripted.new([%{answer: "x"}, %{answer: "y"}])
     qa2 = Predict.new(sig("question -> answer"), lm: lm2, config: %{n: 2, temperature: 0.9})

@@ -36,8 +36,8 @@ defmodule DSPex.ProgramTest do
   @shared Path.expand("../fixtures/dspy/saved", __DIR__)
 
   setup do
+    keep_global_settings()
     DSPex.configure(adapter: adapter())
-    on_exit(fn -> DSPex.Settings.reset_global() end)
     dir = Path.join(System.tmp_dir!(), "dspex_program_test_#{System.unique_integer([:positive])}")
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
@@ -229,8 +229,8 @@ defmodule DSPex.ProgramTest do
   @tag :dspy_oracle
   test "Python DSPy loads files saved by DSPex (tools/check_dspy_load.py)", %{dir: dir} do
     if File.exists?(@python) do
-      lm =
-        DSPex.LM.new("openai/gpt-4o-mini", temperature: 0.3, max_tokens: 200, api_key: "sk-hidden")
+      # no max_tokens: dspy.LM stores it as null, so DSPex must write it too
+      lm = DSPex.LM.new("openai/gpt-4o-mini", temperature: 0.3, api_key: "sk-hidden")
 
       p =
         Predict.new(sig("question -> answer"),

@@ -15,7 +15,8 @@ defmodule DSPex.SettingsTest do
   doctest DSPex
 
   setup do
-    on_exit(fn -> DSPex.Settings.reset_global() end)
+    saved = :persistent_term.get({DSPex.Settings, :global}, %{})
+    on_exit(fn -> :persistent_term.put({DSPex.Settings, :global}, saved) end)
     :ok
   end
 

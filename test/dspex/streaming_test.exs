@@ -124,6 +124,16 @@ defmodule DSPex.StreamingTest do
     assert length(chunks) > 3
   end
 
+  test "a consumer trapping exits gets no stray messages" do
+    Process.flag(:trap_exit, true)
+    lm = %DripLM{pieces: ["[[ ## answer ## ]]\nok\n[[ ## completed ## ]]"]}
+    qa = DSPex.Predict.new("question -> answer", lm: lm)
+    assert List.last(DSPex.Streaming.stream(qa, question: "q") |> Enum.to_list()).answer == "ok"
+    assert [_] = DSPex.Streaming.stream(qa, question: "q") |> Enum.take(1)
+    refute_received {:EXIT, _, _}
+    refute_received {:dspex_stream, _, _, _}
+  end
+
   test "halting early kills the running call" do
     lm = %BlockLM{test_pid: self()}
     qa = DSPex.Predict.new("question -> answer", lm: lm)

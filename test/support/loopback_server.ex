@@ -36,7 +36,10 @@ defmodule DSPex.Test.LoopbackServer do
   @type spec :: map
   @type route :: spec | [spec] | (map -> spec)
 
-  @doc "Starts a server; `routes:` maps paths to routes (`:default` for unmatched)."
+  @doc """
+  Starts a server. `routes:` maps paths to routes (`:default` for unmatched);
+  `record: false` stops keeping request copies (long benchmarks); `port:` picks the port.
+  """
   @spec start_link(keyword) :: GenServer.on_start()
   def start_link(opts \\ []), do: GenServer.start_link(__MODULE__, opts)
 
@@ -93,6 +96,7 @@ defmodule DSPex.Test.LoopbackServer do
        records: %{},
        conns: 0,
        aborted: %{},
+       record: Keyword.get(opts, :record, true),
        handlers: MapSet.new()
      }}
   end
@@ -121,11 +125,10 @@ defmodule DSPex.Test.LoopbackServer do
       Map.get(s.routes, req.path) || Map.get(s.routes, :default) ||
         %{status: 404, body: "no route"}
 
-    s = %{
-      s
-      | counts: Map.put(s.counts, req.path, n),
-        records: Map.update(s.records, req.path, [req], &[req | &1])
-    }
+    records =
+      if s.record, do: Map.update(s.records, req.path, [req], &[req | &1]), else: s.records
+
+    s = %{s | counts: Map.put(s.counts, req.path, n), records: records}
 
     {:reply, {route, req}, s}
   end

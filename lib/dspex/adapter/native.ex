@@ -11,9 +11,11 @@ defmodule DSPex.Adapter.Native do
     demos = Enum.map(List.wrap(demos), &fields/1)
     inputs = fields(inputs)
 
-    Telemetry.span([:dspex, :adapter, :format], meta(module, sig), fn ->
-      {:ok, messages} = call(fn -> NIF.adapter_format(kind, sig, demos, inputs) end)
-      {messages, meta(module, sig)}
+    meta = meta(module, sig)
+
+    Telemetry.span([:dspex, :adapter, :format], meta, fn ->
+      {:ok, messages} = NIF.guard(fn -> NIF.adapter_format(kind, sig, demos, inputs) end)
+      {messages, meta}
     end)
   end
 
@@ -22,7 +24,7 @@ defmodule DSPex.Adapter.Native do
     sig = resolve(signature)
 
     {:ok, text} =
-      call(fn -> NIF.adapter_format_assistant(kind, sig, fields(outputs), missing) end)
+      NIF.guard(fn -> NIF.adapter_format_assistant(kind, sig, fields(outputs), missing) end)
 
     text
   end
@@ -34,8 +36,8 @@ defmodule DSPex.Adapter.Native do
 
     Telemetry.span([:dspex, :adapter, :parse], meta, fn ->
       result =
-        case call(fn -> NIF.adapter_parse(kind, sig, text) end) do
-          {:ok, map} -> {:ok, map}
+        case NIF.guard(fn -> NIF.adapter_parse(kind, sig, text) end) do
+          {:ok, map} -> {:ok, sets(sig.outputs, map)}
           {:error, {type, message, _}} -> {:error, Error.new(type, message, %{adapter: module})}
         end
 
@@ -45,6 +47,17 @@ defmodule DSPex.Adapter.Native do
 
   def parse(_module, _kind, _signature, other) do
     raise ArgumentError, "completion text must be a binary, got: #{inspect(other)}"
+  end
+
+  # set[...] outputs come back from C as lists
+  defp sets(outputs, map) do
+    Enum.reduce(outputs, map, fn
+      %{name: name, type: t}, acc when t == :set or (is_tuple(t) and elem(t, 0) == :set) ->
+        Map.update!(acc, name, &MapSet.new/1)
+
+      _, acc ->
+        acc
+    end)
   end
 
   @doc false
@@ -63,14 +76,6 @@ defmodule DSPex.Adapter.Native do
   def fields(other) do
     raise ArgumentError,
           "demos, inputs and outputs must be maps with atom keys, got: #{inspect(other)}"
-  end
-
-  @doc false
-  # Runs a NIF, turning `{:badarg, message}` raised by C into ArgumentError.
-  def call(fun) do
-    fun.()
-  catch
-    :error, {:badarg, msg} when is_binary(msg) -> raise ArgumentError, msg
   end
 
   defp meta(module, sig) do

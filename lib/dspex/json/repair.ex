@@ -15,7 +15,9 @@ defmodule DSPex.JSON.Repair do
 
   ## What is repaired
 
-    * prose before and after the JSON, Markdown fences (```` ```json ```` anywhere);
+    * prose before and after the JSON, Markdown fences (```` ```json ```` anywhere); a
+      fenced block in another language (```` ```python ````) that does not start like JSON
+      is skipped;
     * single quotes, curly quotes (`“ ” ‘ ’`), backticks; unquoted keys and strings;
       Python `True`/`False`/`None` (any case), `undefined`, `NaN`, `Infinity` (`null`);
     * comments `//`, `/* */`, and `#` where a key, comma or closer is expected;
@@ -54,7 +56,7 @@ defmodule DSPex.JSON.Repair do
 
   ## Options
 
-    * `:max_depth` — nesting limit (default 512); deeper input is an error.
+    * `:max_depth` — nesting limit, 1 to 1000 (default 512); deeper input is an error.
     * `:multi` (`repair/2`) — several top-level values become an array (default `true`);
       with `false`, only the first is kept.
     * `:all` (`extract/2`) — return every top-level value as a list.
@@ -206,12 +208,8 @@ defmodule DSPex.JSON.Repair do
   # Turns {:badarg, message} raised by the NIF into ArgumentError.
   defp nif(fun) do
     fun.()
-  rescue
-    e in ErlangError ->
-      case e.original do
-        {:badarg, msg} when is_binary(msg) -> reraise ArgumentError, msg, __STACKTRACE__
-        _ -> reraise e, __STACKTRACE__
-      end
+  catch
+    :error, {:badarg, msg} when is_binary(msg) -> raise ArgumentError, msg
   end
 
   defp nif_opts(opts, allowed) do

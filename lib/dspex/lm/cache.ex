@@ -58,12 +58,24 @@ defmodule DSPex.LM.Cache do
 
   @doc """
   Looks `key` up: memory first, then disk. Returns `{:ok, completion}` or `:miss`.
+
+  ## Examples
+
+      iex> DSPex.LM.Cache.get(nil)
+      :miss
   """
   @spec get(binary | nil) :: {:ok, map} | :miss
   def get(nil), do: :miss
   def get(key) when is_binary(key), do: Store.get(key)
 
-  @doc "Stores `completion` under `key` in both tiers. Returns `:ok`."
+  @doc """
+  Stores `completion` under `key` in both tiers. Returns `:ok`.
+
+  ## Examples
+
+      iex> DSPex.LM.Cache.put(nil, %{choices: []})
+      :ok
+  """
   @spec put(binary | nil, map) :: :ok
   def put(nil, _), do: :ok
 
@@ -81,7 +93,14 @@ defmodule DSPex.LM.Cache do
   @spec configure(keyword) :: :ok
   def configure(opts) when is_list(opts), do: Store.configure(opts)
 
-  @doc "The current configuration."
+  @doc """
+  The current configuration.
+
+  ## Examples
+
+      iex> Map.keys(DSPex.LM.Cache.config()) |> Enum.sort()
+      [:dir, :disk_size_limit_bytes, :enable_disk, :enable_memory, :memory_max_entries]
+  """
   @spec config() :: map
   def config, do: Store.config()
 
@@ -93,7 +112,36 @@ defmodule DSPex.LM.Cache do
   @spec clear() :: :ok
   def clear, do: Store.clear()
 
-  @doc "Entry count of the memory tier and bytes/files of the disk tier."
+  @doc """
+  Writes the memory tier to `path` (like DSPy's `save_memory_cache`). Returns
+  `{:ok, entry_count}` or `{:error, %DSPex.Error{type: :io}}`.
+
+  ## Examples
+
+      iex> path = Path.join(System.tmp_dir!(), "dspex_doc_mem_#{System.unique_integer([:positive])}")
+      iex> {:ok, n} = DSPex.LM.Cache.save_memory(path)
+      iex> {:ok, ^n} = DSPex.LM.Cache.load_memory(path)
+      iex> File.rm(path)
+      :ok
+  """
+  @spec save_memory(Path.t()) :: {:ok, non_neg_integer} | {:error, DSPex.Error.t()}
+  def save_memory(path), do: Store.save_memory(path)
+
+  @doc """
+  Loads entries written by `save_memory/1` into the memory tier (read with
+  `binary_to_term(bin, [:safe])`). Returns `{:ok, entry_count}` or `{:error, %DSPex.Error{}}`.
+  """
+  @spec load_memory(Path.t()) :: {:ok, non_neg_integer} | {:error, DSPex.Error.t()}
+  def load_memory(path), do: Store.load_memory(path)
+
+  @doc """
+  Entry count of the memory tier and bytes/files of the disk tier.
+
+  ## Examples
+
+      iex> DSPex.LM.Cache.stats() |> Map.keys() |> Enum.sort()
+      [:disk_bytes, :disk_files, :memory_entries]
+  """
   @spec stats() :: %{
           memory_entries: non_neg_integer,
           disk_bytes: non_neg_integer,

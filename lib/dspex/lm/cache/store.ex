@@ -310,9 +310,46 @@ defmodule DSPex.LM.Cache.Store do
   def clear do
     clear_memory()
     dir = config().dir
-    Enum.each(files(dir), &File.rm/1)
+    Enum.each(files(dir) ++ Path.wildcard(Path.join([dir, "??", "*.tmp-*"])), &File.rm/1)
     :ets.delete(@meta, {:bytes, dir})
     :ok
+  end
+
+  def save_memory(path) do
+    ensure_started()
+    entries = :ets.select(@mem, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}])
+    bin = :erlang.term_to_binary({:dspex_memory_cache_v1, entries})
+    tmp = "#{path}.tmp-#{System.unique_integer([:positive])}"
+
+    with :ok <- File.mkdir_p(Path.dirname(path)),
+         :ok <- File.write(tmp, bin),
+         :ok <- File.rename(tmp, path) do
+      {:ok, length(entries)}
+    else
+      {:error, reason} ->
+        _ = File.rm(tmp)
+
+        {:error,
+         DSPex.Error.new(:io, "cannot write #{path}: #{:file.format_error(reason)}", %{path: path})}
+    end
+  end
+
+  def load_memory(path) do
+    ensure_started()
+    cfg = config()
+
+    with {:ok, bin} <- File.read(path),
+         {:dspex_memory_cache_v1, entries} when is_list(entries) <- safe_decode(bin) do
+      loaded = for {k, v} when is_binary(k) and is_map(v) <- entries, do: mem_put(cfg, k, v)
+      {:ok, length(loaded)}
+    else
+      {:error, reason} ->
+        {:error,
+         DSPex.Error.new(:io, "cannot read #{path}: #{:file.format_error(reason)}", %{path: path})}
+
+      _ ->
+        {:error, DSPex.Error.new(:io, "#{path} is not a DSPex memory-cache file", %{path: path})}
+    end
   end
 
   def stats do
