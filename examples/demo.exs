@@ -48,6 +48,31 @@ lm =
     model: "scripted/demo"
   )
 
+section.("Signatures: DSPy's string syntax, parsed in C")
+{:ok, sig} =
+  DSPex.Signature.parse("question, context: list[str] -> answer: str, confidence: float")
+
+for f <- sig.inputs ++ sig.outputs,
+    do: IO.puts("  #{f.kind} #{f.name} :: #{inspect(f.type)}  prefix=#{inspect(f.prefix)}")
+
+IO.puts("  instructions: #{sig.instructions}")
+{:error, err} = DSPex.Signature.parse("question -> answer -> extra")
+IO.puts("  bad signature -> #{inspect(err.type)} at column #{err.details.column}: #{err.message}")
+
+section.("JSON: repair and extraction of messy LM output")
+
+messy = """
+Sure! Here is the result:
+```json
+{name: 'Ada', langs: ['Elixir', 'C',], active: True, note: None, // trailing comment
+"""
+
+{:ok, repaired} = DSPex.JSON.repair(messy)
+IO.puts("  repaired: #{String.trim(repaired)}")
+{:ok, value} = DSPex.JSON.extract(messy)
+IO.puts("  extracted: #{inspect(value)}")
+IO.puts("  encoded (sorted keys): #{DSPex.JSON.encode!(value, sort_keys: true)}")
+
 DSPex.configure(lm: lm)
 
 section.("Predict")

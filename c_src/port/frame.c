@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int dp_buf_add(dp_buf *b, const void *s, size_t n, size_t limit) {
     if (n == 0) return 0;
@@ -239,6 +240,10 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
         snprintf(err, errlen, "request has no url");
         return -1;
     }
+    if (strncasecmp(s->url, "http://", 7) != 0 && strncasecmp(s->url, "https://", 8) != 0) {
+        snprintf(err, errlen, "url must be an absolute http:// or https:// URL");
+        return -1;
+    }
     if (s->method == NULL) {
         s->method = strdup("POST");
         if (s->method == NULL) {
@@ -249,11 +254,100 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
     return 0;
 }
 
+/* ei's decoders trust the length fields inside a term and take no buffer size, so a
+ * frame is first walked here with explicit bounds: only the term types a request can
+ * contain are accepted, nesting is limited, and the term must fill the frame exactly. */
+#define DP_ETF_MAX_DEPTH 32
+
+static uint32_t be(const unsigned char *p, int n) {
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static int etf_walk(const unsigned char *b, size_t len, size_t *pos, int depth) {
+    if (depth > DP_ETF_MAX_DEPTH || *pos >= len) return -1;
+    unsigned char tag = b[(*pos)++];
+    size_t left = len - *pos;
+    uint64_t n;
+    switch (tag) {
+    case 97: /* SMALL_INTEGER */
+        n = 1;
+        break;
+    case 98: /* INTEGER */
+        n = 4;
+        break;
+    case 70: /* NEW_FLOAT */
+        n = 8;
+        break;
+    case 106: /* NIL */
+        n = 0;
+        break;
+    case 115: /* SMALL_ATOM */
+    case 119: /* SMALL_ATOM_UTF8 */
+        if (left < 1) return -1;
+        n = 1 + (uint64_t)b[*pos];
+        break;
+    case 100: /* ATOM */
+    case 118: /* ATOM_UTF8 */
+    case 107: /* STRING */
+        if (left < 2) return -1;
+        n = 2 + (uint64_t)be(b + *pos, 2);
+        break;
+    case 109: /* BINARY */
+        if (left < 4) return -1;
+        n = 4 + (uint64_t)be(b + *pos, 4);
+        break;
+    case 77: /* BIT_BINARY */
+        if (left < 5) return -1;
+        n = 5 + (uint64_t)be(b + *pos, 4);
+        break;
+    case 110: /* SMALL_BIG */
+        if (left < 1) return -1;
+        n = 2 + (uint64_t)b[*pos];
+        break;
+    case 111: /* LARGE_BIG */
+        if (left < 4) return -1;
+        n = 5 + (uint64_t)be(b + *pos, 4);
+        break;
+    case 104: /* SMALL_TUPLE */
+    case 105: /* LARGE_TUPLE */
+    case 108: /* LIST */
+    case 116: { /* MAP */
+        int hdr = tag == 104 ? 1 : 4;
+        if (left < (size_t)hdr) return -1;
+        uint64_t count = be(b + *pos, hdr);
+        if (tag == 116) count *= 2;
+        if (tag == 108) count += 1; /* the tail */
+        *pos += (size_t)hdr;
+        if (count > len - *pos) return -1; /* every element takes at least one byte */
+        for (uint64_t i = 0; i < count; i++)
+            if (etf_walk(b, len, pos, depth + 1) != 0) return -1;
+        return 0;
+    }
+    default:
+        return -1; /* pids, refs, funs, ports...: never part of a command */
+    }
+    if (n > left) return -1;
+    *pos += (size_t)n;
+    return 0;
+}
+
+static int etf_valid(const char *buf, size_t len) {
+    const unsigned char *b = (const unsigned char *)buf;
+    if (len < 2 || b[0] != 131) return 0;
+    size_t pos = 1;
+    return etf_walk(b, len, &pos, 0) == 0 && pos == len;
+}
+
 dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, dp_spec *spec, char *err, size_t errlen) {
     int idx = 0, ver, arity;
     char tag[MAXATOMLEN_UTF8];
     *id = -1;
-    (void)len;
+    if (!etf_valid(buf, len)) {
+        snprintf(err, errlen, "frame is not a well-formed external term");
+        return DP_CMD_BAD;
+    }
     if (ei_decode_version(buf, &idx, &ver) != 0 || ei_decode_tuple_header(buf, &idx, &arity) != 0 || arity < 2 ||
         ei_decode_atom(buf, &idx, tag) != 0) {
         snprintf(err, errlen, "frame is not a {tag, id, ...} tuple");

@@ -31,8 +31,8 @@ static int on_frame(void *ud, const char *frame, size_t len) {
     case DP_CMD_BAD:
         if (id >= 0)
             dp_send_error(ctx, id, "bad_request", err, NULL);
-        else
-            fprintf(stderr, "dspex_port: ignored frame: %s\n", err);
+        else if (++ctx->bad_frames <= 5 || ctx->bad_frames % 1000 == 0)
+            fprintf(stderr, "dspex_port: ignored frame (%llu so far): %s\n", ctx->bad_frames, err);
         break;
     }
     return 0;

@@ -120,6 +120,7 @@ struct dp_ctx {
     uint64_t rng;
     bool shutting_down;
     int exit_code;
+    unsigned long long bad_frames; /* frames ignored (logged sparingly) */
     size_t writes_pending;
 };
 

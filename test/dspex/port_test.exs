@@ -110,6 +110,64 @@ defmodule DSPex.PortTest do
     assert wait_gone(os_pid, 200)
   end
 
+  test "garbage and malformed commands never kill the port program" do
+    _ = DSPex.Port.port_atoms()
+    path = Path.join(to_string(:code.priv_dir(:dspex)), "dspex_port")
+    port = Port.open({:spawn_executable, path}, [:binary, {:packet, 4}, :exit_status, :use_stdio])
+    :rand.seed(:exsss, {1, 2, 3})
+
+    for n <- 0..300 do
+      Port.command(port, :crypto.strong_rand_bytes(rem(n, 64)))
+    end
+
+    malformed = [
+      {:http, 1, "not a map"},
+      {:http, 2, %{url: 123}},
+      {:http, 3, %{"url" => "http://127.0.0.1:1/"}},
+      {:http, 4, %{url: "http://127.0.0.1:1/", headers: [{"a"}]}},
+      {:http, 5, %{url: "http://127.0.0.1:1/", headers: [{"a", 1}]}},
+      {:http, 6, %{url: "http://127.0.0.1:1/", headers: :nope}},
+      {:http, 7, %{url: "http://127.0.0.1:1/", max_retries: 10 ** 40}},
+      {:http, 8, %{url: "http://127.0.0.1:1/", stream: :maybe}},
+      {:http, 9, %{url: "ftp://127.0.0.1/", max_retries: 0}},
+      {:http, 10, %{url: "http://127.0.0.1:1/", headers: [{"x-nul", <<0, 1>>}]}},
+      {:http, -1, %{url: "http://x/"}},
+      {:http, 10 ** 30, %{url: "http://x/"}},
+      {:cancel, 999},
+      {:bogus, 1},
+      {:ping},
+      [1, 2, 3],
+      %{a: 1}
+    ]
+
+    for t <- malformed, do: Port.command(port, :erlang.term_to_binary(t))
+    Port.command(port, :erlang.term_to_binary({:ping, 42}))
+
+    replies = collect_until_pong(port, 42, [])
+    errors = for {:error, id, type, _msg, _info} <- replies, do: {id, type}
+
+    for id <- 1..8, do: assert({id, :bad_request} in errors)
+    assert {9, :bad_request} in errors
+    assert {10, :bad_request} in errors
+    assert Port.info(port) != nil
+    Port.close(port)
+  end
+
+  defp collect_until_pong(port, id, acc) do
+    receive do
+      {^port, {:data, d}} ->
+        case :erlang.binary_to_term(d, [:safe]) do
+          {:pong, ^id} -> Enum.reverse(acc)
+          other -> collect_until_pong(port, id, [other | acc])
+        end
+
+      {^port, {:exit_status, s}} ->
+        flunk("port exited with #{s}")
+    after
+      5_000 -> flunk("no pong")
+    end
+  end
+
   defp wait_idle(w, n \\ 100) do
     s = DSPex.Port.stats(w)
 

@@ -96,7 +96,7 @@ defmodule DSPex.JSON.Repair do
 
     DSPex.Telemetry.span([:dspex, :json, :repair], %{bytes: byte_size(text)}, fn ->
       result =
-        case nif(fn -> DSPex.NIF.json_repair(text, nif_opts) end) do
+        case DSPex.NIF.guard(fn -> DSPex.NIF.json_repair(text, nif_opts) end) do
           {:ok, out} -> {:ok, out}
           {:error, err} -> {:error, DSPex.NIF.wrap_error(err, :offset)}
         end
@@ -150,7 +150,7 @@ defmodule DSPex.JSON.Repair do
 
     DSPex.Telemetry.span([:dspex, :json, :extract], %{bytes: byte_size(text)}, fn ->
       result =
-        case nif(fn -> DSPex.NIF.json_extract(text, nif_opts) end) do
+        case DSPex.NIF.guard(fn -> DSPex.NIF.json_extract(text, nif_opts) end) do
           {:ok, list} when is_list(list) -> decode_all(list, decode_opts, [])
           {:ok, json} -> decode_one(json, decode_opts)
           {:error, err} -> {:error, DSPex.NIF.wrap_error(err, :offset)}
@@ -203,13 +203,6 @@ defmodule DSPex.JSON.Repair do
            err.details
          )}
     end
-  end
-
-  # Turns {:badarg, message} raised by the NIF into ArgumentError.
-  defp nif(fun) do
-    fun.()
-  catch
-    :error, {:badarg, msg} when is_binary(msg) -> raise ArgumentError, msg
   end
 
   defp nif_opts(opts, allowed) do
