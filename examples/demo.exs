@@ -49,6 +49,7 @@ lm =
   )
 
 section.("Signatures: DSPy's string syntax, parsed in C")
+
 {:ok, sig} =
   DSPex.Signature.parse("question, context: list[str] -> answer: str, confidence: float")
 

@@ -12,6 +12,7 @@ defmodule DSPex.PoolTest do
         routes: %{
           "/ok" => %{body: "ok"},
           "/hold" => %{delay_ms: 400, body: "held"},
+          "/hold_long" => %{delay_ms: 2_000, body: "held"},
           "/echo" => fn r -> %{body: r.body} end
         }
       )
@@ -85,7 +86,8 @@ defmodule DSPex.PoolTest do
     on_exit(fn -> DSPex.Telemetry.detach(id) end)
 
     tasks =
-      for _ <- 1..6, do: Task.async(fn -> DSPex.Pool.request(get(srv, "/hold"), pool: pool) end)
+      for _ <- 1..6,
+          do: Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
 
     wait_until(fn -> match?(%{in_flight: 2, queued: 4}, DSPex.Pool.stats(pool)) end)
     results = Task.await_many(tasks, 10_000)
@@ -97,7 +99,7 @@ defmodule DSPex.PoolTest do
 
   test "a queued request still honours its deadline", %{srv: srv} do
     pool = new_pool(size: 1, max_in_flight: 1)
-    t = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold"), pool: pool) end)
+    t = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
     wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
 
     assert {:error, %Error{type: :timeout}} =
@@ -109,9 +111,9 @@ defmodule DSPex.PoolTest do
 
   test "a full queue answers :overloaded", %{srv: srv} do
     pool = new_pool(size: 1, max_in_flight: 1, max_queue: 1)
-    t1 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold"), pool: pool) end)
+    t1 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
     wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
-    t2 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold"), pool: pool) end)
+    t2 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
     wait_until(fn -> DSPex.Pool.stats(pool).queued == 1 end)
     assert {:error, %Error{type: :overloaded}} = DSPex.Pool.request(get(srv, "/ok"), pool: pool)
     assert [{:ok, _}, {:ok, _}] = Task.await_many([t1, t2])

@@ -298,7 +298,7 @@ defmodule DSPex.TransportFaultsTest do
 
     on_exit(fn -> DSPex.Telemetry.detach(tid) end)
 
-    LS.set_route(srv, "/hold", %{delay_ms: 1_500, body: "held"})
+    LS.set_route(srv, "/hold", %{delay_ms: 3_000, body: "held"})
     deadline_ms = 15_000
 
     tasks =
@@ -337,7 +337,7 @@ defmodule DSPex.TransportFaultsTest do
       assert exited == killed
       assert oks == 500 - killed
       # those failed at once, not at their deadline nor after the held response
-      for {{:error, %Error{type: :port_exited}}, elapsed} <- results, do: assert(elapsed < 1_500)
+      for {{:error, %Error{type: :port_exited}}, elapsed} <- results, do: assert(elapsed < 3_000)
     end
 
     wait_until(fn -> Enum.all?(DSPex.Pool.stats(pool).workers, &(&1.status == :up)) end)
