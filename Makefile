@@ -99,6 +99,8 @@ $(CTEST_DIR)/test_%: test/c/test_%.c test/c/ctest.h $(CTEST_CORE)
 
 -include $(CTEST_CORE:.o=.d)
 
+.SECONDARY: $(CTEST_CORE)
+
 ctest: $(CTEST_BIN)
 	@set -e; for t in $(CTEST_BIN); do echo "== $$(basename $$t)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done

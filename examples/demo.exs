@@ -121,3 +121,108 @@ DSPex.inspect_history(1)
 
 section.("Usage (per model)")
 IO.inspect(DSPex.LM.History.usage_totals())
+
+# ---------------------------------------------------------------------------------------
+# The same program against a real HTTP provider. No LM API is reachable here, so the demo
+# starts a fake OpenAI-compatible server on 127.0.0.1 (the one the tests use). Every call
+# below goes through the supervised port program (libuv + libcurl) and DSPex.Pool.
+Code.require_file("../test/support/loopback_server.ex", __DIR__)
+# A fresh on-disk cache for this run, so the first call below really goes over HTTP.
+System.put_env(
+  "DSPEX_CACHE_DIR",
+  Path.join(System.tmp_dir!(), "dspex-demo-#{System.unique_integer([:positive])}")
+)
+
+alias DSPex.Test.LoopbackServer, as: FakeOpenAI
+
+reply = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
+
+completion =
+  DSPex.JSON.encode!(%{
+    id: "chatcmpl-demo",
+    object: "chat.completion",
+    model: "gpt-4o-mini",
+    choices: [
+      %{index: 0, message: %{role: "assistant", content: reply}, finish_reason: "stop"}
+    ],
+    usage: %{prompt_tokens: 120, completion_tokens: 12, total_tokens: 132}
+  })
+
+chunk = fn text ->
+  DSPex.JSON.encode!(%{
+    id: "chatcmpl-demo",
+    object: "chat.completion.chunk",
+    choices: [%{index: 0, delta: %{content: text}, finish_reason: nil}]
+  })
+end
+
+# Split the reply into small pieces, as a real model streams tokens.
+pieces = for <<piece::binary-size(4) <- reply>>, do: piece
+tail = binary_part(reply, length(pieces) * 4, byte_size(reply) - length(pieces) * 4)
+sse = Enum.map(pieces ++ [tail], &{nil, chunk.(&1)}) ++ [{nil, "[DONE]"}]
+
+{:ok, srv} =
+  FakeOpenAI.start_link(
+    routes: %{
+      "/v1/chat/completions" => fn req ->
+        cond do
+          # the first request is rate-limited: the port program retries after Retry-After
+          req.n == 1 ->
+            %{status: 429, retry_after: "0", body: ~s({"error":{"message":"slow down"}})}
+
+          req.body =~ ~s("stream":true) ->
+            %{sse: sse, split: {:random, 7}}
+
+          true ->
+            %{status: 200, headers: [{"content-type", "application/json"}], body: completion}
+        end
+      end
+    }
+  )
+
+openai =
+  DSPex.LM.new("openai/gpt-4o-mini",
+    api_base: FakeOpenAI.url(srv, "/v1"),
+    api_key: "sk-demo-not-a-real-key",
+    temperature: 0.0
+  )
+
+section.("A real HTTP call (OpenAI-compatible, over the port program)")
+IO.puts("lm: #{inspect(openai)}")
+
+{{:ok, pred}, usage} =
+  DSPex.track_usage(fn ->
+    DSPex.call(qa, [question: "What is the capital of France?"], lm: openai)
+  end)
+
+IO.puts(
+  "answer: #{pred.answer}   (HTTP requests so far: #{FakeOpenAI.count(srv, "/v1/chat/completions")}, one 429 retried)"
+)
+
+IO.puts("usage: #{inspect(usage)}")
+
+{{:ok, _}, usage} =
+  DSPex.track_usage(fn ->
+    DSPex.call(qa, [question: "What is the capital of France?"], lm: openai)
+  end)
+
+IO.puts("same call again: cache hit, usage #{inspect(usage)}")
+
+section.("Streaming: field chunks as the model writes them, then the prediction")
+
+DSPex.stream(qa, [question: "And the capital of France, streamed?"], lm: openai)
+|> Enum.each(fn
+  %DSPex.StreamChunk{} = c ->
+    IO.puts("  chunk #{c.predictor}.#{c.field}: #{inspect(c.text)}#{if c.last?, do: " (last)"}")
+
+  %DSPex.Prediction{} = p ->
+    IO.puts("  final prediction: answer=#{inspect(p.answer)}")
+end)
+
+section.("Pool")
+stats = DSPex.Pool.stats()
+
+IO.puts(
+  "#{stats.size} port workers, #{stats.requests} requests, #{stats.port_exits} port exits, " <>
+    "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
+)
