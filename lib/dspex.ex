@@ -113,7 +113,7 @@ defmodule DSPex do
   @doc """
   Runs `fun` and returns `{result, usage}` where usage is `%{model => %{prompt_tokens,
   completion_tokens, total_tokens, ...}}` for the LM calls made by this process inside
-  it. Delegates to `DSPex.Usage.track/1` when that module is available.
+  it (and in the tasks DSPex starts from it). See `DSPex.Usage.track/1`.
 
   ## Examples
 
@@ -121,17 +121,7 @@ defmodule DSPex do
       {:nothing, %{}}
   """
   @spec track_usage((() -> result)) :: {result, map} when result: term
-  def track_usage(fun) when is_function(fun, 0) do
-    if usage_module?() do
-      apply(DSPex.Usage, :track, [fun])
-    else
-      DSPex.LM.History.track(fun)
-    end
-  end
-
-  defp usage_module? do
-    Code.ensure_loaded?(DSPex.Usage) and function_exported?(DSPex.Usage, :track, 1)
-  end
+  def track_usage(fun) when is_function(fun, 0), do: DSPex.Usage.track(fun)
 
   @doc """
   Streams a program's output: see `DSPex.Streaming.stream/3`.

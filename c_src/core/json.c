@@ -1,6 +1,7 @@
 /* DSPex JSON core: strict RFC 8259 pull parser, bignum digit conversion, string escaping
  * and shortest round-trip float formatting. See include/dspex/json.h. */
 #include "dspex/json.h"
+#include "dspex/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -124,73 +125,11 @@ static inline size_t scan_plain(const unsigned char *b, size_t n, size_t i) {
     return i;
 }
 
-/* Length of the valid UTF-8 sequence starting at b[i] (a byte >= 0x80), or 0. */
-static inline size_t utf8_seq(const unsigned char *b, size_t n, size_t i) {
-    unsigned char c = b[i];
-    size_t rem = n - i;
-    if (c >= 0xC2 && c <= 0xDF) {
-        if (rem >= 2 && (b[i + 1] & 0xC0) == 0x80) return 2;
-        return 0;
-    }
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (rem < 3) return 0;
-        unsigned char c1 = b[i + 1], c2 = b[i + 2];
-        if ((c2 & 0xC0) != 0x80) return 0;
-        if (c == 0xE0) return (c1 >= 0xA0 && c1 <= 0xBF) ? 3 : 0;
-        if (c == 0xED) return (c1 >= 0x80 && c1 <= 0x9F) ? 3 : 0;
-        return (c1 & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (rem < 4) return 0;
-        unsigned char c1 = b[i + 1], c2 = b[i + 2], c3 = b[i + 3];
-        if ((c2 & 0xC0) != 0x80 || (c3 & 0xC0) != 0x80) return 0;
-        if (c == 0xF0) return (c1 >= 0x90 && c1 <= 0xBF) ? 4 : 0;
-        if (c == 0xF4) return (c1 >= 0x80 && c1 <= 0x8F) ? 4 : 0;
-        return (c1 & 0xC0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
-
-static inline int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static int read_hex4(const unsigned char *b, size_t n, size_t i, unsigned *out) {
-    if (i + 4 > n) return -1;
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(b[i + k]);
-        if (h < 0) return -1;
-        v = (v << 4) | (unsigned)h;
-    }
-    *out = v;
+    long v = dspex_hex4(b, n, i);
+    if (v < 0) return -1;
+    *out = (unsigned)v;
     return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Parses a string whose opening quote is at b[i-1]. Returns 0 and sets ev->str/len and
@@ -231,7 +170,7 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
         if (c >= 0x80) {
             /* a run of multi-byte characters (CJK, Cyrillic, emoji...) */
             do {
-                size_t k = utf8_seq(b, n, j);
+                size_t k = dspex_utf8_seq(b, n, j);
                 if (k == 0) {
                     fail(p, DSPEX_JSON_ERR_STRING, j, "invalid UTF-8 byte 0x%02X in string at byte %zu", b[j], j);
                     return -1;
@@ -292,7 +231,7 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
                      cp, j);
                 return -1;
             }
-            out += put_utf8(p->scratch + out, cp);
+            out += dspex_utf8_encode(p->scratch + out, cp);
             j = run = next;
             continue;
         }
@@ -311,6 +250,28 @@ nomem:
     return -1;
 }
 
+/* 10^0 .. 10^19: every power of ten a uint64_t holds (number parsing and printing). */
+static const uint64_t U10[20] = {1ULL,
+                                 10ULL,
+                                 100ULL,
+                                 1000ULL,
+                                 10000ULL,
+                                 100000ULL,
+                                 1000000ULL,
+                                 10000000ULL,
+                                 100000000ULL,
+                                 1000000000ULL,
+                                 10000000000ULL,
+                                 100000000000ULL,
+                                 1000000000000ULL,
+                                 10000000000000ULL,
+                                 100000000000000ULL,
+                                 1000000000000000ULL,
+                                 10000000000000000ULL,
+                                 100000000000000000ULL,
+                                 1000000000000000000ULL,
+                                 10000000000000000000ULL};
+
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 /* m * 10^e10 correctly rounded, for m < 2^64 and |e10| <= 19 (when the product fits in
@@ -319,32 +280,12 @@ static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
  * 128-bit division of m scaled by 2^s, whose quotient keeps at least 62 significant bits
  * and a sticky bit for a nonzero remainder, so the one conversion rounds correctly too. */
 static double exact_scale(uint64_t m, long long e10) {
-    static const uint64_t P10[20] = {1ULL,
-                                     10ULL,
-                                     100ULL,
-                                     1000ULL,
-                                     10000ULL,
-                                     100000ULL,
-                                     1000000ULL,
-                                     10000000ULL,
-                                     100000000ULL,
-                                     1000000000ULL,
-                                     10000000000ULL,
-                                     100000000000ULL,
-                                     1000000000000ULL,
-                                     10000000000000ULL,
-                                     100000000000000ULL,
-                                     1000000000000000ULL,
-                                     10000000000000000ULL,
-                                     100000000000000000ULL,
-                                     1000000000000000000ULL,
-                                     10000000000000000000ULL};
     if (m == 0 || e10 < -19 || e10 > 19) return -1.0;
-    if (e10 >= 0) return (double)((unsigned __int128)m * P10[e10]);
+    if (e10 >= 0) return (double)((unsigned __int128)m * U10[e10]);
     int lz = __builtin_clzll(m);
     int sh = 63 + lz; /* m << sh < 2^127 */
     unsigned __int128 num = (unsigned __int128)m << sh;
-    uint64_t d = P10[-e10];
+    uint64_t d = U10[-e10];
     unsigned __int128 q = num / d;
     unsigned __int128 r = num - q * d;
     q |= (r != 0);
@@ -799,7 +740,7 @@ size_t dspex_json_escaped_len(const unsigned char *s, size_t n, int flags, size_
             continue;
         }
         do {
-            size_t k = utf8_seq(s, n, j);
+            size_t k = dspex_utf8_seq(s, n, j);
             if (k == 0) {
                 if (bad_offset) *bad_offset = j;
                 return SIZE_MAX;
@@ -853,7 +794,7 @@ size_t dspex_json_escape(char *dst, const unsigned char *s, size_t n, int flags,
             /* validate and copy the whole run of multi-byte characters */
             size_t r = j;
             do {
-                size_t k = utf8_seq(s, n, r);
+                size_t k = dspex_utf8_seq(s, n, r);
                 if (k == 0) {
                     if (bad_offset) *bad_offset = r;
                     return SIZE_MAX;
@@ -865,7 +806,7 @@ size_t dspex_json_escape(char *dst, const unsigned char *s, size_t n, int flags,
             i = r;
             continue;
         }
-        size_t k = utf8_seq(s, n, j);
+        size_t k = dspex_utf8_seq(s, n, j);
         if (k == 0) {
             if (bad_offset) *bad_offset = j;
             return SIZE_MAX;
@@ -937,26 +878,6 @@ static int layout(char *out, int neg, const char *D, int nd, int x) {
     return len;
 }
 
-static const uint64_t U10[20] = {1ULL,
-                                 10ULL,
-                                 100ULL,
-                                 1000ULL,
-                                 10000ULL,
-                                 100000ULL,
-                                 1000000ULL,
-                                 10000000ULL,
-                                 100000000ULL,
-                                 1000000000ULL,
-                                 10000000000ULL,
-                                 100000000000ULL,
-                                 1000000000000ULL,
-                                 10000000000000ULL,
-                                 100000000000000ULL,
-                                 1000000000000000ULL,
-                                 10000000000000000ULL,
-                                 100000000000000000ULL,
-                                 1000000000000000000ULL,
-                                 10000000000000000000ULL};
 
 typedef unsigned __int128 u128;
 

@@ -10,6 +10,7 @@
 
 #include "dspex/adapter.h"
 #include "dspex/repair.h"
+#include "dspex/utf8.h"
 
 typedef struct {
     const char *s;
@@ -36,42 +37,17 @@ static int is_ident(unsigned char c) {
 
 static void put_utf8(dxa_buf *b, unsigned long cp) {
     char o[4];
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        dxa_buf_put(b, o, 1);
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        dxa_buf_put(b, o, 2);
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        dxa_buf_put(b, o, 3);
-    } else {
-        o[0] = (char)(0xf0 | (cp >> 18));
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[3] = (char)(0x80 | (cp & 0x3f));
-        dxa_buf_put(b, o, 4);
-    }
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+    dxa_buf_put(b, o, dspex_utf8_encode(o, (uint32_t)cp));
 }
 
 static unsigned long read_hex(rd *r, int digits, int *ok) {
     unsigned long v = 0;
     for (int k = 0; k < digits; k++) {
-        if (r->i >= r->n || hexval(r->s[r->i]) < 0) {
+        if (r->i >= r->n || dspex_hexval((unsigned char)r->s[r->i]) < 0) {
             *ok = 0;
             return 0;
         }
-        v = v * 16 + (unsigned long)hexval(r->s[r->i++]);
+        v = v * 16 + (unsigned long)dspex_hexval((unsigned char)r->s[r->i++]);
     }
     *ok = 1;
     return v;
@@ -173,7 +149,7 @@ static int read_based_int(rd *r, dxa_val **out) {
             r->i++;
             continue;
         }
-        int d = hexval(c);
+        int d = dspex_hexval((unsigned char)c);
         if (d < 0 || d >= base) break;
         if (v > (~0ULL >> 5)) { /* too large for 64 bits */
             r->i = st;

@@ -315,17 +315,32 @@ static void newline_indent(dxa_buf *out, int indent, int level) {
     for (int i = 0; i < indent * level; i++) dxa_buf_putc(out, ' ');
 }
 
+/* An int: its exact source digits when kept (big ints), else the machine value. */
+static void put_int(const dxa_val *v, dxa_buf *out) {
+    if (v->s)
+        dxa_buf_put(out, v->s, v->slen);
+    else
+        dxa_buf_printf(out, "%lld", v->i);
+}
+
+/* Before item i of a container at `level`: the separator, then (indent >= 0) a new line. */
+static void item_start(dxa_buf *out, int indent, int level, size_t i) {
+    if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
+    if (indent >= 0) newline_indent(out, indent, level + 1);
+}
+
+/* After the last item of a container at `level`: its closing bracket on its own line. */
+static void container_end(dxa_buf *out, int indent, int level, char close) {
+    if (indent >= 0) newline_indent(out, indent, level);
+    dxa_buf_putc(out, close);
+}
+
 static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
     if (level > 4096) return;
     switch (v->kind) {
     case DXA_NONE: dxa_buf_puts(out, "null"); break;
     case DXA_BOOL: dxa_buf_puts(out, v->b ? "true" : "false"); break;
-    case DXA_INT:
-        if (v->s)
-            dxa_buf_put(out, v->s, v->slen);
-        else
-            dxa_buf_printf(out, "%lld", v->i);
-        break;
+    case DXA_INT: put_int(v, out); break;
     case DXA_FLOAT: json_float(v->f, out); break;
     case DXA_STR: dxa_json_string(v->s, v->slen, out); break;
     case DXA_LIST:
@@ -337,12 +352,10 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
         }
         dxa_buf_putc(out, '[');
         for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
-            if (indent >= 0) newline_indent(out, indent, level + 1);
+            item_start(out, indent, level, i);
             dumps_rec(v->items[i], indent, level + 1, out);
         }
-        if (indent >= 0) newline_indent(out, indent, level);
-        dxa_buf_putc(out, ']');
+        container_end(out, indent, level, ']');
         break;
     case DXA_DICT:
         if (v->n == 0) {
@@ -351,25 +364,22 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
         }
         dxa_buf_putc(out, '{');
         for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
-            if (indent >= 0) newline_indent(out, indent, level + 1);
+            item_start(out, indent, level, i);
             json_key(v->keys[i], out);
             dxa_buf_puts(out, ": ");
             dumps_rec(v->items[i], indent, level + 1, out);
         }
-        if (indent >= 0) newline_indent(out, indent, level);
-        dxa_buf_putc(out, '}');
+        container_end(out, indent, level, '}');
         break;
     case DXA_HISTORY: {
         /* pydantic dump of dspy.History: {"messages": [...]} */
         dxa_val list = *v;
         list.kind = DXA_LIST;
         dxa_buf_putc(out, '{');
-        if (indent >= 0) newline_indent(out, indent, level + 1);
+        item_start(out, indent, level, 0);
         dxa_buf_puts(out, "\"messages\": ");
         dumps_rec(&list, indent, level + 1, out);
-        if (indent >= 0) newline_indent(out, indent, level);
-        dxa_buf_putc(out, '}');
+        container_end(out, indent, level, '}');
         break;
     }
     }
@@ -381,12 +391,7 @@ void dxa_py_str(const dxa_val *v, dxa_buf *out) {
     switch (v->kind) {
     case DXA_NONE: dxa_buf_puts(out, "None"); break;
     case DXA_BOOL: dxa_buf_puts(out, v->b ? "True" : "False"); break;
-    case DXA_INT:
-        if (v->s)
-            dxa_buf_put(out, v->s, v->slen);
-        else
-            dxa_buf_printf(out, "%lld", v->i);
-        break;
+    case DXA_INT: put_int(v, out); break;
     case DXA_FLOAT: dxa_float_repr(v->f, out); break;
     case DXA_STR: dxa_buf_put(out, v->s, v->slen); break;
     default: dxa_json_dumps(v, -1, out); break;

@@ -11,6 +11,7 @@
  *
  * No global mutable state: everything lives in the RepairParser context. */
 #include "dspex/repair.h"
+#include "dspex/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -154,37 +155,9 @@ static int is_uq_delim(const RepairParser *p, size_t i) {
     }
 }
 
-/* Length of a valid UTF-8 sequence at i, or 0. */
+/* Length of a valid UTF-8 sequence at i (1 for ASCII), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t len, size_t i) {
-    unsigned c = s[i];
-    if (c < 0x80) return 1;
-    size_t n;
-    unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) { n = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 4; min = 0x10000; }
-    else return 0;
-    if (i + n > len) return 0;
-    unsigned cp = c & (0x3F >> (n - 1));
-    for (size_t k = 1; k < n; k++) {
-        if ((s[i + k] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
-/* The value of 4 hex digits at i, or -1. */
-static long hex4(const unsigned char *s, size_t len, size_t i) {
-    long v = 0;
-    if (i + 4 > len) return -1;
-    for (size_t k = 0; k < 4; k++) {
-        int c = s[i + k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    return s[i] < 0x80 ? 1 : dspex_utf8_seq(s, len, i);
 }
 
 /* Quote kind at i; *n receives its byte length. */
@@ -723,8 +696,8 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
                     size_t k = 0;
                     while (k < 4 && is_hex(at(p, i + 2 + k))) k++;
                     if (k == 4) {
-                        long u = hex4(p->in, p->len, i + 2);
-                        long lo = at(p, i + 6) == '\\' && at(p, i + 7) == 'u' ? hex4(p->in, p->len, i + 8) : -1;
+                        long u = dspex_hex4(p->in, p->len, i + 2);
+                        long lo = at(p, i + 6) == '\\' && at(p, i + 7) == 'u' ? dspex_hex4(p->in, p->len, i + 8) : -1;
                         if (u >= 0xD800 && u <= 0xDBFF && lo >= 0xDC00 && lo <= 0xDFFF) {
                             emit(p, (const char *)p->in + i, 12); /* a surrogate pair */
                             i += 12;
@@ -1509,11 +1482,11 @@ static int v_string(Validator *v) {
         if (c == '\\') {
             int d = v->i + 1 < v->len ? v->s[v->i + 1] : -1;
             if (d == 'u') {
-                long u = hex4(v->s, v->len, v->i + 2);
+                long u = dspex_hex4(v->s, v->len, v->i + 2);
                 if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF)) return 0;
                 v->i += 6;
                 if (u >= 0xD800 && u <= 0xDBFF) {
-                    long lo = v->i + 1 < v->len && v->s[v->i] == '\\' && v->s[v->i + 1] == 'u' ? hex4(v->s, v->len, v->i + 2) : -1;
+                    long lo = v->i + 1 < v->len && v->s[v->i] == '\\' && v->s[v->i + 1] == 'u' ? dspex_hex4(v->s, v->len, v->i + 2) : -1;
                     if (lo < 0xDC00 || lo > 0xDFFF) return 0;
                     v->i += 6;
                 }

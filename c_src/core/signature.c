@@ -1,5 +1,6 @@
 /* DSPy signature string parser. See include/dspex/signature.h for the grammar. */
 #include "dspex/signature.h"
+#include "dspex/utf8.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -269,32 +270,9 @@ static dspex_sig_type *make_union(sig_parser *p, dspex_sig_type **members, size_
  * Literal values. */
 
 static int utf8_put(char *out, size_t *o, uint32_t cp) {
-    if (cp < 0x80) {
-        out[(*o)++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[(*o)++] = (char)(0xC0 | (cp >> 6));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        if (cp >= 0xD800 && cp <= 0xDFFF) return -1;
-        out[(*o)++] = (char)(0xE0 | (cp >> 12));
-        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp <= 0x10FFFF) {
-        out[(*o)++] = (char)(0xF0 | (cp >> 18));
-        out[(*o)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        return -1;
-    }
+    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return -1;
+    *o += dspex_utf8_encode(out + *o, cp);
     return 0;
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /* Parses a Python string literal at p->pos (quote char there). */
@@ -340,7 +318,7 @@ static int parse_string(sig_parser *p, dspex_sig_literal *lit) {
             int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t cp = 0;
             for (int k = 0; k < digits; k++) {
-                int h = i < close ? hexval(p->src[i]) : -1;
+                int h = i < close ? dspex_hexval((unsigned char)p->src[i]) : -1;
                 if (h < 0) {
                     fail(p, esc, "invalid \\%c escape at column %zu (write exactly %d hex digits)", e,
                          esc + 1, digits);
@@ -973,28 +951,9 @@ static size_t utf8_check(const unsigned char *s, size_t len) {
             i++;
             continue;
         }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return i;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (s[i + k] & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return i;
-        i += n + 1;
+        size_t n = dspex_utf8_seq(s, len, i);
+        if (n == 0) return i;
+        i += n;
     }
     return len;
 }

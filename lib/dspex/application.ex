@@ -5,10 +5,10 @@ defmodule DSPex.Application do
   @impl true
   def start(_type, _args) do
     children = [
-      DSPex.Telemetry.Owner,
+      {DSPex.TableOwner, DSPex.Telemetry.table_owner()},
       DSPex.CircuitBreaker,
       {DSPex.Pool, Keyword.put(Application.get_env(:dspex, :pool, []), :name, DSPex.Pool)},
-      DSPex.LM.History
+      {DSPex.TableOwner, DSPex.LM.History.table_owner()}
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Supervisor)

@@ -159,12 +159,8 @@ defmodule DSPex.Embedder do
 
   defp post(emb, body) do
     lm = DSPex.LM.resolve_key(emb.lm)
-    base = String.trim_trailing(lm.api_base || "https://api.openai.com/v1", "/")
-
-    headers =
-      [{"content-type", "application/json"}] ++
-        if(lm.api_key in [nil, ""], do: [], else: [{"authorization", "Bearer " <> lm.api_key}]) ++
-        (lm.headers || [])
+    base = Provider.base_url(lm, "https://api.openai.com/v1")
+    headers = Provider.headers(lm, {"authorization", "Bearer "})
 
     meta = %{
       provider: lm.provider,

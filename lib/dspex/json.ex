@@ -220,6 +220,7 @@ defmodule DSPex.JSON do
   # -- options -------------------------------------------------------------------------
 
   defp decode_opts([]), do: {0, @default_max_depth}
+  defp decode_opts(opts) when not is_list(opts), do: bad_opts!(opts)
 
   defp decode_opts(opts) do
     flags =
@@ -239,6 +240,7 @@ defmodule DSPex.JSON do
   end
 
   defp encode_opts([]), do: {0, @default_max_depth}
+  defp encode_opts(opts) when not is_list(opts), do: bad_opts!(opts)
 
   defp encode_opts(opts) do
     flags =
@@ -256,6 +258,11 @@ defmodule DSPex.JSON do
         end
 
     {flags, max_depth(opts)}
+  end
+
+  defp bad_opts!(opts) do
+    raise ArgumentError,
+          "DSPex.JSON options must be a keyword list, got: #{inspect(opts, limit: 5)}"
   end
 
   defp flag(opts, key, bit) do

@@ -120,28 +120,21 @@ defmodule DSPex.LM do
     "xai" => {DSPex.LM.Providers.OpenAI, "XAI_API_KEY", "https://api.x.ai/v1"}
   }
 
-  # Options that configure the LM (everything else becomes a default request param).
-  @lm_opts [
-    :api_key,
-    :api_base,
-    :base_url,
-    :headers,
-    :cache,
-    :num_retries,
-    :max_retries,
-    :timeout,
-    :model_type,
-    :pool,
+  # Per-request port settings (docs/transport-api.md), kept in the LM's `options`.
+  @port_opts [
     :connect_timeout_ms,
     :first_byte_timeout_ms,
     :idle_timeout_ms,
     :retry_base_ms,
-    :retry_max_ms,
-    :anthropic_version,
-    :circuit_breaker,
-    :session,
-    :provider
+    :retry_max_ms
   ]
+
+  # LM options kept in `options` (transport and provider settings).
+  @transport_opts @port_opts ++ [:anthropic_version, :circuit_breaker, :session]
+
+  # Options that configure the LM (everything else becomes a default request param).
+  @lm_opts ~w(api_key api_base base_url headers cache num_retries max_retries timeout
+              model_type pool provider)a ++ @transport_opts
 
   # Request params that are DSPex's own and never sent to a provider.
   @internal_set Map.new(
@@ -249,17 +242,7 @@ defmodule DSPex.LM do
       end
     end
 
-    transport =
-      Keyword.take(lm_opts, [
-        :connect_timeout_ms,
-        :first_byte_timeout_ms,
-        :idle_timeout_ms,
-        :retry_base_ms,
-        :retry_max_ms,
-        :anthropic_version,
-        :circuit_breaker,
-        :session
-      ])
+    transport = Keyword.take(lm_opts, @transport_opts)
 
     %__MODULE__{
       model: provider <> "/" <> name,
@@ -468,16 +451,34 @@ defmodule DSPex.LM do
       mod.stream(lm, messages, params, sink)
     else
       with {:ok, completion} <- mod.request(lm, messages, params) do
-        case completion do
-          %{choices: [%{text: text} | _]} when is_binary(text) and text != "" ->
-            sink.({:delta, text})
-
-          _ ->
-            :ok
-        end
-
+        replay_text(completion, sink)
         {:ok, completion}
       end
+    end
+  end
+
+  @doc false
+  # Sends the first choice's text of a finished completion to a streaming `sink` as
+  # `{:delta, chunk}` events of `chunk_size` bytes (`:all`: one delta); nothing for an
+  # empty text. For LMs that answer whole but are asked to stream.
+  @spec replay_text(map, (term -> any), pos_integer | :all) :: :ok
+  def replay_text(completion, sink, chunk_size \\ :all) do
+    case completion do
+      %{choices: [%{text: text} | _]} when is_binary(text) ->
+        text |> text_chunks(chunk_size) |> Enum.each(&sink.({:delta, &1}))
+
+      _ ->
+        :ok
+    end
+  end
+
+  defp text_chunks("", _), do: []
+  defp text_chunks(text, :all), do: [text]
+
+  defp text_chunks(text, size) do
+    case text do
+      <<chunk::binary-size(size), rest::binary>> -> [chunk | text_chunks(rest, size)]
+      _ -> [text]
     end
   end
 
@@ -590,17 +591,7 @@ defmodule DSPex.LM do
           # think for minutes): wait for the first byte as long as the whole call may take.
           first_byte_timeout_ms: if(is_integer(lm.timeout), do: lm.timeout, else: 86_400_000)
         }
-        |> Map.merge(
-          Map.new(
-            Keyword.take(lm.options, [
-              :connect_timeout_ms,
-              :first_byte_timeout_ms,
-              :idle_timeout_ms,
-              :retry_base_ms,
-              :retry_max_ms
-            ])
-          )
-        )
+        |> Map.merge(Map.new(Keyword.take(lm.options, @port_opts)))
 
       pool_opts =
         [pool: lm.pool, timeout: lm.timeout, retry_on_port_exit: true]

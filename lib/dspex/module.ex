@@ -102,15 +102,7 @@ defmodule DSPex.Module do
   end
 
   @doc "Declares a plain data field with a default value."
-  defmacro field(name, default) do
-    fun = :"__dspex_build_#{name}__"
-
-    quote do
-      @dspex_components unquote(name)
-      @doc false
-      def unquote(fun)(), do: unquote(default)
-    end
-  end
+  defmacro field(name, default), do: build(name, default)
 
   defp build(name, code) do
     fun = :"__dspex_build_#{name}__"

@@ -141,13 +141,8 @@ defmodule DSPex.Pool do
   """
   @spec request(request_map, keyword) :: {:ok, response} | {:error, Error.t()}
   def request(req, opts \\ []) do
-    req = normalize!(req)
-    pool = Keyword.get(opts, :pool, __MODULE__)
-
-    with {:ok, meta} <- meta(pool) do
-      deadline = now_ms() + timeout_ms(opts)
-      ep = CircuitBreaker.endpoint(req.url)
-      cb = cb_opts(meta, opts)
+    with {:ok, %{req: req, pool: pool, meta: meta, deadline: deadline, ep: ep, cb: cb}} <-
+           route(req, opts) do
       start_meta = %{pool: pool, endpoint: ep, stream: false}
 
       DSPex.Telemetry.span([:dspex, :pool, :request], start_meta, fn ->
@@ -186,6 +181,25 @@ defmodule DSPex.Pool do
     case request(req, opts) do
       {:ok, resp} -> resp
       {:error, err} -> raise err
+    end
+  end
+
+  # What request/2 and stream/2 settle first: the normalized request, its pool and the
+  # pool's meta, the caller's deadline, the endpoint and its circuit-breaker settings.
+  defp route(req, opts) do
+    req = normalize!(req)
+    pool = Keyword.get(opts, :pool, __MODULE__)
+
+    with {:ok, meta} <- meta(pool) do
+      {:ok,
+       %{
+         req: req,
+         pool: pool,
+         meta: meta,
+         deadline: now_ms() + timeout_ms(opts),
+         ep: CircuitBreaker.endpoint(req.url),
+         cb: cb_opts(meta, opts)
+       }}
     end
   end
 
@@ -237,13 +251,7 @@ defmodule DSPex.Pool do
   """
   @spec stream(request_map, keyword) :: {:ok, Handle.t()} | {:error, Error.t()}
   def stream(req, opts \\ []) do
-    req = normalize!(req)
-    pool = Keyword.get(opts, :pool, __MODULE__)
-
-    with {:ok, meta} <- meta(pool) do
-      deadline = now_ms() + timeout_ms(opts)
-      ep = CircuitBreaker.endpoint(req.url)
-      cb = cb_opts(meta, opts)
+    with {:ok, %{req: req, meta: meta, deadline: deadline, ep: ep, cb: cb}} <- route(req, opts) do
       to = Keyword.get(opts, :to, self())
 
       with :ok <- allow(ep, cb) do

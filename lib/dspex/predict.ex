@@ -448,7 +448,7 @@ defmodule DSPex.Predict do
             cache_hit: Map.get(completion, :cache_hit, false)
           })
 
-          state = %{state | usage: DSPex.LM.History.merge_usage(state.usage, %{model => usage})}
+          state = %{state | usage: DSPex.Usage.merge(state.usage, %{model => usage})}
 
           parsed = Enum.map(texts, &parse_choice(adapter, state.sig, &1))
           oks = for {:ok, fields} <- parsed, do: fields
@@ -485,16 +485,18 @@ defmodule DSPex.Predict do
     end
   end
 
-  defp lm_request(%mod{} = lm, messages, params, name) do
+  # Streaming goes through DSPex.LM.stream/4 like any other LM call: it dispatches to the
+  # LM's own stream/4 or, for an LM that only answers whole, replays the text as one delta.
+  defp lm_request(lm, messages, params, name) do
     stream_to = Settings.get(:stream_to)
 
-    if is_pid(stream_to) and Code.ensure_loaded?(mod) and function_exported?(mod, :stream, 4) do
+    if is_pid(stream_to) do
       ref = Settings.get(:stream_ref)
       sink = fn event -> send(stream_to, {:dspex_stream, ref, name, event}) end
       # A new LM call of this predictor (first try, re-ask, JSON fallback): the
       # consumer resets its field boundaries.
       send(stream_to, {:dspex_stream, ref, name, :start})
-      mod.stream(lm, messages, params, sink)
+      DSPex.LM.stream(lm, messages, params, sink)
     else
       DSPex.LM.request(lm, messages, params)
     end

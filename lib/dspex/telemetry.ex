@@ -194,12 +194,20 @@ defmodule DSPex.Telemetry do
   end
 
   @doc false
-  # The handler table is owned by DSPex.Telemetry.Owner under the application; if the
-  # application is not started (e.g. a bare `mix run --no-start`), the calling process
-  # creates it with the owner process as heir-less public table.
+  # The owner of the handler table (a DSPex.TableOwner, started by DSPex.Application).
+  def table_owner do
+    [
+      name: DSPex.Telemetry.Owner,
+      tables: [{@table, [:duplicate_bag, read_concurrency: true]}]
+    ]
+  end
+
+  @doc false
+  # The handler table is owned by a process under the application; if the application
+  # is not started (e.g. a bare `mix run --no-start`), the first caller starts that owner.
   def ensure_table do
     if :ets.whereis(@table) == :undefined do
-      DSPex.Telemetry.Owner.ensure_started()
+      DSPex.TableOwner.ensure_started(table_owner())
     end
 
     :ok

@@ -481,6 +481,47 @@ defmodule DSPex.LMTest do
              }
     end
 
+    test "DSPex.call with a provider LM counts its usage once; the key stays out of history" do
+      srv = server_for(:openai, @answer)
+      lm = lm_for(:openai, srv, cache: false)
+      qa = DSPex.Predict.new("question -> answer", lm: lm)
+      question = "Capital of France? #{System.unique_integer([:positive])}"
+      once = %{prompt_tokens: 11, completion_tokens: 7, total_tokens: 18}
+
+      {{:ok, pred}, usage} = DSPex.track_usage(fn -> DSPex.call(qa, question: question) end)
+
+      assert pred.answer == "Paris"
+      assert LoopbackServer.count(srv, "/v1/chat/completions") == 1
+
+      assert usage == %{
+               "openai/gpt-test" => Map.merge(once, %{cached_tokens: 0, reasoning_tokens: 0})
+             }
+
+      assert %{"openai/gpt-test" => %{total_tokens: 18}} = DSPex.Prediction.usage(pred)
+
+      # nested scopes each see the call once
+      {{{:ok, _}, inner}, outer} =
+        DSPex.track_usage(fn ->
+          DSPex.track_usage(fn -> DSPex.call(qa, question: question <> "!") end)
+        end)
+
+      assert inner == usage
+      assert outer == usage
+
+      entry =
+        Enum.find(DSPex.LM.History.last(50), fn e ->
+          Enum.any?(e.messages, &(is_binary(&1.content) and &1.content =~ question))
+        end)
+
+      assert %{model: "openai/gpt-test", usage: %{total_tokens: 18}} = entry
+      refute inspect(entry, limit: :infinity, printable_limit: :infinity) =~ @secret
+      {:ok, dev} = StringIO.open("")
+      DSPex.inspect_history(5, device: dev, colors: false)
+      {_, printed} = StringIO.contents(dev)
+      assert printed =~ "Paris"
+      refute printed =~ @secret
+    end
+
     test "the key never appears in telemetry, inspect, errors, cache files or saved state" do
       me = self()
       id = "lm-secret-test-#{System.unique_integer()}"

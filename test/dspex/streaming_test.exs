@@ -124,6 +124,29 @@ defmodule DSPex.StreamingTest do
     assert length(chunks) > 3
   end
 
+  defmodule WholeLM do
+    @moduledoc false
+    # A test LM with request/3 only: it answers whole, never streams.
+    defstruct text: ""
+
+    def request(%__MODULE__{text: t}, _msgs, _params) do
+      {:ok, %{choices: [%{text: t, finish_reason: "stop"}], usage: %{}, model: "whole"}}
+    end
+  end
+
+  test "an LM without stream/4 still streams its reply (as one delta) through Predict" do
+    lm = %WholeLM{text: "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"}
+    qa = DSPex.Predict.new("question -> answer", lm: lm)
+    out = DSPex.Streaming.stream(qa, question: "Capital of France?") |> Enum.to_list()
+
+    {chunks, [pred]} = Enum.split(out, -1)
+    assert pred.answer == "Paris"
+    assert chunks != []
+    assert Enum.all?(chunks, &match?(%StreamChunk{predictor: "self", field: :answer}, &1))
+    assert Enum.map_join(chunks, & &1.text) == "Paris"
+    assert List.last(chunks).last?
+  end
+
   test "a consumer trapping exits gets no stray messages" do
     Process.flag(:trap_exit, true)
     lm = %DripLM{pieces: ["[[ ## answer ## ]]\nok\n[[ ## completed ## ]]"]}

@@ -76,6 +76,23 @@ defmodule DSPex.UsageTest do
              end)
   end
 
+  test "a scripted LM's usage shows in DSPex.track_usage exactly once" do
+    lm = DSPex.LM.Scripted.new([%{answer: "Paris"}], model: "scripted/usage-once")
+    qa = DSPex.Predict.new("question -> answer", lm: lm)
+
+    {{:ok, pred}, usage} =
+      DSPex.track_usage(fn -> DSPex.call(qa, question: "Capital of France?") end)
+
+    # Scripted usage is bytes div 4: the single call's own numbers, not twice them.
+    assert %{"scripted/usage-once" => %{prompt_tokens: p, completion_tokens: c} = u} = usage
+    assert u.total_tokens == p + c
+    assert DSPex.Prediction.usage(pred) == usage
+
+    [%{messages: msgs}] = DSPex.LM.Scripted.requests(lm)
+    prompt_bytes = msgs |> Enum.map(&byte_size(&1.content)) |> Enum.sum()
+    assert p == div(prompt_bytes, 4)
+  end
+
   test "cost with cached prompt price and unpriced models" do
     usage = %{
       "a" => %{prompt_tokens: 2_000_000, completion_tokens: 1_000_000, cached_tokens: 1_000_000},

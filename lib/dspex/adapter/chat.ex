@@ -71,12 +71,8 @@ defmodule DSPex.Adapter.Chat do
       %{a: "yes"}
   """
   @spec parse!(term, binary) :: %{atom => term}
-  def parse!(signature, completion) do
-    case parse(signature, completion) do
-      {:ok, fields} -> fields
-      {:error, err} -> raise err
-    end
-  end
+  def parse!(signature, completion),
+    do: Native.parse!(__MODULE__, :chat, signature, completion)
 
   @doc """
   Renders output values as an assistant message, as DSPy does for demos: each output as

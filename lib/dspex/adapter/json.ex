@@ -60,12 +60,8 @@ defmodule DSPex.Adapter.JSON do
       %{a: "x"}
   """
   @spec parse!(term, binary) :: %{atom => term}
-  def parse!(signature, completion) do
-    case parse(signature, completion) do
-      {:ok, fields} -> fields
-      {:error, err} -> raise err
-    end
-  end
+  def parse!(signature, completion),
+    do: Native.parse!(__MODULE__, :json, signature, completion)
 
   @doc """
   Renders output values as the assistant's JSON object (`json.dumps(indent=2)`); a

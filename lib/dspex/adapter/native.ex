@@ -49,6 +49,14 @@ defmodule DSPex.Adapter.Native do
     raise ArgumentError, "completion text must be a binary, got: #{inspect(other)}"
   end
 
+  @spec parse!(module, :chat | :json, term, binary) :: map
+  def parse!(module, kind, signature, text) do
+    case parse(module, kind, signature, text) do
+      {:ok, fields} -> fields
+      {:error, err} -> raise err
+    end
+  end
+
   # set[...] outputs come back from C as lists
   defp sets(outputs, map) do
     Enum.reduce(outputs, map, fn
@@ -71,11 +79,20 @@ defmodule DSPex.Adapter.Native do
   def fields(%{__struct__: _, data: d}) when is_map(d), do: d
   def fields(%{__struct__: mod} = s) when mod != DSPex.History, do: Map.from_struct(s)
   def fields(m) when is_map(m), do: m
-  def fields(l) when is_list(l), do: Map.new(l)
 
-  def fields(other) do
+  def fields(l) when is_list(l) do
+    Map.new(l)
+  rescue
+    # not a list of {key, value} pairs
+    ArgumentError -> bad_fields!(l)
+  end
+
+  def fields(other), do: bad_fields!(other)
+
+  defp bad_fields!(other) do
     raise ArgumentError,
-          "demos, inputs and outputs must be maps with atom keys, got: #{inspect(other)}"
+          "demos, inputs and outputs must be maps with atom keys, got: " <>
+            inspect(other, limit: 8, printable_limit: 80)
   end
 
   defp meta(module, sig) do

@@ -105,10 +105,7 @@ defmodule DSPex.JSON.Repair do
     end)
   end
 
-  def repair(text, _opts) do
-    raise ArgumentError,
-          "DSPex.JSON.Repair.repair/2 expects a binary, got: #{inspect(text, limit: 5)}"
-  end
+  def repair(text, opts), do: bad_args!("repair/2", text, opts)
 
   @doc """
   Like `repair/2` but returns the JSON text or raises `DSPex.Error`.
@@ -160,9 +157,16 @@ defmodule DSPex.JSON.Repair do
     end)
   end
 
-  def extract(text, _opts) do
+  def extract(text, opts), do: bad_args!("extract/2", text, opts)
+
+  defp bad_args!(fun, text, opts) when is_binary(text) do
     raise ArgumentError,
-          "DSPex.JSON.Repair.extract/2 expects a binary, got: #{inspect(text, limit: 5)}"
+          "DSPex.JSON.Repair.#{fun} options must be a keyword list, got: #{inspect(opts, limit: 5)}"
+  end
+
+  defp bad_args!(fun, text, _opts) do
+    raise ArgumentError,
+          "DSPex.JSON.Repair.#{fun} expects a binary, got: #{inspect(text, limit: 5)}"
   end
 
   @doc """

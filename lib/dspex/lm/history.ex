@@ -28,56 +28,35 @@ defmodule DSPex.LM.History do
       ["yo"]
   """
 
-  use GenServer
-
   @table :dspex_lm_history
   @usage_table :dspex_lm_usage_totals
-  @usage_key :"$dspex_usage_scopes"
 
   @doc false
-  def start_link(_opts \\ []), do: GenServer.start_link(__MODULE__, :ok, name: __MODULE__)
-
-  @doc false
-  def child_spec(opts), do: %{id: __MODULE__, start: {__MODULE__, :start_link, [opts]}}
-
-  @impl true
-  def init(:ok) do
-    create_tables()
-    {:ok, nil}
-  end
-
-  defp create_tables do
-    if :ets.whereis(@table) == :undefined do
-      :ets.new(@table, [:ordered_set, :public, :named_table, write_concurrency: true])
-    end
-
-    if :ets.whereis(@usage_table) == :undefined do
-      :ets.new(@usage_table, [:set, :public, :named_table, write_concurrency: true])
-    end
+  # The owner of the history tables (a DSPex.TableOwner, started by DSPex.Application).
+  def table_owner do
+    [
+      name: __MODULE__,
+      tables: [
+        {@table, [:ordered_set, write_concurrency: true]},
+        {@usage_table, [:set, write_concurrency: true]}
+      ]
+    ]
   end
 
   @doc false
   def ensure_started do
     if :ets.whereis(@table) == :undefined do
-      case Process.whereis(__MODULE__) do
-        nil ->
-          case GenServer.start(__MODULE__, :ok, name: __MODULE__) do
-            {:ok, _} -> :ok
-            {:error, {:already_started, _}} -> :ok
-          end
-
-        _ ->
-          :ok
-      end
+      DSPex.TableOwner.ensure_started(table_owner())
     end
 
     :ok
   end
 
   @doc """
-  Records one entry (fills `:timestamp` and `:uuid` when missing), adds its usage to
-  the per-model totals and to every active `DSPex.track_usage/1` scope of the calling
-  process. A no-op for the history (not the usage) when `disable_history` is set.
+  Records one entry (fills `:timestamp` and `:uuid` when missing) and adds its usage to
+  the per-model totals. A no-op for the history (not the totals) when `disable_history`
+  is set. `DSPex.track_usage/1` scopes are not fed from here: the LM itself reports its
+  usage to `DSPex.Usage`, once per request.
 
   ## Examples
 
@@ -191,7 +170,7 @@ defmodule DSPex.LM.History do
   end
 
   @doc false
-  # Adds usage to the global totals and the caller's tracking scopes.
+  # Adds usage to the global per-model totals.
   @spec add_usage(binary, map) :: :ok
   def add_usage(model, usage) when is_map(usage) do
     p = num(usage, :prompt_tokens)
@@ -205,14 +184,7 @@ defmodule DSPex.LM.History do
       {model, 0, 0, 0, 0}
     )
 
-    case Process.get(@usage_key) do
-      nil ->
-        :ok
-
-      scopes ->
-        Process.put(@usage_key, Enum.map(scopes, &merge_usage(&1, %{model => usage})))
-        :ok
-    end
+    :ok
   end
 
   defp num(map, k) do
@@ -221,52 +193,6 @@ defmodule DSPex.LM.History do
       _ -> 0
     end
   end
-
-  @doc """
-  Runs `fun` collecting the usage of LM calls made by this process, and returns
-  `{result, %{model => usage}}`. Used by `DSPex.track_usage/1` when `DSPex.Usage` is
-  not available.
-
-  ## Examples
-
-      iex> DSPex.LM.History.track(fn -> :x end)
-      {:x, %{}}
-  """
-  @spec track((() -> result)) :: {result, map} when result: term
-  def track(fun) when is_function(fun, 0) do
-    previous = Process.get(@usage_key) || []
-    Process.put(@usage_key, [%{} | previous])
-
-    try do
-      result = fun.()
-      [mine | _] = Process.get(@usage_key)
-      {result, mine}
-    after
-      case Process.get(@usage_key) do
-        [mine | rest] when rest != [] ->
-          # Usage seen by an inner scope also counts for the outer ones (already added
-          # to each scope as it happened), so just pop.
-          _ = mine
-          Process.put(@usage_key, rest)
-
-        _ ->
-          Process.delete(@usage_key)
-      end
-    end
-  end
-
-  @doc false
-  # Sums two `%{model => usage}` maps, numbers added, nested maps merged recursively.
-  @spec merge_usage(map, map) :: map
-  def merge_usage(a, b) do
-    Map.merge(a, b, fn _k, x, y -> merge_value(x, y) end)
-  end
-
-  defp merge_value(x, y) when is_number(x) and is_number(y), do: x + y
-  defp merge_value(x, y) when is_map(x) and is_map(y), do: merge_usage(x, y)
-  defp merge_value(nil, y), do: y
-  defp merge_value(x, nil), do: x
-  defp merge_value(_x, y), do: y
 
   @doc """
   Renders the last `n` entries like `dspy.inspect_history`. `colors: true` adds ANSI

@@ -320,4 +320,98 @@ defmodule DSPex.LM.Provider do
   def stop_list(nil), do: nil
   def stop_list(s) when is_binary(s), do: [s]
   def stop_list(l) when is_list(l), do: l
+
+  @doc false
+  # `Map.put/3` unless `value` is nil (optional request fields).
+  def put_if(map, _key, nil), do: map
+  def put_if(map, key, value), do: Map.put(map, key, value)
+
+  @doc false
+  # The server base URL of `lm` (or the provider's `default`) without a trailing slash.
+  def base_url(lm, default), do: String.trim_trailing(lm.api_base || default, "/")
+
+  @doc false
+  # Request headers: JSON content type, the provider's fixed `extra` headers, the API key
+  # as `{auth_header, auth_prefix <> key}` when there is one, then the LM's own headers.
+  def headers(lm, {auth_header, auth_prefix}, extra \\ []) do
+    [{"content-type", "application/json"} | extra] ++
+      if(lm.api_key in [nil, ""], do: [], else: [{auth_header, auth_prefix <> lm.api_key}]) ++
+      (lm.headers || [])
+  end
+
+  @doc false
+  # Splits off the `system` messages: `{their texts joined by a blank line, the rest}`.
+  def split_system(messages) do
+    {sys, rest} = Enum.split_with(messages, &(get(&1, :role) == "system"))
+    {sys |> Enum.map(&content_text(get(&1, :content))) |> Enum.join("\n\n"), rest}
+  end
+
+  @doc false
+  # Merges consecutive turns of one role (`"role"` key) into one whose `parts_key` list
+  # is the concatenation of theirs (APIs that want alternating turns).
+  def merge_turns(turns, parts_key) do
+    turns
+    |> Enum.chunk_by(& &1["role"])
+    |> Enum.map(fn [first | _] = group ->
+      %{"role" => first["role"], parts_key => Enum.flat_map(group, & &1[parts_key])}
+    end)
+  end
+
+  @doc false
+  # The arguments of an OpenAI-shaped tool call in the history as a JSON object map: a
+  # JSON text is decoded (anything but an object gives `%{}`), a map is stringified.
+  def tool_arguments(args) when is_binary(args) do
+    case DSPex.JSON.decode(args) do
+      {:ok, %{} = map} -> map
+      _ -> %{}
+    end
+  end
+
+  def tool_arguments(args) when is_map(args), do: stringify(args)
+  def tool_arguments(_), do: %{}
+
+  @doc false
+  # The URL of an OpenAI `image_url` content part (`image_url` a string or `%{url:}`).
+  def image_url(part) do
+    case get(part, :image_url) do
+      u when is_binary(u) -> u
+      m when is_map(m) -> get(m, :url)
+      _ -> nil
+    end
+  end
+
+  @doc false
+  # Converts a message `content` (nil, a text, or a list of OpenAI-style parts) into a
+  # provider's list of parts: `text.(binary)` renders a text, `image.(url)` an
+  # `image_url` part; any other map is passed through stringified (taken to be in the
+  # provider's own shape already).
+  def convert_parts(content, text, image)
+  def convert_parts(nil, _text, _image), do: []
+  def convert_parts("", _text, _image), do: []
+  def convert_parts(content, text, _image) when is_binary(content), do: [text.(content)]
+
+  def convert_parts(parts, text, image) when is_list(parts) do
+    Enum.flat_map(parts, fn
+      p when is_binary(p) ->
+        [text.(p)]
+
+      p when is_map(p) ->
+        case get(p, :type) do
+          "text" -> [text.(get(p, :text) || "")]
+          "image_url" -> [image.(image_url(p))]
+          _ -> [stringify(p)]
+        end
+
+      _ ->
+        []
+    end)
+  end
+
+  def convert_parts(other, text, _image), do: [text.(to_string(other))]
+
+  @doc false
+  # The `{:ok, completion}` every provider's `parse/2` and `stream_finish/1` return.
+  def completion(choices, usage, lm, response_model) do
+    {:ok, %{choices: choices, usage: usage, model: lm.model, response_model: response_model}}
+  end
 end

@@ -123,12 +123,10 @@ defmodule DSPex.LM.Scripted do
 
   # Like a provider LM, report usage to the open DSPex.Usage scopes.
   defp record_usage(completion) do
-    if Code.ensure_loaded?(DSPex.Usage) and function_exported?(DSPex.Usage, :record, 2) do
-      apply(DSPex.Usage, :record, [
-        Map.get(completion, :model, "scripted"),
-        Map.get(completion, :usage) || %{}
-      ])
-    end
+    DSPex.Usage.record(
+      Map.get(completion, :model, "scripted"),
+      Map.get(completion, :usage) || %{}
+    )
 
     completion
   end
@@ -141,24 +139,8 @@ defmodule DSPex.LM.Scripted do
   @spec stream(t, list, map, (term -> term)) :: {:ok, map} | {:error, DSPex.Error.t()}
   def stream(%__MODULE__{} = lm, messages, params, sink) when is_function(sink, 1) do
     with {:ok, completion} <- request(lm, messages, params) do
-      case completion.choices do
-        [%{text: text} | _] when is_binary(text) ->
-          chunks(text, lm.chunk_size) |> Enum.each(&sink.({:delta, &1}))
-
-        _ ->
-          :ok
-      end
-
+      DSPex.LM.replay_text(completion, sink, lm.chunk_size)
       {:ok, completion}
-    end
-  end
-
-  defp chunks("", _), do: []
-
-  defp chunks(text, size) do
-    case text do
-      <<chunk::binary-size(size), rest::binary>> -> [chunk | chunks(rest, size)]
-      _ -> [text]
     end
   end
 

@@ -46,10 +46,7 @@ defmodule DSPex.LM.Cache.Store do
 
   def ensure_started do
     if :ets.whereis(@mem) == :undefined do
-      case GenServer.start(__MODULE__, :ok, name: __MODULE__) do
-        {:ok, _} -> :ok
-        {:error, {:already_started, _}} -> :ok
-      end
+      DSPex.TableOwner.start_once(__MODULE__, :ok, __MODULE__)
     end
 
     :ok
@@ -57,16 +54,11 @@ defmodule DSPex.LM.Cache.Store do
 
   @impl true
   def init(:ok) do
-    for {name, type} <- [{@mem, :set}, {@lru, :ordered_set}, {@meta, :set}],
-        :ets.whereis(name) == :undefined do
-      :ets.new(name, [
-        type,
-        :public,
-        :named_table,
-        read_concurrency: true,
-        write_concurrency: true
-      ])
-    end
+    DSPex.TableOwner.create_tables(
+      for {name, type} <- [{@mem, :set}, {@lru, :ordered_set}, {@meta, :set}] do
+        {name, [type, read_concurrency: true, write_concurrency: true]}
+      end
+    )
 
     {:ok, nil}
   end
@@ -263,10 +255,11 @@ defmodule DSPex.LM.Cache.Store do
     Path.wildcard(Path.join([dir, "??", "*.bin"]))
   end
 
-  defp scan_bytes(dir) do
-    dir
-    |> files()
-    |> Enum.reduce(0, fn f, acc ->
+  defp scan_bytes(dir), do: dir |> files() |> total_size()
+
+  # Bytes in `files` (a file that vanished meanwhile counts 0).
+  defp total_size(files) do
+    Enum.reduce(files, 0, fn f, acc ->
       case File.stat(f) do
         {:ok, %{size: s}} -> acc + s
         _ -> acc
@@ -360,13 +353,7 @@ defmodule DSPex.LM.Cache.Store do
     %{
       memory_entries: :ets.info(@mem, :size),
       disk_files: length(fs),
-      disk_bytes:
-        Enum.reduce(fs, 0, fn f, acc ->
-          case File.stat(f) do
-            {:ok, %{size: s}} -> acc + s
-            _ -> acc
-          end
-        end)
+      disk_bytes: total_size(fs)
     }
   end
 

@@ -44,40 +44,28 @@ defmodule DSPex.LM.Providers.Anthropic do
           "max_tokens" =>
             params["max_tokens"] || params["max_completion_tokens"] || @default_max_tokens
         })
-        |> put_if("system", if(system == "", do: nil, else: system))
-        |> put_if("stop_sequences", Provider.stop_list(params["stop"]))
-        |> put_if("tools", tools(params["tools"]))
-        |> put_if("tool_choice", tool_choice(params["tool_choice"]))
-        |> put_if("stream", if(stream?, do: true, else: nil))
+        |> Provider.put_if("system", if(system == "", do: nil, else: system))
+        |> Provider.put_if("stop_sequences", Provider.stop_list(params["stop"]))
+        |> Provider.put_if("tools", tools(params["tools"]))
+        |> Provider.put_if("tool_choice", tool_choice(params["tool_choice"]))
+        |> Provider.put_if("stream", if(stream?, do: true, else: nil))
 
-      base = String.trim_trailing(lm.api_base || @default_base, "/")
       version = Keyword.get(lm.options || [], :anthropic_version, "2023-06-01")
+      headers = Provider.headers(lm, {"x-api-key", ""}, [{"anthropic-version", version}])
 
-      headers =
-        [{"content-type", "application/json"}, {"anthropic-version", version}] ++
-          if(lm.api_key in [nil, ""], do: [], else: [{"x-api-key", lm.api_key}]) ++
-          (lm.headers || [])
-
-      {:ok, %{url: base <> "/v1/messages", headers: headers, body: body}}
+      {:ok,
+       %{
+         url: Provider.base_url(lm, @default_base) <> "/v1/messages",
+         headers: headers,
+         body: body
+       }}
     end
   end
 
-  defp put_if(map, _k, nil), do: map
-  defp put_if(map, k, v), do: Map.put(map, k, v)
-
   @doc false
   def split_system(messages) do
-    {sys, rest} = Enum.split_with(messages, &(Provider.get(&1, :role) == "system"))
-
-    system =
-      sys |> Enum.map(&Provider.content_text(Provider.get(&1, :content))) |> Enum.join("\n\n")
-
-    msgs =
-      rest
-      |> Enum.map(&convert/1)
-      |> merge_roles()
-
-    {system, msgs}
+    {system, rest} = Provider.split_system(messages)
+    {system, rest |> Enum.map(&convert/1) |> merge_roles()}
   end
 
   defp convert(m) do
@@ -100,28 +88,12 @@ defmodule DSPex.LM.Providers.Anthropic do
         tool_blocks =
           for tc <- Provider.get(m, :tool_calls) || [] do
             f = Provider.get(tc, :function) || %{}
-            args = Provider.get(f, :arguments)
-
-            input =
-              case args do
-                a when is_binary(a) ->
-                  case DSPex.JSON.decode(a) do
-                    {:ok, %{} = map} -> map
-                    _ -> %{}
-                  end
-
-                a when is_map(a) ->
-                  Provider.stringify(a)
-
-                _ ->
-                  %{}
-              end
 
             %{
               "type" => "tool_use",
               "id" => Provider.get(tc, :id),
               "name" => Provider.get(f, :name),
-              "input" => input
+              "input" => Provider.tool_arguments(Provider.get(f, :arguments))
             }
           end
 
@@ -132,59 +104,26 @@ defmodule DSPex.LM.Providers.Anthropic do
     end
   end
 
-  defp blocks(nil), do: []
-  defp blocks(""), do: []
-  defp blocks(text) when is_binary(text), do: [%{"type" => "text", "text" => text}]
+  defp blocks(content), do: Provider.convert_parts(content, &text_block/1, &image_block/1)
 
-  defp blocks(parts) when is_list(parts) do
-    Enum.flat_map(parts, fn
-      p when is_binary(p) ->
-        [%{"type" => "text", "text" => p}]
+  defp text_block(text), do: %{"type" => "text", "text" => text}
 
-      p when is_map(p) ->
-        case Provider.get(p, :type) do
-          "text" ->
-            [%{"type" => "text", "text" => Provider.get(p, :text) || ""}]
+  defp image_block(url) do
+    case Provider.data_url(url || "") do
+      {:ok, mime, data} ->
+        %{
+          "type" => "image",
+          "source" => %{"type" => "base64", "media_type" => mime, "data" => data}
+        }
 
-          "image_url" ->
-            url =
-              case Provider.get(p, :image_url) do
-                u when is_binary(u) -> u
-                m when is_map(m) -> Provider.get(m, :url)
-                _ -> nil
-              end
-
-            case Provider.data_url(url || "") do
-              {:ok, mime, data} ->
-                [
-                  %{
-                    "type" => "image",
-                    "source" => %{"type" => "base64", "media_type" => mime, "data" => data}
-                  }
-                ]
-
-              :error ->
-                [%{"type" => "image", "source" => %{"type" => "url", "url" => url}}]
-            end
-
-          _ ->
-            # Already an Anthropic block (or unknown): pass through.
-            [Provider.stringify(p)]
-        end
-
-      _ ->
-        []
-    end)
+      :error ->
+        %{"type" => "image", "source" => %{"type" => "url", "url" => url}}
+    end
   end
-
-  defp blocks(other), do: [%{"type" => "text", "text" => to_string(other)}]
 
   defp merge_roles(msgs) do
     msgs
-    |> Enum.chunk_by(& &1["role"])
-    |> Enum.map(fn [first | _] = group ->
-      %{"role" => first["role"], "content" => Enum.flat_map(group, & &1["content"])}
-    end)
+    |> Provider.merge_turns("content")
     |> Enum.map(fn
       # A plain single text block is sent as a string (the common, compact form).
       %{"content" => [%{"type" => "text", "text" => t}]} = m -> %{m | "content" => t}
@@ -228,13 +167,12 @@ defmodule DSPex.LM.Providers.Anthropic do
 
   @impl true
   def parse(%{"content" => content} = body, lm) when is_list(content) do
-    {:ok,
-     %{
-       choices: [choice_from_blocks(content, body["stop_reason"])],
-       usage: usage(body["usage"]),
-       model: lm.model,
-       response_model: body["model"]
-     }}
+    Provider.completion(
+      [choice_from_blocks(content, body["stop_reason"])],
+      usage(body["usage"]),
+      lm,
+      body["model"]
+    )
   end
 
   def parse(body, _lm) do
@@ -391,12 +329,11 @@ defmodule DSPex.LM.Providers.Anthropic do
         end
       end)
 
-    {:ok,
-     %{
-       choices: [choice_from_blocks(blocks, state.stop_reason)],
-       usage: usage(state.usage),
-       model: state.lm.model,
-       response_model: state.response_model
-     }}
+    Provider.completion(
+      [choice_from_blocks(blocks, state.stop_reason)],
+      usage(state.usage),
+      state.lm,
+      state.response_model
+    )
   end
 end

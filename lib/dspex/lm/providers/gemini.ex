@@ -28,46 +28,41 @@ defmodule DSPex.LM.Providers.Gemini do
 
     gen =
       %{}
-      |> put_if("temperature", params["temperature"])
-      |> put_if("maxOutputTokens", params["max_tokens"] || params["max_completion_tokens"])
-      |> put_if("candidateCount", params["n"])
-      |> put_if("stopSequences", Provider.stop_list(params["stop"]))
-      |> put_if("seed", params["seed"])
-      |> put_if("topP", params["top_p"])
-      |> put_if("topK", params["top_k"])
-      |> put_if("responseLogprobs", params["logprobs"])
-      |> put_if("logprobs", params["top_logprobs"])
+      |> Provider.put_if("temperature", params["temperature"])
+      |> Provider.put_if(
+        "maxOutputTokens",
+        params["max_tokens"] || params["max_completion_tokens"]
+      )
+      |> Provider.put_if("candidateCount", params["n"])
+      |> Provider.put_if("stopSequences", Provider.stop_list(params["stop"]))
+      |> Provider.put_if("seed", params["seed"])
+      |> Provider.put_if("topP", params["top_p"])
+      |> Provider.put_if("topK", params["top_k"])
+      |> Provider.put_if("responseLogprobs", params["logprobs"])
+      |> Provider.put_if("logprobs", params["top_logprobs"])
       |> Map.merge(response_format(params["response_format"]))
       |> Map.merge(Provider.stringify(params["generation_config"] || %{}))
 
     body =
       %{"contents" => contents}
-      |> put_if(
+      |> Provider.put_if(
         "systemInstruction",
         if(system == "", do: nil, else: %{"parts" => [%{"text" => system}]})
       )
-      |> put_if("generationConfig", if(gen == %{}, do: nil, else: gen))
-      |> put_if("tools", tools(params["tools"]))
-      |> put_if("toolConfig", tool_config(params["tool_choice"]))
-      |> put_if("safetySettings", params["safety_settings"])
+      |> Provider.put_if("generationConfig", if(gen == %{}, do: nil, else: gen))
+      |> Provider.put_if("tools", tools(params["tools"]))
+      |> Provider.put_if("toolConfig", tool_config(params["tool_choice"]))
+      |> Provider.put_if("safetySettings", params["safety_settings"])
 
-    base = String.trim_trailing(lm.api_base || @default_base, "/")
+    base = Provider.base_url(lm, @default_base)
 
     url =
       if stream?,
         do: "#{base}/models/#{lm.model_name}:streamGenerateContent?alt=sse",
         else: "#{base}/models/#{lm.model_name}:generateContent"
 
-    headers =
-      [{"content-type", "application/json"}] ++
-        if(lm.api_key in [nil, ""], do: [], else: [{"x-goog-api-key", lm.api_key}]) ++
-        (lm.headers || [])
-
-    {:ok, %{url: url, headers: headers, body: body}}
+    {:ok, %{url: url, headers: Provider.headers(lm, {"x-goog-api-key", ""}), body: body}}
   end
-
-  defp put_if(map, _k, nil), do: map
-  defp put_if(map, k, v), do: Map.put(map, k, v)
 
   defp response_format(nil), do: %{}
 
@@ -80,7 +75,7 @@ defmodule DSPex.LM.Providers.Gemini do
         js = Provider.get(rf, :json_schema) || %{}
         schema = Provider.get(js, :schema)
 
-        put_if(
+        Provider.put_if(
           %{"responseMimeType" => "application/json"},
           "responseJsonSchema",
           Provider.stringify(schema)
@@ -95,10 +90,7 @@ defmodule DSPex.LM.Providers.Gemini do
 
   @doc false
   def convert_messages(messages) do
-    {sys, rest} = Enum.split_with(messages, &(Provider.get(&1, :role) == "system"))
-
-    system =
-      sys |> Enum.map(&Provider.content_text(Provider.get(&1, :content))) |> Enum.join("\n\n")
+    {system, rest} = Provider.split_system(messages)
 
     # tool_call_id -> function name, for functionResponse parts.
     names =
@@ -106,13 +98,7 @@ defmodule DSPex.LM.Providers.Gemini do
         {Provider.get(tc, :id), Provider.get(Provider.get(tc, :function) || %{}, :name)}
       end
 
-    contents =
-      rest
-      |> Enum.map(&convert(&1, names))
-      |> Enum.chunk_by(& &1["role"])
-      |> Enum.map(fn [first | _] = g ->
-        %{"role" => first["role"], "parts" => Enum.flat_map(g, & &1["parts"])}
-      end)
+    contents = rest |> Enum.map(&convert(&1, names)) |> Provider.merge_turns("parts")
 
     {system, contents}
   end
@@ -139,21 +125,7 @@ defmodule DSPex.LM.Providers.Gemini do
         calls =
           for tc <- Provider.get(m, :tool_calls) || [] do
             f = Provider.get(tc, :function) || %{}
-
-            args =
-              case Provider.get(f, :arguments) do
-                a when is_binary(a) ->
-                  case DSPex.JSON.decode(a) do
-                    {:ok, %{} = map} -> map
-                    _ -> %{}
-                  end
-
-                a when is_map(a) ->
-                  Provider.stringify(a)
-
-                _ ->
-                  %{}
-              end
+            args = Provider.tool_arguments(Provider.get(f, :arguments))
 
             %{"functionCall" => %{"name" => Provider.get(f, :name), "args" => args}}
           end
@@ -165,43 +137,14 @@ defmodule DSPex.LM.Providers.Gemini do
     end
   end
 
-  defp parts(nil), do: []
-  defp parts(""), do: []
-  defp parts(text) when is_binary(text), do: [%{"text" => text}]
+  defp parts(content), do: Provider.convert_parts(content, &%{"text" => &1}, &image_part/1)
 
-  defp parts(list) when is_list(list) do
-    Enum.flat_map(list, fn
-      p when is_binary(p) ->
-        [%{"text" => p}]
-
-      p when is_map(p) ->
-        case Provider.get(p, :type) do
-          "text" ->
-            [%{"text" => Provider.get(p, :text) || ""}]
-
-          "image_url" ->
-            url =
-              case Provider.get(p, :image_url) do
-                u when is_binary(u) -> u
-                m when is_map(m) -> Provider.get(m, :url)
-                _ -> nil
-              end
-
-            case Provider.data_url(url || "") do
-              {:ok, mime, data} -> [%{"inlineData" => %{"mimeType" => mime, "data" => data}}]
-              :error -> [%{"fileData" => %{"fileUri" => url}}]
-            end
-
-          _ ->
-            [Provider.stringify(p)]
-        end
-
-      _ ->
-        []
-    end)
+  defp image_part(url) do
+    case Provider.data_url(url || "") do
+      {:ok, mime, data} -> %{"inlineData" => %{"mimeType" => mime, "data" => data}}
+      :error -> %{"fileData" => %{"fileUri" => url}}
+    end
   end
-
-  defp parts(other), do: [%{"text" => to_string(other)}]
 
   defp tools(nil), do: nil
 
@@ -209,7 +152,7 @@ defmodule DSPex.LM.Providers.Gemini do
     decls =
       for t <- list, f = Provider.get(t, :function), is_map(f) do
         %{"name" => Provider.get(f, :name), "description" => Provider.get(f, :description) || ""}
-        |> put_if("parameters", Provider.stringify(Provider.get(f, :parameters)))
+        |> Provider.put_if("parameters", Provider.stringify(Provider.get(f, :parameters)))
       end
 
     [%{"functionDeclarations" => decls}]
@@ -246,13 +189,7 @@ defmodule DSPex.LM.Providers.Gemini do
         choice(get_in(c, ["content", "parts"]) || [], c["finishReason"], c["logprobsResult"])
       end)
 
-    {:ok,
-     %{
-       choices: choices,
-       usage: usage(body["usageMetadata"]),
-       model: lm.model,
-       response_model: body["modelVersion"]
-     }}
+    Provider.completion(choices, usage(body["usageMetadata"]), lm, body["modelVersion"])
   end
 
   def parse(%{"promptFeedback" => %{"blockReason" => reason}}, _lm) do
@@ -373,12 +310,6 @@ defmodule DSPex.LM.Providers.Gemini do
         choice(acc.parts |> Enum.reverse() |> Enum.concat(), acc.finish, nil)
       end)
 
-    {:ok,
-     %{
-       choices: choices,
-       usage: usage(state.usage),
-       model: state.lm.model,
-       response_model: state.response_model
-     }}
+    Provider.completion(choices, usage(state.usage), state.lm, state.response_model)
   end
 end

@@ -106,7 +106,7 @@ defmodule DSPex.LM.Providers.OpenAI do
           params
         end
 
-      base = String.trim_trailing(lm.api_base || @default_base, "/")
+      base = Provider.base_url(lm, @default_base)
 
       {path, body} =
         if lm.model_type == "text" do
@@ -135,11 +135,7 @@ defmodule DSPex.LM.Providers.OpenAI do
           body
         end
 
-      headers =
-        [{"content-type", "application/json"}] ++
-          if(lm.api_key in [nil, ""], do: [], else: [{"authorization", "Bearer " <> lm.api_key}]) ++
-          (lm.headers || [])
-
+      headers = Provider.headers(lm, {"authorization", "Bearer "})
       {:ok, %{url: base <> path, headers: headers, body: body}}
     end
   end
@@ -151,13 +147,7 @@ defmodule DSPex.LM.Providers.OpenAI do
       |> Enum.sort_by(&(&1["index"] || 0))
       |> Enum.map(&choice/1)
 
-    {:ok,
-     %{
-       choices: choices,
-       usage: usage(body["usage"]),
-       model: lm.model,
-       response_model: body["model"]
-     }}
+    Provider.completion(choices, usage(body["usage"]), lm, body["model"])
   end
 
   def parse(body, _lm) do
@@ -338,12 +328,6 @@ defmodule DSPex.LM.Providers.OpenAI do
         }
       end)
 
-    {:ok,
-     %{
-       choices: choices,
-       usage: usage(state.usage),
-       model: state.lm.model,
-       response_model: state.response_model
-     }}
+    Provider.completion(choices, usage(state.usage), state.lm, state.response_model)
   end
 end
