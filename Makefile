@@ -93,7 +93,7 @@ $(CTEST_DIR)/core/%.o: c_src/core/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(DEPS) $(INC) $(SAN) -c $< -o $@
 
-$(CTEST_DIR)/test_%: test/c/test_%.c test/c/ctest.h $(CTEST_CORE)
+$(CTEST_DIR)/test_%: test/c/test_%.c $(wildcard test/c/*.h) $(CTEST_CORE)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(INC) -Itest/c $(SAN) $< $(CTEST_CORE) -o $@ $(CORE_LIBS)
 

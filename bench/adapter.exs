@@ -4,6 +4,7 @@
 #
 #   MIX_ENV=prod mix run bench/adapter.exs
 
+Code.require_file("support/bench.exs", __DIR__)
 alias DSPex.Adapter.Chat
 alias DSPex.Signature
 
@@ -34,27 +35,10 @@ one = fn ->
   {:ok, %{answer: "Paris"}} = Chat.parse(sig, completion)
 end
 
-Enum.each(1..2000, fn _ -> one.() end)
+dspex_us = DSPex.Bench.measure_us(one, seconds)
 
-measure = fn fun ->
-  deadline = System.monotonic_time(:microsecond) + seconds * 1_000_000
-  start = System.monotonic_time(:microsecond)
-
-  n =
-    Stream.repeatedly(fn -> Enum.each(1..200, fn _ -> fun.() end) end)
-    |> Enum.reduce_while(0, fn _, acc ->
-      if System.monotonic_time(:microsecond) >= deadline,
-        do: {:halt, acc + 200},
-        else: {:cont, acc + 200}
-    end)
-
-  (System.monotonic_time(:microsecond) - start) / n
-end
-
-dspex_us = measure.(one)
-
-format_only = measure.(fn -> Chat.format(sig, demos, inputs, []) end)
-parse_only = measure.(fn -> Chat.parse(sig, completion) end)
+format_only = DSPex.Bench.measure_us(fn -> Chat.format(sig, demos, inputs, []) end, seconds)
+parse_only = DSPex.Bench.measure_us(fn -> Chat.parse(sig, completion) end, seconds)
 
 IO.puts("ChatAdapter format+parse, 3 fields, 4 demos")
 
@@ -62,15 +46,9 @@ IO.puts(
   "  DSPex (C NIF):   #{Float.round(dspex_us, 2)} µs/call  (format #{Float.round(format_only, 2)} µs, parse #{Float.round(parse_only, 2)} µs)"
 )
 
-python = System.get_env("DSPY_PYTHON") || "/opt/dspy-venv/bin/python"
-script = Path.expand("py/adapter_bench.py", __DIR__)
-
-if File.exists?(python) do
-  {out, 0} = System.cmd(python, [script, Integer.to_string(seconds)], stderr_to_stdout: true)
-  [_, us] = Regex.run(~r/us_per_call=([0-9.]+)/, out)
-  py_us = String.to_float(us)
-  IO.puts("  Python DSPy 3.3.1: #{Float.round(py_us, 2)} µs/call")
-  IO.puts("  ratio: DSPex is #{Float.round(py_us / dspex_us, 1)}x faster")
-else
-  IO.puts("  Python DSPy not found (set DSPY_PYTHON); no comparison")
-end
+DSPex.Bench.compare_with_dspy(
+  "Python DSPy 3.3.1",
+  Path.expand("py/adapter_bench.py", __DIR__),
+  [Integer.to_string(seconds)],
+  dspex_us
+)

@@ -7,7 +7,8 @@
 # Short by design (the build machine is shared): N calls each, best of 3 rounds.
 
 n = String.to_integer(System.get_env("N", "2000"))
-python = "/opt/dspy-venv/bin/python"
+Code.require_file("support/bench.exs", __DIR__)
+python = DSPex.Bench.dspy_python()
 
 time_calls = fn program, inputs ->
   # warm up
@@ -47,7 +48,7 @@ print(bench(dspy.ChainOfThought("question -> answer"), {"reasoning": "It is well
 """
 
 {py_predict, py_cot} =
-  if File.exists?(python) do
+  if python do
     case System.cmd(python, ["-c", py], stderr_to_stdout: false) do
       {out, 0} ->
         [a, b] =

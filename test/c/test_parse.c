@@ -2,25 +2,7 @@
 #include <string.h>
 
 #include "ctest.h"
-#include "dspex/adapter.h"
-
-static dxa_type *T(dxa_arena *a, dxa_tkind k) { return dxa_type_new(a, k); }
-
-static dxa_type *T1(dxa_arena *a, dxa_tkind k, dxa_type *arg) {
-    dxa_type *t = dxa_type_new(a, k);
-    t->args = dxa_alloc(a, sizeof(dxa_type *));
-    t->args[0] = arg;
-    t->nargs = 1;
-    return t;
-}
-
-static void field(dxa_field *f, const char *name, int in, dxa_type *t) {
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->name_len = strlen(name);
-    f->is_input = in;
-    f->type = t;
-}
+#include "adapter_builders.h"
 
 static int lit(const char *s, dxa_arena *a, dxa_val **v) { return dxa_pyliteral(s, strlen(s), 1, a, v); }
 

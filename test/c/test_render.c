@@ -3,17 +3,7 @@
 #include <string.h>
 
 #include "ctest.h"
-#include "dspex/adapter.h"
-
-static dxa_type *T(dxa_arena *a, dxa_tkind k) { return dxa_type_new(a, k); }
-
-static dxa_type *T1(dxa_arena *a, dxa_tkind k, dxa_type *arg) {
-    dxa_type *t = dxa_type_new(a, k);
-    t->args = dxa_alloc(a, sizeof(dxa_type *));
-    t->args[0] = arg;
-    t->nargs = 1;
-    return t;
-}
+#include "adapter_builders.h"
 
 static dxa_val *S(dxa_arena *a, const char *s) { return dxa_val_str(a, s, strlen(s)); }
 
@@ -27,14 +17,6 @@ static dxa_val *dict(dxa_arena *a, size_t n, const char **keys, dxa_val **vals) 
     }
     d->n = n;
     return d;
-}
-
-static void field(dxa_field *f, const char *name, int in, dxa_type *t) {
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->name_len = strlen(name);
-    f->is_input = in;
-    f->type = t;
 }
 
 static const char *repr(double d, char *out) {
