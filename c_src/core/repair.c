@@ -94,6 +94,19 @@ static size_t ins_before_ws(RepairParser *p, size_t floor, const char *s, size_t
     return k;
 }
 
+/* Between two members of an array, tuple or object: copies the ',' the input has, or
+ * inserts the missing one before the whitespace already emitted. Returns 1 when the input
+ * had the comma. */
+static int member_separator(RepairParser *p) {
+    if (p->in[p->i] == ',') {
+        emitc(p, ',');
+        p->i++;
+        return 1;
+    }
+    ins_before_ws(p, 0, ",", 1);
+    return 0;
+}
+
 /* Removes a ',' that precedes only whitespace at the end of the output. */
 static void strip_last_comma(RepairParser *p) {
     size_t k = p->olen;
@@ -888,13 +901,7 @@ static size_t parse_seq(RepairParser *p, int closer, int initial, int *commas) {
             }
         }
         if (!initial) {
-            if (p->in[p->i] == ',') {
-                emitc(p, ',');
-                p->i++;
-                *commas = 1;
-            } else {
-                ins_before_ws(p, 0, ",", 1);
-            }
+            if (member_separator(p)) *commas = 1;
         } else {
             initial = 0;
         }
@@ -1012,12 +1019,7 @@ static int object_members(RepairParser *p, size_t obrace, int have_key) {
                 continue;
             }
             if (!initial) {
-                if (p->in[p->i] == ',') {
-                    emitc(p, ',');
-                    p->i++;
-                } else {
-                    ins_before_ws(p, 0, ",", 1);
-                }
+                member_separator(p);
                 ws_comments(p, 1, 1);
             } else {
                 initial = 0;
