@@ -3,6 +3,8 @@ defmodule DSPex.LMTest do
   # speaks each provider's wire format. Not async: the cache configuration is global.
   use ExUnit.Case, async: false
 
+  alias DSPex.Test.Wait
+
   alias DSPex.LM
   alias DSPex.Test.LoopbackServer
 
@@ -273,15 +275,7 @@ defmodule DSPex.LMTest do
              DSPex.stream(qa, question: "q") |> Enum.take(1)
 
     # The request leaves the pool (cancelled), long before the ~40 s drip would end.
-    assert wait_until(fn -> DSPex.Pool.stats().in_flight == 0 end)
-  end
-
-  defp wait_until(fun, tries \\ 500) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && wait_until(fun, tries - 1)
-    end
+    assert Wait.until(fn -> DSPex.Pool.stats().in_flight == 0 end)
   end
 
   defp collect_deltas(acc) do

@@ -1,6 +1,8 @@
 defmodule DSPex.NativeTest do
   use ExUnit.Case, async: true
 
+  alias DSPex.Test.Wait
+
   test "the NIF library is loaded from priv" do
     assert DSPex.NIF.nif_loaded()
   end
@@ -14,21 +16,13 @@ defmodule DSPex.NativeTest do
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     Port.close(port)
     # Closing the port closes the program's stdin; it must exit on its own.
-    assert wait_until(fn -> not File.exists?("/proc/#{os_pid}/status") or zombie?(os_pid) end)
+    assert Wait.until(fn -> not File.exists?("/proc/#{os_pid}/status") or zombie?(os_pid) end)
   end
 
   defp zombie?(pid) do
     case File.read("/proc/#{pid}/status") do
       {:ok, s} -> s =~ ~r/State:\s+Z/
       _ -> true
-    end
-  end
-
-  defp wait_until(fun, tries \\ 100) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(50) && wait_until(fun, tries - 1)
     end
   end
 end

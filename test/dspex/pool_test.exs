@@ -1,6 +1,8 @@
 defmodule DSPex.PoolTest do
   use ExUnit.Case, async: true
 
+  alias DSPex.Test.Wait
+
   alias DSPex.Error
   alias DSPex.Test.LoopbackServer, as: LS
 
@@ -89,7 +91,7 @@ defmodule DSPex.PoolTest do
       for _ <- 1..6,
           do: Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
 
-    wait_until(fn -> match?(%{in_flight: 2, queued: 4}, DSPex.Pool.stats(pool)) end)
+    Wait.until(fn -> match?(%{in_flight: 2, queued: 4}, DSPex.Pool.stats(pool)) end)
     results = Task.await_many(tasks, 10_000)
     assert Enum.all?(results, &match?({:ok, %{body: "held"}}, &1))
     assert_receive {:queue, %{queue_length: _, wait_time: wait}, %{pool: ^pool, worker: 1}}
@@ -100,21 +102,21 @@ defmodule DSPex.PoolTest do
   test "a queued request still honours its deadline", %{srv: srv} do
     pool = new_pool(size: 1, max_in_flight: 1)
     t = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
-    wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
+    Wait.until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
 
     assert {:error, %Error{type: :timeout}} =
              DSPex.Pool.request(get(srv, "/ok"), pool: pool, timeout: 100)
 
     assert {:ok, _} = Task.await(t)
-    wait_until(fn -> match?(%{queued: 0, in_flight: 0}, DSPex.Pool.stats(pool)) end)
+    Wait.until(fn -> match?(%{queued: 0, in_flight: 0}, DSPex.Pool.stats(pool)) end)
   end
 
   test "a full queue answers :overloaded", %{srv: srv} do
     pool = new_pool(size: 1, max_in_flight: 1, max_queue: 1)
     t1 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
-    wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
+    Wait.until(fn -> DSPex.Pool.stats(pool).in_flight == 1 end)
     t2 = Task.async(fn -> DSPex.Pool.request(get(srv, "/hold_long"), pool: pool) end)
-    wait_until(fn -> DSPex.Pool.stats(pool).queued == 1 end)
+    Wait.until(fn -> DSPex.Pool.stats(pool).queued == 1 end)
     assert {:error, %Error{type: :overloaded}} = DSPex.Pool.request(get(srv, "/ok"), pool: pool)
     assert [{:ok, _}, {:ok, _}] = Task.await_many([t1, t2])
   end
@@ -150,7 +152,7 @@ defmodule DSPex.PoolTest do
     assert {:error, %Error{type: :timeout}} =
              DSPex.Pool.request(get(srv, "/ok"), pool: pool, timeout: 100, circuit_breaker: false)
 
-    wait_until(fn -> match?([%{status: :up, restarts: 1}], DSPex.Pool.stats(pool).workers) end)
+    Wait.until(fn -> match?([%{status: :up, restarts: 1}], DSPex.Pool.stats(pool).workers) end)
     assert [%{os_pid: new_pid}] = DSPex.Pool.stats(pool).workers
     assert new_pid != os_pid
     assert {:ok, %{body: "ok"}} = DSPex.Pool.request(get(srv, "/ok"), pool: pool)
@@ -209,20 +211,5 @@ defmodule DSPex.PoolTest do
   test "an unknown pool is an error" do
     assert {:error, %Error{type: :port_exited}} =
              DSPex.Pool.request(%{url: "http://x/"}, pool: :no_such_pool)
-  end
-
-  defp wait_until(fun, ms \\ 5_000) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Enum.find(
-      Stream.repeatedly(fn ->
-        cond do
-          fun.() -> true
-          System.monotonic_time(:millisecond) > deadline -> flunk("condition not met in #{ms} ms")
-          true -> Process.sleep(10) && false
-        end
-      end),
-      & &1
-    )
   end
 end

@@ -1,6 +1,8 @@
 defmodule DSPex.SSETest do
   use ExUnit.Case, async: true
 
+  alias DSPex.Test.Wait
+
   alias DSPex.Error
   alias DSPex.Test.LoopbackServer, as: LS
 
@@ -128,7 +130,7 @@ defmodule DSPex.SSETest do
     assert_receive {:dspex_http, ref, {:sse, _}} when ref == h.ref, 5_000
     assert :ok = DSPex.Pool.cancel(h)
     refute_receive {:dspex_http, ^ref, _}, 100
-    wait_until(fn -> LS.aborted(srv, "/drip") == 1 end)
+    Wait.until(fn -> LS.aborted(srv, "/drip") == 1 end)
   end
 
   test "a receiving process that dies cancels its stream", %{srv: srv} do
@@ -148,9 +150,9 @@ defmodule DSPex.SSETest do
       end)
 
     assert_receive {:started, _h}, 5_000
-    wait_until(fn -> LS.count(srv, "/drip") == 1 end)
+    Wait.until(fn -> LS.count(srv, "/drip") == 1 end)
     Process.exit(pid, :kill)
-    wait_until(fn -> LS.aborted(srv, "/drip") == 1 end)
+    Wait.until(fn -> LS.aborted(srv, "/drip") == 1 end)
   end
 
   describe "stream_events/2" do
@@ -170,7 +172,7 @@ defmodule DSPex.SSETest do
       assert [{:sse, nil, "1"}, {:sse, nil, "2"}] =
                srv |> req("/drip") |> DSPex.Pool.stream_events() |> Enum.take(2)
 
-      wait_until(fn -> LS.aborted(srv, "/drip") == 1 end)
+      Wait.until(fn -> LS.aborted(srv, "/drip") == 1 end)
       refute_receive {:dspex_http, _, _}, 50
     end
 
@@ -193,20 +195,5 @@ defmodule DSPex.SSETest do
         bad |> DSPex.Pool.stream_events(circuit_breaker: false) |> Enum.to_list()
       end
     end
-  end
-
-  defp wait_until(fun, ms \\ 5_000) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Enum.find(
-      Stream.repeatedly(fn ->
-        cond do
-          fun.() -> true
-          System.monotonic_time(:millisecond) > deadline -> flunk("condition not met in #{ms} ms")
-          true -> Process.sleep(10) && false
-        end
-      end),
-      & &1
-    )
   end
 end

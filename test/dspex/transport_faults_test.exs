@@ -2,6 +2,8 @@ defmodule DSPex.TransportFaultsTest do
   # Not async: the SIGKILL tests load the machine with 500 concurrent requests.
   use ExUnit.Case, async: false
 
+  alias DSPex.Test.Wait
+
   alias DSPex.Error
   alias DSPex.Test.LoopbackServer, as: LS
 
@@ -181,11 +183,11 @@ defmodule DSPex.TransportFaultsTest do
     test "a caller killed mid-request cancels the transfer in the port", %{srv: srv, pool: pool} do
       LS.set_route(srv, "/drip", %{body: :binary.copy("d", 2_000), drip_ms: 5})
       caller = spawn(fn -> DSPex.Pool.request(req(srv, "/drip"), pool: pool) end)
-      wait_until(fn -> LS.count(srv, "/drip") == 1 end)
+      Wait.until(fn -> LS.count(srv, "/drip") == 1 end)
       Process.exit(caller, :kill)
       # the port aborts the transfer: the server sees its writes fail
-      wait_until(fn -> LS.aborted(srv, "/drip") == 1 end)
-      wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 0 end)
+      Wait.until(fn -> LS.aborted(srv, "/drip") == 1 end)
+      Wait.until(fn -> DSPex.Pool.stats(pool).in_flight == 0 end)
     end
   end
 
@@ -318,7 +320,7 @@ defmodule DSPex.TransportFaultsTest do
         end)
       end
 
-    wait_until(fn -> DSPex.Pool.stats(pool).in_flight == 500 end, 10_000)
+    Wait.until(fn -> DSPex.Pool.stats(pool).in_flight == 500 end, 10_000)
     victim = Enum.max_by(DSPex.Pool.stats(pool).workers, & &1.in_flight)
     assert victim.in_flight > 0
     System.cmd("kill", ["-9", Integer.to_string(victim.os_pid)])
@@ -340,25 +342,8 @@ defmodule DSPex.TransportFaultsTest do
       for {{:error, %Error{type: :port_exited}}, elapsed} <- results, do: assert(elapsed < 3_000)
     end
 
-    wait_until(fn -> Enum.all?(DSPex.Pool.stats(pool).workers, &(&1.status == :up)) end)
+    Wait.until(fn -> Enum.all?(DSPex.Pool.stats(pool).workers, &(&1.status == :up)) end)
     assert DSPex.Pool.stats(pool).port_exits == 1
     assert :ok = DSPex.Pool.ping(pool)
-  end
-
-  defp wait_until(fun, ms \\ 5_000) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn ->
-      if fun.() do
-        true
-      else
-        if System.monotonic_time(:millisecond) > deadline,
-          do: flunk("condition not met in #{ms} ms")
-
-        Process.sleep(10)
-        false
-      end
-    end)
-    |> Enum.find(& &1)
   end
 end
