@@ -32,7 +32,7 @@ DEPS   := -MMD -MP
 INC    := -Iinclude -Ic_src/core
 CFLAGS_COMMON := $(CSTD) $(WARN) $(OPT) $(DEPS) $(INC) -fPIC -fvisibility=hidden
 
-CORE_SRC := $(sort $(wildcard c_src/core/*.c))
+CORE_SRC := $(sort $(shell find c_src/core -name "*.c"))
 NIF_SRC  := $(sort $(wildcard c_src/nif/*.c))
 PORT_SRC := $(sort $(wildcard c_src/port/*.c))
 

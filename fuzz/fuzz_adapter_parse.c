@@ -8,10 +8,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static dxa_type *T1(dxa_arena *a, dxa_tkind k, dxa_type *arg) {
+static dxa_type *T1(dspex_arena *a, dxa_tkind k, dxa_type *arg) {
     dxa_type *t = dxa_type_new(a, k);
     if (t == NULL) return NULL;
-    t->args = dxa_alloc(a, 2 * sizeof(dxa_type *));
+    t->args = dspex_arena_alloc(a, 2 * sizeof(dxa_type *));
     if (t->args == NULL) return NULL;
     t->args[0] = arg;
     t->nargs = 1;
@@ -20,8 +20,8 @@ static dxa_type *T1(dxa_arena *a, dxa_tkind k, dxa_type *arg) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    dxa_arena a;
-    dxa_arena_init(&a, 64u << 20);
+    dspex_arena a;
+    dspex_arena_init(&a, 64u << 20);
     static const char *names[] = {"q", "answer", "n", "tags", "d", "opt", "lit", "t"};
     dxa_field f[8];
     memset(f, 0, sizeof f);
@@ -29,9 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dxa_type *lit = dxa_type_new(&a, DXT_LITERAL);
     dxa_type *tup = dxa_type_new(&a, DXT_TUPLE);
     if (dict == NULL || lit == NULL || tup == NULL) goto done;
-    dict->args = dxa_alloc(&a, 2 * sizeof(dxa_type *));
-    lit->lits = dxa_alloc(&a, 2 * sizeof(dxa_val *));
-    tup->args = dxa_alloc(&a, 2 * sizeof(dxa_type *));
+    dict->args = dspex_arena_alloc(&a, 2 * sizeof(dxa_type *));
+    lit->lits = dspex_arena_alloc(&a, 2 * sizeof(dxa_val *));
+    tup->args = dspex_arena_alloc(&a, 2 * sizeof(dxa_type *));
     if (dict->args == NULL || lit->lits == NULL || tup->args == NULL) goto done;
     dict->args[0] = dxa_type_new(&a, DXT_STR);
     dict->args[1] = T1(&a, DXT_LIST, dxa_type_new(&a, DXT_FLOAT));
@@ -60,6 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     dxa_err err;
     dxa_parse((data[0] & 1) ? DXA_JSON : DXA_CHAT, &sig, (const char *)data + 1, size - 1, &a, out, &err);
 done:
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return 0;
 }

@@ -8,18 +8,18 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    dxa_arena a;
-    dxa_arena_init(&a, 64u << 20);
+    dspex_arena a;
+    dspex_arena_init(&a, 64u << 20);
     dxa_val *v = NULL;
     if (dxa_pyliteral((const char *)data, size, 1, &a, &v) == 0 && v != NULL) {
-        dxa_buf b;
-        dxa_buf_init(&b);
+        dspex_buf b;
+        dspex_buf_init(&b);
         dxa_json_dumps(v, 2, &b);
         dxa_py_str(v, &b);
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
     }
     size_t s, e;
     dxa_find_object((const char *)data, size, &s, &e);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* libFuzzer target for the DSPy signature parser (c_src/core/signature.c).
+/* libFuzzer target for the DSPy signature parser (c_src/core/signature/signature.c).
  *
  * Any input must parse or fail cleanly (no crash, leak or UB). When it parses, the
  * signature is rendered back to text ("a: list[str] -> b") and parsed again; the second

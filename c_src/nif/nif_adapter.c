@@ -1,4 +1,4 @@
-/* NIF bindings for the adapters (c_src/core/render.c, parse.c): converts
+/* NIF bindings for the adapters (c_src/core/adapter/render.c, parse.c): converts
  * %DSPex.Signature{} / field structs / Elixir values into the core's type and value trees
  * and the results back into terms. Binaries are referenced, not copied, while a call runs.
  * Calls whose inputs exceed DIRTY_BYTES reschedule themselves on a dirty CPU scheduler. */
@@ -17,7 +17,7 @@
 typedef struct {
     ErlNifEnv *env;
     const DspexAtoms *at;
-    dxa_arena *a;
+    dspex_arena *a;
     size_t bytes; /* string bytes seen (decides dirty scheduling) */
     const char *err; /* badarg message */
     ERL_NIF_TERM *name_terms; /* field name atoms, by field index */
@@ -33,8 +33,8 @@ static int bad(conv *c, const char *msg) {
 static int atom_text(conv *c, ERL_NIF_TERM t, const char **s, size_t *n) {
     unsigned len;
     if (enif_get_atom_length(c->env, t, &len, ERL_NIF_LATIN1)) {
-        char *l1 = dxa_alloc(c->a, len + 1);
-        char *buf = dxa_alloc(c->a, 2 * (size_t)len + 1);
+        char *l1 = dspex_arena_alloc(c->a, len + 1);
+        char *buf = dspex_arena_alloc(c->a, 2 * (size_t)len + 1);
         if (l1 == NULL || buf == NULL) return bad(c, "out of memory");
         if (!enif_get_atom(c->env, t, l1, len + 1, ERL_NIF_LATIN1)) return -1;
         size_t o = 0;
@@ -67,7 +67,7 @@ static int atom_text(conv *c, ERL_NIF_TERM t, const char **s, size_t *n) {
             off = 4;
         }
         if (off && off + l <= ext.size) {
-            char *buf = dxa_strndup(c->a, (const char *)ext.data + off, l);
+            char *buf = dspex_arena_strndup(c->a, (const char *)ext.data + off, l);
             if (buf) {
                 *s = buf;
                 *n = l;
@@ -87,8 +87,8 @@ static dxa_val *map_to_dict(conv *c, ERL_NIF_TERM m, int depth, int skip_struct)
     if (!enif_get_map_size(c->env, m, &n)) return NULL;
     dxa_val *d = dxa_val_new(c->a, DXA_DICT);
     if (d == NULL) return NULL;
-    d->keys = dxa_alloc(c->a, (n + 1) * sizeof(dxa_val *));
-    d->items = dxa_alloc(c->a, (n + 1) * sizeof(dxa_val *));
+    d->keys = dspex_arena_alloc(c->a, (n + 1) * sizeof(dxa_val *));
+    d->items = dspex_arena_alloc(c->a, (n + 1) * sizeof(dxa_val *));
     if (d->keys == NULL || d->items == NULL) return NULL;
     ErlNifMapIterator it;
     if (!enif_map_iterator_create(c->env, m, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return NULL;
@@ -119,7 +119,7 @@ static dxa_val *list_to_seq(conv *c, ERL_NIF_TERM l, dxa_vkind kind, int depth) 
     }
     dxa_val *v = dxa_val_new(c->a, kind);
     if (v == NULL) return NULL;
-    v->items = dxa_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
+    v->items = dspex_arena_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
     if (v->items == NULL) return NULL;
     ERL_NIF_TERM h;
     while (enif_get_list_cell(c->env, l, &h, &l)) {
@@ -155,8 +155,8 @@ static dxa_val *big_int(conv *c, ERL_NIF_TERM t) {
     int neg = ext.data[off] != 0;
     const unsigned char *d = ext.data + off + 1;
     /* repeated division by 10^9 of the base-256 number (most significant byte last) */
-    unsigned char *num = dxa_alloc(c->a, n);
-    char *digits = dxa_alloc(c->a, n * 3 + 2);
+    unsigned char *num = dspex_arena_alloc(c->a, n);
+    char *digits = dspex_arena_alloc(c->a, n * 3 + 2);
     if (num == NULL || digits == NULL) goto out;
     for (size_t i = 0; i < n; i++) num[i] = d[n - 1 - i]; /* big-endian copy */
     size_t len = n, nd = 0;
@@ -246,8 +246,8 @@ static dxa_val *to_val(conv *c, ERL_NIF_TERM t, int depth) {
             if (!enif_get_list_length(c->env, el[1], &n)) return NULL;
             v = dxa_val_new(c->a, DXA_DICT);
             if (v == NULL) return NULL;
-            v->keys = dxa_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
-            v->items = dxa_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
+            v->keys = dspex_arena_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
+            v->items = dspex_arena_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_val *));
             if (v->keys == NULL || v->items == NULL) return NULL;
             ERL_NIF_TERM l = el[1], h;
             while (enif_get_list_cell(c->env, l, &h, &l)) {
@@ -267,7 +267,7 @@ static dxa_val *to_val(conv *c, ERL_NIF_TERM t, int depth) {
         }
         v = dxa_val_new(c->a, DXA_TUPLE);
         if (v == NULL) return NULL;
-        v->items = dxa_alloc(c->a, ((size_t)arity + 1) * sizeof(dxa_val *));
+        v->items = dspex_arena_alloc(c->a, ((size_t)arity + 1) * sizeof(dxa_val *));
         if (v->items == NULL) return NULL;
         for (int i = 0; i < arity; i++) {
             dxa_val *x = to_val(c, el[i], depth + 1);
@@ -308,7 +308,7 @@ static dxa_type *to_type(conv *c, ERL_NIF_TERM t, int depth);
 static int type_list(conv *c, ERL_NIF_TERM l, dxa_type *out, int allow_ellipsis, int depth) {
     unsigned n;
     if (!enif_get_list_length(c->env, l, &n) || n == 0) return bad(c, "type argument lists must be non-empty lists");
-    out->args = dxa_alloc(c->a, (size_t)n * sizeof(dxa_type *));
+    out->args = dspex_arena_alloc(c->a, (size_t)n * sizeof(dxa_type *));
     if (out->args == NULL) return bad(c, "out of memory");
     ERL_NIF_TERM h;
     while (enif_get_list_cell(c->env, l, &h, &l)) {
@@ -355,7 +355,7 @@ static dxa_type *to_type(conv *c, ERL_NIF_TERM t, int depth) {
                                 : enif_is_identical(tag, at->sig_set) ? DXT_SET
                                                                       : DXT_OPTIONAL);
         if (ty == NULL) return NULL;
-        ty->args = dxa_alloc(c->a, sizeof(dxa_type *));
+        ty->args = dspex_arena_alloc(c->a, sizeof(dxa_type *));
         if (ty->args == NULL) return NULL;
         ty->args[0] = to_type(c, el[1], depth + 1);
         if (ty->args[0] == NULL) return NULL;
@@ -365,7 +365,7 @@ static dxa_type *to_type(conv *c, ERL_NIF_TERM t, int depth) {
     if (enif_is_identical(tag, at->sig_dict) && arity == 3) {
         ty = dxa_type_new(c->a, DXT_DICT);
         if (ty == NULL) return NULL;
-        ty->args = dxa_alloc(c->a, 2 * sizeof(dxa_type *));
+        ty->args = dspex_arena_alloc(c->a, 2 * sizeof(dxa_type *));
         if (ty->args == NULL) return NULL;
         ty->args[0] = to_type(c, el[1], depth + 1);
         ty->args[1] = ty->args[0] ? to_type(c, el[2], depth + 1) : NULL;
@@ -399,7 +399,7 @@ static dxa_type *to_type(conv *c, ERL_NIF_TERM t, int depth) {
         }
         ty = dxa_type_new(c->a, DXT_ENUM);
         if (ty == NULL) return NULL;
-        ty->enum_name = dxa_strndup(c->a, name->s, name->slen);
+        ty->enum_name = dspex_arena_strndup(c->a, name->s, name->slen);
         if (ty->enum_name == NULL) return NULL;
         for (size_t i = 0; i < l->n; i++)
             if (l->items[i]->kind != DXA_STR) {
@@ -435,7 +435,7 @@ static int field_from(conv *c, ERL_NIF_TERM f, int is_input, dxa_field *out, ERL
     if (enif_get_map_value(c->env, f, c->at->ad_constraints, &cons) && enif_is_list(c->env, cons)) {
         unsigned n;
         if (!enif_get_list_length(c->env, cons, &n)) return bad(c, "constraints must be a keyword list");
-        out->constraints = dxa_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_constraint));
+        out->constraints = dspex_arena_alloc(c->a, ((size_t)n + 1) * sizeof(dxa_constraint));
         if (out->constraints == NULL) return bad(c, "out of memory");
         ERL_NIF_TERM h;
         while (enif_get_list_cell(c->env, cons, &h, &cons)) {
@@ -468,8 +468,8 @@ static int sig_from(conv *c, ERL_NIF_TERM s, dxa_sig *sig) {
         sig->instructions_len = b.size;
         c->bytes += b.size;
     }
-    sig->fields = dxa_alloc(c->a, ((size_t)ni + no + 1) * sizeof(dxa_field));
-    c->name_terms = dxa_alloc(c->a, ((size_t)ni + no + 1) * sizeof(ERL_NIF_TERM));
+    sig->fields = dspex_arena_alloc(c->a, ((size_t)ni + no + 1) * sizeof(dxa_field));
+    c->name_terms = dspex_arena_alloc(c->a, ((size_t)ni + no + 1) * sizeof(ERL_NIF_TERM));
     if (sig->fields == NULL || c->name_terms == NULL) return bad(c, "out of memory");
     ERL_NIF_TERM h;
     while (enif_get_list_cell(c->env, ins, &h, &ins)) {
@@ -597,9 +597,9 @@ static ERL_NIF_TERM do_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     dxa_adapter ad;
     if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0)
         return dspex_raise_badarg(env, "adapter must be :chat or :json");
-    dxa_arena a;
+    dspex_arena a;
     _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
-    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
+    dspex_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     ERL_NIF_TERM result;
@@ -609,7 +609,7 @@ static ERL_NIF_TERM do_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         bad(&c, "demos must be a list of maps");
         goto badarg;
     }
-    dxa_val **demos = dxa_alloc(&a, ((size_t)nd + 1) * sizeof(dxa_val *));
+    dxa_val **demos = dspex_arena_alloc(&a, ((size_t)nd + 1) * sizeof(dxa_val *));
     if (demos == NULL) goto oom;
     ERL_NIF_TERM l = argv[2], h;
     size_t k = 0;
@@ -629,7 +629,7 @@ static ERL_NIF_TERM do_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     dxa_val *inputs = to_val(&c, argv[3], 0);
     if (inputs == NULL) goto badarg;
     if (c.bytes > DIRTY_BYTES && !on_dirty()) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return enif_schedule_nif(env, "adapter_format_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_format, argc, argv);
     }
     dxa_msgs msgs;
@@ -647,13 +647,13 @@ static ERL_NIF_TERM do_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
             result = enif_make_list_cell(env, m, result);
         }
     }
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return dspex_ok(env, result);
 badarg:
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return dspex_raise_badarg(env, c.err ? c.err : "invalid adapter arguments");
 oom:
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return enif_raise_exception(env, at->out_of_memory);
 }
 
@@ -662,9 +662,9 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     dxa_adapter ad;
     if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0)
         return dspex_raise_badarg(env, "adapter must be :chat or :json");
-    dxa_arena a;
+    dspex_arena a;
     _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
-    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
+    dspex_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     const char *missing = NULL;
@@ -676,7 +676,7 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     dxa_val *outputs = to_val(&c, argv[2], 0);
     if (outputs == NULL) goto badarg;
     if (c.bytes > DIRTY_BYTES && !on_dirty()) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return enif_schedule_nif(env, "adapter_format_assistant_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND,
                                  dspex_nif_adapter_format_assistant, argc, argv);
     }
@@ -686,24 +686,24 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
             bad(&c, "missing-field message must be a binary or nil");
             goto badarg;
         }
-        missing = dxa_strndup(&a, (const char *)b.data, b.size);
+        missing = dspex_arena_strndup(&a, (const char *)b.data, b.size);
         if (missing == NULL) goto oom;
     }
-    dxa_buf out;
-    dxa_buf_init(&out);
+    dspex_buf out;
+    dspex_buf_init(&out);
     if (dxa_format_assistant(ad, &sig, outputs, missing, &out) != 0) {
-        dxa_buf_free(&out);
+        dspex_buf_free(&out);
         goto oom;
     }
     ERL_NIF_TERM bin = dspex_make_binary(env, out.p ? out.p : "", out.len);
-    dxa_buf_free(&out);
-    dxa_arena_free(&a);
+    dspex_buf_free(&out);
+    dspex_arena_free(&a);
     return dspex_ok(env, bin);
 badarg:
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return dspex_raise_badarg(env, c.err ? c.err : "invalid adapter arguments");
 oom:
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return enif_raise_exception(env, at->out_of_memory);
 }
 
@@ -717,26 +717,26 @@ static ERL_NIF_TERM do_parse(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
     if (!enif_inspect_binary(env, argv[2], &text)) return dspex_raise_badarg(env, "completion must be a binary");
     if (text.size > DIRTY_PARSE_BYTES && !on_dirty())
         return enif_schedule_nif(env, "adapter_parse_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_parse, argc, argv);
-    dxa_arena a;
+    dspex_arena a;
     _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
-    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
+    dspex_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_sig sig;
     if (sig_from(&c, argv[1], &sig) != 0) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return dspex_raise_badarg(env, c.err ? c.err : "invalid signature");
     }
     size_t nout = sig.nfields - sig.ninputs;
-    dxa_val **vals = dxa_alloc(&a, (nout + 1) * sizeof(dxa_val *));
-    dxa_err *err = dxa_alloc(&a, sizeof(dxa_err));
+    dxa_val **vals = dspex_arena_alloc(&a, (nout + 1) * sizeof(dxa_val *));
+    dxa_err *err = dspex_arena_alloc(&a, sizeof(dxa_err));
     if (vals == NULL || err == NULL) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return enif_raise_exception(env, at->out_of_memory);
     }
     int rc = dxa_parse(ad, &sig, (const char *)text.data, text.size, &a, vals, err);
     ERL_NIF_TERM result;
     if (rc < 0) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return enif_raise_exception(env, at->out_of_memory);
     }
     if (rc > 0) {
@@ -755,7 +755,7 @@ static ERL_NIF_TERM do_parse(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         }
         result = dspex_ok(env, m);
     }
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return result;
 }
 
@@ -769,25 +769,25 @@ ERL_NIF_TERM dspex_nif_adapter_parse_value(ErlNifEnv *env, int argc, const ERL_N
     ErlNifBinary text;
     if (argc != 2 || !enif_inspect_binary(env, argv[1], &text))
         return dspex_raise_badarg(env, "parse_value takes a type term and a binary");
-    dxa_arena a;
+    dspex_arena a;
     _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
-    dxa_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
+    dspex_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
     conv c = {.env = env, .at = at, .a = &a};
     dxa_type *t = to_type(&c, argv[0], 0);
     if (t == NULL) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return dspex_raise_badarg(env, c.err ? c.err : "invalid type");
     }
     dxa_val *v = NULL;
-    dxa_err *err = dxa_alloc(&a, sizeof(dxa_err));
+    dxa_err *err = dspex_arena_alloc(&a, sizeof(dxa_err));
     if (err == NULL) {
-        dxa_arena_free(&a);
+        dspex_arena_free(&a);
         return enif_raise_exception(env, at->out_of_memory);
     }
     int rc = dxa_parse_value(t, (const char *)text.data, text.size, &a, &v, err);
     ERL_NIF_TERM result = rc < 0   ? enif_raise_exception(env, at->out_of_memory)
                           : rc > 0 ? dspex_error(env, at->ad_adapter_parse, err->message, -1)
                                    : dspex_ok(env, from_val(env, v, 0));
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return result;
 }

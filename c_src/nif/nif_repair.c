@@ -1,4 +1,4 @@
-/* NIF bindings: JSON repair and extraction (core in c_src/core/repair.c).
+/* NIF bindings: JSON repair and extraction (core in c_src/core/json/repair.c).
  *
  *   json_repair(Bin, Opts)  -> {ok, Bin2} | {error, {json_repair, Msg, Offset}}
  *   json_extract(Bin, Opts) -> {ok, Bin2} | {ok, [Bin2]} (all) | {error, ...}

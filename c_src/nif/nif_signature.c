@@ -1,4 +1,4 @@
-/* NIF bindings: DSPy signature strings (c_src/core/signature.c).
+/* NIF bindings: DSPy signature strings (c_src/core/signature/signature.c).
  *
  * signature_parse(Binary) ->
  *     {ok, {Inputs, Outputs}}        each field {NameBin, Type, TypeDefined, PrefixBin}

@@ -75,21 +75,21 @@ typedef struct {
     size_t n;
 } dxa_msgs;
 
-dxa_type *dxa_type_new(dxa_arena *a, dxa_tkind kind);
+dxa_type *dxa_type_new(dspex_arena *a, dxa_tkind kind);
 
 /* get_annotation_name(): "str", "list[str]", "Union[int, NoneType]", "Literal['a', 'b']". */
-void dxa_type_name(const dxa_type *t, dxa_buf *out);
+void dxa_type_name(const dxa_type *t, dspex_buf *out);
 /* pydantic TypeAdapter(T).json_schema() with DSPy's key order, dumped like json.dumps. */
-int dxa_json_schema(const dxa_type *t, dxa_arena *a, dxa_buf *out);
+int dxa_json_schema(const dxa_type *t, dspex_arena *a, dspex_buf *out);
 /* Value tree form of the schema (dicts with keys already in DSPy order). */
-dxa_val *dxa_json_schema_val(const dxa_type *t, dxa_arena *a);
+dxa_val *dxa_json_schema_val(const dxa_type *t, dspex_arena *a);
 
 /* Adapter.format: system, demos, history, current user turn. Returns 0, -1 on OOM. */
 int dxa_format(dxa_adapter ad, const dxa_sig *sig, dxa_val *const *demos, size_t ndemos,
-               const dxa_val *inputs, dxa_arena *a, dxa_msgs *out);
+               const dxa_val *inputs, dspex_arena *a, dxa_msgs *out);
 /* format_assistant_message_content(signature, outputs, missing_field_message). */
 int dxa_format_assistant(dxa_adapter ad, const dxa_sig *sig, const dxa_val *outputs,
-                         const char *missing, dxa_buf *out);
+                         const char *missing, dspex_buf *out);
 
 /* ---------------------------------------------------------------- parsing */
 typedef struct {
@@ -101,14 +101,14 @@ typedef struct {
 /* Parses completion text. On success returns 0 and sets out[i] for every output field
  * (i counts outputs from 0); a missing Optional output is a DXA_NONE value. On failure
  * returns 1 with err->message set to DSPy's AdapterParseError text; -1 on OOM. */
-int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, dxa_arena *a,
+int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, dspex_arena *a,
               dxa_val **out, dxa_err *err);
 
 /* DSPy's parse_value(value_text, annotation) for one field. 0 ok, 1 invalid (msg set). */
-int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dxa_arena *a, dxa_val **out,
+int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dspex_arena *a, dxa_val **out,
                     dxa_err *err);
 /* pydantic-lax validation of an already parsed value against t. 0 ok, 1 invalid. */
-int dxa_validate(const dxa_type *t, const dxa_val *v, dxa_arena *a, dxa_val **out, dxa_err *err);
+int dxa_validate(const dxa_type *t, const dxa_val *v, dspex_arena *a, dxa_val **out, dxa_err *err);
 
 /* Lenient reader, approximating json_repair.loads followed by ast.literal_eval: first the
  * whole text as JSON or a Python literal (single quotes, True/False/None, tuples, bare
@@ -119,7 +119,7 @@ int dxa_validate(const dxa_type *t, const dxa_val *v, dxa_arena *a, dxa_val **ou
  * success, 1 when the text is not a value (callers fall back to the raw string), -1 on
  * OOM. Nesting is bounded by DXA_MAX_DEPTH and work is linear in the input. */
 #define DXA_MAX_DEPTH 256
-int dxa_pyliteral(const char *s, size_t n, int scan, dxa_arena *a, dxa_val **out);
+int dxa_pyliteral(const char *s, size_t n, int scan, dspex_arena *a, dxa_val **out);
 /* Finds the first balanced {...} span (strings aware). 0 found, 1 none. */
 int dxa_find_object(const char *s, size_t n, size_t *start, size_t *end);
 

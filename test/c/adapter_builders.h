@@ -7,12 +7,12 @@
 
 #include "dspex/adapter.h"
 
-static inline dxa_type *T(dxa_arena *a, dxa_tkind k) { return dxa_type_new(a, k); }
+static inline dxa_type *T(dspex_arena *a, dxa_tkind k) { return dxa_type_new(a, k); }
 
 /* A one-argument generic such as list[T]. */
-static inline dxa_type *T1(dxa_arena *a, dxa_tkind k, dxa_type *arg) {
+static inline dxa_type *T1(dspex_arena *a, dxa_tkind k, dxa_type *arg) {
     dxa_type *t = dxa_type_new(a, k);
-    t->args = dxa_alloc(a, sizeof(dxa_type *));
+    t->args = dspex_arena_alloc(a, sizeof(dxa_type *));
     t->args[0] = arg;
     t->nargs = 1;
     return t;

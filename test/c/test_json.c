@@ -1,4 +1,4 @@
-/* Unit tests for the JSON core (c_src/core/json.c). */
+/* Unit tests for the JSON core (c_src/core/json/json.c). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>

@@ -4,11 +4,11 @@
 #include "ctest.h"
 #include "adapter_builders.h"
 
-static int lit(const char *s, dxa_arena *a, dxa_val **v) { return dxa_pyliteral(s, strlen(s), 1, a, v); }
+static int lit(const char *s, dspex_arena *a, dxa_val **v) { return dxa_pyliteral(s, strlen(s), 1, a, v); }
 
 CTEST(pyliteral_json_and_python) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_val *v;
     CHECK(lit("{'a': [1, 2.5, None, True], \"b\": (1,)}", &a, &v) == 0);
     CHECK(v->kind == DXA_DICT && v->n == 2);
@@ -24,18 +24,18 @@ CTEST(pyliteral_json_and_python) {
     CHECK(lit("prose then {\"k\": 1} more", &a, &v) == 0 && v->kind == DXA_DICT);
     CHECK(lit("hello", &a, &v) == 1);
     CHECK(lit("", &a, &v) == 1);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(pyliteral_depth_is_bounded) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     char deep[2000];
     memset(deep, '[', sizeof deep - 1);
     deep[sizeof deep - 1] = '\0';
     dxa_val *v;
     CHECK(dxa_pyliteral(deep, strlen(deep), 1, &a, &v) == 1);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(find_object_balanced) {
@@ -48,8 +48,8 @@ CTEST(find_object_balanced) {
 }
 
 CTEST(parse_value_coerces) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_err err;
     dxa_val *v;
     CHECK(dxa_parse_value(T(&a, DXT_INT), " 42 ", 4, &a, &v, &err) == 0 && v->i == 42);
@@ -59,17 +59,17 @@ CTEST(parse_value_coerces) {
     CHECK(dxa_parse_value(T1(&a, DXT_LIST, T(&a, DXT_STR)), "['a', \"b\"]", 10, &a, &v, &err) == 0 && v->n == 2);
     CHECK(dxa_parse_value(T1(&a, DXT_OPTIONAL, T(&a, DXT_STR)), "None", 4, &a, &v, &err) == 0 && v->kind == DXA_STR);
     dxa_type *l = T(&a, DXT_LITERAL);
-    l->lits = dxa_alloc(&a, sizeof(dxa_val *));
+    l->lits = dspex_arena_alloc(&a, sizeof(dxa_val *));
     l->lits[l->nlits++] = dxa_val_str(&a, "pos", 3);
     CHECK(dxa_parse_value(l, "Literal['pos']", 14, &a, &v, &err) == 0 && v->slen == 3);
     CHECK(dxa_parse_value(l, "neg", 3, &a, &v, &err) == 1);
     CHECK(strstr(err.message, "'neg' is not one of ('pos',)") != NULL);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(chat_parse_sections) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_field f[3];
     field(&f[0], "q", 1, T(&a, DXT_STR));
     field(&f[1], "answer", 0, T(&a, DXT_STR));
@@ -86,12 +86,12 @@ CTEST(chat_parse_sections) {
     CHECK_STREQ(err.message, "Adapter ChatAdapter failed to parse the LM response. \n\nLM Response: [[ ## n ## ]]\n5 \n\n"
                              "Expected to find output fields in the LM response: [answer, n] \n\n"
                              "Actual output fields parsed from the LM response: [n] \n\n");
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(json_parse_object) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_field f[2];
     field(&f[0], "q", 1, T(&a, DXT_STR));
     field(&f[1], "n", 0, T(&a, DXT_INT));
@@ -102,7 +102,7 @@ CTEST(json_parse_object) {
     CHECK(dxa_parse(DXA_JSON, &sig, t, strlen(t), &a, out, &err) == 0 && out[0]->i == 12);
     CHECK(dxa_parse(DXA_JSON, &sig, "nope", 4, &a, out, &err) == 1);
     CHECK(strstr(err.message, "LM response cannot be serialized to a JSON object.") == err.message);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 int main(void) { return ctest_run(); }

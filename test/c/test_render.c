@@ -5,12 +5,12 @@
 #include "ctest.h"
 #include "adapter_builders.h"
 
-static dxa_val *S(dxa_arena *a, const char *s) { return dxa_val_str(a, s, strlen(s)); }
+static dxa_val *S(dspex_arena *a, const char *s) { return dxa_val_str(a, s, strlen(s)); }
 
-static dxa_val *dict(dxa_arena *a, size_t n, const char **keys, dxa_val **vals) {
+static dxa_val *dict(dspex_arena *a, size_t n, const char **keys, dxa_val **vals) {
     dxa_val *d = dxa_val_new(a, DXA_DICT);
-    d->keys = dxa_alloc(a, (n + 1) * sizeof(dxa_val *));
-    d->items = dxa_alloc(a, (n + 1) * sizeof(dxa_val *));
+    d->keys = dspex_arena_alloc(a, (n + 1) * sizeof(dxa_val *));
+    d->items = dspex_arena_alloc(a, (n + 1) * sizeof(dxa_val *));
     for (size_t i = 0; i < n; i++) {
         d->keys[i] = S(a, keys[i]);
         d->items[i] = vals[i];
@@ -20,11 +20,11 @@ static dxa_val *dict(dxa_arena *a, size_t n, const char **keys, dxa_val **vals) 
 }
 
 static const char *repr(double d, char *out) {
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     dxa_float_repr(d, &b);
     strcpy(out, b.p);
-    dxa_buf_free(&b);
+    dspex_buf_free(&b);
     return out;
 }
 
@@ -44,31 +44,31 @@ CTEST(float_repr_matches_python) {
 }
 
 CTEST(json_dumps_like_python) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     const char *keys[] = {"k", "\xc3\xa9"};
     dxa_val *l = dxa_val_new(&a, DXA_LIST);
-    l->items = dxa_alloc(&a, 2 * sizeof(dxa_val *));
+    l->items = dspex_arena_alloc(&a, 2 * sizeof(dxa_val *));
     l->items[l->n++] = dxa_val_new(&a, DXA_NONE);
     l->items[l->n++] = S(&a, "tab\t\"q\"\x01");
     dxa_val *vals[] = {l, dxa_val_new(&a, DXA_BOOL)};
     dxa_val *d = dict(&a, 2, keys, vals);
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     dxa_json_dumps(d, -1, &b);
     CHECK_STREQ(b.p, "{\"k\": [null, \"tab\\t\\\"q\\\"\\u0001\"], \"\xc3\xa9\": false}");
     b.len = 0;
     dxa_json_dumps(d, 2, &b);
     CHECK_STREQ(b.p, "{\n  \"k\": [\n    null,\n    \"tab\\t\\\"q\\\"\\u0001\"\n  ],\n  \"\xc3\xa9\": false\n}");
-    dxa_buf_free(&b);
-    dxa_arena_free(&a);
+    dspex_buf_free(&b);
+    dspex_arena_free(&a);
 }
 
 CTEST(type_names_and_schemas) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
+    dspex_buf b;
+    dspex_buf_init(&b);
     dxa_type *opt = T1(&a, DXT_OPTIONAL, T1(&a, DXT_LIST, T(&a, DXT_STR)));
     dxa_type_name(opt, &b);
     CHECK_STREQ(b.p, "Union[list[str], NoneType]");
@@ -78,7 +78,7 @@ CTEST(type_names_and_schemas) {
     b.len = 0;
     dxa_type *e = T(&a, DXT_ENUM);
     e->enum_name = "Color";
-    e->enum_vals = dxa_alloc(&a, 2 * sizeof(dxa_val *));
+    e->enum_vals = dspex_arena_alloc(&a, 2 * sizeof(dxa_val *));
     e->enum_vals[e->nenum++] = S(&a, "red");
     e->enum_vals[e->nenum++] = S(&a, "green");
     CHECK(dxa_json_schema(T1(&a, DXT_LIST, e), &a, &b) == 0);
@@ -86,18 +86,18 @@ CTEST(type_names_and_schemas) {
                      "\"title\": \"Color\"}}, \"items\": {\"$ref\": \"#/$defs/Color\"}}");
     b.len = 0;
     dxa_type *lit = T(&a, DXT_LITERAL);
-    lit->lits = dxa_alloc(&a, 2 * sizeof(dxa_val *));
+    lit->lits = dspex_arena_alloc(&a, 2 * sizeof(dxa_val *));
     lit->lits[lit->nlits++] = S(&a, "it's");
     lit->lits[lit->nlits++] = S(&a, "b");
     dxa_type_name(lit, &b);
     CHECK_STREQ(b.p, "Literal[\"it's\", 'b']");
-    dxa_buf_free(&b);
-    dxa_arena_free(&a);
+    dspex_buf_free(&b);
+    dspex_arena_free(&a);
 }
 
 CTEST(chat_format_basic) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_field f[2];
     field(&f[0], "question", 1, T(&a, DXT_STR));
     field(&f[1], "answer", 0, T(&a, DXT_INT));
@@ -119,18 +119,18 @@ CTEST(chat_format_basic) {
                 "`[[ ## answer ## ]]` (must be formatted as a valid Python int), and then ending with the marker for "
                 "`[[ ## completed ## ]]`.");
     CHECK(m.msgs[0].role == DXA_ROLE_SYSTEM && m.msgs[1].role == DXA_ROLE_USER);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(demos_incomplete_first_and_blobs) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     dxa_field f[2];
     field(&f[0], "passages", 1, T(&a, DXT_STR));
     field(&f[1], "answer", 0, T(&a, DXT_STR));
     dxa_sig sig = {.instructions = "", .fields = f, .nfields = 2, .ninputs = 1};
     dxa_val *l = dxa_val_new(&a, DXA_LIST);
-    l->items = dxa_alloc(&a, 2 * sizeof(dxa_val *));
+    l->items = dspex_arena_alloc(&a, 2 * sizeof(dxa_val *));
     l->items[l->n++] = S(&a, "one");
     l->items[l->n++] = S(&a, "two\nlines");
     const char *k2[] = {"passages", "answer"};
@@ -153,12 +153,12 @@ CTEST(demos_incomplete_first_and_blobs) {
     CHECK_STREQ(m.msgs[5].content,
                 "Respond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, and then "
                 "ending with the marker for `[[ ## completed ## ]]`.");
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(dedent_and_splitlines) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     size_t n;
     const char *src = "    a\n\n      b\n    \n    c";
     char *d = dxa_dedent(&a, src, strlen(src), &n);
@@ -172,26 +172,26 @@ CTEST(dedent_and_splitlines) {
     size_t sn = strlen(s);
     dxa_pystrip(&s, &sn);
     CHECK(sn == 2 && memcmp(s, "hi", 2) == 0);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 CTEST(arena_limit_reports_oom) {
-    dxa_arena a;
-    dxa_arena_init(&a, 64);
-    CHECK(dxa_alloc(&a, 32) != NULL);
-    CHECK(dxa_alloc(&a, 64) == NULL);
-    dxa_arena_free(&a);
+    dspex_arena a;
+    dspex_arena_init(&a, 64);
+    CHECK(dspex_arena_alloc(&a, 32) != NULL);
+    CHECK(dspex_arena_alloc(&a, 64) == NULL);
+    dspex_arena_free(&a);
 }
 
 CTEST(arena_borrowed_first_chunk) {
     unsigned char stack[1024];
-    dxa_arena a;
-    dxa_arena_init_buf(&a, 0, stack, sizeof stack);
-    void *p = dxa_alloc(&a, 64);
+    dspex_arena a;
+    dspex_arena_init_buf(&a, 0, stack, sizeof stack);
+    void *p = dspex_arena_alloc(&a, 64);
     CHECK(p != NULL && (unsigned char *)p > stack && (unsigned char *)p < stack + sizeof stack);
-    void *q = dxa_alloc(&a, 4096); /* spills into a malloc'd chunk */
+    void *q = dspex_arena_alloc(&a, 4096); /* spills into a malloc'd chunk */
     CHECK(q != NULL && ((unsigned char *)q < stack || (unsigned char *)q >= stack + sizeof stack));
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
 }
 
 int main(void) { return ctest_run(); }

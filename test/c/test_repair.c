@@ -1,4 +1,4 @@
-/* Unit tests for the JSON repair core (c_src/core/repair.c). */
+/* Unit tests for the JSON repair core (c_src/core/json/repair.c). */
 #include "ctest.h"
 #include "dspex/repair.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for the DSPy signature parser (c_src/core/signature.c). */
+/* Unit tests for the DSPy signature parser (c_src/core/signature/signature.c). */
 #include <stdlib.h>
 
 #include "ctest.h"

@@ -7,7 +7,7 @@ defmodule DSPex.JSON.Repair do
   text; `extract/2` finds the first (or, with `all: true`, every) JSON value in a text
   and decodes it.
 
-  The work happens in C (`c_src/core/repair.c`) in a single pass: time is linear in the
+  The work happens in C (`c_src/core/json/repair.c`) in a single pass: time is linear in the
   input and memory proportional to it on every path (the output is an append-only
   buffer; lookaheads are bounded). Valid JSON is returned byte for byte (the same binary,
   without a copy); repairs keep the input's whitespace. Inputs over 64 KiB run on a dirty

@@ -16,14 +16,14 @@ typedef struct {
 
 typedef struct {
     dxa_adapter ad;
-    dxa_arena *a;
+    dspex_arena *a;
     int oom;
 } rctx;
 
-static int view_init(dxa_arena *a, const dxa_sig *sig, const dxa_field *skip, sview *v) {
+static int view_init(dspex_arena *a, const dxa_sig *sig, const dxa_field *skip, sview *v) {
     v->sig = sig;
-    v->in = dxa_alloc(a, (sig->nfields + 1) * sizeof *v->in);
-    v->out = dxa_alloc(a, (sig->nfields + 1) * sizeof *v->out);
+    v->in = dspex_arena_alloc(a, (sig->nfields + 1) * sizeof *v->in);
+    v->out = dspex_arena_alloc(a, (sig->nfields + 1) * sizeof *v->out);
     if (v->in == NULL || v->out == NULL) return -1;
     v->nin = v->nout = 0;
     for (size_t i = 0; i < sig->nfields; i++) {
@@ -41,17 +41,17 @@ static const dxa_val *dget(const dxa_val *d, const dxa_field *f) { return dxa_di
 static int dhas(const dxa_val *d, const dxa_field *f) { return dxa_dict_has(d, f->name, f->name_len); }
 
 /* Appends the Python-stripped form of src[0..n) to out. */
-static void put_stripped(dxa_buf *out, const char *s, size_t n) {
+static void put_stripped(dspex_buf *out, const char *s, size_t n) {
     dxa_pystrip(&s, &n);
-    dxa_buf_put(out, s, n);
+    dspex_buf_put(out, s, n);
 }
 
 /* ---------------------------------------------------------------- values */
-static void format_blob(const dxa_val *item, dxa_buf *out) {
+static void format_blob(const dxa_val *item, dspex_buf *out) {
     /* DSPy formats each item with an f-string: str() of the item, which for containers
      * is Python's repr (not JSON) */
-    dxa_buf t;
-    dxa_buf_init(&t);
+    dspex_buf t;
+    dspex_buf_init(&t);
     if (item->kind == DXA_LIST || item->kind == DXA_TUPLE || item->kind == DXA_SET || item->kind == DXA_DICT ||
         item->kind == DXA_HISTORY)
         dxa_py_repr(item, &t);
@@ -66,37 +66,37 @@ static void format_blob(const dxa_val *item, dxa_buf *out) {
         if ((unsigned char)s[i] == 0xc2 && ((unsigned char)s[i + 1] == 0xab || (unsigned char)s[i + 1] == 0xbb))
             plain = 0;
     if (plain) {
-        dxa_buf_puts(out, "\xc2\xab");
-        dxa_buf_put(out, s, n);
-        dxa_buf_puts(out, "\xc2\xbb");
+        dspex_buf_puts(out, "\xc2\xab");
+        dspex_buf_put(out, s, n);
+        dspex_buf_puts(out, "\xc2\xbb");
     } else {
-        dxa_buf_puts(out, "\xc2\xab\xc2\xab\xc2\xab\n    ");
+        dspex_buf_puts(out, "\xc2\xab\xc2\xab\xc2\xab\n    ");
         size_t run = 0;
         for (size_t i = 0; i < n; i++) {
             if (s[i] == '\n') {
-                dxa_buf_put(out, s + run, i + 1 - run);
-                dxa_buf_puts(out, "    ");
+                dspex_buf_put(out, s + run, i + 1 - run);
+                dspex_buf_puts(out, "    ");
                 run = i + 1;
             }
         }
-        dxa_buf_put(out, s + run, n - run);
-        dxa_buf_puts(out, "\n\xc2\xbb\xc2\xbb\xc2\xbb");
+        dspex_buf_put(out, s + run, n - run);
+        dspex_buf_puts(out, "\n\xc2\xbb\xc2\xbb\xc2\xbb");
     }
     if (t.oom) out->oom = 1;
-    dxa_buf_free(&t);
+    dspex_buf_free(&t);
 }
 
 /* format_field_value(field_info, value) */
-static void field_value(const dxa_field *f, const dxa_val *v, dxa_buf *out) {
+static void field_value(const dxa_field *f, const dxa_val *v, dspex_buf *out) {
     if (v->kind == DXA_LIST && f->type->kind == DXT_STR) {
         if (v->n == 0) {
-            dxa_buf_puts(out, "N/A");
+            dspex_buf_puts(out, "N/A");
         } else if (v->n == 1) {
             format_blob(v->items[0], out);
         } else {
             for (size_t i = 0; i < v->n; i++) {
-                if (i) dxa_buf_putc(out, '\n');
-                dxa_buf_printf(out, "[%zu] ", i + 1);
+                if (i) dspex_buf_putc(out, '\n');
+                dspex_buf_printf(out, "[%zu] ", i + 1);
                 format_blob(v->items[i], out);
             }
         }
@@ -127,110 +127,110 @@ static int desc_is_placeholder(const dxa_field *f) {
            memcmp(f->desc + 2, f->name, f->name_len) == 0 && f->desc[f->desc_len - 1] == '}';
 }
 
-static void field_descriptions(const dxa_field *const *fs, size_t n, dxa_buf *out) {
-    dxa_buf t;
-    dxa_buf_init(&t);
+static void field_descriptions(const dxa_field *const *fs, size_t n, dspex_buf *out) {
+    dspex_buf t;
+    dspex_buf_init(&t);
     for (size_t i = 0; i < n; i++) {
         const dxa_field *f = fs[i];
-        if (i) dxa_buf_putc(&t, '\n');
-        dxa_buf_printf(&t, "%zu. `", i + 1);
-        dxa_buf_put(&t, f->name, f->name_len);
-        dxa_buf_puts(&t, "` (");
+        if (i) dspex_buf_putc(&t, '\n');
+        dspex_buf_printf(&t, "%zu. `", i + 1);
+        dspex_buf_put(&t, f->name, f->name_len);
+        dspex_buf_puts(&t, "` (");
         dxa_type_name(f->type, &t);
-        dxa_buf_puts(&t, "): ");
-        if (f->desc && !desc_is_placeholder(f)) dxa_buf_put(&t, f->desc, f->desc_len);
+        dspex_buf_puts(&t, "): ");
+        if (f->desc && !desc_is_placeholder(f)) dspex_buf_put(&t, f->desc, f->desc_len);
         int any = 0;
         for (size_t k = 0; k < f->nconstraints; k++) {
             const char *txt = constraint_text(f->constraints[k].key);
             if (txt == NULL) continue;
-            dxa_buf_puts(&t, any ? ", " : "\nConstraints: ");
+            dspex_buf_puts(&t, any ? ", " : "\nConstraints: ");
             any = 1;
-            dxa_buf_puts(&t, txt);
+            dspex_buf_puts(&t, txt);
             dxa_py_str(f->constraints[k].value, &t);
         }
     }
     put_stripped(out, t.p ? t.p : "", t.len);
     if (t.oom) out->oom = 1;
-    dxa_buf_free(&t);
+    dspex_buf_free(&t);
 }
 
 /* translate_field_type: "{name}" plus the type note for outputs. */
-static void placeholder(rctx *c, const dxa_field *f, dxa_buf *out) {
-    dxa_buf_putc(out, '{');
-    dxa_buf_put(out, f->name, f->name_len);
-    dxa_buf_putc(out, '}');
+static void placeholder(rctx *c, const dxa_field *f, dspex_buf *out) {
+    dspex_buf_putc(out, '{');
+    dspex_buf_put(out, f->name, f->name_len);
+    dspex_buf_putc(out, '}');
     if (f->is_input || f->type->kind == DXT_STR) return;
-    dxa_buf_puts(out, "        # note: the value you produce ");
+    dspex_buf_puts(out, "        # note: the value you produce ");
     const dxa_type *t = f->type;
     switch (t->kind) {
-    case DXT_BOOL: dxa_buf_puts(out, "must be True or False"); break;
-    case DXT_INT: dxa_buf_puts(out, "must be a single int value"); break;
-    case DXT_FLOAT: dxa_buf_puts(out, "must be a single float value"); break;
+    case DXT_BOOL: dspex_buf_puts(out, "must be True or False"); break;
+    case DXT_INT: dspex_buf_puts(out, "must be a single int value"); break;
+    case DXT_FLOAT: dspex_buf_puts(out, "must be a single float value"); break;
     case DXT_ENUM:
-        dxa_buf_puts(out, "must be one of: ");
+        dspex_buf_puts(out, "must be one of: ");
         for (size_t i = 0; i < t->nenum; i++) {
-            if (i) dxa_buf_puts(out, "; ");
+            if (i) dspex_buf_puts(out, "; ");
             dxa_py_str(t->enum_vals[i], out);
         }
         break;
     case DXT_LITERAL:
-        dxa_buf_puts(out, "must exactly match (no extra characters) one of: ");
+        dspex_buf_puts(out, "must exactly match (no extra characters) one of: ");
         for (size_t i = 0; i < t->nlits; i++) {
-            if (i) dxa_buf_puts(out, "; ");
+            if (i) dspex_buf_puts(out, "; ");
             dxa_py_str(t->lits[i], out);
         }
         break;
     default:
-        dxa_buf_puts(out, "must adhere to the JSON schema: ");
+        dspex_buf_puts(out, "must adhere to the JSON schema: ");
         if (dxa_json_schema(t, c->a, out) != 0) c->oom = 1;
     }
 }
 
-static void chat_block(rctx *c, const dxa_field *const *fs, size_t n, dxa_buf *out) {
-    dxa_buf t;
-    dxa_buf_init(&t);
+static void chat_block(rctx *c, const dxa_field *const *fs, size_t n, dspex_buf *out) {
+    dspex_buf t;
+    dspex_buf_init(&t);
     for (size_t i = 0; i < n; i++) {
-        if (i) dxa_buf_puts(&t, "\n\n");
-        dxa_buf_puts(&t, "[[ ## ");
-        dxa_buf_put(&t, fs[i]->name, fs[i]->name_len);
-        dxa_buf_puts(&t, " ## ]]\n");
+        if (i) dspex_buf_puts(&t, "\n\n");
+        dspex_buf_puts(&t, "[[ ## ");
+        dspex_buf_put(&t, fs[i]->name, fs[i]->name_len);
+        dspex_buf_puts(&t, " ## ]]\n");
         placeholder(c, fs[i], &t);
     }
     put_stripped(out, t.p ? t.p : "", t.len);
     if (t.oom) out->oom = 1;
-    dxa_buf_free(&t);
+    dspex_buf_free(&t);
 }
 
-static void system_message(rctx *c, const sview *v, dxa_buf *out) {
+static void system_message(rctx *c, const sview *v, dspex_buf *out) {
     static const char intro[] =
         "All interactions will be structured in the following way, with the appropriate values filled in.";
-    dxa_buf_puts(out, "Your input fields are:\n");
+    dspex_buf_puts(out, "Your input fields are:\n");
     field_descriptions(v->in, v->nin, out);
-    dxa_buf_puts(out, "\nYour output fields are:\n");
+    dspex_buf_puts(out, "\nYour output fields are:\n");
     field_descriptions(v->out, v->nout, out);
-    dxa_buf_putc(out, '\n');
+    dspex_buf_putc(out, '\n');
 
-    dxa_buf s;
-    dxa_buf_init(&s);
-    dxa_buf_puts(&s, intro);
+    dspex_buf s;
+    dspex_buf_init(&s);
+    dspex_buf_puts(&s, intro);
     if (c->ad == DXA_CHAT) {
-        dxa_buf_puts(&s, "\n\n");
+        dspex_buf_puts(&s, "\n\n");
         chat_block(c, v->in, v->nin, &s);
-        dxa_buf_puts(&s, "\n\n");
+        dspex_buf_puts(&s, "\n\n");
         chat_block(c, v->out, v->nout, &s);
-        dxa_buf_puts(&s, "\n\n[[ ## completed ## ]]\n");
+        dspex_buf_puts(&s, "\n\n[[ ## completed ## ]]\n");
     } else {
-        dxa_buf_puts(&s, "\n\nInputs will have the following structure:\n\n");
+        dspex_buf_puts(&s, "\n\nInputs will have the following structure:\n\n");
         chat_block(c, v->in, v->nin, &s);
-        dxa_buf_puts(&s, "\n\nOutputs will be a JSON object with the following fields.\n\n");
+        dspex_buf_puts(&s, "\n\nOutputs will be a JSON object with the following fields.\n\n");
         dxa_val d = {.kind = DXA_DICT};
-        d.keys = dxa_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
-        d.items = dxa_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
+        d.keys = dspex_arena_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
+        d.items = dspex_arena_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
         if (d.keys == NULL || d.items == NULL) {
             c->oom = 1;
         } else {
-            dxa_buf p;
-            dxa_buf_init(&p);
+            dspex_buf p;
+            dspex_buf_init(&p);
             for (size_t i = 0; i < v->nout; i++) {
                 placeholder(c, v->out[i], &p);
                 d.keys[i] = dxa_val_str(c->a, v->out[i]->name, v->out[i]->name_len);
@@ -238,7 +238,7 @@ static void system_message(rctx *c, const sview *v, dxa_buf *out) {
                 if (d.keys[i] == NULL || d.items[i] == NULL) c->oom = 1;
                 p.len = 0;
             }
-            dxa_buf_free(&p);
+            dspex_buf_free(&p);
             if (!c->oom) {
                 d.n = v->nout;
                 dxa_json_dumps(&d, 2, &s);
@@ -247,9 +247,9 @@ static void system_message(rctx *c, const sview *v, dxa_buf *out) {
     }
     put_stripped(out, s.p ? s.p : "", s.len);
     if (s.oom) out->oom = 1;
-    dxa_buf_free(&s);
+    dspex_buf_free(&s);
 
-    dxa_buf_puts(out, "\nIn adhering to this structure, your objective is: ");
+    dspex_buf_puts(out, "\nIn adhering to this structure, your objective is: ");
     size_t dl = 0;
     const dxa_sig *sig = v->sig;
     char *ded = dxa_dedent(c->a, sig->instructions ? sig->instructions : "", sig->instructions_len, &dl);
@@ -261,60 +261,60 @@ static void system_message(rctx *c, const sview *v, dxa_buf *out) {
         return;
     }
     for (size_t i = 0; i < nl; i++) {
-        dxa_buf_puts(out, "\n        ");
-        dxa_buf_put(out, lines[i], lens[i]);
+        dspex_buf_puts(out, "\n        ");
+        dspex_buf_put(out, lines[i], lens[i]);
     }
 }
 
 /* ---------------------------------------------------------------- user / assistant */
-static void output_requirements(const sview *v, dxa_adapter ad, dxa_buf *out) {
+static void output_requirements(const sview *v, dxa_adapter ad, dspex_buf *out) {
     if (ad == DXA_CHAT)
-        dxa_buf_puts(out, "Respond with the corresponding output fields, starting with the field ");
+        dspex_buf_puts(out, "Respond with the corresponding output fields, starting with the field ");
     else
-        dxa_buf_puts(out, "Respond with a JSON object in the following order of fields: ");
+        dspex_buf_puts(out, "Respond with a JSON object in the following order of fields: ");
     for (size_t i = 0; i < v->nout; i++) {
         const dxa_field *f = v->out[i];
-        if (i) dxa_buf_puts(out, ", then ");
-        dxa_buf_puts(out, ad == DXA_CHAT ? "`[[ ## " : "`");
-        dxa_buf_put(out, f->name, f->name_len);
-        dxa_buf_puts(out, ad == DXA_CHAT ? " ## ]]`" : "`");
+        if (i) dspex_buf_puts(out, ", then ");
+        dspex_buf_puts(out, ad == DXA_CHAT ? "`[[ ## " : "`");
+        dspex_buf_put(out, f->name, f->name_len);
+        dspex_buf_puts(out, ad == DXA_CHAT ? " ## ]]`" : "`");
         if (f->type->kind != DXT_STR) {
-            dxa_buf_puts(out, " (must be formatted as a valid Python ");
+            dspex_buf_puts(out, " (must be formatted as a valid Python ");
             dxa_type_name(f->type, out);
-            dxa_buf_putc(out, ')');
+            dspex_buf_putc(out, ')');
         }
     }
     if (ad == DXA_CHAT)
-        dxa_buf_puts(out, ", and then ending with the marker for `[[ ## completed ## ]]`.");
+        dspex_buf_puts(out, ", and then ending with the marker for `[[ ## completed ## ]]`.");
     else
-        dxa_buf_putc(out, '.');
+        dspex_buf_putc(out, '.');
 }
 
 static void user_content(const sview *v, dxa_adapter ad, const dxa_val *inputs, const char *prefix,
-                         int main_request, dxa_buf *out) {
-    dxa_buf t;
-    dxa_buf_init(&t);
-    dxa_buf_puts(&t, prefix);
+                         int main_request, dspex_buf *out) {
+    dspex_buf t;
+    dspex_buf_init(&t);
+    dspex_buf_puts(&t, prefix);
     for (size_t i = 0; i < v->nin; i++) {
         const dxa_field *f = v->in[i];
         if (!dhas(inputs, f)) continue;
-        dxa_buf_puts(&t, "\n\n[[ ## ");
-        dxa_buf_put(&t, f->name, f->name_len);
-        dxa_buf_puts(&t, " ## ]]\n");
+        dspex_buf_puts(&t, "\n\n[[ ## ");
+        dspex_buf_put(&t, f->name, f->name_len);
+        dspex_buf_puts(&t, " ## ]]\n");
         field_value(f, dget(inputs, f), &t);
     }
     if (main_request) {
-        dxa_buf_puts(&t, "\n\n");
+        dspex_buf_puts(&t, "\n\n");
         output_requirements(v, ad, &t);
     }
-    dxa_buf_puts(&t, "\n\n");
+    dspex_buf_puts(&t, "\n\n");
     put_stripped(out, t.p ? t.p : "", t.len);
     if (t.oom) out->oom = 1;
-    dxa_buf_free(&t);
+    dspex_buf_free(&t);
 }
 
 static int assistant_content(rctx *c, const sview *v, const dxa_val *outputs, const char *missing,
-                             dxa_buf *out) {
+                             dspex_buf *out) {
     dxa_val miss_none = {.kind = DXA_NONE};
     dxa_val miss_str = {.kind = DXA_STR};
     const dxa_val *miss = &miss_none;
@@ -324,25 +324,25 @@ static int assistant_content(rctx *c, const sview *v, const dxa_val *outputs, co
         miss = &miss_str;
     }
     if (c->ad == DXA_CHAT) {
-        dxa_buf t;
-        dxa_buf_init(&t);
+        dspex_buf t;
+        dspex_buf_init(&t);
         for (size_t i = 0; i < v->nout; i++) {
             const dxa_field *f = v->out[i];
             const dxa_val *val = dhas(outputs, f) ? dget(outputs, f) : miss;
-            if (i) dxa_buf_puts(&t, "\n\n");
-            dxa_buf_puts(&t, "[[ ## ");
-            dxa_buf_put(&t, f->name, f->name_len);
-            dxa_buf_puts(&t, " ## ]]\n");
+            if (i) dspex_buf_puts(&t, "\n\n");
+            dspex_buf_puts(&t, "[[ ## ");
+            dspex_buf_put(&t, f->name, f->name_len);
+            dspex_buf_puts(&t, " ## ]]\n");
             field_value(f, val, &t);
         }
         put_stripped(out, t.p ? t.p : "", t.len);
         if (t.oom) out->oom = 1;
-        dxa_buf_free(&t);
-        dxa_buf_puts(out, "\n\n[[ ## completed ## ]]\n");
+        dspex_buf_free(&t);
+        dspex_buf_puts(out, "\n\n[[ ## completed ## ]]\n");
     } else {
         dxa_val d = {.kind = DXA_DICT};
-        d.keys = dxa_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
-        d.items = dxa_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
+        d.keys = dspex_arena_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
+        d.items = dspex_arena_alloc(c->a, (v->nout + 1) * sizeof(dxa_val *));
         if (d.keys == NULL || d.items == NULL) return -1;
         for (size_t i = 0; i < v->nout; i++) {
             const dxa_field *f = v->out[i];
@@ -357,9 +357,9 @@ static int assistant_content(rctx *c, const sview *v, const dxa_val *outputs, co
 }
 
 /* ---------------------------------------------------------------- format */
-static int push(rctx *c, dxa_msgs *m, dxa_role role, dxa_buf *b) {
+static int push(rctx *c, dxa_msgs *m, dxa_role role, dspex_buf *b) {
     size_t len = 0;
-    char *s = dxa_buf_take(b, c->a, &len);
+    char *s = dspex_buf_take(b, c->a, &len);
     if (s == NULL) return -1;
     m->msgs[m->n].role = role;
     m->msgs[m->n].content = s;
@@ -369,19 +369,19 @@ static int push(rctx *c, dxa_msgs *m, dxa_role role, dxa_buf *b) {
 }
 
 int dxa_format_assistant(dxa_adapter ad, const dxa_sig *sig, const dxa_val *outputs, const char *missing,
-                         dxa_buf *out) {
-    dxa_arena a;
-    dxa_arena_init(&a, 0);
+                         dspex_buf *out) {
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
     rctx c = {.ad = ad, .a = &a};
     sview v;
     int rc = view_init(&a, sig, NULL, &v);
     if (rc == 0) rc = assistant_content(&c, &v, outputs, missing, out);
-    dxa_arena_free(&a);
+    dspex_arena_free(&a);
     return rc;
 }
 
 int dxa_format(dxa_adapter ad, const dxa_sig *sig, dxa_val *const *demos, size_t ndemos, const dxa_val *inputs,
-               dxa_arena *a, dxa_msgs *out) {
+               dspex_arena *a, dxa_msgs *out) {
     rctx c = {.ad = ad, .a = a};
     sview full, nohist;
     const dxa_field *hist = NULL;
@@ -396,11 +396,11 @@ int dxa_format(dxa_adapter ad, const dxa_sig *sig, dxa_val *const *demos, size_t
     const dxa_val *hval = hist ? dget(inputs, hist) : NULL;
     size_t nhist = (hval && (hval->kind == DXA_HISTORY || hval->kind == DXA_LIST)) ? hval->n : 0;
     out->n = 0;
-    out->msgs = dxa_alloc(a, (2 + 2 * ndemos + 2 * nhist) * sizeof(dxa_msg));
+    out->msgs = dspex_arena_alloc(a, (2 + 2 * ndemos + 2 * nhist) * sizeof(dxa_msg));
     if (out->msgs == NULL) return -1;
 
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     int rc = 0;
     system_message(&c, &full, &b);
     if (c.oom || push(&c, out, DXA_ROLE_SYSTEM, &b) != 0) goto oom;
@@ -458,6 +458,6 @@ int dxa_format(dxa_adapter ad, const dxa_sig *sig, dxa_val *const *demos, size_t
 oom:
     rc = -1;
 done:
-    dxa_buf_free(&b);
+    dspex_buf_free(&b);
     return rc;
 }

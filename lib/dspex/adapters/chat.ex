@@ -3,7 +3,7 @@ defmodule DSPex.Adapter.Chat do
   DSPy 3.3.1's `ChatAdapter`, byte for byte: fields are delimited by
   `[[ ## name ## ]]` markers and the completion ends with `[[ ## completed ## ]]`.
 
-  Rendering and parsing run in C (`c_src/core/render.c`, `c_src/core/parse.c`); this
+  Rendering and parsing run in C (`c_src/core/adapter/render.c`, `c_src/core/adapter/parse.c`); this
   module is a thin wrapper that emits `[:dspex, :adapter, :format]` and
   `[:dspex, :adapter, :parse]` telemetry spans (metadata `%{adapter:, signature:}`).
 

@@ -1,5 +1,3 @@
-Code.require_file("modules_support.exs", __DIR__)
-
 defmodule DSPex.PredictTest do
   use ExUnit.Case, async: false
 
@@ -226,7 +224,7 @@ defmodule DSPex.PredictTest do
       out = DSPex.LM.History.format_entries(DSPex.LM.History.last(1), colors: false)
 
       golden =
-        File.read!(Path.expand("../fixtures/dspy/modules_saved/inspect_history.txt", __DIR__))
+        File.read!(Path.expand("../../fixtures/dspy/modules_saved/inspect_history.txt", __DIR__))
 
       assert Regex.replace(~r/\[20[^\]]*\]/, out, "[TS]") == golden
     end

@@ -15,7 +15,7 @@
 typedef struct {
     const char *s;
     size_t n, i;
-    dxa_arena *a;
+    dspex_arena *a;
     int oom;
     int lenient; /* allow open containers at EOF, barewords */
 } rd;
@@ -35,9 +35,9 @@ static int is_ident(unsigned char c) {
            c == '.' || c >= 0x80;
 }
 
-static void put_utf8(dxa_buf *b, unsigned long cp) {
+static void put_utf8(dspex_buf *b, unsigned long cp) {
     char o[4];
-    dxa_buf_put(b, o, dspex_utf8_encode(o, (uint32_t)cp));
+    dspex_buf_put(b, o, dspex_utf8_encode(o, (uint32_t)cp));
 }
 
 static unsigned long read_hex(rd *r, int digits, int *ok) {
@@ -56,8 +56,8 @@ static unsigned long read_hex(rd *r, int digits, int *ok) {
 /* Reads a quoted string; returns 0 ok, 1 malformed. */
 static int read_string(rd *r, dxa_val **out) {
     char q = r->s[r->i++];
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     int closed = 0;
     while (r->i < r->n) {
         char c = r->s[r->i];
@@ -71,12 +71,12 @@ static int read_string(rd *r, dxa_val **out) {
             r->i += 2;
             int ok = 1;
             switch (e) {
-            case 'n': dxa_buf_putc(&b, '\n'); break;
-            case 't': dxa_buf_putc(&b, '\t'); break;
-            case 'r': dxa_buf_putc(&b, '\r'); break;
-            case 'b': dxa_buf_putc(&b, '\b'); break;
-            case 'f': dxa_buf_putc(&b, '\f'); break;
-            case '0': dxa_buf_putc(&b, '\0'); break;
+            case 'n': dspex_buf_putc(&b, '\n'); break;
+            case 't': dspex_buf_putc(&b, '\t'); break;
+            case 'r': dspex_buf_putc(&b, '\r'); break;
+            case 'b': dspex_buf_putc(&b, '\b'); break;
+            case 'f': dspex_buf_putc(&b, '\f'); break;
+            case '0': dspex_buf_putc(&b, '\0'); break;
             case 'x': {
                 unsigned long v = read_hex(r, 2, &ok);
                 if (ok) put_utf8(&b, v);
@@ -99,28 +99,28 @@ static int read_string(rd *r, dxa_val **out) {
                 break;
             }
             case '\n': break; /* line continuation */
-            default: dxa_buf_putc(&b, e); break;
+            default: dspex_buf_putc(&b, e); break;
             }
             if (!ok) {
-                dxa_buf_putc(&b, '\\');
-                dxa_buf_putc(&b, e);
+                dspex_buf_putc(&b, '\\');
+                dspex_buf_putc(&b, e);
             }
             continue;
         }
-        dxa_buf_putc(&b, c);
+        dspex_buf_putc(&b, c);
         r->i++;
     }
     if (!closed && !r->lenient) {
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         return 1;
     }
     if (b.oom) {
         r->oom = 1;
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         return 1;
     }
     *out = dxa_val_str(r->a, b.p ? b.p : "", b.len);
-    dxa_buf_free(&b);
+    dspex_buf_free(&b);
     if (*out == NULL) r->oom = 1;
     return *out ? 0 : 1;
 }
@@ -218,20 +218,20 @@ static int read_number(rd *r, dxa_val **out) {
         long long x = strtoll(tmp, NULL, 10);
         if (errno == ERANGE || r->i - st >= sizeof tmp) {
             /* beyond 64 bits: a Python int, kept as decimal text (Python caps at 4300 digits) */
-            dxa_buf b;
-            dxa_buf_init(&b);
+            dspex_buf b;
+            dspex_buf_init(&b);
             for (size_t k = st; k < r->i; k++)
-                if (r->s[k] != '_' && r->s[k] != '+') dxa_buf_putc(&b, r->s[k]);
+                if (r->s[k] != '_' && r->s[k] != '+') dspex_buf_putc(&b, r->s[k]);
             size_t ndig = b.len - (b.len && b.p[0] == '-');
             if (!b.oom && ndig <= 4300) {
                 v = dxa_val_new(r->a, DXA_INT);
                 if (v) {
-                    v->s = dxa_strndup(r->a, b.p, b.len);
+                    v->s = dspex_arena_strndup(r->a, b.p, b.len);
                     v->slen = b.len;
                     v->i = b.p[0] == '-' ? -9223372036854775807LL - 1 : 9223372036854775807LL;
                     if (v->s == NULL) v = NULL;
                 }
-                dxa_buf_free(&b);
+                dspex_buf_free(&b);
                 if (v == NULL) {
                     r->oom = 1;
                     return 1;
@@ -239,7 +239,7 @@ static int read_number(rd *r, dxa_val **out) {
                 *out = v;
                 return 0;
             }
-            dxa_buf_free(&b);
+            dspex_buf_free(&b);
             r->i = st;
             return 1;
         }
@@ -268,8 +268,8 @@ static int read_value(rd *r, dxa_val **out, int depth);
 static int read_seq(rd *r, dxa_val **out, char close, dxa_vkind kind, int depth) {
     r->i++;
     size_t cap = 8, n = 0;
-    dxa_val **items = dxa_alloc(r->a, cap * sizeof *items);
-    dxa_val **keys = kind == DXA_DICT ? dxa_alloc(r->a, cap * sizeof *keys) : NULL;
+    dxa_val **items = dspex_arena_alloc(r->a, cap * sizeof *items);
+    dxa_val **keys = kind == DXA_DICT ? dspex_arena_alloc(r->a, cap * sizeof *keys) : NULL;
     if (items == NULL || (kind == DXA_DICT && keys == NULL)) {
         r->oom = 1;
         return 1;
@@ -341,8 +341,8 @@ static int read_seq(rd *r, dxa_val **out, char close, dxa_vkind kind, int depth)
         }
         if (n == cap) {
             size_t nc = cap * 2;
-            dxa_val **ni = dxa_alloc(r->a, nc * sizeof *ni);
-            dxa_val **nk = kind == DXA_DICT ? dxa_alloc(r->a, nc * sizeof *nk) : NULL;
+            dxa_val **ni = dspex_arena_alloc(r->a, nc * sizeof *ni);
+            dxa_val **nk = kind == DXA_DICT ? dspex_arena_alloc(r->a, nc * sizeof *nk) : NULL;
             if (ni == NULL || (kind == DXA_DICT && nk == NULL)) {
                 r->oom = 1;
                 return 1;
@@ -427,7 +427,7 @@ static int read_value(rd *r, dxa_val **out, int depth) {
     return 0;
 }
 
-static int read_whole(const char *s, size_t n, int lenient, dxa_arena *a, dxa_val **out, int *oom) {
+static int read_whole(const char *s, size_t n, int lenient, dspex_arena *a, dxa_val **out, int *oom) {
     rd r = {.s = s, .n = n, .i = 0, .a = a, .lenient = lenient};
     dxa_val *v = NULL;
     int rc = read_value(&r, &v, 0);
@@ -438,7 +438,7 @@ static int read_whole(const char *s, size_t n, int lenient, dxa_arena *a, dxa_va
         /* a bare Python tuple: `1, 2, 3` */
         size_t cap = 8;
         dxa_val *t = dxa_val_new(a, DXA_TUPLE);
-        if (t) t->items = dxa_alloc(a, cap * sizeof(dxa_val *));
+        if (t) t->items = dspex_arena_alloc(a, cap * sizeof(dxa_val *));
         if (t == NULL || t->items == NULL) {
             *oom = 1;
             return 1;
@@ -454,7 +454,7 @@ static int read_whole(const char *s, size_t n, int lenient, dxa_arena *a, dxa_va
                 return 1;
             }
             if (t->n == cap) {
-                dxa_val **ni = dxa_alloc(a, 2 * cap * sizeof(dxa_val *));
+                dxa_val **ni = dspex_arena_alloc(a, 2 * cap * sizeof(dxa_val *));
                 if (ni == NULL) {
                     *oom = 1;
                     return 1;
@@ -509,7 +509,7 @@ static int same_object(const dxa_val *x, const dxa_val *y, int depth) {
 /* json_repair.loads' stage, on the core repair (repair.c): every top-level JSON value in
  * the text, repaired; a value repeating the previous object's keys replaces it (an LM
  * "retry"); one value is returned as is, several as a list. 0 ok, 1 none, -1 OOM. */
-static int repair_stage(const char *s, size_t n, dxa_arena *a, dxa_val **out) {
+static int repair_stage(const char *s, size_t n, dspex_arena *a, dxa_val **out) {
     dxa_val *vals[64];
     size_t nv = 0, from = 0, calls = 0;
     int oom = 0;
@@ -546,7 +546,7 @@ static int repair_stage(const char *s, size_t n, dxa_arena *a, dxa_val **out) {
     }
     dxa_val *l = dxa_val_new(a, DXA_LIST);
     if (l == NULL) return -1;
-    l->items = dxa_alloc(a, nv * sizeof(dxa_val *));
+    l->items = dspex_arena_alloc(a, nv * sizeof(dxa_val *));
     if (l->items == NULL) return -1;
     memcpy(l->items, vals, nv * sizeof(dxa_val *));
     l->n = nv;
@@ -554,7 +554,7 @@ static int repair_stage(const char *s, size_t n, dxa_arena *a, dxa_val **out) {
     return 0;
 }
 
-int dxa_pyliteral(const char *s, size_t n, int scan, dxa_arena *a, dxa_val **out) {
+int dxa_pyliteral(const char *s, size_t n, int scan, dspex_arena *a, dxa_val **out) {
     int oom = 0;
     if (read_whole(s, n, 0, a, out, &oom) == 0) return 0;
     if (oom) return -1;

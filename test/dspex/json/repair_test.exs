@@ -5,7 +5,7 @@ defmodule DSPex.JSONRepairTest do
 
   doctest DSPex.JSON.Repair
 
-  @vectors_path Path.expand("../fixtures/json-repair/vectors.jsonl", __DIR__)
+  @vectors_path Path.expand("../../fixtures/json-repair/vectors.jsonl", __DIR__)
   @external_resource @vectors_path
 
   # Known failures among the non-error vectors, by line number in vectors.jsonl, with the

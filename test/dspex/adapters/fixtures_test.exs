@@ -7,7 +7,7 @@ defmodule DSPex.AdapterFixturesTest do
   alias DSPex.Signature
   alias DSPex.Signature.Field
 
-  @root Path.expand("../fixtures/dspy", __DIR__)
+  @root Path.expand("../../fixtures/dspy", __DIR__)
   @render Path.wildcard(Path.join(@root, "render/*.json")) |> Enum.sort()
   @parse Path.wildcard(Path.join(@root, "parse/*.json")) |> Enum.sort()
 

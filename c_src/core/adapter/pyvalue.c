@@ -1,4 +1,4 @@
-/* Arena, buffer, value tree and the Python text rules used by DSPy's prompts. */
+/* Value tree and the Python text rules used by DSPy's prompts. */
 #include "dspex/pyvalue.h"
 
 #include <math.h>
@@ -7,156 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- arena */
-struct dxa_chunk {
-    dxa_chunk *next;
-    size_t used, cap;
-    int borrowed; /* caller-provided memory: not freed */
-    _Alignas(16) unsigned char data[];
-};
-
-void dxa_arena_init(dxa_arena *a, size_t limit) {
-    a->head = NULL;
-    a->bytes = 0;
-    a->limit = limit;
-}
-
-void dxa_arena_init_buf(dxa_arena *a, size_t limit, void *buf, size_t size) {
-    dxa_arena_init(a, limit);
-    uintptr_t p = ((uintptr_t)buf + 15u) & ~(uintptr_t)15u;
-    size_t skip = (size_t)(p - (uintptr_t)buf);
-    if (buf == NULL || size < skip + sizeof(dxa_chunk) + 256) return;
-    dxa_chunk *c = (dxa_chunk *)p;
-    c->next = NULL;
-    c->used = 0;
-    c->cap = size - skip - sizeof(dxa_chunk);
-    c->borrowed = 1;
-    a->head = c;
-}
-
-void *dxa_alloc(dxa_arena *a, size_t n) {
-    n = (n + 15u) & ~(size_t)15u;
-    if (n == 0) n = 16;
-    if (a->limit && a->bytes + n > a->limit) return NULL;
-    dxa_chunk *c = a->head;
-    if (c == NULL || c->cap - c->used < n) {
-        size_t cap = n > 16384 ? n : 16384;
-        c = malloc(sizeof(dxa_chunk) + cap);
-        if (c == NULL) return NULL;
-        c->used = 0;
-        c->cap = cap;
-        c->borrowed = 0;
-        c->next = a->head;
-        a->head = c;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    a->bytes += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *dxa_strndup(dxa_arena *a, const char *s, size_t n) {
-    char *p = dxa_alloc(a, n + 1);
-    if (p == NULL) return NULL;
-    if (n) memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-void dxa_arena_free(dxa_arena *a) {
-    dxa_chunk *c = a->head;
-    while (c) {
-        dxa_chunk *next = c->next;
-        if (!c->borrowed) free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->bytes = 0;
-}
-
-/* ---------------------------------------------------------------- buffer */
-void dxa_buf_init(dxa_buf *b) {
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->oom = 0;
-}
-
-void dxa_buf_free(dxa_buf *b) {
-    free(b->p);
-    dxa_buf_init(b);
-}
-
-static int buf_reserve(dxa_buf *b, size_t extra) {
-    if (b->oom) return -1;
-    if (b->len + extra + 1 <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) {
-        if (cap > ((size_t)1 << 40)) {
-            b->oom = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-void dxa_buf_put(dxa_buf *b, const char *s, size_t n) {
-    if (n == 0 || buf_reserve(b, n) != 0) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void dxa_buf_puts(dxa_buf *b, const char *s) { dxa_buf_put(b, s, strlen(s)); }
-
-void dxa_buf_putc(dxa_buf *b, char c) { dxa_buf_put(b, &c, 1); }
-
-void dxa_buf_printf(dxa_buf *b, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        dxa_buf_put(b, tmp, (size_t)n);
-        return;
-    }
-    if (buf_reserve(b, (size_t)n) != 0) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-char *dxa_buf_take(dxa_buf *b, dxa_arena *a, size_t *len) {
-    if (b->oom) return NULL;
-    char *s = dxa_strndup(a, b->p ? b->p : "", b->len);
-    if (s && len) *len = b->len;
-    b->len = 0;
-    if (b->p) b->p[0] = '\0';
-    return s;
-}
-
 /* ---------------------------------------------------------------- values */
-dxa_val *dxa_val_new(dxa_arena *a, dxa_vkind kind) {
-    dxa_val *v = dxa_alloc(a, sizeof *v);
+dxa_val *dxa_val_new(dspex_arena *a, dxa_vkind kind) {
+    dxa_val *v = dspex_arena_alloc(a, sizeof *v);
     if (v) v->kind = kind;
     return v;
 }
 
-dxa_val *dxa_val_str(dxa_arena *a, const char *s, size_t n) {
+dxa_val *dxa_val_str(dspex_arena *a, const char *s, size_t n) {
     dxa_val *v = dxa_val_new(a, DXA_STR);
     if (v == NULL) return NULL;
-    char *c = dxa_strndup(a, s, n);
+    char *c = dspex_arena_strndup(a, s, n);
     if (c == NULL) return NULL;
     v->s = c;
     v->slen = n;
@@ -182,13 +43,13 @@ int dxa_dict_has(const dxa_val *d, const char *key, size_t klen) {
 }
 
 /* ---------------------------------------------------------------- float repr */
-void dxa_float_repr(double d, dxa_buf *out) {
+void dxa_float_repr(double d, dspex_buf *out) {
     if (isnan(d)) {
-        dxa_buf_puts(out, "nan");
+        dspex_buf_puts(out, "nan");
         return;
     }
     if (isinf(d)) {
-        dxa_buf_puts(out, d < 0 ? "-inf" : "inf");
+        dspex_buf_puts(out, d < 0 ? "-inf" : "inf");
         return;
     }
     char tmp[64];
@@ -215,32 +76,32 @@ void dxa_float_repr(double d, dxa_buf *out) {
     int exp10 = (*q == 'e') ? atoi(q + 1) : 0;
     while (nd > 1 && digits[nd - 1] == '0') digits[--nd] = '\0';
     int decpt = exp10 + 1;
-    if (neg) dxa_buf_putc(out, '-');
+    if (neg) dspex_buf_putc(out, '-');
     if (decpt <= -4 || decpt > 16) {
-        dxa_buf_putc(out, digits[0]);
+        dspex_buf_putc(out, digits[0]);
         if (nd > 1) {
-            dxa_buf_putc(out, '.');
-            dxa_buf_put(out, digits + 1, (size_t)nd - 1);
+            dspex_buf_putc(out, '.');
+            dspex_buf_put(out, digits + 1, (size_t)nd - 1);
         }
-        dxa_buf_printf(out, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+        dspex_buf_printf(out, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
     } else if (decpt <= 0) {
-        dxa_buf_puts(out, "0.");
-        for (int i = 0; i < -decpt; i++) dxa_buf_putc(out, '0');
-        dxa_buf_put(out, digits, (size_t)nd);
+        dspex_buf_puts(out, "0.");
+        for (int i = 0; i < -decpt; i++) dspex_buf_putc(out, '0');
+        dspex_buf_put(out, digits, (size_t)nd);
     } else if (decpt < nd) {
-        dxa_buf_put(out, digits, (size_t)decpt);
-        dxa_buf_putc(out, '.');
-        dxa_buf_put(out, digits + decpt, (size_t)(nd - decpt));
+        dspex_buf_put(out, digits, (size_t)decpt);
+        dspex_buf_putc(out, '.');
+        dspex_buf_put(out, digits + decpt, (size_t)(nd - decpt));
     } else {
-        dxa_buf_put(out, digits, (size_t)nd);
-        for (int i = nd; i < decpt; i++) dxa_buf_putc(out, '0');
-        dxa_buf_puts(out, ".0");
+        dspex_buf_put(out, digits, (size_t)nd);
+        for (int i = nd; i < decpt; i++) dspex_buf_putc(out, '0');
+        dspex_buf_puts(out, ".0");
     }
 }
 
 /* ---------------------------------------------------------------- json.dumps */
-void dxa_json_string(const char *s, size_t n, dxa_buf *out) {
-    dxa_buf_putc(out, '"');
+void dxa_json_string(const char *s, size_t n, dspex_buf *out) {
+    dspex_buf_putc(out, '"');
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -261,85 +122,85 @@ void dxa_json_string(const char *s, size_t n, dxa_buf *out) {
             }
         }
         if (esc) {
-            dxa_buf_put(out, s + run, i - run);
-            dxa_buf_puts(out, esc);
+            dspex_buf_put(out, s + run, i - run);
+            dspex_buf_puts(out, esc);
             run = i + 1;
         }
     }
-    dxa_buf_put(out, s + run, n - run);
-    dxa_buf_putc(out, '"');
+    dspex_buf_put(out, s + run, n - run);
+    dspex_buf_putc(out, '"');
 }
 
-static void json_float(double d, dxa_buf *out) {
+static void json_float(double d, dspex_buf *out) {
     if (isnan(d))
-        dxa_buf_puts(out, "NaN");
+        dspex_buf_puts(out, "NaN");
     else if (isinf(d))
-        dxa_buf_puts(out, d < 0 ? "-Infinity" : "Infinity");
+        dspex_buf_puts(out, d < 0 ? "-Infinity" : "Infinity");
     else
         dxa_float_repr(d, out);
 }
 
-static void json_key(const dxa_val *k, dxa_buf *out) {
+static void json_key(const dxa_val *k, dspex_buf *out) {
     switch (k->kind) {
     case DXA_STR: dxa_json_string(k->s, k->slen, out); break;
     case DXA_INT:
         if (k->s) { /* big integer kept as decimal text */
-            dxa_buf_putc(out, '"');
-            dxa_buf_put(out, k->s, k->slen);
-            dxa_buf_putc(out, '"');
+            dspex_buf_putc(out, '"');
+            dspex_buf_put(out, k->s, k->slen);
+            dspex_buf_putc(out, '"');
         } else {
-            dxa_buf_printf(out, "\"%lld\"", k->i);
+            dspex_buf_printf(out, "\"%lld\"", k->i);
         }
         break;
     case DXA_FLOAT:
-        dxa_buf_putc(out, '"');
+        dspex_buf_putc(out, '"');
         json_float(k->f, out);
-        dxa_buf_putc(out, '"');
+        dspex_buf_putc(out, '"');
         break;
-    case DXA_BOOL: dxa_buf_puts(out, k->b ? "\"true\"" : "\"false\""); break;
-    case DXA_NONE: dxa_buf_puts(out, "\"null\""); break;
+    case DXA_BOOL: dspex_buf_puts(out, k->b ? "\"true\"" : "\"false\""); break;
+    case DXA_NONE: dspex_buf_puts(out, "\"null\""); break;
     default: {
         /* not a valid JSON key in Python; render its text form */
-        dxa_buf tmp;
-        dxa_buf_init(&tmp);
+        dspex_buf tmp;
+        dspex_buf_init(&tmp);
         dxa_py_str(k, &tmp);
         dxa_json_string(tmp.p ? tmp.p : "", tmp.len, out);
         if (tmp.oom) out->oom = 1;
-        dxa_buf_free(&tmp);
+        dspex_buf_free(&tmp);
     }
     }
 }
 
-static void newline_indent(dxa_buf *out, int indent, int level) {
-    dxa_buf_putc(out, '\n');
-    for (int i = 0; i < indent * level; i++) dxa_buf_putc(out, ' ');
+static void newline_indent(dspex_buf *out, int indent, int level) {
+    dspex_buf_putc(out, '\n');
+    for (int i = 0; i < indent * level; i++) dspex_buf_putc(out, ' ');
 }
 
 /* An int: its exact source digits when kept (big ints), else the machine value. */
-static void put_int(const dxa_val *v, dxa_buf *out) {
+static void put_int(const dxa_val *v, dspex_buf *out) {
     if (v->s)
-        dxa_buf_put(out, v->s, v->slen);
+        dspex_buf_put(out, v->s, v->slen);
     else
-        dxa_buf_printf(out, "%lld", v->i);
+        dspex_buf_printf(out, "%lld", v->i);
 }
 
 /* Before item i of a container at `level`: the separator, then (indent >= 0) a new line. */
-static void item_start(dxa_buf *out, int indent, int level, size_t i) {
-    if (i) dxa_buf_puts(out, indent < 0 ? ", " : ",");
+static void item_start(dspex_buf *out, int indent, int level, size_t i) {
+    if (i) dspex_buf_puts(out, indent < 0 ? ", " : ",");
     if (indent >= 0) newline_indent(out, indent, level + 1);
 }
 
 /* After the last item of a container at `level`: its closing bracket on its own line. */
-static void container_end(dxa_buf *out, int indent, int level, char close) {
+static void container_end(dspex_buf *out, int indent, int level, char close) {
     if (indent >= 0) newline_indent(out, indent, level);
-    dxa_buf_putc(out, close);
+    dspex_buf_putc(out, close);
 }
 
-static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
+static void dumps_rec(const dxa_val *v, int indent, int level, dspex_buf *out) {
     if (level > 4096) return;
     switch (v->kind) {
-    case DXA_NONE: dxa_buf_puts(out, "null"); break;
-    case DXA_BOOL: dxa_buf_puts(out, v->b ? "true" : "false"); break;
+    case DXA_NONE: dspex_buf_puts(out, "null"); break;
+    case DXA_BOOL: dspex_buf_puts(out, v->b ? "true" : "false"); break;
     case DXA_INT: put_int(v, out); break;
     case DXA_FLOAT: json_float(v->f, out); break;
     case DXA_STR: dxa_json_string(v->s, v->slen, out); break;
@@ -347,10 +208,10 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
     case DXA_TUPLE:
     case DXA_SET:
         if (v->n == 0) {
-            dxa_buf_puts(out, "[]");
+            dspex_buf_puts(out, "[]");
             break;
         }
-        dxa_buf_putc(out, '[');
+        dspex_buf_putc(out, '[');
         for (size_t i = 0; i < v->n; i++) {
             item_start(out, indent, level, i);
             dumps_rec(v->items[i], indent, level + 1, out);
@@ -359,14 +220,14 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
         break;
     case DXA_DICT:
         if (v->n == 0) {
-            dxa_buf_puts(out, "{}");
+            dspex_buf_puts(out, "{}");
             break;
         }
-        dxa_buf_putc(out, '{');
+        dspex_buf_putc(out, '{');
         for (size_t i = 0; i < v->n; i++) {
             item_start(out, indent, level, i);
             json_key(v->keys[i], out);
-            dxa_buf_puts(out, ": ");
+            dspex_buf_puts(out, ": ");
             dumps_rec(v->items[i], indent, level + 1, out);
         }
         container_end(out, indent, level, '}');
@@ -375,9 +236,9 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
         /* pydantic dump of dspy.History: {"messages": [...]} */
         dxa_val list = *v;
         list.kind = DXA_LIST;
-        dxa_buf_putc(out, '{');
+        dspex_buf_putc(out, '{');
         item_start(out, indent, level, 0);
-        dxa_buf_puts(out, "\"messages\": ");
+        dspex_buf_puts(out, "\"messages\": ");
         dumps_rec(&list, indent, level + 1, out);
         container_end(out, indent, level, '}');
         break;
@@ -385,15 +246,15 @@ static void dumps_rec(const dxa_val *v, int indent, int level, dxa_buf *out) {
     }
 }
 
-void dxa_json_dumps(const dxa_val *v, int indent, dxa_buf *out) { dumps_rec(v, indent, 0, out); }
+void dxa_json_dumps(const dxa_val *v, int indent, dspex_buf *out) { dumps_rec(v, indent, 0, out); }
 
-void dxa_py_str(const dxa_val *v, dxa_buf *out) {
+void dxa_py_str(const dxa_val *v, dspex_buf *out) {
     switch (v->kind) {
-    case DXA_NONE: dxa_buf_puts(out, "None"); break;
-    case DXA_BOOL: dxa_buf_puts(out, v->b ? "True" : "False"); break;
+    case DXA_NONE: dspex_buf_puts(out, "None"); break;
+    case DXA_BOOL: dspex_buf_puts(out, v->b ? "True" : "False"); break;
     case DXA_INT: put_int(v, out); break;
     case DXA_FLOAT: dxa_float_repr(v->f, out); break;
-    case DXA_STR: dxa_buf_put(out, v->s, v->slen); break;
+    case DXA_STR: dspex_buf_put(out, v->s, v->slen); break;
     default: dxa_json_dumps(v, -1, out); break;
     }
 }
@@ -411,7 +272,7 @@ static size_t linebreak_at(const char *s, size_t n, size_t i) {
     return 0;
 }
 
-size_t dxa_splitlines(dxa_arena *a, const char *s, size_t n, const char ***lines, size_t **lens) {
+size_t dxa_splitlines(dspex_arena *a, const char *s, size_t n, const char ***lines, size_t **lens) {
     size_t count = 0;
     for (size_t i = 0; i < n;) {
         size_t lb = linebreak_at(s, n, i);
@@ -423,8 +284,8 @@ size_t dxa_splitlines(dxa_arena *a, const char *s, size_t n, const char ***lines
         }
     }
     size_t cap = count + 1;
-    const char **ls = dxa_alloc(a, cap * sizeof *ls);
-    size_t *ln = dxa_alloc(a, cap * sizeof *ln);
+    const char **ls = dspex_arena_alloc(a, cap * sizeof *ls);
+    size_t *ln = dspex_arena_alloc(a, cap * sizeof *ln);
     if (ls == NULL || ln == NULL) {
         *lines = NULL;
         *lens = NULL;
@@ -493,7 +354,7 @@ void dxa_pystrip(const char **sp, size_t *np) {
 }
 
 /* ---------------------------------------------------------------- textwrap.dedent */
-char *dxa_dedent(dxa_arena *a, const char *s, size_t n, size_t *outlen) {
+char *dxa_dedent(dspex_arena *a, const char *s, size_t n, size_t *outlen) {
     /* pass 1: margin = longest common prefix of the [ \t]* indents of non-blank lines */
     const char *margin = NULL;
     size_t mlen = 0;
@@ -516,7 +377,7 @@ char *dxa_dedent(dxa_arena *a, const char *s, size_t n, size_t *outlen) {
         if (e >= n) break;
         i = e + 1;
     }
-    char *out = dxa_alloc(a, n + 1);
+    char *out = dspex_arena_alloc(a, n + 1);
     if (out == NULL) return NULL;
     size_t o = 0;
     i = 0;
@@ -542,32 +403,32 @@ char *dxa_dedent(dxa_arena *a, const char *s, size_t n, size_t *outlen) {
 }
 
 /* ---------------------------------------------------------------- repr() */
-void dxa_py_repr_str(const char *s, size_t n, dxa_buf *out) {
+void dxa_py_repr_str(const char *s, size_t n, dspex_buf *out) {
     int has_s = memchr(s, '\'', n) != NULL, has_d = memchr(s, '"', n) != NULL;
     char q = (has_s && !has_d) ? '"' : '\'';
-    dxa_buf_putc(out, q);
+    dspex_buf_putc(out, q);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '\\')
-            dxa_buf_puts(out, "\\\\");
+            dspex_buf_puts(out, "\\\\");
         else if (c == (unsigned char)q) {
-            dxa_buf_putc(out, '\\');
-            dxa_buf_putc(out, (char)c);
+            dspex_buf_putc(out, '\\');
+            dspex_buf_putc(out, (char)c);
         } else if (c == '\n')
-            dxa_buf_puts(out, "\\n");
+            dspex_buf_puts(out, "\\n");
         else if (c == '\r')
-            dxa_buf_puts(out, "\\r");
+            dspex_buf_puts(out, "\\r");
         else if (c == '\t')
-            dxa_buf_puts(out, "\\t");
+            dspex_buf_puts(out, "\\t");
         else if (c < 0x20 || c == 0x7f)
-            dxa_buf_printf(out, "\\x%02x", c);
+            dspex_buf_printf(out, "\\x%02x", c);
         else
-            dxa_buf_putc(out, (char)c);
+            dspex_buf_putc(out, (char)c);
     }
-    dxa_buf_putc(out, q);
+    dspex_buf_putc(out, q);
 }
 
-static void repr_rec(const dxa_val *v, dxa_buf *out, int depth) {
+static void repr_rec(const dxa_val *v, dspex_buf *out, int depth) {
     if (depth > 4096) return;
     switch (v->kind) {
     case DXA_STR: dxa_py_repr_str(v->s, v->slen, out); break;
@@ -575,38 +436,38 @@ static void repr_rec(const dxa_val *v, dxa_buf *out, int depth) {
     case DXA_TUPLE:
     case DXA_SET:
         if (v->kind == DXA_SET && v->n == 0) {
-            dxa_buf_puts(out, "set()");
+            dspex_buf_puts(out, "set()");
             break;
         }
-        dxa_buf_putc(out, v->kind == DXA_TUPLE ? '(' : v->kind == DXA_SET ? '{' : '[');
+        dspex_buf_putc(out, v->kind == DXA_TUPLE ? '(' : v->kind == DXA_SET ? '{' : '[');
         for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, ", ");
+            if (i) dspex_buf_puts(out, ", ");
             repr_rec(v->items[i], out, depth + 1);
         }
-        if (v->kind == DXA_TUPLE && v->n == 1) dxa_buf_putc(out, ',');
-        dxa_buf_putc(out, v->kind == DXA_TUPLE ? ')' : v->kind == DXA_SET ? '}' : ']');
+        if (v->kind == DXA_TUPLE && v->n == 1) dspex_buf_putc(out, ',');
+        dspex_buf_putc(out, v->kind == DXA_TUPLE ? ')' : v->kind == DXA_SET ? '}' : ']');
         break;
     case DXA_DICT:
-        dxa_buf_putc(out, '{');
+        dspex_buf_putc(out, '{');
         for (size_t i = 0; i < v->n; i++) {
-            if (i) dxa_buf_puts(out, ", ");
+            if (i) dspex_buf_puts(out, ", ");
             repr_rec(v->keys[i], out, depth + 1);
-            dxa_buf_puts(out, ": ");
+            dspex_buf_puts(out, ": ");
             repr_rec(v->items[i], out, depth + 1);
         }
-        dxa_buf_putc(out, '}');
+        dspex_buf_putc(out, '}');
         break;
     case DXA_HISTORY: {
         /* repr of a pydantic model: History(messages=[...]) */
         dxa_val l = *v;
         l.kind = DXA_LIST;
-        dxa_buf_puts(out, "History(messages=");
+        dspex_buf_puts(out, "History(messages=");
         repr_rec(&l, out, depth + 1);
-        dxa_buf_putc(out, ')');
+        dspex_buf_putc(out, ')');
         break;
     }
     default: dxa_py_str(v, out); break;
     }
 }
 
-void dxa_py_repr(const dxa_val *v, dxa_buf *out) { repr_rec(v, out, 0); }
+void dxa_py_repr(const dxa_val *v, dspex_buf *out) { repr_rec(v, out, 0); }

@@ -1,5 +1,3 @@
-Code.require_file("modules_support.exs", __DIR__)
-
 defmodule DSPex.BestOfNTest do
   use ExUnit.Case, async: false
 

@@ -1,5 +1,3 @@
-Code.require_file("modules_support.exs", __DIR__)
-
 defmodule DSPex.ModuleTest.QA do
   use DSPex.Module
   import DSPex.ModulesTest.Support, only: [sig: 1]

@@ -1,5 +1,3 @@
-Code.require_file("modules_support.exs", __DIR__)
-
 defmodule DSPex.ChainOfThoughtTest do
   # Prompts of the signatures built by ChainOfThought, MultiChainComparison, Refine's
   # hint and OfferFeedback, compared byte for byte with DSPy 3.3.1's ChatAdapter
@@ -9,7 +7,7 @@ defmodule DSPex.ChainOfThoughtTest do
   import DSPex.ModulesTest.Support
   alias DSPex.Predict
 
-  @golden Path.expand("../fixtures/dspy/modules_saved/module_messages.json", __DIR__)
+  @golden Path.expand("../../fixtures/dspy/modules_saved/module_messages.json", __DIR__)
 
   setup do
     keep_global_settings()

@@ -5,37 +5,37 @@
 
 #include "dspex/adapter.h"
 
-dxa_type *dxa_type_new(dxa_arena *a, dxa_tkind kind) {
-    dxa_type *t = dxa_alloc(a, sizeof *t);
+dxa_type *dxa_type_new(dspex_arena *a, dxa_tkind kind) {
+    dxa_type *t = dspex_arena_alloc(a, sizeof *t);
     if (t) t->kind = kind;
     return t;
 }
 
 /* ---------------------------------------------------------------- names */
-static void literal_str_name(const dxa_val *v, dxa_buf *out) {
+static void literal_str_name(const dxa_val *v, dspex_buf *out) {
     int has_single = memchr(v->s, '\'', v->slen) != NULL;
     int has_double = memchr(v->s, '"', v->slen) != NULL;
     if (has_single && !has_double) {
-        dxa_buf_putc(out, '"');
-        dxa_buf_put(out, v->s, v->slen);
-        dxa_buf_putc(out, '"');
+        dspex_buf_putc(out, '"');
+        dspex_buf_put(out, v->s, v->slen);
+        dspex_buf_putc(out, '"');
     } else if (has_single && has_double) {
-        dxa_buf_putc(out, '\'');
+        dspex_buf_putc(out, '\'');
         for (size_t i = 0; i < v->slen; i++) {
-            if (v->s[i] == '\'') dxa_buf_putc(out, '\\');
-            dxa_buf_putc(out, v->s[i]);
+            if (v->s[i] == '\'') dspex_buf_putc(out, '\\');
+            dspex_buf_putc(out, v->s[i]);
         }
-        dxa_buf_putc(out, '\'');
+        dspex_buf_putc(out, '\'');
     } else {
-        dxa_buf_putc(out, '\'');
-        dxa_buf_put(out, v->s, v->slen);
-        dxa_buf_putc(out, '\'');
+        dspex_buf_putc(out, '\'');
+        dspex_buf_put(out, v->s, v->slen);
+        dspex_buf_putc(out, '\'');
     }
 }
 
-static void union_members_name(const dxa_type *t, int *first, dxa_buf *out, int depth);
+static void union_members_name(const dxa_type *t, int *first, dspex_buf *out, int depth);
 
-static void type_name_rec(const dxa_type *t, dxa_buf *out, int depth) {
+static void type_name_rec(const dxa_type *t, dspex_buf *out, int depth) {
     if (depth > DXA_MAX_DEPTH) return;
     static const char *bare[] = {"str", "int", "float", "bool", "Any", "NoneType", "History",
                                  "list", "dict", "tuple", "set"};
@@ -46,70 +46,70 @@ static void type_name_rec(const dxa_type *t, dxa_buf *out, int depth) {
     case DXT_BOOL:
     case DXT_ANY:
     case DXT_NONE:
-    case DXT_HISTORY: dxa_buf_puts(out, bare[t->kind]); break;
+    case DXT_HISTORY: dspex_buf_puts(out, bare[t->kind]); break;
     case DXT_LIST:
     case DXT_DICT:
     case DXT_TUPLE:
     case DXT_SET:
-        dxa_buf_puts(out, bare[t->kind]);
+        dspex_buf_puts(out, bare[t->kind]);
         if (t->nargs) {
-            dxa_buf_putc(out, '[');
+            dspex_buf_putc(out, '[');
             for (size_t i = 0; i < t->nargs; i++) {
-                if (i) dxa_buf_puts(out, ", ");
+                if (i) dspex_buf_puts(out, ", ");
                 type_name_rec(t->args[i], out, depth + 1);
             }
-            if (t->variadic) dxa_buf_puts(out, ", Ellipsis");
-            dxa_buf_putc(out, ']');
+            if (t->variadic) dspex_buf_puts(out, ", Ellipsis");
+            dspex_buf_putc(out, ']');
         }
         break;
     case DXT_LITERAL:
-        dxa_buf_puts(out, "Literal[");
+        dspex_buf_puts(out, "Literal[");
         for (size_t i = 0; i < t->nlits; i++) {
-            if (i) dxa_buf_puts(out, ", ");
+            if (i) dspex_buf_puts(out, ", ");
             if (t->lits[i]->kind == DXA_STR)
                 literal_str_name(t->lits[i], out);
             else
                 dxa_py_str(t->lits[i], out);
         }
-        dxa_buf_putc(out, ']');
+        dspex_buf_putc(out, ']');
         break;
     case DXT_OPTIONAL:
     case DXT_UNION: {
         int first = 1;
-        dxa_buf_puts(out, "Union[");
+        dspex_buf_puts(out, "Union[");
         union_members_name(t, &first, out, depth + 1);
-        dxa_buf_putc(out, ']');
+        dspex_buf_putc(out, ']');
         break;
     }
-    case DXT_ENUM: dxa_buf_puts(out, t->enum_name ? t->enum_name : "Enum"); break;
+    case DXT_ENUM: dspex_buf_puts(out, t->enum_name ? t->enum_name : "Enum"); break;
     }
 }
 
 /* Python flattens nested Unions and puts Optional's None last (after the inner members). */
-static void union_members_name(const dxa_type *t, int *first, dxa_buf *out, int depth) {
+static void union_members_name(const dxa_type *t, int *first, dspex_buf *out, int depth) {
     if (depth > DXA_MAX_DEPTH) return;
     for (size_t i = 0; i < t->nargs; i++) {
         const dxa_type *m = t->args[i];
         if (m->kind == DXT_UNION || m->kind == DXT_OPTIONAL) {
             union_members_name(m, first, out, depth + 1);
         } else {
-            if (!*first) dxa_buf_puts(out, ", ");
+            if (!*first) dspex_buf_puts(out, ", ");
             *first = 0;
             type_name_rec(m, out, depth + 1);
         }
     }
     if (t->kind == DXT_OPTIONAL) {
-        if (!*first) dxa_buf_puts(out, ", ");
+        if (!*first) dspex_buf_puts(out, ", ");
         *first = 0;
-        dxa_buf_puts(out, "NoneType");
+        dspex_buf_puts(out, "NoneType");
     }
 }
 
-void dxa_type_name(const dxa_type *t, dxa_buf *out) { type_name_rec(t, out, 0); }
+void dxa_type_name(const dxa_type *t, dspex_buf *out) { type_name_rec(t, out, 0); }
 
 /* ---------------------------------------------------------------- schema values */
 typedef struct {
-    dxa_arena *a;
+    dspex_arena *a;
     const dxa_type *defs[64];
     size_t ndefs;
     int oom;
@@ -118,8 +118,8 @@ typedef struct {
 static dxa_val *sdict(schema_ctx *c, size_t cap) {
     dxa_val *d = dxa_val_new(c->a, DXA_DICT);
     if (d) {
-        d->keys = dxa_alloc(c->a, cap * sizeof(dxa_val *));
-        d->items = dxa_alloc(c->a, cap * sizeof(dxa_val *));
+        d->keys = dspex_arena_alloc(c->a, cap * sizeof(dxa_val *));
+        d->items = dspex_arena_alloc(c->a, cap * sizeof(dxa_val *));
     }
     if (d == NULL || d->keys == NULL || d->items == NULL) {
         c->oom = 1;
@@ -157,7 +157,7 @@ static dxa_val *stype(schema_ctx *c, const char *ty) {
 
 static dxa_val *slist(schema_ctx *c, size_t n) {
     dxa_val *l = dxa_val_new(c->a, DXA_LIST);
-    if (l) l->items = dxa_alloc(c->a, (n ? n : 1) * sizeof(dxa_val *));
+    if (l) l->items = dspex_arena_alloc(c->a, (n ? n : 1) * sizeof(dxa_val *));
     if (l == NULL || l->items == NULL) {
         c->oom = 1;
         return NULL;
@@ -311,12 +311,12 @@ static dxa_val *schema_rec(schema_ctx *c, const dxa_type *t, int depth) {
             if (strcmp(c->defs[i]->enum_name ? c->defs[i]->enum_name : "", t->enum_name ? t->enum_name : "") == 0)
                 seen = 1;
         if (!seen && c->ndefs < 64) c->defs[c->ndefs++] = t;
-        dxa_buf b;
-        dxa_buf_init(&b);
-        dxa_buf_puts(&b, "#/$defs/");
-        dxa_buf_puts(&b, t->enum_name ? t->enum_name : "Enum");
+        dspex_buf b;
+        dspex_buf_init(&b);
+        dspex_buf_puts(&b, "#/$defs/");
+        dspex_buf_puts(&b, t->enum_name ? t->enum_name : "Enum");
         dxa_val *ref = b.oom ? NULL : dxa_val_str(c->a, b.p, b.len);
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         dxa_val *d = sdict(c, 1);
         sset(c, d, "$ref", ref);
         return d;
@@ -355,7 +355,7 @@ static void sort_schema(dxa_val *v, int depth) {
         for (size_t i = 0; i < v->n; i++) sort_schema(v->items[i], depth + 1);
 }
 
-dxa_val *dxa_json_schema_val(const dxa_type *t, dxa_arena *a) {
+dxa_val *dxa_json_schema_val(const dxa_type *t, dspex_arena *a) {
     schema_ctx c = {.a = a};
     dxa_val *s = schema_rec(&c, t, 0);
     if (c.oom || s == NULL) return NULL;
@@ -379,7 +379,7 @@ dxa_val *dxa_json_schema_val(const dxa_type *t, dxa_arena *a) {
     return s;
 }
 
-int dxa_json_schema(const dxa_type *t, dxa_arena *a, dxa_buf *out) {
+int dxa_json_schema(const dxa_type *t, dspex_arena *a, dspex_buf *out) {
     dxa_val *s = dxa_json_schema_val(t, a);
     if (s == NULL) return -1;
     dxa_json_dumps(s, -1, out);

@@ -79,10 +79,10 @@ static int py_equal(const dxa_val *a, const dxa_val *b) {
     return 0;
 }
 
-static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *a, dxa_val **out, dxa_err *err,
+static int validate(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
                     int depth);
 
-static int validate_seq(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *a, dxa_val **out, dxa_err *err,
+static int validate_seq(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
                         int depth) {
     if (v->kind != DXA_LIST && v->kind != DXA_TUPLE && v->kind != DXA_SET)
         return fail(err, "Input should be a valid %s", t->kind == DXT_TUPLE ? "tuple" : t->kind == DXT_SET ? "set" : "list");
@@ -92,7 +92,7 @@ static int validate_seq(const dxa_type *t, const dxa_val *v, int strict, dxa_are
         return fail(err, "Tuple should have exactly the declared number of items", NULL);
     dxa_val *r = dxa_val_new(a, kind);
     if (r == NULL) return -1;
-    r->items = dxa_alloc(a, (v->n + 1) * sizeof(dxa_val *));
+    r->items = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
     if (r->items == NULL) return -1;
     for (size_t i = 0; i < v->n; i++) {
         const dxa_type *et = t->nargs ? t->args[(t->kind == DXT_TUPLE && !t->variadic) ? i : 0] : NULL;
@@ -112,7 +112,7 @@ static int validate_seq(const dxa_type *t, const dxa_val *v, int strict, dxa_are
     return 0;
 }
 
-static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *a, dxa_val **out, dxa_err *err,
+static int validate(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
                     int depth) {
     if (depth > DXA_MAX_DEPTH) return fail(err, "value nested too deeply", NULL);
     dxa_val *r;
@@ -230,8 +230,8 @@ static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *
         }
         r = dxa_val_new(a, DXA_DICT);
         if (r == NULL) return -1;
-        r->keys = dxa_alloc(a, (v->n + 1) * sizeof(dxa_val *));
-        r->items = dxa_alloc(a, (v->n + 1) * sizeof(dxa_val *));
+        r->keys = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
+        r->items = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
         if (r->keys == NULL || r->items == NULL) return -1;
         for (size_t i = 0; i < v->n; i++) {
             dxa_val *k, *x;
@@ -284,7 +284,7 @@ static int validate(const dxa_type *t, const dxa_val *v, int strict, dxa_arena *
     return fail(err, "unsupported type", NULL);
 }
 
-int dxa_validate(const dxa_type *t, const dxa_val *v, dxa_arena *a, dxa_val **out, dxa_err *err) {
+int dxa_validate(const dxa_type *t, const dxa_val *v, dspex_arena *a, dxa_val **out, dxa_err *err) {
     return validate(t, v, 0, a, out, err, 0);
 }
 
@@ -313,33 +313,33 @@ static int is_optional_str(const dxa_type *t) {
 }
 
 static int value_error(dxa_err *err, const char *s, size_t n, const dxa_type *t, const char *why) {
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     dxa_py_repr_str(s, n, &b);
-    dxa_buf_puts(&b, " is not a valid ");
+    dspex_buf_puts(&b, " is not a valid ");
     dxa_type_name(t, &b);
-    dxa_buf_puts(&b, ": ");
-    dxa_buf_puts(&b, why);
+    dspex_buf_puts(&b, ": ");
+    dspex_buf_puts(&b, why);
     if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid value" : b.p);
-    dxa_buf_free(&b);
+    dspex_buf_free(&b);
     return 1;
 }
 
-static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dxa_val **out, dxa_err *err) {
+static int parse_typed(const dxa_type *t, const dxa_val *value, dspex_arena *a, dxa_val **out, dxa_err *err) {
     if (t->kind == DXT_STR) {
         if (value->kind == DXA_STR) {
             *out = (dxa_val *)value;
             return 0;
         }
-        dxa_buf b;
-        dxa_buf_init(&b);
+        dspex_buf b;
+        dspex_buf_init(&b);
         dxa_py_repr(value, &b);
         if (value->kind == DXA_INT || value->kind == DXA_FLOAT || value->kind == DXA_BOOL || value->kind == DXA_NONE) {
             b.len = 0;
             dxa_py_str(value, &b);
         }
         *out = b.oom ? NULL : dxa_val_str(a, b.p ? b.p : "", b.len);
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         return *out ? 0 : -1;
     }
     if (value->kind != DXA_STR) {
@@ -356,13 +356,13 @@ static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dx
                 *out = t->enum_vals[i];
                 return 0;
             }
-        dxa_buf b;
-        dxa_buf_init(&b);
-        dxa_buf_put(&b, s, n);
-        dxa_buf_puts(&b, " is not a valid name or value for the enum ");
-        dxa_buf_puts(&b, t->enum_name ? t->enum_name : "Enum");
+        dspex_buf b;
+        dspex_buf_init(&b);
+        dspex_buf_put(&b, s, n);
+        dspex_buf_puts(&b, " is not a valid name or value for the enum ");
+        dspex_buf_puts(&b, t->enum_name ? t->enum_name : "Enum");
         if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid enum value" : b.p);
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         return 1;
     }
     if (t->kind == DXT_LITERAL) {
@@ -391,18 +391,18 @@ static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dx
                 *out = t->lits[i];
                 return 0;
             }
-        dxa_buf b;
-        dxa_buf_init(&b);
+        dspex_buf b;
+        dspex_buf_init(&b);
         dxa_py_repr_str(s, n, &b);
-        dxa_buf_puts(&b, " is not one of (");
+        dspex_buf_puts(&b, " is not one of (");
         for (size_t i = 0; i < t->nlits; i++) {
-            if (i) dxa_buf_puts(&b, ", ");
+            if (i) dspex_buf_puts(&b, ", ");
             dxa_py_repr(t->lits[i], &b);
         }
-        if (t->nlits == 1) dxa_buf_putc(&b, ',');
-        dxa_buf_putc(&b, ')');
+        if (t->nlits == 1) dspex_buf_putc(&b, ',');
+        dspex_buf_putc(&b, ')');
         if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid literal" : b.p);
-        dxa_buf_free(&b);
+        dspex_buf_free(&b);
         return 1;
     }
     if (is_optional_str(t)) return validate(t, value, 0, a, out, err, 0);
@@ -416,7 +416,7 @@ static int parse_typed(const dxa_type *t, const dxa_val *value, dxa_arena *a, dx
     return rc;
 }
 
-int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dxa_arena *a, dxa_val **out, dxa_err *err) {
+int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dspex_arena *a, dxa_val **out, dxa_err *err) {
     dxa_val *v = dxa_val_str(a, s, n);
     if (v == NULL) return -1;
     return parse_typed(t, v, a, out, err);
@@ -432,33 +432,33 @@ static int allows_none(const dxa_type *t, int depth) {
     return 0;
 }
 
-static void parse_error(dxa_arena *a, dxa_err *err, const char *adapter, const dxa_sig *sig, const char *pre,
+static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const dxa_sig *sig, const char *pre,
                         const char *text,
                         size_t len, dxa_val **vals, int with_parsed) {
-    dxa_buf b;
-    dxa_buf_init(&b);
+    dspex_buf b;
+    dspex_buf_init(&b);
     if (pre) {
-        dxa_buf_puts(&b, pre);
-        dxa_buf_puts(&b, "\n\n");
+        dspex_buf_puts(&b, pre);
+        dspex_buf_puts(&b, "\n\n");
     }
-    dxa_buf_printf(&b, "Adapter %s failed to parse the LM response. \n\nLM Response: ", adapter);
-    dxa_buf_put(&b, text, len);
-    dxa_buf_puts(&b, " \n\nExpected to find output fields in the LM response: [");
+    dspex_buf_printf(&b, "Adapter %s failed to parse the LM response. \n\nLM Response: ", adapter);
+    dspex_buf_put(&b, text, len);
+    dspex_buf_puts(&b, " \n\nExpected to find output fields in the LM response: [");
     for (size_t i = sig->ninputs, k = 0; i < sig->nfields; i++, k++) {
-        if (k) dxa_buf_puts(&b, ", ");
-        dxa_buf_put(&b, sig->fields[i].name, sig->fields[i].name_len);
+        if (k) dspex_buf_puts(&b, ", ");
+        dspex_buf_put(&b, sig->fields[i].name, sig->fields[i].name_len);
     }
-    dxa_buf_puts(&b, "] \n\n");
+    dspex_buf_puts(&b, "] \n\n");
     if (with_parsed) {
-        dxa_buf_puts(&b, "Actual output fields parsed from the LM response: [");
+        dspex_buf_puts(&b, "Actual output fields parsed from the LM response: [");
         int first = 1;
         for (size_t i = sig->ninputs, k = 0; i < sig->nfields; i++, k++) {
             if (!vals[k]) continue;
-            if (!first) dxa_buf_puts(&b, ", ");
+            if (!first) dspex_buf_puts(&b, ", ");
             first = 0;
-            dxa_buf_put(&b, sig->fields[i].name, sig->fields[i].name_len);
+            dspex_buf_put(&b, sig->fields[i].name, sig->fields[i].name_len);
         }
-        dxa_buf_puts(&b, "] \n\n");
+        dspex_buf_puts(&b, "] \n\n");
     }
     if (b.oom) {
         snprintf(err->message, sizeof err->message, "Adapter %s failed to parse the LM response.", adapter);
@@ -470,14 +470,14 @@ static void parse_error(dxa_arena *a, dxa_err *err, const char *adapter, const d
         memcpy(err->message, b.p, n);
         err->message[n] = '\0';
         if (n < b.len) {
-            err->full = dxa_strndup(a, b.p, b.len);
+            err->full = dspex_arena_strndup(a, b.p, b.len);
             err->full_len = err->full ? b.len : 0;
         }
     }
-    dxa_buf_free(&b);
+    dspex_buf_free(&b);
 }
 
-static int finish(const char *adapter, const dxa_sig *sig, const char *text, size_t len, dxa_arena *a, dxa_val **out,
+static int finish(const char *adapter, const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out,
                   dxa_err *err) {
     size_t nout = sig->nfields - sig->ninputs;
     int missing = 0;
@@ -536,7 +536,7 @@ static size_t cp_offset(const char *s, size_t n, size_t cps) {
     return n;
 }
 
-static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dxa_arena *a, dxa_val **out, dxa_err *err) {
+static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out, dxa_err *err) {
     const char **lines;
     size_t *lens;
     size_t nl = dxa_splitlines(a, text, len, &lines, &lens);
@@ -544,8 +544,8 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dxa_aren
     size_t nout = sig->nfields - sig->ninputs;
     /* section state */
     long cur = -1; /* output index of the current section, -1 = none/ignored */
-    dxa_buf sec;
-    dxa_buf_init(&sec);
+    dspex_buf sec;
+    dspex_buf_init(&sec);
     int rc = 0;
     for (size_t li = 0; li <= nl; li++) {
         const char *name = NULL;
@@ -584,16 +584,16 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dxa_aren
                     break;
                 }
                 if (r > 0) {
-                    dxa_buf m;
-                    dxa_buf_init(&m);
-                    dxa_buf_puts(&m, "Failed to parse field ");
-                    dxa_buf_put(&m, f->name, f->name_len);
-                    dxa_buf_puts(&m, " with value ");
-                    dxa_buf_put(&m, v, vn);
-                    dxa_buf_puts(&m, " from the LM response. Error message: ");
-                    dxa_buf_puts(&m, e.message);
+                    dspex_buf m;
+                    dspex_buf_init(&m);
+                    dspex_buf_puts(&m, "Failed to parse field ");
+                    dspex_buf_put(&m, f->name, f->name_len);
+                    dspex_buf_puts(&m, " with value ");
+                    dspex_buf_put(&m, v, vn);
+                    dspex_buf_puts(&m, " from the LM response. Error message: ");
+                    dspex_buf_puts(&m, e.message);
                     parse_error(a, err, "ChatAdapter", sig, m.oom ? "Failed to parse field" : m.p, text, len, out, 0);
-                    dxa_buf_free(&m);
+                    dspex_buf_free(&m);
                     rc = 1;
                     break;
                 }
@@ -606,21 +606,21 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dxa_aren
             }
             sec.len = 0;
             if (sec.p) sec.p[0] = '\0';
-            if (cur >= 0 && restlen) dxa_buf_put(&sec, rest, restlen);
+            if (cur >= 0 && restlen) dspex_buf_put(&sec, rest, restlen);
             continue;
         }
         /* section lines are joined with "\n"; leading empty lines vanish in the strip */
         if (cur >= 0) {
-            if (sec.len > 0) dxa_buf_putc(&sec, '\n');
-            dxa_buf_put(&sec, lines[li], lens[li]);
+            if (sec.len > 0) dspex_buf_putc(&sec, '\n');
+            dspex_buf_put(&sec, lines[li], lens[li]);
         }
     }
-    dxa_buf_free(&sec);
+    dspex_buf_free(&sec);
     if (rc) return rc;
     return finish("ChatAdapter", sig, text, len, a, out, err);
 }
 
-static int parse_json(const dxa_sig *sig, const char *text, size_t len, dxa_arena *a, dxa_val **out, dxa_err *err) {
+static int parse_json(const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out, dxa_err *err) {
     dxa_val *obj = NULL;
     const char *resp = text;
     size_t resplen = len;
@@ -655,14 +655,14 @@ static int parse_json(const dxa_sig *sig, const char *text, size_t len, dxa_aren
             int r = parse_typed(f->type, obj->items[i], a, &out[j], &e);
             if (r < 0) return -1;
             if (r > 0) {
-                dxa_buf m;
-                dxa_buf_init(&m);
-                dxa_buf_puts(&m, "Failed to parse field ");
-                dxa_buf_put(&m, f->name, f->name_len);
-                dxa_buf_puts(&m, " from the LM response. Error message: ");
-                dxa_buf_puts(&m, e.message);
+                dspex_buf m;
+                dspex_buf_init(&m);
+                dspex_buf_puts(&m, "Failed to parse field ");
+                dspex_buf_put(&m, f->name, f->name_len);
+                dspex_buf_puts(&m, " from the LM response. Error message: ");
+                dspex_buf_puts(&m, e.message);
                 parse_error(a, err, "JSONAdapter", sig, m.oom ? "Failed to parse field" : m.p, resp, resplen, out, 0);
-                dxa_buf_free(&m);
+                dspex_buf_free(&m);
                 return 1;
             }
         }
@@ -670,7 +670,7 @@ static int parse_json(const dxa_sig *sig, const char *text, size_t len, dxa_aren
     return finish("JSONAdapter", sig, resp, resplen, a, out, err);
 }
 
-int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, dxa_arena *a, dxa_val **out,
+int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out,
               dxa_err *err) {
     size_t nout = sig->nfields - sig->ninputs;
     for (size_t k = 0; k < nout; k++) out[k] = NULL;
