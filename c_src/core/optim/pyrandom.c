@@ -266,7 +266,7 @@ int dspex_pyrandom_sample(dspex_pyrandom *r, uint64_t n, uint64_t k, uint64_t *o
 }
 
 int dspex_pyrandom_choices(dspex_pyrandom *r, uint64_t n, size_t k, uint64_t *out) {
-    if (n == 0) return DSPEX_PYRANDOM_EVALUE;
+    if (n == 0) return k == 0 ? DSPEX_PYRANDOM_OK : DSPEX_PYRANDOM_EVALUE; /* Python indexes only when k > 0 */
     if (n > ((uint64_t)1 << 53)) return DSPEX_PYRANDOM_ELIMIT;
     double fn = (double)n;
     for (size_t i = 0; i < k; i++) {

@@ -74,7 +74,7 @@ int dspex_pyrandom_shuffle(dspex_pyrandom *r, void *base, size_t n, size_t elem_
  * k > n, ELIMIT if k > DSPEX_PYRANDOM_MAX_SAMPLE, ENOMEM if scratch fails. */
 int dspex_pyrandom_sample(dspex_pyrandom *r, uint64_t n, uint64_t k, uint64_t *out);
 /* choices(range(n), k=k) without weights: floor(random() * n) each. EVALUE if n == 0
- * (Python raises IndexError), ELIMIT if n > 2^53. */
+ * and k > 0 (Python raises IndexError), ELIMIT if n > 2^53. */
 int dspex_pyrandom_choices(dspex_pyrandom *r, uint64_t n, size_t k, uint64_t *out);
 /* choices(population, cum_weights=cum, k=k) with len == n: bisect_right over
  * cum[0..n-1) of random() * (cum[n-1] + 0.0). Pass weights through
