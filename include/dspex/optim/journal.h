@@ -18,7 +18,8 @@
  * CRC-32C is the Castagnoli CRC (include/dspex/crc32c.h). A journal is created
  * atomically (written to a temporary file, synced, then linked into place) with the
  * header, the spec record (seq 0) and a commit record, so a journal that exists always
- * has its spec.
+ * has its spec (a crash during creation can leave a "<path>.tmp-<pid>-<ns>" file behind,
+ * never a partial journal).
  *
  * Durability: dspex_journal_append only writes; dspex_journal_sync appends a COMMIT
  * record and fdatasyncs. Everything up to a commit that sync reported as done survives

@@ -1,7 +1,9 @@
 /* A TPE sampler over categorical parameters that proposes exactly what optuna's
- * TPESampler(seed=seed, multivariate=True) proposes (optuna 3.4 - 5.0 agree for this
- * use; verified against 5.0.0 with test/fixtures/tpe/traces.json): the sampler DSPy's
- * MIPROv2 runs over its per-predictor instruction and demo-set indices.
+ * TPESampler(seed=seed, multivariate=True) proposes: the sampler DSPy's MIPROv2 runs
+ * over its per-predictor instruction and demo-set indices. Verified against optuna 5.0.0
+ * (test/fixtures/tpe/traces.json); for MIPROv2's sequential use optuna 3.6 and 4.x
+ * propose the same (reference §9.5), while with trials in flight this follows 5.0's
+ * constant_liar default, which older versions did not have.
  *
  * A study has a fixed search space: parameters named as in Python, each with a number
  * of choices (values are the indices 0..n-1, like MIPROv2's `range(n)`). It is driven
