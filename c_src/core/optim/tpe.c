@@ -158,7 +158,8 @@ static int cmp_best_first(const void *pa, const void *pb) {
     return (a->number > b->number) - (a->number < b->number);
 }
 
-/* TPESampler._sample over the relative space for trial `current` (not yet stored). */
+/* TPESampler._sample over the relative space, for the trial being asked (not yet stored:
+ * optuna leaves the current trial out of its own observations). */
 static int tpe_sample(dspex_tpe *t, uint32_t *choices) {
     const size_t S = t->n_space, P = t->n_params, n_ei = t->opts.n_ei_candidates;
     uint32_t n = t->n_complete; /* trials not RUNNING (FAIL ones are not in the list) */

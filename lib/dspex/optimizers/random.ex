@@ -307,6 +307,10 @@ defmodule DSPex.Random do
   def sample(%__MODULE__{state: s}, %Range{} = range, k, []) when is_integer(k) do
     n = Enum.count(range)
     check_sample(n, k)
+
+    if n >= @two64,
+      do: raise(ArgumentError, "sample/3: ranges of 2^64 or more elements are not supported")
+
     {idx, s} = NIF.guard(fn -> NIF.random_sample(s, n, k) end)
     {Enum.map(idx, &Enum.at(range, &1)), %__MODULE__{state: s}}
   end
