@@ -30,3 +30,13 @@ DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
 
 /* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
 DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)
+
+/* CPython random.Random (nif_random.c): state in, {result, state} out */
+DSPEX_NIF(random_seed_int, 1, dspex_nif_random_seed_int, 0)
+DSPEX_NIF(random_seed_str, 1, dspex_nif_random_seed_str, 0)
+DSPEX_NIF(random_random, 1, dspex_nif_random_random, 0)
+DSPEX_NIF(random_getrandbits, 2, dspex_nif_random_getrandbits, 0)
+DSPEX_NIF(random_below, 2, dspex_nif_random_below, 0)
+DSPEX_NIF(random_shuffle, 2, dspex_nif_random_shuffle, 0)
+DSPEX_NIF(random_sample, 3, dspex_nif_random_sample, 0)
+DSPEX_NIF(random_choices, 4, dspex_nif_random_choices, 0)

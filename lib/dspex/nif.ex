@@ -63,4 +63,14 @@ defmodule DSPex.NIF do
     :error, {:badarg, msg} when is_binary(msg) ->
       reraise ArgumentError, [message: msg], __STACKTRACE__
   end
+
+  # CPython random.Random (nif_random.c); DSPex.Random wraps these
+  def random_seed_int(_le_magnitude), do: :erlang.nif_error(:not_loaded)
+  def random_seed_str(_bytes), do: :erlang.nif_error(:not_loaded)
+  def random_random(_state), do: :erlang.nif_error(:not_loaded)
+  def random_getrandbits(_state, _k), do: :erlang.nif_error(:not_loaded)
+  def random_below(_state, _n), do: :erlang.nif_error(:not_loaded)
+  def random_shuffle(_state, _list), do: :erlang.nif_error(:not_loaded)
+  def random_sample(_state, _list, _k), do: :erlang.nif_error(:not_loaded)
+  def random_choices(_state, _list, _cum_weights, _k), do: :erlang.nif_error(:not_loaded)
 end
