@@ -8,7 +8,7 @@ calls are drawn from a separate, fixed generator.
 
 Format:
   {"python": "3.11.7",
-   "cases": [{"seed": {"int": "-123"} | {"str": "abc", "utf8_hex": "616263"},
+   "cases": [{"seed": {"int": "-123"} | {"str": "abc", "utf8_hex": "616263", "as_int": "..."},
               "state": SHA256,                      # state right after seeding
               "ops": [OP, ...]}]}
   OP = {"op": NAME, ...arguments..., "out": RESULT | "error": "ValueError", "state": SHA256}
@@ -134,7 +134,11 @@ def main():
     seeds = [{"int": str(s)} for s in
              [0, 1, 9, 42, -3, -1, 2**32 - 1, 2**32, 2**64 + 5, -(10**40), 12345678901234567890123,
               2**2000 + 17]]
-    seeds += [{"str": s, "utf8_hex": s.encode().hex()} for s in
+    # as_int: the integer CPython seeds a str with (version 2: text || sha512(text)), so
+    # C tests can seed it as an int; SHA-512 itself is :crypto's job on the BEAM.
+    seeds += [{"str": s, "utf8_hex": s.encode().hex(),
+               "as_int": str(int.from_bytes(s.encode() + hashlib.sha512(s.encode()).digest(), "big"))}
+              for s in
               ["abc", "", "héllo wörld ✓", "0" * 64, hashlib.sha256(b"dspy").hexdigest(), "x" * 300,
                "\x00\x00lead"]]
     cases = []

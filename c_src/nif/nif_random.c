@@ -6,7 +6,6 @@
  * between processes and to store (a journal can record where a stream stood).
  *
  *   random_seed_int(MagnitudeLE)      -> State     abs(seed), little-endian bytes
- *   random_seed_str(Bytes)            -> State     str/bytes seed (SHA-512 version 2)
  *   random_random(State)              -> {Float, State}
  *   random_getrandbits(State, K)      -> {BitsLE, State}   K <= 2^20
  *   random_below(State, N)            -> {Int, State}      _randbelow, 0 < N < 2^64
@@ -67,16 +66,6 @@ ERL_NIF_TERM dspex_nif_random_seed_int(ErlNifEnv *env, int argc, const ERL_NIF_T
     dspex_pyrandom r;
     if (dspex_pyrandom_seed_int(&r, b.data, b.size) != DSPEX_PYRANDOM_OK)
         return dspex_raise_badarg(env, "integer seeds are limited to 2^(8 * 1048576)");
-    return make_state(env, &r);
-}
-
-ERL_NIF_TERM dspex_nif_random_seed_str(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    (void)argc;
-    ErlNifBinary b;
-    if (!enif_inspect_binary(env, argv[0], &b)) return dspex_raise_badarg(env, "seed must be a string");
-    dspex_pyrandom r;
-    if (dspex_pyrandom_seed_str(&r, b.data, b.size) != DSPEX_PYRANDOM_OK)
-        return dspex_raise_badarg(env, "string seeds are limited to 1 MiB");
     return make_state(env, &r);
 }
 

@@ -33,7 +33,6 @@ DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)
 
 /* CPython random.Random (nif_random.c): state in, {result, state} out */
 DSPEX_NIF(random_seed_int, 1, dspex_nif_random_seed_int, 0)
-DSPEX_NIF(random_seed_str, 1, dspex_nif_random_seed_str, 0)
 DSPEX_NIF(random_random, 1, dspex_nif_random_random, 0)
 DSPEX_NIF(random_getrandbits, 2, dspex_nif_random_getrandbits, 0)
 DSPEX_NIF(random_below, 2, dspex_nif_random_below, 0)

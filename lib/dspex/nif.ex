@@ -66,7 +66,6 @@ defmodule DSPex.NIF do
 
   # CPython random.Random (nif_random.c); DSPex.Random wraps these
   def random_seed_int(_le_magnitude), do: :erlang.nif_error(:not_loaded)
-  def random_seed_str(_bytes), do: :erlang.nif_error(:not_loaded)
   def random_random(_state), do: :erlang.nif_error(:not_loaded)
   def random_getrandbits(_state, _k), do: :erlang.nif_error(:not_loaded)
   def random_below(_state, _n), do: :erlang.nif_error(:not_loaded)

@@ -6,24 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dspex/sha512.h"
 
 /* ---- seeding --------------------------------------------------------------------- */
 
-/* A seed integer seen as bytes, least significant first, over up to two big-endian
- * pieces (str seeds are text || sha512(text)). */
+/* A seed integer's magnitude, least significant byte first. */
 typedef struct {
-    const unsigned char *hi, *lo; /* big-endian pieces: value = hi || lo */
-    size_t hi_len, lo_len;
-    int little; /* 1: `lo` alone, already little-endian */
+    const unsigned char *lo;
+    size_t lo_len;
 } seed_bytes;
 
-static unsigned seed_byte(const seed_bytes *s, size_t i) {
-    if (s->little) return s->lo[i];
-    if (i < s->lo_len) return s->lo[s->lo_len - 1 - i];
-    i -= s->lo_len;
-    return s->hi[s->hi_len - 1 - i];
-}
+static unsigned seed_byte(const seed_bytes *s, size_t i) { return s->lo[i]; }
 
 static uint32_t seed_word(const seed_bytes *s, size_t nbytes, size_t j) {
     uint32_t w = 0;
@@ -70,7 +62,7 @@ static void seed_from(dspex_pyrandom *r, const seed_bytes *s, size_t nbytes) {
 
 int dspex_pyrandom_seed_int(dspex_pyrandom *r, const unsigned char *mag, size_t len) {
     if (len > DSPEX_PYRANDOM_MAX_SEED_BYTES) return DSPEX_PYRANDOM_ELIMIT;
-    seed_bytes s = {.lo = mag, .lo_len = len, .little = 1};
+    seed_bytes s = {.lo = mag, .lo_len = len};
     seed_from(r, &s, len);
     return DSPEX_PYRANDOM_OK;
 }
@@ -79,15 +71,6 @@ void dspex_pyrandom_seed_u64(dspex_pyrandom *r, uint64_t seed) {
     unsigned char b[8];
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(seed >> (8 * i));
     dspex_pyrandom_seed_int(r, b, 8);
-}
-
-int dspex_pyrandom_seed_str(dspex_pyrandom *r, const unsigned char *utf8, size_t len) {
-    if (len > DSPEX_PYRANDOM_MAX_SEED_BYTES) return DSPEX_PYRANDOM_ELIMIT;
-    unsigned char digest[DSPEX_SHA512_DIGEST_LEN];
-    dspex_sha512(utf8, len, digest);
-    seed_bytes s = {.hi = utf8, .hi_len = len, .lo = digest, .lo_len = sizeof(digest), .little = 0};
-    seed_from(r, &s, len + sizeof(digest));
-    return DSPEX_PYRANDOM_OK;
 }
 
 void dspex_pyrandom_export(const dspex_pyrandom *r, unsigned char out[DSPEX_PYRANDOM_STATE_BYTES]) {

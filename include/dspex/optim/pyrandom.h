@@ -37,10 +37,6 @@ enum {
 int dspex_pyrandom_seed_int(dspex_pyrandom *r, const unsigned char *mag, size_t len);
 /* random.Random(seed) for 0 <= seed < 2^64 (convenience over seed_int). */
 void dspex_pyrandom_seed_u64(dspex_pyrandom *r, uint64_t seed);
-/* random.Random(text) for a str seed (version 2): the seed is the big-endian integer
- * of text's UTF-8 bytes followed by their SHA-512 digest. `utf8` is not validated:
- * pass the exact bytes Python's str.encode() would give. */
-int dspex_pyrandom_seed_str(dspex_pyrandom *r, const unsigned char *utf8, size_t len);
 
 /* random.getstate()[1]: 624 words and the position, little-endian uint32 each. */
 void dspex_pyrandom_export(const dspex_pyrandom *r, unsigned char out[DSPEX_PYRANDOM_STATE_BYTES]);

@@ -87,7 +87,8 @@ defmodule DSPex.Random do
   end
 
   def new(seed) when is_binary(seed) do
-    %__MODULE__{state: NIF.guard(fn -> NIF.random_seed_str(seed) end)}
+    # CPython's version-2 str seed: the big-endian integer of text || sha512(text).
+    new(:binary.decode_unsigned(seed <> :crypto.hash(:sha512, seed)))
   end
 
   def new(seed) do
