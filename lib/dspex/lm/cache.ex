@@ -18,15 +18,7 @@ defmodule DSPex.LM.Cache do
     `:memory_max_entries`; the disk tier, when it grows beyond `:disk_size_limit_bytes`,
     removes the oldest files (by modification time; hits touch their file) down to 90 %.
 
-  Configure with `configure/1` (or `config :dspex, :cache, ...`, read at first use):
-
-  | option | default |
-  |---|---|
-  | `:enable_memory` | `true` |
-  | `:enable_disk` | `true` |
-  | `:dir` | `$DSPEX_CACHE_DIR` or `~/.cache/dspex` |
-  | `:memory_max_entries` | `1_000_000` |
-  | `:disk_size_limit_bytes` | `$DSPEX_CACHE_LIMIT` or 30 GB |
+  Configure with `configure/1` (or `config :dspex, :cache, ...`, read at first use).
 
   Disable caching per LM (`DSPex.LM.new(..., cache: false)`) or per call
   (`%{cache: false}` in params).
@@ -83,7 +75,12 @@ defmodule DSPex.LM.Cache do
     do: Store.put(key, completion)
 
   @doc """
-  Changes the cache configuration (see the module doc). Returns `:ok`.
+  Changes the cache configuration. Returns `:ok`; unknown options raise
+  `ArgumentError`.
+
+  ## Options
+
+  #{DSPex.Options.docs(Store.options_schema())}
 
   ## Examples
 

@@ -9,6 +9,10 @@ defmodule DSPex.LMTest do
   alias DSPex.Test.LoopbackServer
 
   doctest DSPex.LM
+  doctest DSPex.BaseLM
+  doctest DSPex.LM.Pipeline
+  doctest DSPex.LM.Scripted
+  doctest DSPex.LM.History
 
   @secret "sk-SECRET-do-not-leak-7f3a"
   @answer "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"

@@ -1,5 +1,6 @@
 defmodule DSPex.PredictTest do
   use ExUnit.Case, async: false
+  doctest DSPex.Predict
 
   import DSPex.ModulesTest.Support
   alias DSPex.{Error, LM.Scripted, Prediction, Predict}
