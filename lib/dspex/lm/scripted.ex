@@ -224,18 +224,23 @@ defmodule DSPex.LM.Scripted.Script do
   def handle_call({:set_script, script}, _from, st),
     do: {:reply, :ok, %{st | script: script, pos: 0}}
 
-  def handle_call({:take, n, req}, _from, st) do
+  def handle_call({:take, n, req}, _from, st) when is_integer(n) and n > 0 do
     {reply, st} = take(%{st | requests: [req | st.requests]}, n)
     {:reply, reply, st}
   end
 
+  # No function_clause crash on a stray call: its stack frame would carry the arguments
+  # (the state with every recorded prompt), which format_status/1 cannot reach.
+  def handle_call(_other, _from, st), do: {:reply, {:error, :unknown_call}, st}
+
   # OTP 25 calls format_status/1 (when exported) for crash reports and
-  # :sys.get_status/1: the recorded prompts and the message being handled are replaced
-  # by counts. (Elixir 1.14's GenServer declares only format_status/2, hence no @impl.)
+  # :sys.get_status/1: the recorded prompts become counts, the message being handled and
+  # the exit reason a description without data (DSPex.Error.describe/1). (Elixir 1.14's
+  # GenServer declares only format_status/2, hence no @impl.)
   def format_status(status) do
     status
     |> Map.update(:state, nil, &redact_state/1)
-    |> Map.update(:message, nil, &redact_message/1)
+    |> Map.update(:message, nil, &DSPex.Error.describe/1)
     |> Map.update(:reason, nil, &DSPex.Error.describe/1)
     |> Map.update(:log, [], fn _ -> [] end)
   end
@@ -246,11 +251,6 @@ defmodule DSPex.LM.Scripted.Script do
   end
 
   defp redact_state(other), do: other
-
-  defp redact_message({:take, n, _req}), do: {:take, n, :redacted}
-  defp redact_message({:"$gen_call", from, msg}), do: {:"$gen_call", from, redact_message(msg)}
-  defp redact_message({:set_script, _}), do: {:set_script, :redacted}
-  defp redact_message(other), do: other
 
   defp take(%{script: fun} = st, _n) when is_function(fun), do: {{:fun, fun}, st}
 

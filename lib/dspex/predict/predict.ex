@@ -3,14 +3,16 @@ defmodule DSPex.Predict do
   The basic predictor, like `dspy.Predict`: one signature, its demos, an optional LM
   and adapter, and request config.
 
-      qa = DSPex.Predict.new("question -> answer")
-      {:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
-      pred.answer
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "Paris"}])
+      iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
+      iex> {:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
+      iex> pred.answer
+      "Paris"
 
   A call formats the prompt with the adapter (`DSPex.Adapter.Chat` unless configured),
-  sends it to the LM, parses every choice, records call history
-  (`DSPex.inspect_history/1`), appends `{name, inputs, outputs}` to the active trace
-  (`DSPex.Trace`) and returns `{:ok, %DSPex.Prediction{}}`.
+  sends it to the LM through `DSPex.BaseLM` (which records usage and the call history,
+  `DSPex.inspect_history/1`), parses every choice, appends `{name, inputs, outputs}` to
+  the active trace (`DSPex.Trace`) and returns `{:ok, %DSPex.Prediction{}}`.
 
   Options of `new/2` are listed there; per-call options of `DSPex.call/3` at `call/3`.
   With `n > 1` and a temperature unset or ≤ 0.15, temperature is forced to 0.7 (as DSPy

@@ -150,9 +150,12 @@ defmodule DSPex.Module do
 
   ## Examples
 
-      iex> cot = DSPex.ChainOfThought.new(%DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :q}], outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]})
+      iex> cot = DSPex.ChainOfThought.new("question -> answer")
       iex> for {name, _} <- DSPex.Module.named_predictors(cot), do: name
       ["predict"]
+      iex> best = DSPex.BestOfN.new(cot, n: 2, reward_fn: fn _, _ -> 1.0 end)
+      iex> for {name, _} <- DSPex.Module.named_predictors(best), do: name
+      ["module.predict"]
   """
   @spec named_predictors(term) :: [{binary, Predict.t()}]
   def named_predictors(%Predict{} = p), do: [{"self", p}]
@@ -220,8 +223,9 @@ defmodule DSPex.Module do
 
   ## Examples
 
-      iex> p = DSPex.Predict.new(%DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :q}], outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]})
-      iex> DSPex.Module.map_predictors(p, &%{&1 | config: %{n: 2}}).config
+      iex> cot = DSPex.ChainOfThought.new("question -> answer")
+      iex> cot = DSPex.Module.map_predictors(cot, &%{&1 | config: %{n: 2}})
+      iex> cot.predict.config
       %{n: 2}
   """
   @spec map_predictors(term, (Predict.t() -> Predict.t()) | (binary, Predict.t() -> Predict.t())) ::
