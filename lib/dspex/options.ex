@@ -217,7 +217,7 @@ defmodule DSPex.Options do
     {:error,
      DSPex.Error.new(
        :invalid_option,
-       "options for #{context} must be a keyword list, got: #{inspect(opts, limit: 5)}",
+       "options for #{context} must be a keyword list, got: #{DSPex.Error.describe(opts)}",
        %{option: nil}
      )}
   end

@@ -4,10 +4,12 @@ defmodule DSPex.LM.Cache do
   on-disk store (one file per entry, sharded by hash prefix, bounded by total bytes), like
   DSPy's `dspy.cache`.
 
-  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`, C) of the canonical JSON
+  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`) of the canonical JSON
     (`DSPex.JSON.encode(request, sort_keys: true)`) of the request: model, messages, and
-    every request parameter that reaches the provider, plus `rollout_id`; minus secrets
-    and transport settings (`api_key`, `api_base`, headers, timeouts, retries).
+    every request parameter that reaches the provider, plus `rollout_id`, plus the
+    endpoint when the LM talks to a server other than its provider's default; minus
+    secrets and transport settings (`api_key`, headers, timeouts, retries). See
+    `DSPex.LM.Pipeline.cache_key/4`.
   * **Lookup**: memory, then disk (a disk hit is promoted to memory).
   * **Writes**: memory at once; disk through a temporary file and `rename/2`, so readers
     never see half a file and concurrent writers of one key are harmless.

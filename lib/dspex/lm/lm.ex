@@ -256,6 +256,14 @@ defmodule DSPex.LM do
     }
   end
 
+  defp provider_spec!("local", name, _opts) do
+    # In-process models (design: lib/dspex/local/, c_src/core/infer/) implement
+    # DSPex.BaseLM themselves; this build has none.
+    raise ArgumentError,
+          "#{inspect("local/" <> name)}: local models are not part of this build; " <>
+            "use a provider (e.g. \"openai/<model>\" with api_base: for a llama.cpp or vLLM server)"
+  end
+
   defp provider_spec!(provider, name, opts) do
     case Map.fetch(@providers, provider) do
       {:ok, spec} ->

@@ -4,7 +4,7 @@ defmodule DSPex.LM.Provider do
   stream of server-sent events) becomes a DSPex completion, and how an HTTP error
   becomes a typed `%DSPex.Error{}`.
 
-  Providers are pure: they never do I/O. `DSPex.LM` sends what `build/4` returns through
+  Providers are pure: they never do I/O. `DSPex.LM.Pipeline` sends what `build/4` returns through
   the port transport (`DSPex.Pool`) and hands the decoded reply back to `parse/2`.
 
   Built-in providers: `DSPex.LM.Providers.OpenAI` (Chat Completions and every

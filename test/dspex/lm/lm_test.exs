@@ -611,9 +611,11 @@ defmodule DSPex.LMTest do
     end
 
     test "local/ is not a provider of the remote LM" do
-      assert_raise ArgumentError, ~r/unknown LM provider "local"/, fn ->
-        LM.new("local/model.gguf")
-      end
+      assert_raise ArgumentError,
+                   ~r/"local\/model.gguf": local models are not part of this build/,
+                   fn ->
+                     LM.new("local/model.gguf")
+                   end
     end
 
     test "copy changes only what it is given" do
