@@ -122,6 +122,14 @@ DSPex.inspect_history(1)
 section.("Usage (per model)")
 IO.inspect(DSPex.LM.History.usage_totals())
 
+section.("Options are checked: a typo is an error, not a silent provider field")
+
+try do
+  DSPex.Predict.new("question -> answer", tempreature: 0.2)
+rescue
+  e in ArgumentError -> IO.puts(String.slice(e.message, 0, 110) <> " ...")
+end
+
 # ---------------------------------------------------------------------------------------
 # The same program against a real HTTP provider. No LM API is reachable here, so the demo
 # starts a fake OpenAI-compatible server on 127.0.0.1 (the one the tests use). Every call

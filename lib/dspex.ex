@@ -16,8 +16,11 @@ defmodule DSPex do
   alias DSPex.{Error, Prediction, Settings}
 
   @doc """
-  Sets global settings (`lm:`, `adapter:`, `track_usage:`, `max_history_size:`,
-  `max_trace_size:`, ...). See `DSPex.Settings`.
+  Sets global settings, like `dspy.configure`. Unknown keys raise `ArgumentError`.
+
+  ## Options
+
+  #{DSPex.Options.docs(DSPex.Settings.schema())}
 
   ## Examples
 
@@ -44,20 +47,23 @@ defmodule DSPex do
   `%DSPex.Example{}`).
 
   Per-call options: `lm:`, `adapter:`, `config:` (request params), `demos:`,
-  `signature:` (predictors). Returns `{:ok, %DSPex.Prediction{}}` (or whatever a
-  program's `forward/2` returns) or `{:error, %DSPex.Error{}}`.
+  `signature:` (predictors; see `DSPex.Predict.call/3`). Returns
+  `{:ok, %DSPex.Prediction{}}` (or whatever a program's `forward/2` returns) or
+  `{:error, %DSPex.Error{}}`.
 
   With `DSPex.configure(track_usage: true)` the prediction's `lm_usage` holds the
   usage of every LM call made inside, per model.
 
   ## Examples
 
-      iex> lm = DSPex.LM.Scripted.new(["[[ ## answer ## ]]\\nParis\\n\\n[[ ## completed ## ]]"])
-      iex> sig = %DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :question, prefix: "Question:"}],
-      ...>   outputs: [%DSPex.Signature.Field{name: :answer, kind: :output, prefix: "Answer:"}]}
-      iex> {:error, %DSPex.Error{type: :missing_inputs}} = DSPex.call(DSPex.Predict.new(sig, lm: lm), %{})
-      iex> :ok
-      :ok
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "Paris"}])
+      iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
+      iex> {:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
+      iex> pred.answer
+      "Paris"
+      iex> {:error, %DSPex.Error{type: :missing_inputs}} = DSPex.call(qa, %{})
+      iex> :done
+      :done
   """
   @spec call(struct, keyword | map | DSPex.Example.t(), keyword) ::
           {:ok, term} | {:error, Error.t()}
@@ -126,18 +132,8 @@ defmodule DSPex do
   @doc """
   Streams a program's output: see `DSPex.Streaming.stream/3`.
   """
-  @spec stream(struct, keyword | map, keyword) :: term
-  def stream(program, inputs, opts \\ []) do
-    if Code.ensure_loaded?(DSPex.Streaming) and function_exported?(DSPex.Streaming, :stream, 3) do
-      apply(DSPex.Streaming, :stream, [program, inputs, opts])
-    else
-      raise UndefinedFunctionError,
-        module: DSPex.Streaming,
-        function: :stream,
-        arity: 3,
-        message: "DSPex.Streaming is not available in this build"
-    end
-  end
+  @spec stream(struct, keyword | map, keyword) :: Enumerable.t()
+  defdelegate stream(program, inputs, opts \\ []), to: DSPex.Streaming
 
   @doc """
   Runs `program` over many inputs concurrently, results in input order (DSPy's

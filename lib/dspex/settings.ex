@@ -9,20 +9,11 @@ defmodule DSPex.Settings do
   `async_stream/3`, `DSPex.Parallel`) inherit the caller's overrides: capture them with
   `capture/0` and reinstall them with `restore/1` when you spawn your own processes.
 
-  Keys and defaults (DSPy's `DEFAULT_CONFIG` where one exists):
-
-  | key | default | meaning |
-  |---|---|---|
-  | `:lm` | `nil` | default LM for every predictor without its own |
-  | `:adapter` | `nil` (→ `DSPex.Adapter.Chat`) | default adapter |
-  | `:track_usage` | `false` | attach usage to every top-level prediction |
-  | `:max_history_size` | `10_000` | call-history ring size |
-  | `:max_trace_size` | `10_000` | cap on one trace |
-  | `:num_threads` | `8` | `DSPex.Parallel` concurrency |
-  | `:max_errors` | `10` | `DSPex.Parallel` error budget |
-  | `:disable_history` | `false` | stop recording call history |
-  | `:lm_params` | `%{}` | request params merged *under* each predictor's config |
-  | `:stream_to` / `:stream_ref` | `nil` | streaming sink (see `DSPex.stream/3`) |
+  Keys and defaults (DSPy's `DEFAULT_CONFIG` where one exists) are declared once, in
+  `schema/0`; `configure/1` and `with_settings/2` raise `ArgumentError` for any other
+  key. The `:stream_to`/`:stream_ref` and `:usage_trackers` keys are how `DSPex.stream/3`
+  and `DSPex.track_usage/1` reach every predictor a program runs (DSPy's
+  `dspy.context(send_stream=...)` and `usage_tracker`).
 
   ## Examples
 
@@ -37,19 +28,66 @@ defmodule DSPex.Settings do
   @global_key {__MODULE__, :global}
   @local_key :"$dspex_settings"
 
-  @defaults %{
-    lm: nil,
-    adapter: nil,
-    track_usage: false,
-    max_history_size: 10_000,
-    max_trace_size: 10_000,
-    num_threads: 8,
-    max_errors: 10,
-    disable_history: false,
-    lm_params: %{},
-    stream_to: nil,
-    stream_ref: nil
-  }
+  @schema DSPex.Options.schema!(
+            lm: [
+              type: {:or, [:struct, nil]},
+              default: nil,
+              doc: "The default LM of every predictor without its own."
+            ],
+            adapter: [
+              type: {:or, [:module, nil]},
+              default: nil,
+              doc: "The default adapter (`nil`: `DSPex.Adapter.Chat`)."
+            ],
+            track_usage: [
+              type: :boolean,
+              default: false,
+              doc: "Attach usage to every top-level prediction."
+            ],
+            max_history_size: [
+              type: :non_neg_integer,
+              default: 10_000,
+              doc: "Most entries of the call history (`DSPex.LM.History`)."
+            ],
+            max_history_bytes: [
+              type: :non_neg_integer,
+              default: 64 * 1024 * 1024,
+              doc: "Most bytes the call history holds (64 MiB)."
+            ],
+            disable_history: [
+              type: :boolean,
+              default: false,
+              doc: "Stop recording the call history."
+            ],
+            max_trace_size: [type: :non_neg_integer, default: 10_000, doc: "Cap on one trace."],
+            num_threads: [type: :pos_integer, default: 8, doc: "`DSPex.Parallel` concurrency."],
+            max_errors: [
+              type: :non_neg_integer,
+              default: 10,
+              doc: "`DSPex.Parallel` error budget."
+            ],
+            lm_params: [
+              type: {:or, [:map, :keyword]},
+              default: %{},
+              doc: "Request params merged *under* each predictor's config."
+            ],
+            stream_to: [
+              type: {:or, [:pid, nil]},
+              default: nil,
+              doc:
+                "Streaming sink, set by `DSPex.stream/3`: receives `{:dspex_stream, ref, predictor, event}`."
+            ],
+            stream_ref: [type: :any, default: nil, doc: "The `ref` of those messages."],
+            usage_trackers: [
+              type: {:list, :pid},
+              doc: "The open `DSPex.track_usage/1` scopes (set by `DSPex.Usage`)."
+            ]
+          )
+
+  @defaults for {k, spec} <- @schema,
+                Keyword.has_key?(spec, :default),
+                into: %{},
+                do: {k, spec[:default]}
 
   @typedoc "Opaque snapshot of the caller's overrides, from `capture/0`."
   @type snapshot :: map
@@ -64,6 +102,25 @@ defmodule DSPex.Settings do
   """
   @spec defaults() :: map
   def defaults, do: @defaults
+
+  @doc """
+  The settings schema (`DSPex.Options`):
+
+  #{DSPex.Options.docs(@schema)}
+
+  ## Examples
+
+      iex> :lm in DSPex.Options.keys(DSPex.Settings.schema())
+      true
+  """
+  @spec schema() :: DSPex.Options.schema()
+  def schema, do: @schema
+
+  # Only the given keys: the defaults are read through get/2, never stored.
+  defp validate!(opts, context) do
+    given = Enum.map(opts, fn {k, _} -> k end)
+    opts |> DSPex.Options.validate!(@schema, context) |> Keyword.take(given)
+  end
 
   @doc """
   Reads `key`: process override first, then global setting, then built-in default, then
@@ -114,6 +171,7 @@ defmodule DSPex.Settings do
 
   @doc """
   Sets global settings (merged into the current ones). Prefer `DSPex.configure/1`.
+  Raises `ArgumentError` for a key or value the schema (`schema/0`) does not allow.
 
   ## Examples
 
@@ -122,6 +180,7 @@ defmodule DSPex.Settings do
   """
   @spec configure(keyword | map) :: :ok
   def configure(opts) when is_list(opts) or is_map(opts) do
+    opts = validate!(opts, "DSPex.configure/1")
     current = :persistent_term.get(@global_key, %{})
     :persistent_term.put(@global_key, Map.merge(current, Map.new(opts)))
     :ok
@@ -152,6 +211,7 @@ defmodule DSPex.Settings do
   """
   @spec with_settings(keyword | map, (() -> result)) :: result when result: term
   def with_settings(opts, fun) when (is_list(opts) or is_map(opts)) and is_function(fun, 0) do
+    opts = validate!(opts, "DSPex.with_settings/2")
     previous = Process.get(@local_key)
     Process.put(@local_key, Map.merge(previous || %{}, Map.new(opts)))
 

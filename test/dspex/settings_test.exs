@@ -2,17 +2,6 @@ defmodule DSPex.SettingsTest do
   use ExUnit.Case, async: false
 
   doctest DSPex.Settings
-  doctest DSPex.Example
-  doctest DSPex.Prediction
-  doctest DSPex.Trace
-  doctest DSPex.LM.History
-  doctest DSPex.LM.Scripted
-  doctest DSPex.Predict
-  doctest DSPex.ChainOfThought
-  doctest DSPex.Module
-  doctest DSPex.MultiChainComparison
-  doctest DSPex.Majority
-  doctest DSPex
 
   setup do
     saved = :persistent_term.get({DSPex.Settings, :global}, %{})
@@ -29,16 +18,36 @@ defmodule DSPex.SettingsTest do
     assert DSPex.Settings.get(:unknown, :fb) == :fb
   end
 
+  test "configure and with_settings check keys and values against the schema" do
+    assert_raise ArgumentError,
+                 ~r/unknown option :max_trace for DSPex.configure\/1 \(did you mean :max_trace_size\?\); valid options: :adapter, /,
+                 fn -> DSPex.configure(max_trace: 5) end
+
+    assert_raise ArgumentError,
+                 ~r/:num_threads of DSPex.with_settings\/2: expected a positive integer/,
+                 fn ->
+                   DSPex.with_settings([num_threads: 0], fn -> :never end)
+                 end
+
+    # configure stores only what it is given: other global settings are kept
+    DSPex.configure(max_errors: 4)
+    DSPex.configure(num_threads: 2)
+    assert {DSPex.Settings.get(:max_errors), DSPex.Settings.get(:num_threads)} == {4, 2}
+  end
+
   test "with_settings nests and restores on raise" do
-    DSPex.with_settings([a: 1], fn ->
-      DSPex.with_settings([b: 2], fn ->
-        assert {DSPex.Settings.get(:a), DSPex.Settings.get(:b)} == {1, 2}
+    DSPex.with_settings([max_errors: 1], fn ->
+      DSPex.with_settings([num_threads: 2], fn ->
+        assert {DSPex.Settings.get(:max_errors), DSPex.Settings.get(:num_threads)} == {1, 2}
       end)
 
-      assert DSPex.Settings.get(:b) == nil
+      assert DSPex.Settings.get(:num_threads) == 8
 
-      assert_raise RuntimeError, fn -> DSPex.with_settings([a: 9], fn -> raise "x" end) end
-      assert DSPex.Settings.get(:a) == 1
+      assert_raise RuntimeError, fn ->
+        DSPex.with_settings([max_errors: 9], fn -> raise "x" end)
+      end
+
+      assert DSPex.Settings.get(:max_errors) == 1
     end)
 
     assert DSPex.Settings.capture() == %{}
@@ -60,22 +69,14 @@ defmodule DSPex.SettingsTest do
       1..50
       |> Enum.map(fn i ->
         Task.async(fn ->
-          DSPex.with_settings([lm: {:lm, i}], fn ->
+          DSPex.with_settings([max_trace_size: i], fn ->
             Process.sleep(rem(i, 3))
-            DSPex.Settings.get(:lm)
+            DSPex.Settings.get(:max_trace_size)
           end)
         end)
       end)
       |> Enum.map(&Task.await/1)
 
-    assert results == for(i <- 1..50, do: {:lm, i})
-  end
-
-  test "DSPex.stream/3 explains when streaming is unavailable or delegates" do
-    if Code.ensure_loaded?(DSPex.Streaming) do
-      assert function_exported?(DSPex.Streaming, :stream, 3)
-    else
-      assert_raise UndefinedFunctionError, fn -> DSPex.stream(nil, []) end
-    end
+    assert results == Enum.to_list(1..50)
   end
 end

@@ -4,10 +4,12 @@ defmodule DSPex.LM.Cache do
   on-disk store (one file per entry, sharded by hash prefix, bounded by total bytes), like
   DSPy's `dspy.cache`.
 
-  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`, C) of the canonical JSON
+  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`) of the canonical JSON
     (`DSPex.JSON.encode(request, sort_keys: true)`) of the request: model, messages, and
-    every request parameter that reaches the provider, plus `rollout_id`; minus secrets
-    and transport settings (`api_key`, `api_base`, headers, timeouts, retries).
+    every request parameter that reaches the provider, plus `rollout_id`, plus the
+    endpoint when the LM talks to a server other than its provider's default; minus
+    secrets and transport settings (`api_key`, headers, timeouts, retries). See
+    `DSPex.LM.Pipeline.cache_key/4`.
   * **Lookup**: memory, then disk (a disk hit is promoted to memory).
   * **Writes**: memory at once; disk through a temporary file and `rename/2`, so readers
     never see half a file and concurrent writers of one key are harmless.
@@ -18,15 +20,7 @@ defmodule DSPex.LM.Cache do
     `:memory_max_entries`; the disk tier, when it grows beyond `:disk_size_limit_bytes`,
     removes the oldest files (by modification time; hits touch their file) down to 90 %.
 
-  Configure with `configure/1` (or `config :dspex, :cache, ...`, read at first use):
-
-  | option | default |
-  |---|---|
-  | `:enable_memory` | `true` |
-  | `:enable_disk` | `true` |
-  | `:dir` | `$DSPEX_CACHE_DIR` or `~/.cache/dspex` |
-  | `:memory_max_entries` | `1_000_000` |
-  | `:disk_size_limit_bytes` | `$DSPEX_CACHE_LIMIT` or 30 GB |
+  Configure with `configure/1` (or `config :dspex, :cache, ...`, read at first use).
 
   Disable caching per LM (`DSPex.LM.new(..., cache: false)`) or per call
   (`%{cache: false}` in params).
@@ -83,7 +77,12 @@ defmodule DSPex.LM.Cache do
     do: Store.put(key, completion)
 
   @doc """
-  Changes the cache configuration (see the module doc). Returns `:ok`.
+  Changes the cache configuration. Returns `:ok`; unknown options raise
+  `ArgumentError`.
+
+  ## Options
+
+  #{DSPex.Options.docs(Store.options_schema())}
 
   ## Examples
 

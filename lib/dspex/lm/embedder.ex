@@ -23,12 +23,31 @@ defmodule DSPex.Embedder do
 
   @type t :: %__MODULE__{}
 
+  @own_options DSPex.Options.schema!(
+                 batch_size: [type: :pos_integer, default: 200, doc: "Texts per request."],
+                 caching: [
+                   type: :boolean,
+                   default: true,
+                   doc: "Use the response cache (hosted models only)."
+                 ],
+                 dimensions: [type: :pos_integer, doc: "Vector size (models that allow it)."],
+                 encoding_format: [type: :string, doc: "OpenAI `encoding_format`."],
+                 user: [type: :string, doc: "OpenAI `user`."]
+               )
+
+  @lm_keys ~w(api_key api_base base_url provider num_retries max_retries timeout headers
+              connect_timeout_ms first_byte_timeout_ms idle_timeout_ms retry_base_ms
+              retry_max_ms circuit_breaker pool session cache)a
+
+  @options @own_options ++ DSPex.Options.take(DSPex.LM.options_schema(), @lm_keys)
+
   @doc """
   Builds an embedder from `"provider/model"` (OpenAI-compatible providers) or from a
-  function `([binary] -> [[number]])`.
+  function `([binary] -> [[number]])` (which takes only `:batch_size`).
 
-  Options: `:batch_size` (200), `:caching` (true), `:dimensions`, `:encoding_format`,
-  `:user`, plus `DSPex.LM.new/2`'s connection options.
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
@@ -42,19 +61,19 @@ defmodule DSPex.Embedder do
   def new(model_or_fun, opts \\ [])
 
   def new(fun, opts) when is_function(fun, 1) do
-    %__MODULE__{
-      model: "callable",
-      fun: fun,
-      batch_size: Keyword.get(opts, :batch_size, 200),
-      caching: false
-    }
+    opts =
+      DSPex.Options.validate!(
+        opts,
+        DSPex.Options.take(@own_options, [:batch_size]),
+        "DSPex.Embedder.new/2"
+      )
+
+    %__MODULE__{model: "callable", fun: fun, batch_size: opts[:batch_size], caching: false}
   end
 
   def new(model, opts) when is_binary(model) do
-    {own, lm_opts} =
-      Keyword.split(opts, [:batch_size, :caching, :dimensions, :encoding_format, :user])
-
-    lm = DSPex.LM.new(model, lm_opts)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Embedder.new/2")
+    lm = DSPex.LM.new(model, Keyword.take(opts, @lm_keys))
 
     unless lm.provider_module == DSPex.LM.Providers.OpenAI do
       raise ArgumentError,
@@ -62,15 +81,15 @@ defmodule DSPex.Embedder do
     end
 
     params =
-      own
+      opts
       |> Keyword.take([:dimensions, :encoding_format, :user])
       |> Map.new(fn {k, v} -> {Atom.to_string(k), v} end)
 
     %__MODULE__{
       model: lm.model,
       lm: lm,
-      batch_size: Keyword.get(own, :batch_size, 200),
-      caching: Keyword.get(own, :caching, true),
+      batch_size: opts[:batch_size],
+      caching: opts[:caching],
       params: params
     }
   end
@@ -137,13 +156,7 @@ defmodule DSPex.Embedder do
   defp embed_batch(emb, batch) do
     body = Map.merge(emb.params, %{"model" => emb.lm.model_name, "input" => batch})
 
-    key =
-      if emb.caching and emb.lm.cache != false,
-        do:
-          Cache.key(
-            Map.merge(body, %{"model" => emb.model, "_fn_identifier" => "dspex.embedder"})
-          ),
-        else: nil
+    key = if emb.caching and emb.lm.cache != false, do: cache_key(emb, body), else: nil
 
     case Cache.get(key) do
       {:ok, %{vectors: vecs}} ->
@@ -154,6 +167,18 @@ defmodule DSPex.Embedder do
           Cache.put(key, %{vectors: vecs})
           {:ok, vecs}
         end
+    end
+  end
+
+  @doc false
+  # As the LM's (DSPex.LM.Pipeline.cache_key/4): the endpoint joins the key only for a
+  # server other than the provider's default, so older keys stay valid.
+  def cache_key(%__MODULE__{} = emb, body) do
+    request = Map.merge(body, %{"model" => emb.model, "_fn_identifier" => "dspex.embedder"})
+
+    case DSPex.LM.Pipeline.custom_endpoint(emb.lm) do
+      nil -> Cache.key(request)
+      endpoint -> Cache.key(Map.put(request, "api_base", endpoint))
     end
   end
 
@@ -173,18 +198,20 @@ defmodule DSPex.Embedder do
       result =
         with {:ok, json} <- DSPex.JSON.encode(body),
              {:ok, resp} <-
-               DSPex.Pool.request(
-                 %{
-                   url: base <> "/embeddings",
-                   method: "POST",
-                   headers: headers,
-                   body: json,
-                   max_retries: lm.num_retries
-                 },
-                 pool: lm.pool,
-                 timeout: lm.timeout,
-                 retry_on_port_exit: true
-               ) do
+               DSPex.LM.Pipeline.pool_call(fn ->
+                 DSPex.Pool.request(
+                   %{
+                     url: base <> "/embeddings",
+                     method: "POST",
+                     headers: headers,
+                     body: json,
+                     max_retries: lm.num_retries
+                   },
+                   pool: lm.pool,
+                   timeout: lm.timeout,
+                   retry_on_port_exit: true
+                 )
+               end) do
           handle(emb, lm, resp)
         end
 

@@ -3,11 +3,20 @@ defmodule DSPex.LM.History do
   Bounded call history of every LM request made by predictors, plus per-model usage
   totals — DSPy's `GLOBAL_HISTORY` and `dspy.inspect_history`.
 
-  Entries live in a public ordered ETS table owned by this process (started under
-  `DSPex.Application`, or on demand). Writers insert directly (no message round trip);
-  the table is trimmed to `DSPex.Settings.get(:max_history_size)` (default 10 000)
-  oldest-first, so memory stays bounded (DSPy issue #7262). Set
-  `disable_history: true` to stop recording.
+  `DSPex.BaseLM` records one entry per successful LM call (predictor calls and direct
+  `DSPex.LM.request/3` calls alike, as DSPy's `BaseLM.__call__` does).
+
+  Entries live in a public ordered ETS table owned by a `DSPex.TableOwner` (started
+  under `DSPex.Application`, or on demand). Writers insert directly (no message round
+  trip) and trim oldest-first to two bounds, so memory stays bounded (DSPy issue
+  #7262):
+
+    * `DSPex.Settings.get(:max_history_size)` entries (default 10 000), and
+    * `DSPex.Settings.get(:max_history_bytes)` bytes (default 64 MiB), an entry's size
+      being `:erlang.external_size/1` of it — its prompts and replies. The newest entry
+      is always kept, so one call larger than the bound can still be inspected.
+
+  Set `disable_history: true` to stop recording.
 
   An entry is a map:
 
@@ -30,6 +39,8 @@ defmodule DSPex.LM.History do
 
   @table :dspex_lm_history
   @usage_table :dspex_lm_usage_totals
+  # {:bytes, n}: the bytes held by the entries of @table.
+  @meta_table :dspex_lm_history_meta
 
   @doc false
   # The owner of the history tables (a DSPex.TableOwner, started by DSPex.Application).
@@ -38,7 +49,8 @@ defmodule DSPex.LM.History do
       name: __MODULE__,
       tables: [
         {@table, [:ordered_set, write_concurrency: true]},
-        {@usage_table, [:set, write_concurrency: true]}
+        {@usage_table, [:set, write_concurrency: true]},
+        {@meta_table, [:set, write_concurrency: true]}
       ]
     ]
   end
@@ -75,26 +87,57 @@ defmodule DSPex.LM.History do
     add_usage(Map.get(entry, :model) || "unknown", Map.get(entry, :usage) || %{})
 
     if DSPex.Settings.get(:disable_history, false) != true do
-      :ets.insert(@table, {:erlang.unique_integer([:monotonic, :positive]), entry})
-      trim(DSPex.Settings.get(:max_history_size, 10_000))
+      size = :erlang.external_size(entry)
+      :ets.insert(@table, {:erlang.unique_integer([:monotonic, :positive]), entry, size})
+      :ets.update_counter(@meta_table, :bytes, size, {:bytes, 0})
+
+      trim(
+        DSPex.Settings.get(:max_history_size, 10_000),
+        DSPex.Settings.get(:max_history_bytes, 64 * 1024 * 1024)
+      )
     end
 
     :ok
   end
 
-  defp trim(max) do
-    if :ets.info(@table, :size) > max do
+  # Drops the oldest entries while there are more than `max_entries`, or more than
+  # `max_bytes` and more than one entry. `:ets.take/2` makes concurrent trimmers each
+  # subtract the bytes of the entries they removed, once.
+  defp trim(max_entries, max_bytes) do
+    n = :ets.info(@table, :size)
+
+    if n > max_entries or (n > 1 and bytes() > max_bytes) do
       case :ets.first(@table) do
         :"$end_of_table" ->
           :ok
 
         k ->
-          :ets.delete(@table, k)
-          trim(max)
+          for {_, _, size} <- :ets.take(@table, k),
+              do: :ets.update_counter(@meta_table, :bytes, -size, {:bytes, 0})
+
+          trim(max_entries, max_bytes)
       end
     end
 
     :ok
+  end
+
+  @doc """
+  Bytes held by the entries (the sum of their `:erlang.external_size/1`).
+
+  ## Examples
+
+      iex> DSPex.LM.History.bytes() >= 0
+      true
+  """
+  @spec bytes() :: non_neg_integer
+  def bytes do
+    ensure_started()
+
+    case :ets.lookup(@meta_table, :bytes) do
+      [{:bytes, n}] -> n
+      [] -> 0
+    end
   end
 
   @doc """
@@ -116,7 +159,7 @@ defmodule DSPex.LM.History do
 
   defp take_last(k, n, acc) do
     case :ets.lookup(@table, k) do
-      [{_, e}] -> take_last(:ets.prev(@table, k), n - 1, [e | acc])
+      [{_, e, _}] -> take_last(:ets.prev(@table, k), n - 1, [e | acc])
       [] -> take_last(:ets.prev(@table, k), n, acc)
     end
   end
@@ -147,6 +190,7 @@ defmodule DSPex.LM.History do
   def clear do
     ensure_started()
     :ets.delete_all_objects(@table)
+    :ets.delete_all_objects(@meta_table)
     :ets.delete_all_objects(@usage_table)
     :ok
   end

@@ -4,7 +4,7 @@ defmodule DSPex.LM.Provider do
   stream of server-sent events) becomes a DSPex completion, and how an HTTP error
   becomes a typed `%DSPex.Error{}`.
 
-  Providers are pure: they never do I/O. `DSPex.LM` sends what `build/4` returns through
+  Providers are pure: they never do I/O. `DSPex.LM.Pipeline` sends what `build/4` returns through
   the port transport (`DSPex.Pool`) and hands the decoded reply back to `parse/2`.
 
   Built-in providers: `DSPex.LM.Providers.OpenAI` (Chat Completions and every
@@ -32,9 +32,12 @@ defmodule DSPex.LM.Provider do
             ) ::
               {:ok, http_request} | {:error, Error.t()}
 
+  @doc "The provider's own server base URL, used when the LM has no `api_base`."
+  @callback default_base() :: binary
+
   @doc "Turns a decoded 2xx JSON body into a completion."
   @callback parse(body :: term, lm :: DSPex.LM.t()) ::
-              {:ok, DSPex.LM.completion()} | {:error, Error.t()}
+              {:ok, DSPex.BaseLM.completion()} | {:error, Error.t()}
 
   @doc "Extracts the provider's error message and code (if any) from a decoded error body."
   @callback error_info(body :: term) :: {message :: binary | nil, code :: binary | nil}
@@ -53,7 +56,7 @@ defmodule DSPex.LM.Provider do
               | {:error, Error.t()}
 
   @doc "Assembles the completion from the accumulated stream."
-  @callback stream_finish(stream_state) :: {:ok, DSPex.LM.completion()} | {:error, Error.t()}
+  @callback stream_finish(stream_state) :: {:ok, DSPex.BaseLM.completion()} | {:error, Error.t()}
 
   # ---------------------------------------------------------------------------------
   # Helpers shared by the built-in providers
@@ -334,10 +337,16 @@ defmodule DSPex.LM.Provider do
   # Request headers: JSON content type, the provider's fixed `extra` headers, the API key
   # as `{auth_header, auth_prefix <> key}` when there is one, then the LM's own headers.
   def headers(lm, {auth_header, auth_prefix}, extra \\ []) do
+    key = reveal(lm.api_key)
+
     [{"content-type", "application/json"} | extra] ++
-      if(lm.api_key in [nil, ""], do: [], else: [{auth_header, auth_prefix <> lm.api_key}]) ++
+      if(key in [nil, ""], do: [], else: [{auth_header, auth_prefix <> key}]) ++
       (lm.headers || [])
   end
+
+  # `DSPex.LM` keeps a given key in a closure (see its moduledoc).
+  defp reveal(key) when is_function(key, 0), do: key.()
+  defp reveal(key), do: key
 
   @doc false
   # Splits off the `system` messages: `{their texts joined by a blank line, the rest}`.

@@ -9,24 +9,29 @@ defmodule DSPex.LM.Scripted do
       `{:error, %DSPex.Error{type: :scripted_exhausted}}`, or starts over with
       `cycle: true`;
     * a list of field maps (e.g. `%{answer: "Paris"}`) — each is rendered as the
-      assistant reply for the requesting predictor's signature with its adapter's
+      assistant reply for the calling predictor's signature with its adapter's
       `format_assistant_message/2` (so the same script works with the Chat and JSON
-      adapters). Strings and maps can be mixed;
+      adapters; a direct call gets the ChatAdapter layout). Strings and maps can be
+      mixed;
     * a function `fn messages, params -> reply end` where `reply` is a string, a list
       of strings (one per choice), a field map, `{:ok, completion}` or
       `{:error, %DSPex.Error{}}`. A 3-arity function also receives the call context
-      (`%{signature:, adapter:, predictor:}`).
+      (`%{signature:, adapter:, predictor:, attempt:}`, see `DSPex.BaseLM`).
+
+  The LM learns who is calling from the call context `DSPex.BaseLM` hands to
+  `forward/4` — an argument, not process state.
 
   State (position in the script, recorded requests) lives in a process linked to the
-  caller of `new/2`, so the LM works from any process (tasks, `DSPex.Parallel`).
+  caller of `new/2`, so the LM works from any process (tasks, `DSPex.Parallel`); its
+  crash reports and `:sys.get_status/1` show counts, never the recorded prompts.
   `requests/1` returns every request as `%{messages:, params:, context:}` for
   assertions.
 
   Usage is deterministic: `prompt_tokens` = bytes of all message contents div 4,
   `completion_tokens` = bytes of the reply div 4 (at least 1 each).
 
-  Streaming: `stream/4` emits the reply in chunks of `chunk_size` bytes (default 8) to
-  the sink, then returns the same completion as `request/3`.
+  Streaming: the reply is sent to the sink in chunks of `chunk_size` bytes, then the same
+  completion as a whole request is returned.
 
   ## Examples
 
@@ -39,16 +44,35 @@ defmodule DSPex.LM.Scripted do
       2
   """
 
-  @behaviour DSPex.LM
+  @behaviour DSPex.BaseLM
+
+  alias DSPex.LM.Scripted.Script
 
   @type script :: [binary | map] | (list, map -> term) | (list, map, map -> term)
   @type t :: %__MODULE__{pid: pid, model: binary, chunk_size: pos_integer}
 
   defstruct pid: nil, model: "scripted", chunk_size: 8
 
+  @options DSPex.Options.schema!(
+             cycle: [
+               type: :boolean,
+               default: false,
+               doc: "Start a list script over when it is exhausted."
+             ],
+             model: [type: :string, default: "scripted", doc: "The model name it reports."],
+             chunk_size: [
+               type: :pos_integer,
+               default: 8,
+               doc: "Bytes per streamed delta."
+             ]
+           )
+
   @doc """
-  Builds a scripted LM. Options: `:cycle` (restart a list script when exhausted,
-  default `false`), `:model` (default `"scripted"`), `:chunk_size` (streaming).
+  Builds a scripted LM.
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
@@ -57,18 +81,14 @@ defmodule DSPex.LM.Scripted do
   """
   @spec new(script, keyword) :: t
   def new(script, opts \\ []) when is_list(script) or is_function(script) do
-    cycle = Keyword.get(opts, :cycle, false)
-    {:ok, pid} = Agent.start_link(fn -> %{script: script, pos: 0, cycle: cycle, requests: []} end)
-
-    %__MODULE__{
-      pid: pid,
-      model: Keyword.get(opts, :model, "scripted"),
-      chunk_size: Keyword.get(opts, :chunk_size, 8)
-    }
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.LM.Scripted.new/2")
+    {:ok, pid} = Script.start_link(script, opts[:cycle])
+    %__MODULE__{pid: pid, model: opts[:model], chunk_size: opts[:chunk_size]}
   end
 
   @doc """
-  Every request received so far, oldest first: `%{messages:, params:, context:}`.
+  Every request received so far, oldest first: `%{messages:, params:, context:}`
+  (`context` holds the caller's `predictor` and `attempt`).
 
   ## Examples
 
@@ -76,7 +96,7 @@ defmodule DSPex.LM.Scripted do
       []
   """
   @spec requests(t) :: [map]
-  def requests(%__MODULE__{pid: pid}), do: Agent.get(pid, &Enum.reverse(&1.requests))
+  def requests(%__MODULE__{pid: pid}), do: GenServer.call(pid, :requests)
 
   @doc """
   Replaces the script and rewinds.
@@ -88,98 +108,43 @@ defmodule DSPex.LM.Scripted do
       :ok
   """
   @spec set_script(t, script) :: :ok
-  def set_script(%__MODULE__{pid: pid}, script) do
-    Agent.update(pid, &%{&1 | script: script, pos: 0})
-  end
+  def set_script(%__MODULE__{pid: pid}, script) when is_list(script) or is_function(script),
+    do: GenServer.call(pid, {:set_script, script})
 
-  @impl DSPex.LM
-  def request(%__MODULE__{} = lm, messages, params) do
-    context = DSPex.Predict.current_call() || %{}
+  @impl DSPex.BaseLM
+  @doc false
+  def forward(%__MODULE__{} = lm, messages, params, %{call: call, sink: sink}) do
     n = max(1, Map.get(params, :n) || 1)
-
-    req = %{
-      messages: messages,
-      params: params,
-      context: Map.take(context, [:predictor, :attempt])
-    }
+    req = %{messages: messages, params: params, context: Map.take(call, [:predictor, :attempt])}
 
     replies =
-      case Agent.get_and_update(lm.pid, &take(&1, n, req)) do
-        {:fun, fun} -> call_fun(fun, messages, params, context, n)
+      case GenServer.call(lm.pid, {:take, n, req}) do
+        {:fun, fun} -> call_fun(fun, messages, params, call, n)
         other -> other
       end
 
-    case replies do
-      {:completion, c} ->
-        {:ok, record_usage(c)}
+    result =
+      case replies do
+        {:completion, c} -> {:ok, c}
+        {:ok, items} -> {:ok, completion(lm, messages, Enum.map(items, &render(&1, call)))}
+        {:error, _} = err -> err
+      end
 
-      {:ok, texts} ->
-        {:ok, record_usage(completion(lm, messages, Enum.map(texts, &render(&1, context))))}
-
-      {:error, _} = err ->
-        err
+    with {:ok, c} <- result, true <- sink != nil do
+      DSPex.BaseLM.replay_text(c, sink, lm.chunk_size)
     end
+
+    result
   end
 
-  # Like a provider LM, report usage to the open DSPex.Usage scopes.
-  defp record_usage(completion) do
-    DSPex.Usage.record(
-      Map.get(completion, :model, "scripted"),
-      Map.get(completion, :usage) || %{}
-    )
+  @impl DSPex.BaseLM
+  @doc false
+  def supports?(_lm, feature), do: feature == :stream
 
-    completion
-  end
-
-  @doc """
-  Like `request/3`, but emits the reply text to `sink` as `{:delta, chunk}` in
-  `chunk_size`-byte pieces first.
-  """
-  @impl DSPex.LM
-  @spec stream(t, list, map, (term -> term)) :: {:ok, map} | {:error, DSPex.Error.t()}
-  def stream(%__MODULE__{} = lm, messages, params, sink) when is_function(sink, 1) do
-    with {:ok, completion} <- request(lm, messages, params) do
-      DSPex.LM.replay_text(completion, sink, lm.chunk_size)
-      {:ok, completion}
-    end
-  end
-
-  defp take(%{script: fun} = st, _n, req) when is_function(fun) do
-    {{:fun, fun}, %{st | requests: [req | st.requests]}}
-  end
-
-  defp take(%{script: script, pos: pos, cycle: cycle} = st, n, req) do
-    st = %{st | requests: [req | st.requests]}
-    len = length(script)
-
-    cond do
-      len == 0 ->
-        {{:error, exhausted(0)}, st}
-
-      cycle ->
-        items = for i <- 0..(n - 1), do: Enum.at(script, rem(pos + i, len))
-        {{:ok, items}, %{st | pos: rem(pos + n, len)}}
-
-      pos + n > len ->
-        {{:error, exhausted(len)}, %{st | pos: len}}
-
-      true ->
-        {{:ok, Enum.slice(script, pos, n)}, %{st | pos: pos + n}}
-    end
-  end
-
-  defp exhausted(len) do
-    DSPex.Error.new(
-      :scripted_exhausted,
-      "DSPex.LM.Scripted ran out of scripted responses (#{len} given); add more or pass cycle: true",
-      %{given: len}
-    )
-  end
-
-  defp call_fun(fun, messages, params, context, n) do
+  defp call_fun(fun, messages, params, call, n) do
     reply =
       case fun do
-        f when is_function(f, 3) -> f.(messages, params, context)
+        f when is_function(f, 3) -> f.(messages, params, call)
         f when is_function(f, 2) -> f.(messages, params)
       end
 
@@ -191,17 +156,17 @@ defmodule DSPex.LM.Scripted do
     end
   end
 
-  defp render(text, _context) when is_binary(text), do: text
+  defp render(text, _call) when is_binary(text), do: text
 
-  defp render(fields, context) when is_map(fields) do
+  defp render(fields, call) when is_map(fields) do
     fields = Map.new(fields, fn {k, v} -> {to_key(k), v} end)
 
-    case context do
+    case call do
       %{signature: sig, adapter: adapter} when not is_nil(sig) and not is_nil(adapter) ->
         adapter.format_assistant_message(sig, fields)
 
       _ ->
-        # No predictor context (a raw DSPex.LM.request): ChatAdapter layout.
+        # A direct call (no predictor): the ChatAdapter layout.
         Enum.map_join(fields, "", fn {k, v} -> "[[ ## #{k} ## ]]\n#{to_text(v)}\n\n" end) <>
           "[[ ## completed ## ]]\n"
     end
@@ -239,5 +204,80 @@ defmodule DSPex.LM.Scripted do
       usage: %{prompt_tokens: p, completion_tokens: c, total_tokens: p + c},
       model: lm.model
     }
+  end
+end
+
+defmodule DSPex.LM.Scripted.Script do
+  @moduledoc false
+  # The scripted LM's state: the script, the position in it and the recorded requests.
+  use GenServer
+
+  def start_link(script, cycle),
+    do: GenServer.start_link(__MODULE__, %{script: script, pos: 0, cycle: cycle, requests: []})
+
+  @impl true
+  def init(state), do: {:ok, state}
+
+  @impl true
+  def handle_call(:requests, _from, st), do: {:reply, Enum.reverse(st.requests), st}
+
+  def handle_call({:set_script, script}, _from, st),
+    do: {:reply, :ok, %{st | script: script, pos: 0}}
+
+  def handle_call({:take, n, req}, _from, st) when is_integer(n) and n > 0 do
+    {reply, st} = take(%{st | requests: [req | st.requests]}, n)
+    {:reply, reply, st}
+  end
+
+  # No function_clause crash on a stray call: its stack frame would carry the arguments
+  # (the state with every recorded prompt), which format_status/1 cannot reach.
+  def handle_call(_other, _from, st), do: {:reply, {:error, :unknown_call}, st}
+
+  # OTP 25 calls format_status/1 (when exported) for crash reports and
+  # :sys.get_status/1: the recorded prompts become counts, the message being handled and
+  # the exit reason a description without data (DSPex.Error.describe/1). (Elixir 1.14's
+  # GenServer declares only format_status/2, hence no @impl.)
+  def format_status(status) do
+    status
+    |> Map.update(:state, nil, &redact_state/1)
+    |> Map.update(:message, nil, &DSPex.Error.describe/1)
+    |> Map.update(:reason, nil, &DSPex.Error.describe/1)
+    |> Map.update(:log, [], fn _ -> [] end)
+  end
+
+  defp redact_state(%{script: script} = st) do
+    shown = if is_list(script), do: "<#{length(script)} scripted replies>", else: script
+    %{st | script: shown, requests: "<#{length(st.requests)} recorded requests>"}
+  end
+
+  defp redact_state(other), do: other
+
+  defp take(%{script: fun} = st, _n) when is_function(fun), do: {{:fun, fun}, st}
+
+  defp take(%{script: script, pos: pos, cycle: cycle} = st, n) do
+    len = length(script)
+
+    cond do
+      len == 0 ->
+        {{:error, exhausted(0)}, st}
+
+      cycle ->
+        items = for i <- 0..(n - 1), do: Enum.at(script, rem(pos + i, len))
+        {{:ok, items}, %{st | pos: rem(pos + n, len)}}
+
+      pos + n > len ->
+        {{:error, exhausted(len)}, %{st | pos: len}}
+
+      true ->
+        {{:ok, Enum.slice(script, pos, n)}, %{st | pos: pos + n}}
+    end
+  end
+
+  defp exhausted(len) do
+    DSPex.Error.new(
+      :scripted_exhausted,
+      "DSPex.LM.Scripted ran out of scripted responses (#{len} given); add more or pass cycle: true",
+      %{given: len}
+    )
   end
 end

@@ -4,8 +4,8 @@ defmodule DSPex.Usage do
 
   `track/1` opens a tracking scope for the calling process **and for the tasks DSPex
   starts from it** (the scope travels in the settings overrides, so
-  `DSPex.Settings.async/1`, `DSPex.Parallel`, `DSPex.stream/3` follow it). Every
-  `DSPex.LM` call that reaches a provider records its usage with `record/2`; cache hits
+  `DSPex.Settings.async/1`, `DSPex.Parallel`, `DSPex.stream/3` follow it). Every LM
+  call (`DSPex.BaseLM.request/4`, any LM) records its usage with `record/2`; cache hits
   record nothing (their usage is zero). Scopes nest: an inner scope's usage also counts in
   the outer one.
 

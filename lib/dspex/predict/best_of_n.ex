@@ -2,19 +2,31 @@ defmodule DSPex.BestOfN do
   @moduledoc """
   Runs a program up to `n` times and keeps the best prediction, like `dspy.BestOfN`.
 
-  Attempt `i` (0-based) runs with request params `rollout_id: start + i` and
-  `temperature: 1.0` merged *under* each predictor's own config (as DSPy's
-  `lm.copy(rollout_id=..., temperature=1.0)`), where `start` is the current
-  `lm_params` `rollout_id` (default 0). Each attempt's prediction is scored with
-  `reward_fn.(inputs, prediction)`; the loop stops at the first reward ≥ `threshold`.
-  Up to `fail_count` (default `n`) attempts may fail; one more failure returns the
-  error. The best attempt's trace is appended to the caller's trace.
+  Attempt `i` (0-based) runs a copy of the program whose predictors carry request params
+  `rollout_id: start + i` and `temperature: 1.0` *under* their own config (DSPy's
+  `lm.copy(rollout_id=..., temperature=1.0)`), where `start` is a predictor's own
+  `rollout_id`, else the `rollout_id` of the `:lm_params` setting, else 0. Each attempt's
+  prediction is scored with `reward_fn.(inputs, prediction)`; the loop stops at the
+  first reward ≥ `threshold`. Up to `fail_count` (default `n`) attempts may fail; one
+  more failure returns the error. The best attempt's trace is appended to the caller's
+  trace.
 
-      best = DSPex.BestOfN.new(DSPex.ChainOfThought.new("question -> answer"),
-        n: 3, reward_fn: fn _inputs, pred -> if one_word?(pred.answer), do: 1.0, else: 0.0 end,
-        threshold: 1.0)
-      {:ok, pred} = DSPex.call(best, question: "Capital of Belgium?")
+  The params travel in the predictors themselves (`DSPex.Module.map_predictors/2`), so
+  they reach the predictors held in the program's fields; a predictor a program builds
+  inside its `forward/2` is not reached.
+
+  ## Examples
+
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "The city of Brussels"}, %{answer: "Brussels"}])
+      iex> one_word = fn _inputs, pred -> if pred.answer =~ " ", do: 0.0, else: 1.0 end
+      iex> best = DSPex.BestOfN.new(DSPex.Predict.new("question -> answer", lm: lm),
+      ...>   n: 3, reward_fn: one_word, threshold: 1.0)
+      iex> {:ok, pred} = DSPex.call(best, question: "Capital of Belgium?")
+      iex> pred.answer
+      "Brussels"
   """
+
+  @behaviour DSPex.Module
 
   @type reward_fn :: (map, DSPex.Prediction.t() -> number)
   @type t :: %__MODULE__{
@@ -30,32 +42,46 @@ defmodule DSPex.BestOfN do
   @doc false
   def __dspex_fields__, do: [:module]
 
+  @options DSPex.Options.schema!(
+             n: [type: :pos_integer, required: true, doc: "Most attempts."],
+             reward_fn: [
+               type: {:fun, 2},
+               required: true,
+               doc: "`(inputs, prediction) -> number`."
+             ],
+             threshold: [type: {:or, [:number, nil]}, doc: "Stop at the first reward ≥ it."],
+             fail_count: [
+               type: {:or, [:non_neg_integer, nil]},
+               doc: "Failed attempts tolerated (default `n`)."
+             ]
+           )
+
+  @doc false
+  def options_schema, do: @options
+
   @doc """
-  Wraps `module`. Options: `n` (required), `reward_fn` (required), `threshold`,
-  `fail_count` (default `n`).
+  Wraps `module` (a predictor or program).
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
   """
   @spec new(term, keyword) :: t
   def new(module, opts) do
-    n = Keyword.fetch!(opts, :n)
-    reward_fn = Keyword.fetch!(opts, :reward_fn)
-
-    unless is_integer(n) and n > 0,
-      do: raise(ArgumentError, "n must be a positive integer, got: #{inspect(n)}")
-
-    unless is_function(reward_fn, 2),
-      do: raise(ArgumentError, "reward_fn must be a 2-arity function (inputs, prediction)")
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.BestOfN.new/2")
 
     DSPex.Module.assign_names(%__MODULE__{
       module: module,
-      n: n,
-      reward_fn: reward_fn,
-      threshold: Keyword.get(opts, :threshold),
-      fail_count: Keyword.get(opts, :fail_count) || n
+      n: opts[:n],
+      reward_fn: opts[:reward_fn],
+      threshold: opts[:threshold],
+      fail_count: opts[:fail_count] || opts[:n]
     })
   end
 
+  @impl DSPex.Module
   @doc false
-  def forward(%__MODULE__{} = b, inputs, opts) do
+  def forward(%__MODULE__{} = b, inputs, opts \\ []) do
     DSPex.BestOfN.Loop.run(
       b.module,
       b.n,
@@ -75,10 +101,8 @@ defmodule DSPex.BestOfN.Loop do
   # function (attempt_info -> hints map | nil) called after each sub-threshold attempt
   # except the last.
 
-  alias DSPex.Settings
-
   def run(module, n, reward_fn, threshold, fail_count, inputs, opts, feedback) do
-    start = Map.get(Map.new(Settings.get(:lm_params, %{})), :rollout_id, 0)
+    start = Map.get(Map.new(DSPex.Settings.get(:lm_params, %{})), :rollout_id) || 0
 
     state = %{
       best: nil,
@@ -91,17 +115,9 @@ defmodule DSPex.BestOfN.Loop do
 
     final =
       Enum.reduce_while(0..(n - 1), state, fn idx, st ->
-        params =
-          Settings.get(:lm_params, %{})
-          |> Map.new()
-          |> Map.merge(%{rollout_id: start + idx, temperature: 1.0})
+        attempt = attempt_program(module, start, idx, st.hints)
 
-        settings = [lm_params: params] ++ if(st.hints, do: [refine_hints: st.hints], else: [])
-
-        {result, trace} =
-          Settings.with_settings(settings, fn ->
-            DSPex.Trace.with_trace(fn -> DSPex.call(module, inputs, opts) end)
-          end)
+        {result, trace} = DSPex.Trace.with_trace(fn -> DSPex.call(attempt, inputs, opts) end)
 
         case result do
           {:ok, pred} ->
@@ -155,5 +171,16 @@ defmodule DSPex.BestOfN.Loop do
         DSPex.Trace.extend(trace)
         {:ok, best}
     end
+  end
+
+  # The program of attempt `idx`: every predictor gets `rollout_id` and `temperature: 1.0`
+  # under its own config and, after feedback, its advice (or "N/A") as `hint`.
+  defp attempt_program(module, start, idx, hints) do
+    DSPex.Module.map_predictors(module, fn p ->
+      rollout = (Map.get(p.config, :rollout_id) || start) + idx
+      config = %{temperature: 1.0} |> Map.merge(p.config) |> Map.put(:rollout_id, rollout)
+      hint = if hints, do: Map.get(hints, p.name, "N/A"), else: p.hint
+      %{p | config: config, hint: hint}
+    end)
   end
 end

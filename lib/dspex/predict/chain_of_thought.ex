@@ -7,14 +7,16 @@ defmodule DSPex.ChainOfThought do
 
   ## Examples
 
-      iex> sig = %DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :question}],
-      ...>   outputs: [%DSPex.Signature.Field{name: :answer, kind: :output}]}
-      iex> cot = DSPex.ChainOfThought.new(sig)
+      iex> lm = DSPex.LM.Scripted.new([%{reasoning: "Paris is France's capital.", answer: "Paris"}])
+      iex> cot = DSPex.ChainOfThought.new("question -> answer", lm: lm)
       iex> Enum.map(cot.predict.signature.outputs, & &1.name)
       [:reasoning, :answer]
-      iex> cot.predict.name
-      "predict"
+      iex> {:ok, pred} = DSPex.call(cot, question: "Capital of France?")
+      iex> {pred.reasoning, pred.answer}
+      {"Paris is France's capital.", "Paris"}
   """
+
+  @behaviour DSPex.Module
 
   alias DSPex.Signature.Field
 
@@ -24,17 +26,30 @@ defmodule DSPex.ChainOfThought do
   @doc false
   def __dspex_fields__, do: [:predict]
 
+  @options DSPex.Predict.options_schema() ++
+             DSPex.Options.schema!(
+               rationale_field: [
+                 type: {:struct, Field},
+                 doc: "The output field to add instead of `reasoning`."
+               ]
+             )
+
   @doc """
-  Builds the module. `opts` are `DSPex.Predict.new/2` options, plus
-  `:rationale_field` (a `%DSPex.Signature.Field{}` to use instead of `reasoning`).
+  Builds the module: a `DSPex.Predict` of the signature with the reasoning field first.
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
-      iex> DSPex.ChainOfThought.new(%DSPex.Signature{outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]}, temperature: 0.5).predict.config
+      iex> DSPex.ChainOfThought.new("question -> answer", temperature: 0.5).predict.config
       %{temperature: 0.5}
   """
   @spec new(term, keyword) :: t
   def new(signature, opts \\ []) do
+    DSPex.Predict.refuse_lm_options!(opts, "DSPex.ChainOfThought.new/2")
+    DSPex.Options.validate!(opts, @options, "DSPex.ChainOfThought.new/2")
     sig = DSPex.Predict.resolve_signature(signature)
 
     field =
@@ -53,6 +68,7 @@ defmodule DSPex.ChainOfThought do
     DSPex.Module.assign_names(%__MODULE__{predict: predict})
   end
 
+  @impl DSPex.Module
   @doc "Runs the inner predictor; `opts` are per-call overrides (`lm:`, `config:`, ...)."
   @spec forward(t, map, keyword) :: {:ok, DSPex.Prediction.t()} | {:error, DSPex.Error.t()}
   def forward(%__MODULE__{predict: p}, inputs, opts \\ []),

@@ -20,6 +20,8 @@ defmodule DSPex.MultiChainComparison do
       {:ok, final} = DSPex.call(mcc, completions: pred.completions, question: q)
   """
 
+  @behaviour DSPex.Module
+
   alias DSPex.Signature.Field
 
   @type t :: %__MODULE__{predict: DSPex.Predict.t(), m: pos_integer, last_key: atom}
@@ -28,22 +30,29 @@ defmodule DSPex.MultiChainComparison do
   @doc false
   def __dspex_fields__, do: [:predict]
 
+  @options DSPex.Options.schema!(
+             m: [type: :pos_integer, default: 3, doc: "Number of attempts compared."]
+           ) ++ DSPex.Options.put_defaults(DSPex.Predict.options_schema(), temperature: 0.7)
+
   @doc """
-  Builds the module. Options: `m` (default 3), `temperature` (default 0.7), other
-  `DSPex.Predict.new/2` options.
+  Builds the module.
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
-      iex> sig = %DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :question}],
-      ...>   outputs: [%DSPex.Signature.Field{name: :answer, kind: :output}]}
-      iex> mcc = DSPex.MultiChainComparison.new(sig, m: 2)
+      iex> mcc = DSPex.MultiChainComparison.new("question -> answer", m: 2)
       iex> Enum.map(mcc.predict.signature.inputs, & &1.name)
       [:question, :reasoning_attempt_1, :reasoning_attempt_2]
   """
   @spec new(term, keyword) :: t
   def new(signature, opts \\ []) do
+    DSPex.Predict.refuse_lm_options!(opts, "DSPex.MultiChainComparison.new/2")
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.MultiChainComparison.new/2")
     sig = DSPex.Predict.resolve_signature(signature)
-    m = Keyword.get(opts, :m, 3)
+    m = opts[:m]
     last_key = List.last(sig.outputs).name
 
     attempts =
@@ -68,7 +77,8 @@ defmodule DSPex.MultiChainComparison do
     }
 
     sig = %{sig | inputs: sig.inputs ++ attempts, outputs: [rationale | sig.outputs]}
-    opts = opts |> Keyword.delete(:m) |> Keyword.put_new(:temperature, 0.7)
+    # Only what was given or defaults to a value goes to the predictor.
+    opts = opts |> Keyword.delete(:m) |> Enum.reject(fn {_, v} -> is_nil(v) end)
 
     DSPex.Module.assign_names(%__MODULE__{
       predict: DSPex.Predict.new(sig, opts),
@@ -77,8 +87,9 @@ defmodule DSPex.MultiChainComparison do
     })
   end
 
+  @impl DSPex.Module
   @doc false
-  def forward(%__MODULE__{} = mcc, inputs, opts) do
+  def forward(%__MODULE__{} = mcc, inputs, opts \\ []) do
     {completions, inputs} = Map.pop(inputs, :completions, [])
 
     attempts =

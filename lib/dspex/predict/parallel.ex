@@ -18,10 +18,35 @@ defmodule DSPex.Parallel do
 
   alias DSPex.{Error, Settings}
 
+  @options DSPex.Options.schema!(
+             num_threads: [
+               type: :pos_integer,
+               doc: "Items run at once (default: the `:num_threads` setting, 8)."
+             ],
+             max_errors: [
+               type: :non_neg_integer,
+               doc:
+                 "Failed items that stop the run (default: the `:max_errors` setting, 10; 0: never stop)."
+             ],
+             timeout: [type: :timeout, default: 120_000, doc: "Milliseconds per item."],
+             call_opts: [type: :keyword, default: [], doc: "Options for `DSPex.call/3`."]
+           )
+
   @doc """
   Runs `program` on each element of `inputs` (keyword lists, maps or
-  `%DSPex.Example{}` — examples use their input keys). Options: `num_threads`,
-  `max_errors`, `timeout` (ms per item), `call_opts` (passed to `DSPex.call/3`).
+  `%DSPex.Example{}` — examples use their input keys).
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
+
+  ## Examples
+
+      iex> lm = DSPex.LM.Scripted.new(fn _messages, _params -> %{answer: "42"} end)
+      iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
+      iex> {:ok, results} = DSPex.Parallel.batch(qa, [[question: "a"], [question: "b"]], num_threads: 2)
+      iex> for {:ok, pred} <- results, do: pred.answer
+      ["42", "42"]
   """
   @spec batch(struct, [term], keyword) ::
           {:ok, [{:ok, term} | {:error, Error.t()}]} | {:error, Error.t()}
@@ -35,10 +60,11 @@ defmodule DSPex.Parallel do
   @spec run([{struct, term}], keyword) ::
           {:ok, [{:ok, term} | {:error, Error.t()}]} | {:error, Error.t()}
   def run(pairs, opts \\ []) when is_list(pairs) do
-    threads = Keyword.get(opts, :num_threads) || Settings.get(:num_threads, 8)
-    max_errors = Keyword.get(opts, :max_errors) || Settings.get(:max_errors, 10)
-    timeout = Keyword.get(opts, :timeout, 120_000)
-    call_opts = Keyword.get(opts, :call_opts, [])
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Parallel.run/2")
+    threads = opts[:num_threads] || Settings.get(:num_threads, 8)
+    max_errors = opts[:max_errors] || Settings.get(:max_errors, 10)
+    timeout = opts[:timeout]
+    call_opts = opts[:call_opts]
     tracing = DSPex.Trace.active?()
     n = length(pairs)
 
@@ -78,7 +104,7 @@ defmodule DSPex.Parallel do
 
             {:exit, reason} ->
               {{:error,
-                Error.new(:task_exit, "item #{acc.index} crashed: #{inspect(reason)}", %{
+                Error.new(:task_exit, "item #{acc.index} crashed: #{Error.describe(reason)}", %{
                   index: acc.index
                 })}, []}
           end
@@ -110,10 +136,15 @@ defmodule DSPex.Parallel do
     end
   end
 
+  # An item's failure is its result, never a task crash: a crash report would print the
+  # task's arguments (the program, its LM, the inputs). Messages describe what failed
+  # without the data it carried (DSPex.Error.describe/1).
   defp safe_call(program, inputs, call_opts) do
     DSPex.call(program, inputs, call_opts)
   rescue
-    e ->
-      {:error, Error.new(:exception, Exception.message(e), %{exception: e.__struct__})}
+    e -> {:error, Error.new(:exception, Error.describe(e), %{exception: e.__struct__})}
+  catch
+    kind, reason ->
+      {:error, Error.new(:exception, "#{kind}: #{Error.describe(reason)}", %{kind: kind})}
   end
 end

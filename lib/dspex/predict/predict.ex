@@ -3,33 +3,32 @@ defmodule DSPex.Predict do
   The basic predictor, like `dspy.Predict`: one signature, its demos, an optional LM
   and adapter, and request config.
 
-      qa = DSPex.Predict.new("question -> answer")
-      {:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
-      pred.answer
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "Paris"}])
+      iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
+      iex> {:ok, pred} = DSPex.call(qa, question: "What is the capital of France?")
+      iex> pred.answer
+      "Paris"
 
   A call formats the prompt with the adapter (`DSPex.Adapter.Chat` unless configured),
-  sends it to the LM, parses every choice, records call history
-  (`DSPex.inspect_history/1`), appends `{name, inputs, outputs}` to the active trace
-  (`DSPex.Trace`) and returns `{:ok, %DSPex.Prediction{}}`.
+  sends it to the LM through `DSPex.BaseLM` (which records usage and the call history,
+  `DSPex.inspect_history/1`), parses every choice, appends `{name, inputs, outputs}` to
+  the active trace (`DSPex.Trace`) and returns `{:ok, %DSPex.Prediction{}}`.
 
-  ## Options (`new/2`) and per-call overrides (`DSPex.call/3`)
+  Options of `new/2` are listed there; per-call options of `DSPex.call/3` at `call/3`.
+  With `n > 1` and a temperature unset or ≤ 0.15, temperature is forced to 0.7 (as DSPy
+  does); every choice is parsed and `pred.completions` holds the ones that parsed (a
+  choice that does not parse is dropped; only when none parses is the call re-asked or
+  failed).
 
-    * `:demos` — few-shot examples (maps with atom keys or `%DSPex.Example{}`);
-    * `:lm`, `:adapter` — override `DSPex.Settings` (`DSPex.configure/1`);
-    * `:config` — request params (`temperature`, `max_tokens`, `n`, `stop`, ...). Any
-      other keyword given to `new/2` is also put in `config`, like DSPy's `**config`.
-      With `n > 1` and a temperature unset or ≤ 0.15, temperature is forced to 0.7
-      (as DSPy does); every choice is parsed and `pred.completions` holds the ones
-      that parsed (a choice that does not parse is dropped; only when none parses is
-      the call re-asked or failed);
-    * `:name` — the predictor's name (set by `DSPex.Module`; `"self"` when bare);
-    * `:max_parse_retries` (default 1) — when the reply cannot be parsed, the
-      predictor re-asks the LM with its bad reply and a follow-up user message that
-      quotes the parse error and the expected output format (instead of DSPy's silent
-      JSON fallback, issue #1932);
-    * `:json_fallback` (default `false`) — after the retries, try once more with
-      `DSPex.Adapter.JSON`;
-    * `:signature` (per call only) — use another signature for this call.
+  When the reply cannot be parsed, the predictor re-asks the LM (`max_parse_retries`
+  times) with its bad reply and a follow-up user message built from the parse error's
+  data — which output fields were expected, which were parsed, which are missing — and
+  the expected output format (instead of DSPy's silent JSON fallback, issue #1932);
+  `json_fallback: true` then tries once more with `DSPex.Adapter.JSON`.
+
+  `hint` (a field, not an option) holds advice from `DSPex.Refine`: when it is a
+  string, the call gets DSPy's extra input field `hint_` ("A hint to the module from an
+  earlier run").
 
   Each LM attempt runs in a `[:dspex, :predict]` telemetry span (metadata:
   `predictor`, `signature`, `adapter`, `lm`, `attempt`; stop adds `usage`,
@@ -51,7 +50,8 @@ defmodule DSPex.Predict do
           traces: list,
           train: list,
           max_parse_retries: non_neg_integer,
-          json_fallback: boolean
+          json_fallback: boolean,
+          hint: binary | nil
         }
 
   defstruct signature: nil,
@@ -63,10 +63,66 @@ defmodule DSPex.Predict do
             traces: [],
             train: [],
             max_parse_retries: 1,
-            json_fallback: false
+            json_fallback: false,
+            hint: nil
 
-  @own_opts [:demos, :lm, :adapter, :config, :name, :max_parse_retries, :json_fallback]
-  @call_key :"$dspex_current_call"
+  @own_options DSPex.Options.schema!(
+                 demos: [
+                   type: :list,
+                   default: [],
+                   doc:
+                     "Few-shot examples: maps with atom keys, keyword lists or `%DSPex.Example{}`."
+                 ],
+                 lm: [
+                   type: {:or, [:struct, nil]},
+                   doc: "The LM; else the configured one (`DSPex.configure(lm: ...)`)."
+                 ],
+                 adapter: [
+                   type: {:or, [:module, nil]},
+                   doc: "The adapter; else the configured one, else `DSPex.Adapter.Chat`."
+                 ],
+                 config: [
+                   type: {:or, [:map, :keyword]},
+                   default: %{},
+                   doc:
+                     "Request params, sent as given (DSPy's `**config`); the ones below may also be given directly."
+                 ],
+                 name: [
+                   type: :string,
+                   default: "self",
+                   doc: "The predictor's name (`DSPex.Module` sets it to its path)."
+                 ],
+                 max_parse_retries: [
+                   type: :non_neg_integer,
+                   default: 1,
+                   doc: "Re-asks after an unparseable reply."
+                 ],
+                 json_fallback: [
+                   type: :boolean,
+                   default: false,
+                   doc: "After the re-asks, one more try with `DSPex.Adapter.JSON`."
+                 ]
+               )
+
+  @options @own_options ++ DSPex.BaseLM.params_schema()
+  @param_keys DSPex.Options.keys(DSPex.BaseLM.params_schema())
+
+  @call_options DSPex.Options.schema!(
+                  lm: [type: {:or, [:struct, nil]}, doc: "The LM for this call."],
+                  adapter: [type: {:or, [:module, nil]}, doc: "The adapter for this call."],
+                  config: [
+                    type: {:or, [:map, :keyword]},
+                    doc: "Request params merged over the predictor's."
+                  ],
+                  demos: [type: :list, doc: "Demos instead of the predictor's."],
+                  signature: [type: :any, doc: "Another signature for this call."]
+                )
+
+  # Options of the LM's connection: a predictor has no use for them, and they must not
+  # travel in its request params (which appear in the call history).
+  @lm_only DSPex.Options.keys(DSPex.LM.options_schema()) -- @param_keys
+  @lm_only_strings Enum.map(@lm_only, &Atom.to_string/1)
+
   @default_adapter DSPex.Adapter.Chat
   @json_adapter DSPex.Adapter.JSON
 
@@ -74,37 +130,75 @@ defmodule DSPex.Predict do
   Builds a predictor from a signature string, a `%DSPex.Signature{}` or a module that
   `use DSPex.Signature`.
 
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
+
+  LM connection options (`api_key`, `api_base`, `headers`, ...) are refused with an
+  `ArgumentError`: give them to `DSPex.LM.new/2` and pass the LM as `lm:`.
+
   ## Examples
 
-      iex> p = DSPex.Predict.new(%DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :q}], outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]}, temperature: 0.2)
-      iex> {p.name, p.config}
+      iex> qa = DSPex.Predict.new("question -> answer", temperature: 0.2)
+      iex> {qa.name, qa.config}
       {"self", %{temperature: 0.2}}
+      iex> DSPex.Predict.new("question -> answer", api_key: "sk-1")
+      ** (ArgumentError) :api_key is an option of DSPex.LM.new/2, not of DSPex.Predict.new/2: build the LM with it and pass it as lm: DSPex.LM.new(model, api_key: ...)
   """
   @spec new(DSPex.Signature.t() | binary | module, keyword) :: t
   def new(signature, opts \\ []) when is_list(opts) do
+    refuse_lm_options!(opts, "DSPex.Predict.new/2")
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Predict.new/2")
     sig = resolve_signature(signature)
     check_reserved!(sig)
-    {own, rest} = Keyword.split(opts, @own_opts)
-    config = Map.merge(Map.new(rest), Map.new(Keyword.get(own, :config, %{})))
 
     %__MODULE__{
       signature: sig,
-      demos: normalize_demos(Keyword.get(own, :demos, [])),
-      lm: Keyword.get(own, :lm),
-      adapter: Keyword.get(own, :adapter),
-      config: config,
-      name: Keyword.get(own, :name, "self"),
-      max_parse_retries: Keyword.get(own, :max_parse_retries, 1),
-      json_fallback: Keyword.get(own, :json_fallback, false)
+      demos: normalize_demos(opts[:demos]),
+      lm: opts[:lm],
+      adapter: opts[:adapter],
+      config: Map.merge(Map.new(Keyword.take(opts, @param_keys)), Map.new(opts[:config])),
+      name: opts[:name],
+      max_parse_retries: opts[:max_parse_retries],
+      json_fallback: opts[:json_fallback]
     }
   end
+
+  @doc """
+  The option schema of `new/2` (`DSPex.Options`), for modules that wrap a predictor.
+  """
+  @spec options_schema() :: DSPex.Options.schema()
+  def options_schema, do: @options
+
+  @doc false
+  # LM connection options (keys of `opts` or of a `config:` map) raise, naming the key
+  # only: their values are credentials.
+  def refuse_lm_options!(opts, context) do
+    config = if is_list(opts), do: Keyword.get(opts, :config, %{}), else: %{}
+
+    config_keys =
+      if is_map(config) or Keyword.keyword?(config), do: Enum.map(config, &elem(&1, 0)), else: []
+
+    keys = if(is_list(opts), do: Enum.map(opts, &option_key/1), else: []) ++ config_keys
+
+    case Enum.find(keys, &(&1 in @lm_only or &1 in @lm_only_strings)) do
+      nil ->
+        :ok
+
+      key ->
+        raise ArgumentError,
+              "#{inspect(key)} is an option of DSPex.LM.new/2, not of #{context}: build the LM " <>
+                "with it and pass it as lm: DSPex.LM.new(model, #{key}: ...)"
+    end
+  end
+
+  defp option_key({k, _}), do: k
+  defp option_key(_), do: nil
 
   @doc false
   @spec resolve_signature(term) :: DSPex.Signature.t()
   def resolve_signature(%DSPex.Signature{} = sig), do: sig
-  # resolve!/1 is owned by DSPex.Signature; called through apply/3 so this module
-  # compiles whatever state that module is in.
-  def resolve_signature(other), do: apply(DSPex.Signature, :resolve!, [other])
+  def resolve_signature(other), do: DSPex.Signature.resolve!(other)
 
   defp check_reserved!(sig) do
     bad = for f <- sig.outputs, f.name in Prediction.reserved_keys(), do: f.name
@@ -126,29 +220,25 @@ defmodule DSPex.Predict do
   end
 
   @doc """
-  The call context while a predictor waits for its LM: `%{signature:, adapter:,
-  predictor:, attempt:}`, or `nil` outside a predictor call. LMs such as
-  `DSPex.LM.Scripted` use it to render field maps for the requesting signature.
+  Renders the messages this predictor would send for `inputs`, without calling an LM
+  (DSPy issue #7830). Takes the per-call options of `call/3`. Returns `{:ok, messages}`
+  or `{:error, %DSPex.Error{}}`.
 
   ## Examples
 
-      iex> DSPex.Predict.current_call()
-      nil
-  """
-  @spec current_call() :: map | nil
-  def current_call, do: Process.get(@call_key)
-
-  @doc """
-  Renders the messages this predictor would send for `inputs`, without calling an LM
-  (DSPy issue #7830). Returns `{:ok, messages}` or `{:error, %DSPex.Error{}}`.
+      iex> qa = DSPex.Predict.new("question -> answer")
+      iex> {:ok, [system, user]} = DSPex.Predict.format(qa, question: "Capital of France?")
+      iex> {system.role, user.content =~ "Capital of France?"}
+      {"system", true}
   """
   @spec format(t, map | keyword, keyword) :: {:ok, [map]} | {:error, Error.t()}
   def format(%__MODULE__{} = p, inputs, opts \\ []) do
+    opts = DSPex.Options.validate!(opts, @call_options, "DSPex.Predict.format/3")
     sig = call_signature(p, opts)
     inputs = normalize_inputs(sig, inputs)
 
     with :ok <- check_inputs(sig, inputs) do
-      {sig, inputs} = apply_hint(p.name, sig, inputs)
+      {sig, inputs} = apply_hint(p.hint, sig, inputs)
       adapter = opts[:adapter] || p.adapter || Settings.get(:adapter) || @default_adapter
       demos = normalize_demos(Keyword.get(opts, :demos, p.demos))
       {:ok, adapter.format(sig, demos, sig_inputs(sig, inputs), [])}
@@ -157,15 +247,29 @@ defmodule DSPex.Predict do
 
   @doc """
   Runs the predictor. Prefer `DSPex.call/3`.
+
+  ## Per-call options
+
+  #{DSPex.Options.docs(@call_options)}
+
+  ## Examples
+
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "Paris"}])
+      iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
+      iex> {:ok, pred} = DSPex.Predict.call(qa, question: "Capital of France?")
+      iex> pred.answer
+      "Paris"
   """
   @spec call(t, map | keyword, keyword) :: {:ok, Prediction.t()} | {:error, Error.t()}
   def call(%__MODULE__{} = p, inputs, opts \\ []) do
+    opts = DSPex.Options.validate!(opts, @call_options, "DSPex.Predict.call/3")
+    refuse_lm_options!([config: opts[:config] || %{}], "the config: of DSPex.call/3")
     sig = call_signature(p, opts)
     inputs = normalize_inputs(sig, inputs)
 
     with :ok <- check_inputs(sig, inputs),
          {:ok, lm} <- resolve_lm(p, opts) do
-      {sig, inputs} = apply_hint(p.name, sig, inputs)
+      {sig, inputs} = apply_hint(p.hint, sig, inputs)
       adapter = opts[:adapter] || p.adapter || Settings.get(:adapter) || @default_adapter
       demos = normalize_demos(Keyword.get(opts, :demos, p.demos))
       params = request_params(p, opts)
@@ -283,26 +387,20 @@ defmodule DSPex.Predict do
     Map.take(inputs, Enum.map(sig.inputs, & &1.name))
   end
 
-  # DSPex.Refine sets per-predictor advice; every predictor called while it is set gets
-  # DSPy's `hint_` input field.
-  defp apply_hint(name, sig, inputs) do
-    case Settings.get(:refine_hints) do
-      hints when is_map(hints) ->
-        field = %DSPex.Signature.Field{
-          name: :hint_,
-          kind: :input,
-          type: :str,
-          type_defined?: true,
-          desc: "A hint to the module from an earlier run",
-          prefix: "Hint :"
-        }
+  # Advice from DSPex.Refine: DSPy's `hint_` input field.
+  defp apply_hint(nil, sig, inputs), do: {sig, inputs}
 
-        advice = Map.get(hints, name, "N/A")
-        {%{sig | inputs: sig.inputs ++ [field]}, Map.put(inputs, :hint_, to_text(advice))}
+  defp apply_hint(hint, sig, inputs) do
+    field = %DSPex.Signature.Field{
+      name: :hint_,
+      kind: :input,
+      type: :str,
+      type_defined?: true,
+      desc: "A hint to the module from an earlier run",
+      prefix: "Hint :"
+    }
 
-      _ ->
-        {sig, inputs}
-    end
+    {%{sig | inputs: sig.inputs ++ [field]}, Map.put(inputs, :hint_, to_text(hint))}
   end
 
   defp to_text(v) when is_binary(v), do: v
@@ -337,8 +435,8 @@ defmodule DSPex.Predict do
 
             run_attempts(state, adapter, messages, attempt + 1, retries_left - 1)
 
-          state.predict.json_fallback and adapter != json_adapter() ->
-            json = json_adapter()
+          state.predict.json_fallback and adapter != @json_adapter ->
+            json = @json_adapter
             json_messages = json.format(state.sig, state.demos, state.inputs, [])
             run_attempts(state, json, json_messages, attempt + 1, 0)
 
@@ -357,23 +455,47 @@ defmodule DSPex.Predict do
     end
   end
 
-  @doc false
-  # The follow-up user message after an unparseable reply.
-  def retry_message(%Error{message: msg}, messages, sig) do
-    "Your previous response could not be parsed.\n" <>
-      condense(msg) <> "\n\n" <> reminder(messages, sig)
+  @doc """
+  The follow-up user message after an unparseable reply, built from the parse error's
+  data (`details` of an `:adapter_parse` error: `missing` and `found` output fields) and
+  the output-format paragraph of the last user message. The bad reply itself is not
+  quoted: it is the assistant turn right before.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("question -> reasoning, answer")
+      iex> err = DSPex.Error.new(:adapter_parse, "...", %{adapter: :chat, lm_response: "[[ ## reasoning ## ]]\\nhmm",
+      ...>   missing: [:answer], found: [:reasoning], signature: sig})
+      iex> DSPex.Predict.retry_message(err, [], sig)
+      "Your previous response could not be parsed.\\nExpected output fields: `reasoning`, `answer`.\\nParsed: `reasoning`.\\nMissing or not parseable: `answer`.\\n\\nRespond with the output fields `reasoning`, `answer`, in the format described above."
+  """
+  @spec retry_message(Error.t(), [map], DSPex.Signature.t()) :: binary
+  def retry_message(%Error{details: details}, messages, sig) do
+    Enum.join(
+      ["Your previous response could not be parsed." | problem(details, sig)],
+      "\n"
+    ) <> "\n\n" <> reminder(messages, sig)
   end
 
-  # The adapter's message quotes the whole bad reply, which is already the previous
-  # assistant turn: drop that part and the blank lines.
-  defp condense(msg) do
-    msg
-    |> then(&Regex.replace(~r/LM Response:.*?(?=\n\nExpected|\z)/s, &1, ""))
-    |> String.split("\n")
-    |> Enum.map(&String.trim/1)
-    |> Enum.reject(&(&1 == ""))
-    |> Enum.join("\n")
+  # What the parse error's data says went wrong, one line each.
+  defp problem(%{missing: missing, found: found}, sig) when is_list(missing) and is_list(found) do
+    expected = Enum.map(sig.outputs, & &1.name)
+    bad = Enum.filter(expected, &(&1 in missing or &1 not in found))
+
+    [
+      "Expected output fields: #{fields(expected)}.",
+      "Parsed: #{fields(Enum.filter(expected, &(&1 in found)))}.",
+      if(bad == [],
+        do: "A field's value does not have the type the format asks for.",
+        else: "Missing or not parseable: #{fields(bad)}."
+      )
+    ]
   end
+
+  defp problem(_details, _sig), do: []
+
+  defp fields([]), do: "none"
+  defp fields(names), do: Enum.map_join(names, ", ", &"`#{&1}`")
 
   defp reminder(messages, sig) do
     last_user =
@@ -415,38 +537,16 @@ defmodule DSPex.Predict do
       attempt: attempt
     }
 
+    # Who is asking: the LM gets it as an argument (DSPex.BaseLM's call context) and
+    # records it in the call history.
+    call = %{signature: state.sig, adapter: adapter, predictor: p.name, attempt: attempt}
+
     DSPex.Telemetry.span([:dspex, :predict], meta, fn ->
-      previous =
-        Process.put(@call_key, %{
-          signature: state.sig,
-          adapter: adapter,
-          predictor: p.name,
-          attempt: attempt
-        })
-
-      result =
-        try do
-          lm_request(state.lm, messages, state.params, p.name)
-        after
-          if previous, do: Process.put(@call_key, previous), else: Process.delete(@call_key)
-        end
-
-      case result do
+      case lm_request(state.lm, messages, state.params, call) do
         {:ok, completion} ->
           usage = Map.get(completion, :usage) || %{}
           model = Map.get(completion, :model) || model
           texts = Enum.map(completion.choices, &Map.get(&1, :text))
-
-          DSPex.LM.History.record(%{
-            model: model,
-            predictor: p.name,
-            attempt: attempt,
-            messages: messages,
-            outputs: texts,
-            params: state.params,
-            usage: usage,
-            cache_hit: Map.get(completion, :cache_hit, false)
-          })
 
           state = %{state | usage: DSPex.Usage.merge(state.usage, %{model => usage})}
 
@@ -485,27 +585,26 @@ defmodule DSPex.Predict do
     end
   end
 
-  # Streaming goes through DSPex.LM.stream/4 like any other LM call: it dispatches to the
-  # LM's own stream/4 or, for an LM that only answers whole, replays the text as one delta.
-  defp lm_request(lm, messages, params, name) do
+  # Streaming goes through DSPex.BaseLM.stream/5 like any other LM call: the LM streams,
+  # or, when it only answers whole, its text is replayed as one delta. The sink comes
+  # from DSPex.stream/3's settings (dspy.context(send_stream=...) in DSPy), so it reaches
+  # predictors that a program builds inside forward/2 too.
+  defp lm_request(lm, messages, params, call) do
     stream_to = Settings.get(:stream_to)
 
     if is_pid(stream_to) do
       ref = Settings.get(:stream_ref)
+      name = call.predictor
       sink = fn event -> send(stream_to, {:dspex_stream, ref, name, event}) end
       # A new LM call of this predictor (first try, re-ask, JSON fallback): the
       # consumer resets its field boundaries.
       send(stream_to, {:dspex_stream, ref, name, :start})
-      DSPex.LM.stream(lm, messages, params, sink)
+      DSPex.BaseLM.stream(lm, messages, params, sink, call: call)
     else
-      DSPex.LM.request(lm, messages, params)
+      DSPex.BaseLM.request(lm, messages, params, call: call)
     end
   end
 
-  # A function, not a literal, so this module compiles before the adapter exists.
-  defp json_adapter, do: @json_adapter
-
   @doc false
-  def lm_model(lm) when is_map(lm), do: to_string(Map.get(lm, :model) || inspect(lm.__struct__))
-  def lm_model(_), do: "unknown"
+  def lm_model(lm), do: DSPex.BaseLM.model(lm)
 end

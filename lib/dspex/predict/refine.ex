@@ -7,14 +7,27 @@ defmodule DSPex.Refine do
   its predictors' definitions, the inputs, the trajectory (each predictor's inputs and
   outputs), the outputs, the reward code, threshold and value, and the predictor names,
   and answers with `discussion` and `advice` (a map from predictor name to advice).
-  On the next attempt every predictor of the program gets an extra input field
-  `hint_` ("A hint to the module from an earlier run") holding its advice, or `"N/A"`.
+  On the next attempt every predictor of the program carries its advice, or `"N/A"`, as
+  its `hint` (`DSPex.Predict`), which adds the input field `hint_` ("A hint to the module
+  from an earlier run") to its prompt — DSPy's `WrapperAdapter`, passed as data in the
+  program instead of through the settings.
 
-  Options: `n`, `reward_fn`, `threshold` (as BestOfN), `fail_count`,
-  `program_code` and `reward_code` (text shown to the feedback LM; by default the
-  source file of the program's module when it can be read, and `inspect(reward_fn)`),
-  `feedback_lm` (LM for the feedback predictor; default: the configured LM).
+  ## Examples
+
+      iex> feedback_lm = DSPex.LM.Scripted.new([%{discussion: "Too long.", advice: %{"self" => "One word."}}])
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "It is Brussels"}, %{answer: "Brussels"}])
+      iex> one_word = fn _inputs, pred -> if pred.answer =~ " ", do: 0.0, else: 1.0 end
+      iex> refine = DSPex.Refine.new(DSPex.Predict.new("question -> answer", lm: lm),
+      ...>   n: 3, reward_fn: one_word, threshold: 1.0, feedback_lm: feedback_lm)
+      iex> {:ok, pred} = DSPex.call(refine, question: "Capital of Belgium?")
+      iex> pred.answer
+      "Brussels"
+      iex> [_, second] = DSPex.LM.Scripted.requests(lm)
+      iex> List.last(second.messages).content =~ "[[ ## hint_ ## ]]\\nOne word."
+      true
   """
+
+  @behaviour DSPex.Module
 
   alias DSPex.Signature.Field
 
@@ -32,10 +45,34 @@ defmodule DSPex.Refine do
   @doc false
   def __dspex_fields__, do: [:module]
 
-  @doc "Wraps `module`; see the module doc for options."
+  @options DSPex.BestOfN.options_schema() ++
+             DSPex.Options.schema!(
+               program_code: [
+                 type: :string,
+                 doc:
+                   "The program's code shown to the feedback LM (default: the source file of its module, when readable)."
+               ],
+               reward_code: [
+                 type: :string,
+                 doc: "The reward function's code shown to it (default `inspect(reward_fn)`)."
+               ],
+               feedback_lm: [
+                 type: {:or, [:struct, nil]},
+                 doc: "The LM of the feedback predictor (default: the configured LM)."
+               ]
+             )
+
+  @doc """
+  Wraps `module` (a predictor or program).
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
+  """
   @spec new(term, keyword) :: t
   def new(module, opts) do
-    b = DSPex.BestOfN.new(module, opts)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Refine.new/2")
+    b = DSPex.BestOfN.new(module, Keyword.take(opts, [:n, :reward_fn, :threshold, :fail_count]))
 
     DSPex.Module.assign_names(%__MODULE__{
       module: b.module,
@@ -45,12 +82,13 @@ defmodule DSPex.Refine do
       fail_count: b.fail_count,
       program_code: Keyword.get_lazy(opts, :program_code, fn -> program_code(module) end),
       reward_code: Keyword.get_lazy(opts, :reward_code, fn -> inspect(b.reward_fn) end),
-      feedback_lm: Keyword.get(opts, :feedback_lm)
+      feedback_lm: opts[:feedback_lm]
     })
   end
 
+  @impl DSPex.Module
   @doc false
-  def forward(%__MODULE__{} = r, inputs, opts) do
+  def forward(%__MODULE__{} = r, inputs, opts \\ []) do
     feedback = fn info -> advise(r, info) end
 
     DSPex.BestOfN.Loop.run(
@@ -91,11 +129,10 @@ defmodule DSPex.Refine do
 
     feedback = DSPex.Predict.new(offer_feedback(), lm: r.feedback_lm, name: "refine.feedback")
 
-    # The feedback call itself runs without hints and outside the attempt's trace.
+    # The feedback call runs outside the attempt's trace (and, a fresh predictor, with
+    # no hint).
     {advice, _discarded_trace} =
-      DSPex.with_settings([refine_hints: nil], fn ->
-        DSPex.Trace.with_trace(fn -> DSPex.Predict.call(feedback, args) end)
-      end)
+      DSPex.Trace.with_trace(fn -> DSPex.Predict.call(feedback, args) end)
 
     case advice_map(advice, names) do
       nil -> nil
@@ -223,11 +260,7 @@ defmodule DSPex.Refine do
     |> String.trim()
   end
 
-  defp type_name(t) do
-    if function_exported?(Field, :type_name, 1),
-      do: apply(Field, :type_name, [t]),
-      else: inspect(t)
-  end
+  defp type_name(t), do: Field.type_name(t)
 
   defp program_code(%mod{}) do
     with true <- Code.ensure_loaded?(mod),

@@ -46,6 +46,16 @@ defmodule DSPex.Module do
   @doc "Runs the program on a map of inputs (atom keys, as given)."
   @callback forward(program :: struct, inputs :: map) :: term
 
+  @doc """
+  Runs the program with the per-call options of `DSPex.call/3` (`lm:`, `adapter:`,
+  `config:`, `demos:`, ...). Optional: `DSPex.call/3` calls it when a module defines
+  it (the built-in modules do, to hand the options to their predictors), and otherwise
+  calls `forward/2` with `lm:` and `adapter:` applied as settings overrides.
+  """
+  @callback forward(program :: struct, inputs :: map, opts :: keyword) :: term
+
+  @optional_callbacks forward: 3
+
   @doc false
   defmacro __using__(_opts) do
     quote do
@@ -140,9 +150,12 @@ defmodule DSPex.Module do
 
   ## Examples
 
-      iex> cot = DSPex.ChainOfThought.new(%DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :q}], outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]})
+      iex> cot = DSPex.ChainOfThought.new("question -> answer")
       iex> for {name, _} <- DSPex.Module.named_predictors(cot), do: name
       ["predict"]
+      iex> best = DSPex.BestOfN.new(cot, n: 2, reward_fn: fn _, _ -> 1.0 end)
+      iex> for {name, _} <- DSPex.Module.named_predictors(best), do: name
+      ["module.predict"]
   """
   @spec named_predictors(term) :: [{binary, Predict.t()}]
   def named_predictors(%Predict{} = p), do: [{"self", p}]
@@ -210,8 +223,9 @@ defmodule DSPex.Module do
 
   ## Examples
 
-      iex> p = DSPex.Predict.new(%DSPex.Signature{inputs: [%DSPex.Signature.Field{name: :q}], outputs: [%DSPex.Signature.Field{name: :a, kind: :output}]})
-      iex> DSPex.Module.map_predictors(p, &%{&1 | config: %{n: 2}}).config
+      iex> cot = DSPex.ChainOfThought.new("question -> answer")
+      iex> cot = DSPex.Module.map_predictors(cot, &%{&1 | config: %{n: 2}})
+      iex> cot.predict.config
       %{n: 2}
   """
   @spec map_predictors(term, (Predict.t() -> Predict.t()) | (binary, Predict.t() -> Predict.t())) ::
@@ -302,8 +316,8 @@ defmodule DSPex.Module do
   # Calling
 
   @doc false
-  # Runs a program struct: forward/3 when the module has it (built-ins take per-call
-  # options), otherwise forward/2 with `lm:`/`adapter:` applied as settings overrides.
+  # Runs a program struct: the optional callback forward/3 when the module defines it,
+  # otherwise forward/2 with `lm:`/`adapter:` applied as settings overrides.
   def run(%mod{} = program, inputs, opts) do
     Code.ensure_loaded(mod)
 
@@ -341,7 +355,11 @@ defmodule DSPex.Module do
   defp normalize_result({:error, other}),
     do:
       {:error,
-       DSPex.Error.new(:module, "forward/2 returned an error: #{inspect(other)}", %{reason: other})}
+       DSPex.Error.new(
+         :module,
+         "forward/2 returned an error: #{DSPex.Error.describe(other)}",
+         %{reason: other}
+       )}
 
   defp normalize_result(value), do: {:ok, value}
 end

@@ -16,28 +16,47 @@ defmodule DSPex.Streaming do
         _ -> :ok
       end)
 
-  Options: everything `DSPex.call/3` takes, plus
+  Options: those below, plus everything `DSPex.call/3` takes.
 
-    * `:on_error` — `:raise` (default: the `%DSPex.Error{}` is raised inside the
-      enumeration) or `:yield` (the last element is `{:error, %DSPex.Error{}}`);
-    * `:fields` — only stream these output fields (atoms); the final prediction still
-      has all of them;
-    * `:include_final` — `true` (default) yields the final prediction.
-
-  Cache hits and LMs without `stream/4` produce no chunks,
-  only the final prediction. Halting the enumeration early (`Enum.take/2`,
+  Cache hits produce no chunks, only the final prediction; an LM that does not stream
+  (`DSPex.BaseLM.supports?/2`) sends its whole reply as one delta. Halting the enumeration early (`Enum.take/2`,
   `Stream.take_while/2`, ...) kills the running call, which cancels its HTTP request.
   Tracking scopes (`DSPex.track_usage/1`) and settings of the caller follow the call.
+  A failure inside the call becomes an error that names what failed, not the data it
+  carried (`DSPex.Error.describe/1`).
   """
 
   alias DSPex.{Error, StreamChunk, StreamListener}
 
+  @options DSPex.Options.schema!(
+             on_error: [
+               type: {:in, [:raise, :yield]},
+               default: :raise,
+               doc:
+                 "`:raise`: the `%DSPex.Error{}` is raised inside the enumeration; `:yield`: the last element is `{:error, %DSPex.Error{}}`."
+             ],
+             fields: [
+               type: {:or, [{:list, :atom}, nil]},
+               doc: "Only stream these output fields; the final prediction still has all of them."
+             ],
+             include_final: [
+               type: :boolean,
+               default: true,
+               doc: "Yield the final prediction."
+             ]
+           )
+  @own_keys DSPex.Options.keys(@options)
+
   @doc """
   Streams `program` on `inputs`. See the module doc.
 
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
+
   ## Examples
 
-      iex> lm = DSPex.LM.Scripted.new(["[[ ## answer ## ]]\\nParis\\n\\n[[ ## completed ## ]]"])
+      iex> lm = DSPex.LM.Scripted.new([%{answer: "Paris"}])
       iex> qa = DSPex.Predict.new("question -> answer", lm: lm)
       iex> items = DSPex.Streaming.stream(qa, question: "Capital of France?") |> Enum.to_list()
       iex> for %DSPex.StreamChunk{field: :answer, text: t} <- items, into: "", do: t
@@ -47,17 +66,13 @@ defmodule DSPex.Streaming do
   """
   @spec stream(struct, keyword | map, keyword) :: Enumerable.t()
   def stream(program, inputs, opts \\ []) do
-    {own, call_opts} = Keyword.split(opts, [:on_error, :fields, :include_final])
-    on_error = Keyword.get(own, :on_error, :raise)
-    include_final = Keyword.get(own, :include_final, true)
-    fields = Keyword.get(own, :fields)
-
-    unless on_error in [:raise, :yield] do
-      raise ArgumentError, "on_error must be :raise or :yield, got: #{inspect(on_error)}"
-    end
+    {own, call_opts} = Keyword.split(opts, @own_keys)
+    own = DSPex.Options.validate!(own, @options, "DSPex.stream/3")
 
     Stream.resource(
-      fn -> start(program, inputs, call_opts, fields, on_error, include_final) end,
+      fn ->
+        start(program, inputs, call_opts, own[:fields], own[:on_error], own[:include_final])
+      end,
       &next/1,
       &stop/1
     )
@@ -81,11 +96,20 @@ defmodule DSPex.Streaming do
                 DSPex.call(program, inputs, call_opts)
               end)
             rescue
-              e in Error -> {:error, e}
-              e -> {:error, Error.new(:stream, Exception.message(e), %{exception: e})}
+              e in Error ->
+                {:error, e}
+
+              e ->
+                {:error,
+                 Error.new(:stream, "streamed call raised " <> Error.describe(e), %{
+                   exception: e.__struct__
+                 })}
             catch
               kind, reason ->
-                {:error, Error.new(:stream, "streamed call failed: #{inspect({kind, reason})}")}
+                {:error,
+                 Error.new(:stream, "streamed call failed: #{kind} #{Error.describe(reason)}", %{
+                   kind: kind
+                 })}
             end
 
           send(parent, {ref, :result, result})
@@ -144,7 +168,7 @@ defmodule DSPex.Streaming do
           {:error, other} ->
             finish_error(
               flushed,
-              Error.new(:stream, "streamed call failed: #{inspect(other)}"),
+              Error.new(:stream, "streamed call failed: #{Error.describe(other)}"),
               st
             )
 
@@ -153,10 +177,14 @@ defmodule DSPex.Streaming do
         end
 
       {:DOWN, ^mref, :process, _pid, reason} ->
-        finish_error([], Error.new(:stream, "the streamed call exited: #{inspect(reason)}"), %{
-          st
-          | done: true
-        })
+        finish_error(
+          [],
+          Error.new(:stream, "the streamed call exited: #{Error.describe(reason)}"),
+          %{
+            st
+            | done: true
+          }
+        )
     end
   end
 

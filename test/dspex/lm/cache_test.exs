@@ -60,12 +60,102 @@ defmodule DSPex.CacheTest do
   test "LM cache key ignores secrets and transport settings, includes params and rollout_id" do
     msgs = [%{role: "user", content: "q"}]
     a = LM.new("openai/m", api_key: "k1", api_base: "http://a/v1", timeout: 5, num_retries: 1)
-    b = LM.new("openai/m", api_key: "k2", api_base: "http://b/v1", timeout: 9, num_retries: 7)
-    key = fn lm, params, rid -> LM.cache_key(lm, msgs, params, rid) end
+    b = LM.new("openai/m", api_key: "k2", api_base: "http://a/v1/", timeout: 9, num_retries: 7)
+    key = fn lm, params, rid -> DSPex.LM.Pipeline.cache_key(lm, msgs, params, rid) end
     assert key.(a, %{"temperature" => 0.0}, nil) == key.(b, %{"temperature" => 0.0}, nil)
     refute key.(a, %{"temperature" => 0.0}, nil) == key.(a, %{"temperature" => 0.5}, nil)
     refute key.(a, %{}, nil) == key.(a, %{}, 1)
     refute key.(a, %{}, nil) == key.(LM.new("openai/m2"), %{}, nil)
+  end
+
+  # Issue 8 #11: an answer cached from one server must not be served for another.
+  test "the endpoint joins the key for a custom api_base; default-endpoint keys are unchanged" do
+    msgs = [%{role: "user", content: "hi"}]
+    key = fn lm, params, rid -> DSPex.LM.Pipeline.cache_key(lm, msgs, params, rid) end
+
+    # Written by DSPex before the endpoint was part of the key (commit e9e9773): these
+    # LMs talk to their provider's default server, so their disk entries stay valid.
+    assert key.(LM.new("openai/gpt-4o-mini"), %{"temperature" => 0.0}, nil) ==
+             "c0649ce75292bf549aa7095f1d92a14dec9afd0b4576406afaf2e29efe9bafee"
+
+    assert key.(LM.new("ollama/llama3"), %{}, nil) ==
+             "6302ebe0835c965c12d209950dfd92484e9fb3e6cd7a9e6b91c04fafd5391e7f"
+
+    assert key.(LM.new("anthropic/claude-x"), %{"max_tokens" => 10}, 2) ==
+             "30335c33b2c0ff086fc4a2b86845842f272ec9f19b97761207a3468fd0f1360e"
+
+    # Naming the default server explicitly is still the default server.
+    assert key.(
+             LM.new("openai/gpt-4o-mini", api_base: "https://api.openai.com/v1/"),
+             %{"temperature" => 0.0},
+             nil
+           ) ==
+             "c0649ce75292bf549aa7095f1d92a14dec9afd0b4576406afaf2e29efe9bafee"
+
+    # Two servers, two keys (it was "ffa89a5f..." for both before the fix) ...
+    one = LM.new("openai/x", api_base: "http://127.0.0.1:9/v1")
+    two = LM.new("openai/x", api_base: "http://127.0.0.2:9/v1")
+
+    refute key.(one, %{}, nil) ==
+             "ffa89a5fd2b0a7d24abd8cb5216bada07571c1f6f26ac5af2ab1d0e6a67f00c8"
+
+    refute key.(one, %{}, nil) == key.(two, %{}, nil)
+
+    # ... while credentials in the URL and the key never enter it.
+    with_creds =
+      LM.new("openai/x",
+        api_base: "http://user:sk-in-url@127.0.0.1:9/v1?key=sk-q",
+        api_key: "sk-k"
+      )
+
+    assert key.(with_creds, %{}, nil) == key.(one, %{}, nil)
+
+    # Embeddings follow the same rule.
+    emb = DSPex.Embedder.new("openai/text-embedding-3-small", dimensions: 8)
+    body = %{"model" => "text-embedding-3-small", "input" => ["a", "b"], "dimensions" => 8}
+
+    assert DSPex.Embedder.cache_key(emb, body) ==
+             "296cb308f1f7bc276c7148afa4145007e4085638127ac3dab226040d32631eef"
+
+    local =
+      DSPex.Embedder.new("openai/text-embedding-3-small",
+        dimensions: 8,
+        api_base: "http://127.0.0.1:9/v1"
+      )
+
+    refute DSPex.Embedder.cache_key(local, body) == DSPex.Embedder.cache_key(emb, body)
+  end
+
+  test "two servers behind one LM config get separate cached answers" do
+    {:ok, a} =
+      DSPex.Test.LoopbackServer.start_link(routes: %{"/v1/chat/completions" => reply("from A")})
+
+    {:ok, b} =
+      DSPex.Test.LoopbackServer.start_link(routes: %{"/v1/chat/completions" => reply("from B")})
+
+    msgs = [%{role: "user", content: "same question #{System.unique_integer()}"}]
+
+    for {srv, text} <- [{a, "from A"}, {b, "from B"}, {a, "from A"}] do
+      lm = LM.new("openai/m", api_base: DSPex.Test.LoopbackServer.url(srv, "/v1"), num_retries: 0)
+      assert {:ok, %{choices: [%{text: ^text}]}} = LM.request(lm, msgs)
+    end
+
+    # the third call was a cache hit: server A was asked once
+    assert DSPex.Test.LoopbackServer.count(a, "/v1/chat/completions") == 1
+  end
+
+  defp reply(text) do
+    %{
+      status: 200,
+      headers: [{"content-type", "application/json"}],
+      body:
+        DSPex.JSON.encode!(%{
+          choices: [
+            %{index: 0, message: %{role: "assistant", content: text}, finish_reason: "stop"}
+          ],
+          usage: %{prompt_tokens: 1, completion_tokens: 1, total_tokens: 2}
+        })
+    }
   end
 
   test "memory then disk; a disk hit survives clearing memory and is promoted", %{dir: dir} do

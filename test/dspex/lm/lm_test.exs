@@ -9,6 +9,7 @@ defmodule DSPex.LMTest do
   alias DSPex.Test.LoopbackServer
 
   doctest DSPex.LM
+  doctest DSPex.LM.Pipeline
 
   @secret "sk-SECRET-do-not-leak-7f3a"
   @answer "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
@@ -561,6 +562,71 @@ defmodule DSPex.LMTest do
       for f <- Path.wildcard(Path.join([dir, "**", "*"])), File.regular?(f) do
         refute File.read!(f) =~ @secret
       end
+    end
+  end
+
+  describe "options" do
+    test "unknown options raise with the valid ones; provider fields go in kwargs:" do
+      err = assert_raise ArgumentError, fn -> LM.new("openai/x", max_token: 5) end
+
+      assert err.message =~
+               "unknown option :max_token for DSPex.LM.new/2 (did you mean :max_tokens?)"
+
+      assert_raise ArgumentError, ~r/:timeout of DSPex.LM.new\/2: expected a timeout/, fn ->
+        LM.new("openai/x", timeout: -1)
+      end
+
+      assert_raise ArgumentError, ~r/unknown option :tempreature for DSPex.LM.copy\/2/, fn ->
+        LM.copy(LM.new("openai/x"), tempreature: nil)
+      end
+
+      # a bad key value is never echoed
+      err = assert_raise ArgumentError, fn -> LM.new("openai/x", api_key: {:key, @secret}) end
+      refute err.message =~ @secret
+
+      srv = server_for(:openai, "ok")
+
+      lm =
+        LM.new("openai/gpt-test",
+          api_base: LoopbackServer.url(srv, "/v1"),
+          cache: false,
+          temperature: 0.5,
+          kwargs: [logit_bias: %{"50256" => -100}, parallel_tool_calls: false]
+        )
+
+      assert lm.kwargs == %{
+               temperature: 0.5,
+               logit_bias: %{"50256" => -100},
+               parallel_tool_calls: false
+             }
+
+      assert {:ok, _} = LM.request(lm, user("hi"))
+      [req] = LoopbackServer.requests(srv, "/v1/chat/completions")
+
+      assert %{
+               "temperature" => 0.5,
+               "logit_bias" => %{"50256" => -100},
+               "parallel_tool_calls" => false
+             } = DSPex.JSON.decode!(req.body)
+    end
+
+    test "local/ is not a provider of the remote LM" do
+      assert_raise ArgumentError,
+                   ~r/"local\/model.gguf": local models are not part of this build/,
+                   fn ->
+                     LM.new("local/model.gguf")
+                   end
+    end
+
+    test "copy changes only what it is given" do
+      lm =
+        LM.new("openai/x", api_key: @secret, timeout: 1_000, temperature: 0.1, retry_base_ms: 5)
+
+      copy = LM.copy(lm, max_tokens: 9, base_url: "http://h/v1", retry_base_ms: nil, api_key: nil)
+      assert copy.kwargs == %{temperature: 0.1, max_tokens: 9}
+      assert {copy.timeout, copy.api_base, copy.api_key} == {1_000, "http://h/v1", nil}
+      refute Keyword.has_key?(copy.options, :retry_base_ms)
+      assert LM.resolve_key(LM.copy(lm, [])).api_key == @secret
     end
   end
 

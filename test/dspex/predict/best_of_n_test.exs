@@ -1,5 +1,7 @@
 defmodule DSPex.BestOfNTest do
   use ExUnit.Case, async: false
+  doctest DSPex.BestOfN
+  doctest DSPex.Refine
 
   import DSPex.ModulesTest.Support
   alias DSPex.{BestOfN, LM.Scripted, Predict, Refine}

@@ -3,6 +3,7 @@ defmodule DSPex.ChainOfThoughtTest do
   # hint and OfferFeedback, compared byte for byte with DSPy 3.3.1's ChatAdapter
   # (test/fixtures/dspy/modules_saved/module_messages.json).
   use ExUnit.Case, async: false
+  doctest DSPex.ChainOfThought
 
   import DSPex.ModulesTest.Support
   alias DSPex.Predict
@@ -41,12 +42,8 @@ defmodule DSPex.ChainOfThoughtTest do
 
   test "Refine's hint_ field", %{golden: g} do
     if g do
-      p = Predict.new("question -> answer")
-
-      {:ok, msgs} =
-        DSPex.with_settings([refine_hints: %{"self" => "Be brief."}], fn ->
-          Predict.format(p, question: "Q?")
-        end)
+      p = %{Predict.new("question -> answer") | hint: "Be brief."}
+      {:ok, msgs} = Predict.format(p, question: "Q?")
 
       assert msgs == messages(g["hint"])
     end

@@ -1,5 +1,8 @@
 defmodule DSPex.ParallelTest do
   use ExUnit.Case, async: false
+  doctest DSPex.Parallel
+  doctest DSPex.MultiChainComparison
+  doctest DSPex.Majority
 
   import DSPex.ModulesTest.Support
   alias DSPex.{LM.Scripted, MultiChainComparison, Parallel, Predict}

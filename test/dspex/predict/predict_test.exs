@@ -1,5 +1,6 @@
 defmodule DSPex.PredictTest do
   use ExUnit.Case, async: false
+  doctest DSPex.Predict
 
   import DSPex.ModulesTest.Support
   alias DSPex.{Error, LM.Scripted, Prediction, Predict}
@@ -313,5 +314,217 @@ defmodule DSPex.PredictTest do
     lm = Scripted.new(["a", "b"], cycle: true)
     texts = for _ <- 1..3, do: hd(elem(DSPex.LM.request(lm, [], %{}), 1).choices).text
     assert texts == ["a", "b", "a"]
+  end
+end
+
+defmodule DSPex.PredictTest.ContractAdapter do
+  @moduledoc false
+  # The ChatAdapter, with parse errors shaped as the adapter contract promises
+  # (docs/contracts.md): `details` carry `adapter`, `lm_response`, `missing`, `found`,
+  # `signature`; the message is one Predict must not read.
+  @behaviour DSPex.Adapter
+
+  @impl true
+  def format(sig, demos, inputs, opts), do: DSPex.Adapter.Chat.format(sig, demos, inputs, opts)
+
+  @impl true
+  def format_assistant_message(sig, outputs),
+    do: DSPex.Adapter.Chat.format_assistant_message(sig, outputs)
+
+  @impl true
+  def parse(sig, text) do
+    case DSPex.Adapter.Chat.parse(sig, text) do
+      {:ok, _} = ok ->
+        ok
+
+      {:error, _} ->
+        names = Enum.map(sig.outputs, & &1.name)
+        found = Enum.filter(names, &String.contains?(text, "[[ ## #{&1} ## ]]"))
+
+        {:error,
+         DSPex.Error.new(:adapter_parse, "MESSAGE-PREDICT-MUST-NOT-READ " <> text, %{
+           adapter: :chat,
+           lm_response: text,
+           missing: names -- found,
+           found: found,
+           signature: sig
+         })}
+    end
+  end
+end
+
+defmodule DSPex.PredictDataTest do
+  # Issue 7: data, not strings or hidden state; options are checked. Issue 8 #4: a key
+  # given to a predictor is refused, never shown.
+  use ExUnit.Case, async: false
+
+  alias DSPex.{Error, LM.Scripted, Predict}
+  alias DSPex.PredictTest.ContractAdapter
+
+  test "the re-ask is built from the parse error's data, not from its message" do
+    sig = DSPex.Signature.parse!("question -> reasoning, answer")
+
+    lm =
+      Scripted.new([
+        "[[ ## reasoning ## ]]\nIt is the capital.",
+        %{reasoning: "It is the capital.", answer: "Paris"}
+      ])
+
+    qa = Predict.new(sig, lm: lm, adapter: ContractAdapter)
+    assert {:ok, %{answer: "Paris"}} = DSPex.call(qa, question: "Capital of France?")
+
+    [_, second] = Scripted.requests(lm)
+    [bad, followup] = Enum.take(second.messages, -2)
+    assert bad.content == "[[ ## reasoning ## ]]\nIt is the capital."
+
+    assert followup.content ==
+             "Your previous response could not be parsed.\n" <>
+               "Expected output fields: `reasoning`, `answer`.\n" <>
+               "Parsed: `reasoning`.\n" <>
+               "Missing or not parseable: `answer`.\n\n" <>
+               "Respond with the corresponding output fields, starting with the field " <>
+               "`[[ ## reasoning ## ]]`, then `[[ ## answer ## ]]`, and then ending with the " <>
+               "marker for `[[ ## completed ## ]]`."
+
+    refute followup.content =~ "MESSAGE-PREDICT-MUST-NOT-READ"
+  end
+
+  test "the final parse error keeps the adapter's data and adds the attempts" do
+    qa =
+      Predict.new("question -> answer",
+        lm: Scripted.new(["nope", "still nope"]),
+        adapter: ContractAdapter
+      )
+
+    assert {:error, %Error{type: :adapter_parse, details: d}} = DSPex.call(qa, question: "q")
+    assert %{adapter: :chat, lm_response: "still nope", missing: [:answer], found: []} = d
+    assert %{attempts: 2, completion: "still nope", predictor: "self"} = d
+  end
+
+  test "the LM learns who calls from the call context argument, from any process" do
+    sig = DSPex.Signature.parse!("question -> answer")
+
+    lm =
+      Scripted.new(fn _msgs, _params, call -> %{answer: "#{call.predictor}/#{call.attempt}"} end)
+
+    qa = Predict.new(sig, lm: lm, name: "qa", adapter: DSPex.Adapter.JSON)
+
+    # the predictor's call runs in a task: nothing travels in a process dictionary
+    assert {:ok, %{answer: "qa/1"}} =
+             Task.async(fn -> DSPex.call(qa, question: "q") end) |> Task.await()
+
+    assert [%{context: %{predictor: "qa", attempt: 1}}] = Scripted.requests(lm)
+
+    # a field map is rendered for the caller's signature and adapter (JSON here) ...
+    maps = Scripted.new([%{answer: "Paris"}, %{answer: "Lyon"}])
+    call = %{signature: sig, adapter: DSPex.Adapter.JSON, predictor: "x", attempt: 1}
+    {:ok, c} = DSPex.BaseLM.request(maps, [%{role: "user", content: "?"}], %{}, call: call)
+    assert DSPex.JSON.decode!(hd(c.choices).text) == %{"answer" => "Paris"}
+    # ... and in the ChatAdapter layout for a direct call
+    {:ok, c} = DSPex.BaseLM.request(maps, [%{role: "user", content: "?"}])
+    assert hd(c.choices).text == "[[ ## answer ## ]]\nLyon\n\n[[ ## completed ## ]]\n"
+  end
+
+  test "Refine's advice reaches the predictor as its hint field" do
+    p = %{Predict.new("question -> answer") | hint: "Be brief."}
+    {:ok, msgs} = Predict.format(p, question: "Q?")
+    assert List.last(msgs).content =~ "[[ ## hint_ ## ]]\nBe brief."
+    {:ok, msgs} = Predict.format(Predict.new("question -> answer"), question: "Q?")
+    refute List.last(msgs).content =~ "hint_"
+  end
+
+  test "unknown options raise, naming the valid ones and the closest" do
+    err =
+      assert_raise ArgumentError, fn -> Predict.new("question -> answer", tempreature: 0.1) end
+
+    assert err.message =~
+             "unknown option :tempreature for DSPex.Predict.new/2 (did you mean :temperature?)"
+
+    assert err.message =~ ":max_parse_retries"
+
+    assert_raise ArgumentError,
+                 ~r/:max_parse_retries of DSPex.Predict.new\/2: expected a non-negative integer/,
+                 fn ->
+                   Predict.new("question -> answer", max_parse_retries: -1)
+                 end
+
+    qa = Predict.new("question -> answer", lm: Scripted.new([]))
+
+    assert_raise ArgumentError,
+                 ~r/unknown option :confg for DSPex.Predict.call\/3 \(did you mean :config\?\)/,
+                 fn ->
+                   DSPex.call(qa, [question: "q"], confg: %{})
+                 end
+
+    for {ctor, ctx} <- [
+          {&DSPex.ChainOfThought.new/2, "DSPex.ChainOfThought.new/2"},
+          {&DSPex.MultiChainComparison.new/2, "DSPex.MultiChainComparison.new/2"}
+        ] do
+      assert_raise ArgumentError, ~r/unknown option :tmperature for #{Regex.escape(ctx)}/, fn ->
+        ctor.("question -> answer", tmperature: 0.1)
+      end
+    end
+
+    assert_raise ArgumentError,
+                 ~r/missing required option :reward_fn for DSPex.BestOfN.new\/2/,
+                 fn ->
+                   DSPex.BestOfN.new(qa, n: 2)
+                 end
+
+    assert_raise ArgumentError,
+                 ~r/unknown option :feedbak_lm for DSPex.Refine.new\/2 \(did you mean :feedback_lm\?\)/,
+                 fn ->
+                   DSPex.Refine.new(qa, n: 2, reward_fn: fn _, _ -> 1 end, feedbak_lm: nil)
+                 end
+
+    assert_raise ArgumentError, ~r/unknown option :num_thread for DSPex.Parallel.run\/2/, fn ->
+      DSPex.Parallel.batch(qa, [], num_thread: 2)
+    end
+
+    assert_raise ArgumentError,
+                 ~r/:on_error of DSPex.stream\/3: expected one of :raise, :yield/,
+                 fn ->
+                   DSPex.stream(qa, [question: "q"], on_error: :ignore)
+                 end
+
+    # the other options of a stream are the program's: checked when it runs
+    assert_raise Error, ~r/unknown option :on_eror for DSPex.Predict.call\/3/, fn ->
+      DSPex.stream(qa, [question: "q"], on_eror: :yield) |> Enum.to_list()
+    end
+  end
+
+  test "a predictor refuses an API key and never shows one" do
+    key = "sk-PREDICT-#{System.unique_integer([:positive])}"
+
+    for opts <- [
+          [api_key: key],
+          [config: %{api_key: key}],
+          [config: %{"api_key" => key}],
+          [headers: [{"authorization", key}]]
+        ] do
+      err = assert_raise ArgumentError, fn -> Predict.new("question -> answer", opts) end
+      assert err.message =~ "is an option of DSPex.LM.new/2"
+      refute err.message =~ key
+    end
+
+    qa = Predict.new("question -> answer", lm: Scripted.new([%{answer: "x"}]))
+
+    err =
+      assert_raise ArgumentError, fn ->
+        DSPex.call(qa, [question: "q"], config: [api_key: key])
+      end
+
+    refute err.message =~ key
+
+    # the key belongs to the LM, which keeps it out of inspect and the history
+    lm = DSPex.LM.new("openai/x", api_key: key)
+    qa = Predict.new("question -> answer", lm: lm)
+    refute inspect(qa, limit: :infinity, printable_limit: :infinity) =~ key
+    refute inspect(DSPex.Module.named_predictors(qa), limit: :infinity) =~ key
+
+    scripted = Scripted.new([%{answer: "x"}])
+    DSPex.LM.History.clear()
+    {:ok, _} = DSPex.BaseLM.request(scripted, [%{role: "user", content: "q"}], %{api_key: key})
+    refute inspect(DSPex.LM.History.last(5), limit: :infinity, printable_limit: :infinity) =~ key
   end
 end

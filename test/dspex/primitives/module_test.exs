@@ -56,6 +56,7 @@ end
 
 defmodule DSPex.ModuleTest do
   use ExUnit.Case, async: false
+  doctest DSPex.Module
 
   import DSPex.ModulesTest.Support
   alias DSPex.{LM.Scripted, ModuleTest.QA, ModuleTest.Outer, Predict}

@@ -83,30 +83,37 @@ defmodule DSPex.StreamingTest do
   defmodule DripLM do
     @moduledoc false
     # A test LM that streams a fixed completion in the given pieces.
+    @behaviour DSPex.BaseLM
     defstruct pieces: [], test_pid: nil
 
-    def request(%__MODULE__{pieces: p}, _msgs, _params) do
+    @impl true
+    def forward(%__MODULE__{pieces: p} = lm, _msgs, _params, %{sink: sink}) do
+      if sink do
+        if lm.test_pid, do: send(lm.test_pid, {:streaming, self()})
+        Enum.each(p, &sink.({:delta, &1}))
+      end
+
       {:ok, %{choices: [%{text: Enum.join(p), finish_reason: "stop"}], usage: %{}, model: "drip"}}
     end
 
-    def stream(%__MODULE__{pieces: p} = lm, _msgs, _params, sink) do
-      if lm.test_pid, do: send(lm.test_pid, {:streaming, self()})
-      Enum.each(p, &sink.({:delta, &1}))
-      request(lm, nil, nil)
-    end
+    @impl true
+    def supports?(_lm, feature), do: feature == :stream
   end
 
   defmodule BlockLM do
     @moduledoc false
+    @behaviour DSPex.BaseLM
     defstruct test_pid: nil
 
-    def request(_, _, _), do: {:ok, %{choices: [%{text: ""}], usage: %{}}}
-
-    def stream(lm, _msgs, _params, sink) do
+    @impl true
+    def forward(lm, _msgs, _params, %{sink: sink}) do
       sink.({:delta, "[[ ## answer ## ]]\nfirst words"})
       send(lm.test_pid, {:blocked, self()})
       Process.sleep(:infinity)
     end
+
+    @impl true
+    def supports?(_lm, feature), do: feature == :stream
   end
 
   test "DSPex.stream yields field chunks then the prediction" do
@@ -126,15 +133,20 @@ defmodule DSPex.StreamingTest do
 
   defmodule WholeLM do
     @moduledoc false
-    # A test LM with request/3 only: it answers whole, never streams.
+    # A test LM that answers whole: it does not support streaming.
+    @behaviour DSPex.BaseLM
     defstruct text: ""
 
-    def request(%__MODULE__{text: t}, _msgs, _params) do
+    @impl true
+    def forward(%__MODULE__{text: t}, _msgs, _params, %{sink: nil}) do
       {:ok, %{choices: [%{text: t, finish_reason: "stop"}], usage: %{}, model: "whole"}}
     end
+
+    @impl true
+    def supports?(_lm, _feature), do: false
   end
 
-  test "an LM without stream/4 still streams its reply (as one delta) through Predict" do
+  test "an LM without streaming support still streams its reply (as one delta) through Predict" do
     lm = %WholeLM{text: "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"}
     qa = DSPex.Predict.new("question -> answer", lm: lm)
     out = DSPex.Streaming.stream(qa, question: "Capital of France?") |> Enum.to_list()

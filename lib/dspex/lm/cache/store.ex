@@ -107,16 +107,27 @@ defmodule DSPex.LM.Cache.Store do
     end
   end
 
+  @options DSPex.Options.schema!(
+             enable_memory: [type: :boolean, doc: "Use the memory tier (default `true`)."],
+             enable_disk: [type: :boolean, doc: "Use the disk tier (default `true`)."],
+             dir: [
+               type: :string,
+               doc: "Disk tier directory (default `$DSPEX_CACHE_DIR` or `~/.cache/dspex`)."
+             ],
+             memory_max_entries: [
+               type: :non_neg_integer,
+               doc: "Memory tier bound, in entries (default 1 000 000)."
+             ],
+             disk_size_limit_bytes: [
+               type: :non_neg_integer,
+               doc: "Disk tier bound, in bytes (default `$DSPEX_CACHE_LIMIT` or 30 GB)."
+             ]
+           )
+
+  def options_schema, do: @options
+
   def configure(opts) do
-    known = [:enable_memory, :enable_disk, :dir, :memory_max_entries, :disk_size_limit_bytes]
-
-    case Keyword.keys(opts) -- known do
-      [] ->
-        :ok
-
-      bad ->
-        raise ArgumentError, "unknown cache options #{inspect(bad)}; known: #{inspect(known)}"
-    end
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.LM.Cache.configure/1")
 
     :persistent_term.put(@config_key, Map.merge(config(), Map.new(opts)))
     ensure_started()

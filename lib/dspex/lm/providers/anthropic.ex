@@ -29,6 +29,9 @@ defmodule DSPex.LM.Providers.Anthropic do
   @passthrough ~w(temperature top_p top_k metadata thinking service_tier)
 
   @impl true
+  def default_base, do: @default_base
+
+  @impl true
   def build(lm, messages, params, stream?) do
     if (params["n"] || 1) > 1 do
       {:error, Error.new(:bad_request, "Anthropic's Messages API does not support n > 1")}

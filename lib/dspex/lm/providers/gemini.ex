@@ -23,6 +23,9 @@ defmodule DSPex.LM.Providers.Gemini do
   @default_base "https://generativelanguage.googleapis.com/v1beta"
 
   @impl true
+  def default_base, do: @default_base
+
+  @impl true
   def build(lm, messages, params, stream?) do
     {system, contents} = convert_messages(messages)
 

@@ -88,6 +88,9 @@ defmodule DSPex.LM.Providers.OpenAI do
   end
 
   @impl true
+  def default_base, do: @default_base
+
+  @impl true
   def build(lm, messages, params, stream?) do
     model = lm.model_name
 

@@ -1,0 +1,4 @@
+defmodule DSPex.ExampleTest do
+  use ExUnit.Case, async: false
+  doctest DSPex.Example
+end

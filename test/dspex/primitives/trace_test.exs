@@ -1,0 +1,4 @@
+defmodule DSPex.TraceTest do
+  use ExUnit.Case, async: false
+  doctest DSPex.Trace
+end

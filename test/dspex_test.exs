@@ -1,0 +1,4 @@
+defmodule DSPexTest do
+  use ExUnit.Case, async: false
+  doctest DSPex
+end
