@@ -5,8 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "ctest.h"
 #include "dspex/metrics.h"
+#include "dspex/sha256.h"
+#include "dspex/utf8.h"
+#include "metrics/text.h"
 
 static const char *norm(const char *s, size_t len, dspex_buf *b) {
     b->len = 0;
@@ -277,6 +282,80 @@ CTEST(large_mixed_input) {
     dspex_buf_free(&in);
     dspex_buf_free(&a);
     dspex_buf_free(&b);
+}
+
+/* test/fixtures/metrics/sweep.jsonl (tools/gen_metric_fixtures.py): every code point,
+ * 256 per line inside the generator's context snippet; the hashes of DSPy's
+ * normalize_text and DPR tokens must match. Covers the whole generated table. */
+#define SWEEP_PATH "test/fixtures/metrics/sweep.jsonl"
+
+static void hex24(const char *s, size_t len, char out[25]) {
+    unsigned char d[DSPEX_SHA256_DIGEST_LEN];
+    dspex_sha256(s, len, d);
+    for (int i = 0; i < 12; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void sweep_text(uint32_t start, uint32_t end, dspex_buf *b) {
+    char c[4];
+    for (uint32_t cp = start; cp < end; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        size_t n = dspex_utf8_encode(c, cp);
+        dspex_buf_puts(b, "A");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, "\xce\xa3");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, " a");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, ".the");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, "\xcc\xa3");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, "_x");
+        dspex_buf_put(b, c, n);
+        dspex_buf_puts(b, " ");
+    }
+}
+
+CTEST(sweep_of_every_code_point_matches_dspy) {
+    FILE *f = fopen(SWEEP_PATH, "r");
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    char line[512];
+    int lines = 0, bad = 0;
+    dspex_buf text, norm, toks;
+    dspex_buf_init(&text);
+    dspex_buf_init(&norm);
+    dspex_buf_init(&toks);
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        CHECK(j != NULL);
+        if (j == NULL) break;
+        uint32_t start = (uint32_t)cJSON_GetObjectItem(j, "start")->valuedouble;
+        uint32_t end = (uint32_t)cJSON_GetObjectItem(j, "end")->valuedouble;
+        const char *want_norm = cJSON_GetObjectItem(j, "normalize")->valuestring;
+        const char *want_dpr = cJSON_GetObjectItem(j, "dpr")->valuestring;
+        text.len = norm.len = toks.len = 0;
+        sweep_text(start, end, &text);
+        char got[25];
+        CHECK(dspex_normalize_text(text.p, text.len, &norm, NULL) == DSPEX_METRICS_OK);
+        hex24(norm.p ? norm.p : "", norm.len, got);
+        if (strcmp(got, want_norm) != 0) {
+            if (bad++ < 10) fprintf(stderr, "  normalize differs in U+%04X..U+%04X\n", start, end - 1);
+        }
+        CHECK(dspex_mt_dpr_join(norm.p ? norm.p : "", norm.len, &toks) == DSPEX_METRICS_OK);
+        hex24(toks.p ? toks.p : "", toks.len, got);
+        if (strcmp(got, want_dpr) != 0) {
+            if (bad++ < 10) fprintf(stderr, "  DPR tokens differ in U+%04X..U+%04X\n", start, end - 1);
+        }
+        cJSON_Delete(j);
+        lines++;
+    }
+    fclose(f);
+    CHECK(bad == 0);
+    CHECK(lines == 4344);
+    dspex_buf_free(&text);
+    dspex_buf_free(&norm);
+    dspex_buf_free(&toks);
 }
 
 int main(void) { return ctest_run(); }

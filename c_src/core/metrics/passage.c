@@ -67,6 +67,22 @@ static int dpr_tokens(dspex_arena *a, const char *s, size_t len, cp_span **out, 
     return DSPEX_METRICS_OK;
 }
 
+int dspex_mt_dpr_join(const char *s, size_t len, dspex_buf *out) {
+    _Alignas(16) unsigned char stack[PASSAGE_STACK_BYTES];
+    dspex_arena a;
+    dspex_arena_init_buf(&a, 0, stack, sizeof stack);
+    cp_span *t = NULL;
+    size_t n = 0;
+    int rc = dpr_tokens(&a, s, len, &t, &n);
+    for (size_t i = 0; rc == DSPEX_METRICS_OK && i < n; i++) {
+        if (i) dspex_buf_putc(out, 0x1F);
+        dspex_mt_put_utf8(out, t[i].p, t[i].len);
+    }
+    dspex_arena_free(&a);
+    if (rc == DSPEX_METRICS_OK && out->oom) rc = DSPEX_METRICS_ENOMEM;
+    return rc;
+}
+
 /* Id of token x in the sorted vocabulary, or -1. */
 static long vocab_id(const cp_span *vocab, size_t nv, const cp_span *x) {
     size_t lo = 0, hi = nv;

@@ -39,6 +39,10 @@ size_t dspex_mt_lower_into(const uint32_t *v, size_t n, int drop_punct, uint32_t
 int dspex_mt_passage_match(dspex_metrics *m, const dspex_text *passages, size_t npassages,
                            const dspex_text *answers, size_t nanswers, int *match);
 
+/* DPR_normalize(s) of a normalized text s, the tokens joined by U+001F, appended to
+ * out (for tests against DSPy's tokenizer). */
+int dspex_mt_dpr_join(const char *s, size_t len, dspex_buf *out);
+
 /* Appends the UTF-8 encoding of v[0..n) to b. */
 void dspex_mt_put_utf8(dspex_buf *b, const uint32_t *v, size_t n);
 
