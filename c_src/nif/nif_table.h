@@ -30,3 +30,9 @@ DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
 
 /* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
 DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)
+
+/* Metrics (nif_metrics.c): single calls reschedule onto a dirty CPU scheduler above
+ * 4 KiB of input; batches always run there */
+DSPEX_NIF(metrics_normalize, 1, dspex_nif_metrics_normalize, 0)
+DSPEX_NIF(metrics_score, 3, dspex_nif_metrics_score, 0)
+DSPEX_NIF(metrics_batch, 3, dspex_nif_metrics_batch, ERL_NIF_DIRTY_JOB_CPU_BOUND)
