@@ -414,6 +414,11 @@ defmodule DSPex.Metrics do
     end
   end
 
+  @doc false
+  # Reads `key` (atom, or its string form) from an example, prediction or map; raises
+  # ArgumentError naming `what` when it is missing. Shared with the LM-judged metrics.
+  def __field__(x, key, what), do: field!(x, key, what)
+
   defp field!(%DSPex.Example{} = ex, key, what), do: fetch_field!(ex.fields, key, what)
 
   defp field!(%DSPex.Prediction{} = p, key, what),
