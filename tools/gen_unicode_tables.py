@@ -188,7 +188,8 @@ def main():
 
     write_header(shift, len(stage1), len(stage2), len(record_list), len(decomp_pool),
                  len(lower_pool), max_decomp, max_lower, versions)
-    write_source(shift, stage1, stage2, record_list, decomp_pool, lower_pool, versions)
+    ascii_flags = [record_list[cp_record[cp]][1] for cp in range(128)]
+    write_source(shift, stage1, stage2, record_list, decomp_pool, lower_pool, ascii_flags, versions)
     print(
         f"unicode {versions['unicode']} (python {versions['python']}), regex {versions['regex']}: "
         f"{len(record_list)} records, shift {shift}, stage1 {len(stage1)}, stage2 {len(stage2)}, "
@@ -249,12 +250,18 @@ extern const uint16_t dspex_uni_stage2[DSPEX_UNI_STAGE2_LEN];
 extern const dspex_uni_record dspex_uni_records[DSPEX_UNI_RECORDS_LEN];
 extern const uint32_t dspex_uni_decomp[DSPEX_UNI_DECOMP_LEN];
 extern const uint32_t dspex_uni_lower[DSPEX_UNI_LOWER_LEN];
+extern const uint8_t dspex_uni_ascii_flags[128]; /* the flags of U+0000..U+007F, direct */
 
 /* The record of code point cp (cp <= U+10FFFF). */
 static inline const dspex_uni_record *dspex_uni(uint32_t cp) {{
     uint16_t block = dspex_uni_stage1[cp >> DSPEX_UNI_SHIFT];
     return &dspex_uni_records[dspex_uni_stage2[((uint32_t)block << DSPEX_UNI_SHIFT) |
                                                (cp & ((1u << DSPEX_UNI_SHIFT) - 1))]];
+}}
+
+/* The flags of code point cp (ASCII without the two-stage lookup). */
+static inline uint8_t dspex_uni_flags(uint32_t cp) {{
+    return cp < 0x80 ? dspex_uni_ascii_flags[cp] : dspex_uni(cp)->flags;
 }}
 
 #endif
@@ -271,7 +278,7 @@ def fmt_array(values, per_line, width=0):
     return "\n".join(lines)
 
 
-def write_source(shift, stage1, stage2, records, decomp, lower, versions):
+def write_source(shift, stage1, stage2, records, decomp, lower, ascii_flags, versions):
     recs = [f"{{{c},{f},{d},{l}}}" for (c, f, d, l) in records]
     text = HEADER_TOP.format(**versions) + f"""#include "unicode_tables.h"
 
@@ -293,6 +300,10 @@ const uint32_t dspex_uni_decomp[DSPEX_UNI_DECOMP_LEN] = {{
 
 const uint32_t dspex_uni_lower[DSPEX_UNI_LOWER_LEN] = {{
 {fmt_array(lower, 12)}
+}};
+
+const uint8_t dspex_uni_ascii_flags[128] = {{
+{fmt_array(ascii_flags, 16)}
 }};
 """
     with open(os.path.join(OUT_DIR, "unicode_tables.c"), "w", encoding="utf-8") as f:

@@ -19,6 +19,7 @@
 #endif
 
 #define SCORE_STACK_BYTES 4096
+#define SMALL_SORT 16
 
 typedef struct {
     const char *p;
@@ -53,7 +54,19 @@ static size_t sorted_tokens(dspex_arena *a, const char *s, size_t len, span **ou
             start = i + 1;
         }
     }
-    if (n > 1) qsort(t, n, sizeof(span), span_cmp);
+    if (n > SMALL_SORT) {
+        qsort(t, n, sizeof(span), span_cmp);
+    } else {
+        for (size_t i = 1; i < n; i++) { /* a few tokens: insertion sort beats qsort's setup */
+            span cur = t[i];
+            size_t j = i;
+            while (j > 0 && span_cmp(&t[j - 1], &cur) > 0) {
+                t[j] = t[j - 1];
+                j--;
+            }
+            t[j] = cur;
+        }
+    }
     *out = t;
     return n;
 }

@@ -217,7 +217,7 @@ typedef struct {
     dspex_buf *b;
     size_t len;
     char data[256];
-} utf8_out;
+} utf8_out; /* only data[0..len) is ever read, so `data` needs no initialization */
 
 static inline void out_flush(utf8_out *o) {
     dspex_buf_put(o->b, o->data, o->len);
@@ -233,7 +233,9 @@ static inline void out_cp(utf8_out *o, uint32_t cp) {
 }
 
 void dspex_mt_put_utf8(dspex_buf *b, const uint32_t *v, size_t n) {
-    utf8_out o = {.b = b, .len = 0};
+    utf8_out o;
+    o.b = b;
+    o.len = 0;
     for (size_t i = 0; i < n; i++) out_cp(&o, v[i]);
     out_flush(&o);
 }
@@ -263,7 +265,9 @@ static inline int is_article(const uint32_t *w, size_t n) {
 /* re.sub(r"\b(a|an|the)\b", " ", text) then " ".join(text.split()), in one pass: an
  * article becomes a separator, runs of whitespace become one space, none at the ends. */
 static void articles_and_spaces(const uint32_t *v, size_t n, dspex_buf *b) {
-    utf8_out o = {.b = b, .len = 0};
+    utf8_out o;
+    o.b = b;
+    o.len = 0;
     int pending = 0, any = 0;
     size_t i = 0;
     while (i < n) {
@@ -293,6 +297,54 @@ static void articles_and_spaces(const uint32_t *v, size_t n, dspex_buf *b) {
     out_flush(&o);
 }
 
+/* normalize_text of pure ASCII (most answers): NFD is the identity and no final sigma
+ * can occur, so the steps run on bytes without decoding. Same rules as the general path;
+ * the golden tests cover both. */
+static int ascii_normalize(const unsigned char *s, size_t len, unsigned char *t, dspex_buf *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (c >= 'A' && c <= 'Z') c += 32;
+        if (dspex_mt_flags(c) & DSPEX_UNI_PUNCT) continue;
+        t[n++] = c;
+    }
+    utf8_out o;
+    o.b = b;
+    o.len = 0;
+    int pending = 0, any = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = t[i];
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            size_t j = i + 1;
+            while (j < n && ((t[j] >= 'a' && t[j] <= 'z') || (t[j] >= '0' && t[j] <= '9'))) j++;
+            size_t w = j - i;
+            int article = (w == 1 && c == 'a') || (w == 2 && c == 'a' && t[i + 1] == 'n') ||
+                          (w == 3 && c == 't' && t[i + 1] == 'h' && t[i + 2] == 'e');
+            if (article) {
+                pending = any;
+            } else {
+                if (pending) out_cp(&o, ' ');
+                for (size_t k = i; k < j; k++) out_cp(&o, t[k]);
+                pending = 0;
+                any = 1;
+            }
+            i = j;
+        } else if (is_space(c)) {
+            pending = any;
+            i++;
+        } else {
+            if (pending) out_cp(&o, ' ');
+            out_cp(&o, c);
+            pending = 0;
+            any = 1;
+            i++;
+        }
+    }
+    out_flush(&o);
+    return b->oom ? DSPEX_METRICS_ENOMEM : DSPEX_METRICS_OK;
+}
+
 int dspex_normalize_text(const char *s, size_t len, dspex_buf *out, size_t *err_offset) {
     if (len > DSPEX_METRICS_MAX_TEXT) return DSPEX_METRICS_ETOOBIG;
     _Alignas(16) unsigned char stack[NORMALIZE_STACK_BYTES];
@@ -300,13 +352,22 @@ int dspex_normalize_text(const char *s, size_t len, dspex_buf *out, size_t *err_
     /* Ceiling: NFD (<= 1.5 code points per byte), its sort buffer and the lowered copy
      * (<= 2 per code point), 4 bytes each: 24 bytes per input byte. */
     dspex_arena_init_buf(&a, 32 * len + 65536, stack, sizeof stack);
-    uint32_t *nfd = NULL, *low = NULL;
-    size_t n = 0, m = 0;
-    int rc = dspex_mt_nfd(&a, s, len, &nfd, &n, err_offset);
-    if (rc == DSPEX_METRICS_OK) rc = dspex_mt_lower(&a, nfd, n, 1, &low, &m);
-    if (rc == DSPEX_METRICS_OK) {
-        articles_and_spaces(low, m, out);
-        if (out->oom) rc = DSPEX_METRICS_ENOMEM;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k = 0;
+    while (k < len && u[k] < 0x80) k++;
+    int rc;
+    if (k == len) {
+        unsigned char *t = dspex_arena_alloc(&a, len + 1);
+        rc = t ? ascii_normalize(u, len, t, out) : DSPEX_METRICS_ENOMEM;
+    } else {
+        uint32_t *nfd = NULL, *low = NULL;
+        size_t n = 0, m = 0;
+        rc = dspex_mt_nfd(&a, s, len, &nfd, &n, err_offset);
+        if (rc == DSPEX_METRICS_OK) rc = dspex_mt_lower(&a, nfd, n, 1, &low, &m);
+        if (rc == DSPEX_METRICS_OK) {
+            articles_and_spaces(low, m, out);
+            if (out->oom) rc = DSPEX_METRICS_ENOMEM;
+        }
     }
     dspex_arena_free(&a);
     return rc;

@@ -13,7 +13,7 @@
 #include "metrics/unicode_tables.h"
 
 /* Flags of code point cp (ASCII answered without the table). */
-static inline uint8_t dspex_mt_flags(uint32_t cp) { return dspex_uni(cp)->flags; }
+static inline uint8_t dspex_mt_flags(uint32_t cp) { return dspex_uni_flags(cp); }
 
 /* unicodedata.normalize("NFD", s) of the UTF-8 bytes s[0..len): decodes, decomposes
  * (canonical, full; Hangul algorithmically) and puts combining marks in canonical order.

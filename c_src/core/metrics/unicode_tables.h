@@ -46,12 +46,18 @@ extern const uint16_t dspex_uni_stage2[DSPEX_UNI_STAGE2_LEN];
 extern const dspex_uni_record dspex_uni_records[DSPEX_UNI_RECORDS_LEN];
 extern const uint32_t dspex_uni_decomp[DSPEX_UNI_DECOMP_LEN];
 extern const uint32_t dspex_uni_lower[DSPEX_UNI_LOWER_LEN];
+extern const uint8_t dspex_uni_ascii_flags[128]; /* the flags of U+0000..U+007F, direct */
 
 /* The record of code point cp (cp <= U+10FFFF). */
 static inline const dspex_uni_record *dspex_uni(uint32_t cp) {
     uint16_t block = dspex_uni_stage1[cp >> DSPEX_UNI_SHIFT];
     return &dspex_uni_records[dspex_uni_stage2[((uint32_t)block << DSPEX_UNI_SHIFT) |
                                                (cp & ((1u << DSPEX_UNI_SHIFT) - 1))]];
+}
+
+/* The flags of code point cp (ASCII without the two-stage lookup). */
+static inline uint8_t dspex_uni_flags(uint32_t cp) {
+    return cp < 0x80 ? dspex_uni_ascii_flags[cp] : dspex_uni(cp)->flags;
 }
 
 #endif
