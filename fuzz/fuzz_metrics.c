@@ -1,7 +1,7 @@
 /* libFuzzer target for the metrics core: the input is split (at a position taken from
  * its first byte) into a prediction and a gold, both arbitrary bytes. Checks that
  * normalize_text accepts exactly the valid UTF-8 inputs and returns clean text, and the
- * invariants of the scores: EM/F1/passage match of a text with itself, F1 symmetric
+ * ASCII fast path agrees with the general one, and the invariants of the scores: EM/F1/passage match of a text with itself, F1 symmetric
  * (bit for bit) and in [0, 1], HotPotF1 and precision bounded by their definitions. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,6 +62,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort(); /* the offset points at the first bad sequence */
     if (rc == DSPEX_METRICS_OK) check_normalized(&b);
     size_t plen = b.len;
+    if (rc == DSPEX_METRICS_OK) {
+        /* A trailing NO-BREAK SPACE (whitespace, a starter, neither cased nor a word
+         * character) changes nothing, and forces the general Unicode path: so the ASCII
+         * fast path is checked against it. */
+        char *t = malloc(pred.len + 2);
+        if (t == NULL) abort();
+        if (pred.len) memcpy(t, pred.s, pred.len);
+        memcpy(t + pred.len, "\xc2\xa0", 2);
+        dspex_buf c;
+        dspex_buf_init(&c);
+        if (dspex_normalize_text(t, pred.len + 2, &c, NULL) != DSPEX_METRICS_OK) abort();
+        if (c.len != b.len || (b.len && memcmp(c.p, b.p, b.len) != 0)) abort();
+        dspex_buf_free(&c);
+        free(t);
+    }
     dspex_buf_free(&b);
 
     int valid_g = valid_utf8((const unsigned char *)gold.s, gold.len);

@@ -7,10 +7,12 @@
  * Metric: em | f1 | hotpot_f1 | precision | passage_match (batch also: normalize).
  * Preds / Golds: a binary or a list of binaries (passage_match: passages / answers).
  *
- * Single calls run on the normal scheduler up to SINGLE_NORMAL_BYTES of input and
- * reschedule onto a dirty CPU scheduler above: the worst case measured for the core is
- * ~50 ns per input byte (passage match of 16 KiB of Hangul against itself, 2 cores
- * shared by 8 builds), so 4 KiB stay under 0.25 ms. Batches are dirty from the start.
+ * Single calls run on the normal scheduler while their estimated work stays under
+ * SINGLE_NORMAL_BYTES (prediction bytes x golds + gold bytes + 64 per string, since each
+ * gold is compared with the whole prediction) and reschedule onto a dirty CPU scheduler
+ * above: the worst case measured for the core is ~50 ns per byte of that estimate
+ * (passage match of 16 KiB of Hangul against itself, 2 cores shared by 8 builds), so
+ * 4 KiB stay under 0.25 ms. Batches are dirty from the start.
  *
  * Type errors raise {badarg, Message} (ArgumentError in Elixir, via DSPex.NIF.guard/1);
  * invalid UTF-8 and the core's limits come back as
@@ -190,19 +192,31 @@ static ERL_NIF_TERM score_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     return r;
 }
 
-/* Total bytes of a binary or a list of binaries (0 for anything else: score_run raises). */
-static size_t term_bytes(ErlNifEnv *env, ERL_NIF_TERM t) {
+/* Total bytes and count of a binary or a list of binaries (anything else counts as
+ * nothing: score_run raises). Stops counting past the normal-scheduler budget. */
+static void term_size(ErlNifEnv *env, ERL_NIF_TERM t, size_t *bytes, size_t *count) {
     ErlNifBinary bin;
-    if (enif_inspect_binary(env, t, &bin)) return bin.size;
-    size_t total = 0;
+    *bytes = *count = 0;
+    if (enif_inspect_binary(env, t, &bin)) {
+        *bytes = bin.size;
+        *count = 1;
+        return;
+    }
     ERL_NIF_TERM head, tail = t;
-    while (enif_get_list_cell(env, tail, &head, &tail) && total <= SINGLE_NORMAL_BYTES)
-        if (enif_inspect_binary(env, head, &bin)) total += bin.size;
-    return total;
+    while (*bytes + *count <= SINGLE_NORMAL_BYTES && enif_get_list_cell(env, tail, &head, &tail)) {
+        (*count)++;
+        if (enif_inspect_binary(env, head, &bin)) *bytes += bin.size;
+    }
 }
 
 ERL_NIF_TERM dspex_nif_metrics_score(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (term_bytes(env, argv[1]) + term_bytes(env, argv[2]) > SINGLE_NORMAL_BYTES)
+    /* The work is about (prediction or passage bytes) x (number of golds or answers)
+     * plus the gold bytes, plus a fixed cost per string (~64 bytes' worth). */
+    size_t pb, pn, gb, gn;
+    term_size(env, argv[1], &pb, &pn);
+    term_size(env, argv[2], &gb, &gn);
+    size_t cost = pb * (gn ? gn : 1) + gb + 64 * (pn + gn);
+    if (cost > SINGLE_NORMAL_BYTES)
         return enif_schedule_nif(env, "metrics_score_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, score_run, argc, argv);
     return score_run(env, argc, argv);
 }

@@ -12,8 +12,10 @@
  * Inputs are UTF-8 byte strings (NUL bytes allowed); invalid UTF-8 is reported with its
  * byte offset, never read past. Limits: one string at most DSPEX_METRICS_MAX_TEXT bytes;
  * working memory is linear in the string (about 20 bytes per input byte at worst, on a
- * per-call arena) and work is O(n log n) in the number of tokens. Passage match is
- * O(passage tokens x answers) like DSPy's, without DSPy's quadratic inner compare.
+ * per-call arena). Work: EM/F1/HotPotF1/precision sort the tokens of the prediction
+ * once and of each gold (O(t log t)) and merge them per gold (O(prediction tokens x
+ * golds) at worst); passage match is O(passage tokens x answers) like DSPy's, without
+ * DSPy's quadratic inner compare (KMP over token ids).
  *
  * No global state: a dspex_metrics holds the reusable buffers of one caller (one
  * thread); init it once, score many pairs, free it. */

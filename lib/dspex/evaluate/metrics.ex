@@ -36,7 +36,12 @@ defmodule DSPex.Metrics do
 
   Strings must be valid UTF-8 (Python strings always are): invalid input raises
   `ArgumentError` naming the byte offset (`batch/3` returns an error instead).
-  One string may be at most 16 MiB.
+  One string may be at most 16 MiB. Small single calls run on the calling scheduler
+  (well under 1 ms); larger ones and every `batch/3` run on a dirty CPU scheduler.
+
+  Telemetry: `batch/3` emits the span `[:dspex, :metrics, :batch]`. The single-pair
+  functions emit none — they take microseconds and run once per example inside
+  Evaluate and the optimizers, which emit their own per-example events.
 
   ## As Evaluate metrics
 
