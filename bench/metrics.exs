@@ -76,14 +76,30 @@ checksum = fn
     end) * 1.0
 end
 
+# The fastest of the passes over all pairs run in `seconds` (both sides): on a shared,
+# loaded machine the minimum is the figure least disturbed by other work.
+best_pass_us = fn fun ->
+  fun.()
+  deadline = System.monotonic_time(:microsecond) + seconds * 1_000_000
+
+  Stream.repeatedly(fn ->
+    t0 = System.monotonic_time(:microsecond)
+    fun.()
+    System.monotonic_time(:microsecond) - t0
+  end)
+  |> Enum.reduce_while(:infinity, fn us, best ->
+    best = min(best, us)
+    if System.monotonic_time(:microsecond) >= deadline, do: {:halt, best}, else: {:cont, best}
+  end)
+end
+
 dspex =
   for m <- order, into: %{} do
     {a, b} = batch_args[m]
     results = Metrics.batch!(m, a, b)
-    # one measured unit = one batch call over all n pairs
-    batch_us = DSPex.Bench.measure_us(fn -> Metrics.batch!(m, a, b) end, seconds, 3) / n
+    batch_us = best_pass_us.(fn -> Metrics.batch!(m, a, b) end) / n
     fun = single[m]
-    single_us = DSPex.Bench.measure_us(fn -> Enum.each(pairs, fun) end, seconds, 1) / n
+    single_us = best_pass_us.(fn -> Enum.each(pairs, fun) end) / n
     {m, %{batch: batch_us, single: single_us, checksum: checksum.(m, results)}}
   end
 
@@ -119,7 +135,10 @@ python_results =
       end
   end
 
-IO.puts("DSPy metrics on #{n} pairs (#{System.schedulers_online()} schedulers; µs per pair)")
+IO.puts(
+  "DSPy metrics on #{n} pairs (#{System.schedulers_online()} schedulers; µs per pair, fastest pass " <>
+    "of #{seconds} s)"
+)
 
 IO.puts(
   String.pad_trailing("metric", 15) <>
