@@ -39,3 +39,9 @@ DSPEX_NIF(random_below, 2, dspex_nif_random_below, 0)
 DSPEX_NIF(random_shuffle, 2, dspex_nif_random_shuffle, 0)
 DSPEX_NIF(random_sample, 3, dspex_nif_random_sample, 0)
 DSPEX_NIF(random_choices, 4, dspex_nif_random_choices, 0)
+
+/* Metrics (nif_metrics.c): single calls reschedule onto a dirty CPU scheduler above
+ * 4 KiB of input; batches always run there */
+DSPEX_NIF(metrics_normalize, 1, dspex_nif_metrics_normalize, 0)
+DSPEX_NIF(metrics_score, 3, dspex_nif_metrics_score, 0)
+DSPEX_NIF(metrics_batch, 3, dspex_nif_metrics_batch, ERL_NIF_DIRTY_JOB_CPU_BOUND)

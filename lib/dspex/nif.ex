@@ -43,6 +43,11 @@ defmodule DSPex.NIF do
   # SHA-256 (nif_hash.c)
   def sha256(_bin), do: :erlang.nif_error(:not_loaded)
 
+  # Metrics (nif_metrics.c)
+  def metrics_normalize(_text), do: :erlang.nif_error(:not_loaded)
+  def metrics_score(_metric, _preds, _golds), do: :erlang.nif_error(:not_loaded)
+  def metrics_batch(_metric, _preds, _golds), do: :erlang.nif_error(:not_loaded)
+
   @doc false
   # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or
   # column depending on the error type; callers name it via `pos_key`.

@@ -68,25 +68,9 @@ defmodule DSPex.Majority do
   defp to_map(m) when is_map(m), do: m
 
   defp default_normalize(s) do
-    n =
-      if Code.ensure_loaded?(DSPex.Metrics) and
-           function_exported?(DSPex.Metrics, :normalize_text, 1) do
-        apply(DSPex.Metrics, :normalize_text, [s])
-      else
-        fallback_normalize(s)
-      end
-
-    if n == "", do: nil, else: n
-  end
-
-  # SQuAD-style normalization (lower, drop punctuation and articles, squash spaces).
-  defp fallback_normalize(s) do
-    s
-    |> String.normalize(:nfd)
-    |> String.downcase()
-    |> String.replace(~r/[[:punct:]]/u, "")
-    |> String.replace(~r/\b(a|an|the)\b/u, " ")
-    |> String.split()
-    |> Enum.join(" ")
+    case DSPex.Metrics.normalize_text(s) do
+      "" -> nil
+      n -> n
+    end
   end
 end
