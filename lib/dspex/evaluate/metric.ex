@@ -20,6 +20,9 @@ defmodule DSPex.Evaluate.Metric do
 
   ## Examples
 
+      iex> m = DSPex.Evaluate.Metric.new!({:builtin, :exact_match, field: :answer})
+      iex> {m.builtin, m.name}
+      {{:em, :answer}, "exact_match"}
       iex> DSPex.Evaluate.Metric.new!(fn _ex, _pred -> true end).arity
       2
       iex> DSPex.Evaluate.Metric.new!(fn _ex, _pred, _trace -> 1.0 end).arity

@@ -44,6 +44,7 @@ defmodule DSPex.EvaluateTest do
   alias DSPex.EvaluateTest.Programs.{Flaky, SlowFirstTry}
 
   doctest DSPex.Evaluate
+  doctest DSPex.Evaluate.Worker
 
   defp devset(n) do
     for i <- 1..n,
