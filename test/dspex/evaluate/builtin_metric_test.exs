@@ -1,30 +1,7 @@
-# Built-in metrics are scored by DSPex.Metrics.batch/3, which lands on the `metrics`
-# branch. Until it is merged, this file defines a small stand-in with the same names
-# (DSPy's EM on ASCII text); once the real module is in the build the stand-in is not
-# compiled and the same tests run against the real one.
-unless Code.ensure_loaded?(DSPex.Metrics) do
-  Code.compile_string(~S'''
-  defmodule DSPex.Metrics do
-    @moduledoc false
-
-    def normalize_text(s) do
-      s
-      |> String.downcase()
-      |> String.replace(~r/[[:punct:]]/, "")
-      |> String.replace(~r/\b(a|an|the)\b/, " ")
-      |> String.split()
-      |> Enum.join(" ")
-    end
-
-    def em(pred, golds) when is_list(golds), do: Enum.any?(golds, &em(pred, &1))
-    def em(pred, gold), do: normalize_text(pred) == normalize_text(gold)
-
-    def answer_exact_match(example, pred, _trace \\ nil), do: em(pred.answer, example[:answer])
-
-    def batch(:em, preds, golds), do: Enum.zip_with(preds, golds, &em/2)
-  end
-  ''')
-end
+# Built-in metrics are scored by DSPex.Metrics.batch/3 (the `metrics` branch); until
+# that is merged a stand-in with the same names is compiled here (see
+# DSPex.Test.MetricsStub), afterwards these tests run against the real module.
+DSPex.Test.MetricsStub.ensure!()
 
 defmodule DSPex.Evaluate.BuiltinMetricTest do
   # async: false — call counting (:erlang.trace_pattern) is global.
