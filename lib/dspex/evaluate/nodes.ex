@@ -2,8 +2,9 @@ defmodule DSPex.Evaluate.Nodes do
   @moduledoc """
   The nodes an evaluation runs on, and the check that they can run it.
 
-  Examples are started as tasks under `DSPex.Evaluate.TaskSupervisor` on each node (a
-  child of the DSPex application, so every node with DSPex started has one). A task
+  On another node, examples run as tasks under that node's
+  `DSPex.Evaluate.TaskSupervisor` (a child of the DSPex application, so every node with
+  DSPex started has one); on the coordinator's own node they are its linked tasks. A task
   receives the program and metric as terms; Erlang distribution copies data but not
   code, so the modules they need must already be loaded — or loadable from the code
   path — on every node, **in the same version**:

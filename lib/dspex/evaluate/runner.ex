@@ -81,7 +81,9 @@ defmodule DSPex.Evaluate.Runner do
       errors: 0,
       ok_sum: 0,
       ok_n: 0,
+      # durations (ms) of recent successful examples, for the :auto straggler rule
       durations: [],
+      n_durations: 0,
       progress: Progress.new(n, cfg.progress),
       next_tick: now_ms() + @tick_ms
     }
@@ -150,17 +152,25 @@ defmodule DSPex.Evaluate.Runner do
 
   defp up_nodes(s), do: Enum.filter(s.order, &s.nodes[&1].up)
 
-  # The up node with the most free slots, preferring one other than `avoid`.
+  # The up node with the most free slots (first in `nodes:` order on ties), preferring
+  # one other than `avoid`; nil when every node is full. One pass, no allocation: it
+  # runs after every message.
   defp pick_node(s, avoid) do
-    cap = s.cfg.max_concurrency
+    case best_node(s.order, s.nodes, s.cfg.max_concurrency, avoid, nil, 0) do
+      nil when avoid != nil -> best_node(s.order, s.nodes, s.cfg.max_concurrency, nil, nil, 0)
+      node -> node
+    end
+  end
 
-    candidates = for n <- s.order, st = s.nodes[n], st.up, st.busy < cap, do: {n, cap - st.busy}
+  defp best_node([], _nodes, _cap, _avoid, best, _free), do: best
 
-    preferred = Enum.reject(candidates, fn {n, _} -> n == avoid end)
+  defp best_node([n | rest], nodes, cap, avoid, best, free) do
+    case nodes do
+      %{^n => %{up: true, busy: busy}} when n != avoid and cap - busy > free ->
+        best_node(rest, nodes, cap, avoid, n, cap - busy)
 
-    case if(preferred == [], do: candidates, else: preferred) do
-      [] -> nil
-      list -> list |> Enum.max_by(&elem(&1, 1), fn -> nil end) |> elem(0)
+      _ ->
+        best_node(rest, nodes, cap, avoid, best, free)
     end
   end
 
@@ -168,8 +178,8 @@ defmodule DSPex.Evaluate.Runner do
     example = elem(s.devset, i)
 
     try do
-      task = Task.Supervisor.async({Nodes.supervisor(), node}, Worker, :run, [s.cfg.job, example])
-      entry = {i, node, task.pid, System.monotonic_time()}
+      task = start_task(node, [s.cfg.job, example])
+      entry = {i, node, task.pid, :erlang.monotonic_time()}
 
       %{
         s
@@ -187,6 +197,14 @@ defmodule DSPex.Evaluate.Runner do
     end
   end
 
+  # On this node the coordinator starts the task itself (linked, like Task.async_stream:
+  # no round trip through a supervisor per example); on another node the task runs under
+  # that node's DSPex.Evaluate.TaskSupervisor. Both reply {ref, outcome}.
+  defp start_task(node, args) when node == node(), do: Task.async(Worker, :run, args)
+
+  defp start_task(node, args),
+    do: Task.Supervisor.async({Nodes.supervisor(), node}, Worker, :run, args)
+
   defp requeue(s, i) do
     if Map.get(s.running, i, []) == [] and not Map.has_key?(s.done, i),
       do: %{s | pending: :queue.in_r(i, s.pending)},
@@ -198,7 +216,7 @@ defmodule DSPex.Evaluate.Runner do
   defp reply(s, ref, reply) do
     {{i, node, _pid, t0}, s} = forget(s, ref)
     s = stop_attempts(s, i)
-    duration = System.monotonic_time() - t0
+    duration = :erlang.monotonic_time() - t0
 
     case reply do
       {:ok, pred, {:builtin, pair}} ->
@@ -214,7 +232,7 @@ defmodule DSPex.Evaluate.Runner do
 
   defp down(s, ref, reason) do
     {{i, node, _pid, t0}, s} = forget(s, ref)
-    elapsed = System.monotonic_time() - t0
+    elapsed = :erlang.monotonic_time() - t0
 
     if reason == :noconnection do
       s = node_down(s, node, reason)
@@ -304,12 +322,7 @@ defmodule DSPex.Evaluate.Runner do
           ms = System.convert_time_unit(duration, :native, :millisecond)
 
           {{:ok, pred, score, node, attempts}, v, :ok,
-           %{
-             s
-             | ok_sum: s.ok_sum + v,
-               ok_n: s.ok_n + 1,
-               durations: [ms | Enum.take(s.durations, 999)]
-           }}
+           add_duration(%{s | ok_sum: s.ok_sum + v, ok_n: s.ok_n + 1}, ms)}
 
         {:error, err, tb} ->
           err = %{err | details: Map.put(err.details, :index, i)}
@@ -372,7 +385,7 @@ defmodule DSPex.Evaluate.Runner do
   defp maybe_tick(s), do: if(now_ms() >= s.next_tick, do: tick(s), else: s)
 
   defp tick(s) do
-    now = System.monotonic_time()
+    now = :erlang.monotonic_time()
 
     s
     |> timeouts(now)
@@ -447,11 +460,18 @@ defmodule DSPex.Evaluate.Runner do
   defp straggler_threshold(%{cfg: %{straggler_after: ms}}) when is_integer(ms), do: ms
 
   defp straggler_threshold(s) do
-    if length(s.durations) >= @min_finished_for_auto do
+    if s.n_durations >= @min_finished_for_auto do
       sorted = Enum.sort(s.durations)
       median = Enum.at(sorted, div(length(sorted), 2))
       max(3 * median, @min_straggler_ms)
     end
+  end
+
+  # Keeps the last 1000 to 2000 durations: trimmed in bulk so each add is O(1).
+  defp add_duration(s, ms) do
+    if s.n_durations >= 2000,
+      do: %{s | durations: [ms | Enum.take(s.durations, 999)], n_durations: 1000},
+      else: %{s | durations: [ms | s.durations], n_durations: s.n_durations + 1}
   end
 
   defp retry_event(s, i, node, elapsed, reason) do
@@ -474,5 +494,5 @@ defmodule DSPex.Evaluate.Runner do
     {status, s.done}
   end
 
-  defp now_ms, do: System.monotonic_time(:millisecond)
+  defp now_ms, do: :erlang.monotonic_time(:millisecond)
 end

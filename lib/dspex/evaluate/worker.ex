@@ -1,8 +1,8 @@
 defmodule DSPex.Evaluate.Worker do
   @moduledoc """
   Runs one example of an evaluation — the program, then the metric — on whichever node
-  the task was started. Started by `DSPex.Evaluate.Runner` under
-  `DSPex.Evaluate.TaskSupervisor` of that node, so everything here uses that node's
+  the task was started: by `DSPex.Evaluate.Runner` itself on its own node, under
+  `DSPex.Evaluate.TaskSupervisor` on another node. Everything here uses that node's
   DSPex application (its port pool, its LM cache).
 
   A failure never escapes: an `{:error, %DSPex.Error{}}` from the program, or anything
