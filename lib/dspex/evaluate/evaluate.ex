@@ -100,7 +100,8 @@ defmodule DSPex.Evaluate do
   @doc """
   Evaluates `program` on `devset`. Returns `{:ok, %DSPex.Evaluate.Result{}}` or
   `{:error, %DSPex.Error{}}` (`:too_many_errors`, `:no_nodes`, `:node_unavailable`,
-  `:file` when a save fails). See the module doc for the options.
+  or `:file` when a save fails — its `details.result` then holds the result). See the
+  module doc for the options.
 
   ## Examples
 
@@ -217,7 +218,14 @@ defmodule DSPex.Evaluate do
       total: length(devset)
     }
 
-    with :ok <- report(result, metric, opts), do: {:ok, result}
+    case report(result, metric, opts) do
+      :ok ->
+        {:ok, result}
+
+      # The evaluation itself succeeded: keep it in the error rather than lose it.
+      {:error, %Error{} = e} ->
+        {:error, %{e | details: Map.put(e.details, :result, result)}}
+    end
   end
 
   defp outcome(status, done, devset, _metric, opts) do
@@ -318,6 +326,7 @@ defmodule DSPex.Evaluate do
     check!(opts, :failure_score, &is_number/1, "a number")
     check!(opts, :provide_traceback, &is_boolean/1, "a boolean")
     check!(opts, :display_progress, &is_boolean/1, "a boolean")
+    check!(opts, :progress_device, &(is_atom(&1) or is_pid(&1)), "an IO device (atom or pid)")
 
     check!(
       opts,

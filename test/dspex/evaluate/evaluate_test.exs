@@ -5,9 +5,10 @@ defmodule DSPex.EvaluateTest.Programs do
     @moduledoc false
     # Answers "a<i>" for "q<i>"; raises for questions in `raise_on`, returns an error for
     # those in `error_on`, sleeps `sleep[q]` ms first.
-    defstruct raise_on: [], error_on: [], sleep: %{}, secret: nil
+    defstruct raise_on: [], error_on: [], sleep: %{}, secret: nil, notify: nil
 
     def forward(p, %{question: q}) do
+      if p.notify, do: send(p.notify, {:running, self(), q})
       if ms = p.sleep[q], do: Process.sleep(ms)
 
       cond do
@@ -23,12 +24,18 @@ defmodule DSPex.EvaluateTest.Programs do
 
   defmodule SlowFirstTry do
     @moduledoc false
-    # The first attempt of each question in `slow` sleeps 10 s; later ones answer at once.
-    defstruct counter: nil, slow: []
+    # The first attempt of each question in `slow` hangs (and says so); later ones answer
+    # at once.
+    defstruct counter: nil, slow: [], notify: nil
 
     def forward(p, %{question: q}) do
       n = :counters.add(p.counter, 1, 1) && :counters.get(p.counter, 1)
-      if q in p.slow and n <= length(p.slow), do: Process.sleep(10_000)
+
+      if q in p.slow and n <= length(p.slow) do
+        send(p.notify, {:hanging, self()})
+        Process.sleep(:infinity)
+      end
+
       DSPex.Prediction.new(answer: "a" <> String.trim_leading(q, "q"))
     end
   end
@@ -184,21 +191,27 @@ defmodule DSPex.EvaluateTest do
 
     @tag :capture_log
     test "max_errors stops running examples too" do
-      slow = Map.new(1..10, &{"q#{&1}", 5_000})
-      program = %Flaky{raise_on: ["q11", "q12"], sleep: slow}
-      t0 = System.monotonic_time(:millisecond)
+      hang = Map.new(1..10, &{"q#{&1}", :infinity})
+      program = %Flaky{raise_on: ["q11", "q12"], sleep: hang, notify: self()}
 
       {:error, %DSPex.Error{type: :too_many_errors} = e} =
         Evaluate.run(program, devset(12), metric: &match/2, max_errors: 2, max_concurrency: 12)
 
-      assert System.monotonic_time(:millisecond) - t0 < 4_000
       assert length(e.details.unfinished) == 10
       assert e.details.results == []
+
+      # The hanging examples were stopped, not left running.
+      running = for _ <- 1..12, do: assert_receive({:running, pid, _q}, 5_000) && pid
+
+      for pid <- running do
+        ref = Process.monitor(pid)
+        assert_receive {:DOWN, ^ref, :process, ^pid, _}, 5_000
+      end
     end
 
     @tag :capture_log
     test "an attempt running past timeout fails its example with :timeout" do
-      program = %Flaky{sleep: %{"q2" => 10_000}}
+      program = %Flaky{sleep: %{"q2" => :infinity}}
 
       {:ok, r} =
         Evaluate.run(program, devset(3),
@@ -226,8 +239,7 @@ defmodule DSPex.EvaluateTest do
         )
 
       on_exit(fn -> DSPex.Telemetry.detach(ref) end)
-      program = %SlowFirstTry{counter: :counters.new(1, []), slow: ["q1"]}
-      t0 = System.monotonic_time(:millisecond)
+      program = %SlowFirstTry{counter: :counters.new(1, []), slow: ["q1"], notify: self()}
 
       {:ok, r} =
         Evaluate.run(program, devset(1),
@@ -236,8 +248,11 @@ defmodule DSPex.EvaluateTest do
           max_concurrency: 2
         )
 
-      assert System.monotonic_time(:millisecond) - t0 < 5_000
       assert r.score == 100.0
+      # The hanging first attempt lost and was stopped.
+      assert_received {:hanging, first}
+      mon = Process.monitor(first)
+      assert_receive {:DOWN, ^mon, :process, ^first, _}, 5_000
 
       assert_received {^ref, [:dspex, :evaluate, :retry], %{elapsed: _},
                        %{index: 0, reason: :straggler}}
@@ -376,8 +391,8 @@ defmodule DSPex.EvaluateTest do
       assert note == long <> "\n2nd line, \"quoted\""
     end
 
-    test "a save error is an {:error, %DSPex.Error{type: :file}}" do
-      assert {:error, %DSPex.Error{type: :file}} =
+    test "a save error is an {:error, %DSPex.Error{type: :file}} that keeps the result" do
+      assert {:error, %DSPex.Error{type: :file, details: %{result: %Result{score: 100.0}}}} =
                Evaluate.run(qa(), devset(1),
                  metric: &match/2,
                  save_as_csv: "/nonexistent/dir/r.csv"
