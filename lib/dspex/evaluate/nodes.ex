@@ -103,7 +103,8 @@ defmodule DSPex.Evaluate.Nodes do
     end
   end
 
-  defp probe_node(node, reqs, _timeout) when node == node(), do: probe(reqs)
+  # The coordinator's own node starts its tasks itself: no supervisor needed there.
+  defp probe_node(node, reqs, _timeout) when node == node(), do: probe_code(reqs)
 
   defp probe_node(node, reqs, timeout) do
     :erpc.call(node, __MODULE__, :probe, [reqs], timeout)
@@ -114,25 +115,27 @@ defmodule DSPex.Evaluate.Nodes do
   end
 
   @doc false
-  # Runs on the node being checked.
+  # Runs on the (remote) node being checked.
   @spec probe([requirement]) :: [term]
   def probe(reqs) do
     sup = if Process.whereis(@supervisor), do: [], else: [:not_started]
+    sup ++ probe_code(reqs)
+  end
 
-    sup ++
-      Enum.flat_map(reqs, fn
-        {:module, mod, want} ->
-          cond do
-            not Code.ensure_loaded?(mod) -> [{:missing, mod}]
-            want != :any and mod.module_info(:md5) != want -> [{:different_version, mod}]
-            true -> []
-          end
+  defp probe_code(reqs) do
+    Enum.flat_map(reqs, fn
+      {:module, mod, want} ->
+        cond do
+          not Code.ensure_loaded?(mod) -> [{:missing, mod}]
+          want != :any and mod.module_info(:md5) != want -> [{:different_version, mod}]
+          true -> []
+        end
 
-        {:function, mod, fun, arity} ->
-          if Code.ensure_loaded?(mod) and function_exported?(mod, fun, arity),
-            do: [],
-            else: [{:missing, {mod, fun, arity}}]
-      end)
+      {:function, mod, fun, arity} ->
+        if Code.ensure_loaded?(mod) and function_exported?(mod, fun, arity),
+          do: [],
+          else: [{:missing, {mod, fun, arity}}]
+    end)
   end
 
   defp describe(:not_started), do: "the :dspex application is not started"

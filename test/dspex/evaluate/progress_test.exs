@@ -30,6 +30,11 @@ defmodule DSPex.Evaluate.ProgressTest do
     assert length(String.split(out, "\n")) == 2
   end
 
+  test "terminal detection answers for stderr and says no for other devices" do
+    assert is_boolean(Progress.tty?(:standard_error))
+    assert Progress.tty?(:standard_io) == false
+  end
+
   test "disabled progress writes nothing" do
     {:ok, dev} = StringIO.open("")
     p = Progress.new(2, device: dev, enabled: false)
