@@ -8,7 +8,9 @@ defmodule DSPex.Application do
       {DSPex.TableOwner, DSPex.Telemetry.table_owner()},
       DSPex.CircuitBreaker,
       {DSPex.Pool, Keyword.put(Application.get_env(:dspex, :pool, []), :name, DSPex.Pool)},
-      {DSPex.TableOwner, DSPex.LM.History.table_owner()}
+      {DSPex.TableOwner, DSPex.LM.History.table_owner()},
+      # Runs DSPex.Evaluate's examples on this node, for local and remote callers.
+      {Task.Supervisor, name: DSPex.Evaluate.TaskSupervisor}
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Supervisor)
