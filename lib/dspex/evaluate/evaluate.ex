@@ -43,28 +43,8 @@ defmodule DSPex.Evaluate do
       `&DSPex.Metrics.answer_exact_match/3`) are scored in batches by one native call
       each (see `DSPex.Evaluate.Metric`).
 
-  ## Options
-
-    * `:metric` (required) — see `DSPex.Evaluate.Metric`;
-    * `:max_concurrency` — examples running at once **per node** (DSPy's
-      `num_threads`); default `DSPex.Settings.get(:num_threads)` (8);
-    * `:max_errors` — failed examples that stop the run; default
-      `DSPex.Settings.get(:max_errors)` (10), or `:infinity`;
-    * `:failure_score` — the score of a failed example (default `0.0`);
-    * `:provide_traceback` — keep each failure's formatted traceback (default `false`);
-    * `:display_progress` — live progress on stderr (default `false`; see
-      `DSPex.Evaluate.Progress`); `:progress_device` — where to (default `:standard_error`);
-    * `:display_table` — print the results table to stdout: `true` (all rows) or a row
-      count (see `DSPex.Evaluate.Table`);
-    * `:save_as_csv`, `:save_as_json` — write the untruncated rows to a file;
-    * `:lm`, `:adapter` — settings overrides for this run (like `dspy.context(lm: ...)`:
-      predictors with their own LM keep it); `:settings` — other overrides (keyword);
-    * `:timeout` — ms per attempt (default `600_000`, an LM's own default deadline),
-      or `:infinity`;
-    * `:straggler_after` — `:auto` (default), ms, or `:infinity`;
-    * `:nodes` — the nodes to run on (default `[node()]`).
-
-  An unknown option or a bad value raises `ArgumentError`, as does a devset that is not
+  The options are listed at `run/3`. An unknown option or a bad value raises
+  `ArgumentError`, as does a devset that is not
   a non-empty list of `%DSPex.Example{}` with input keys.
 
   ## Telemetry
@@ -78,30 +58,89 @@ defmodule DSPex.Evaluate do
   alias DSPex.{Error, Example, Settings}
   alias DSPex.Evaluate.{Metric, Nodes, Result, Runner, Score, Table}
 
-  @options [
-    metric: nil,
-    max_concurrency: nil,
-    max_errors: nil,
-    failure_score: 0.0,
-    provide_traceback: false,
-    display_progress: false,
-    progress_device: :standard_error,
-    display_table: false,
-    save_as_csv: nil,
-    save_as_json: nil,
-    lm: nil,
-    adapter: nil,
-    settings: [],
-    timeout: 600_000,
-    straggler_after: :auto,
-    nodes: nil
-  ]
+  @options DSPex.Options.schema!(
+             metric: [
+               type: :any,
+               required: true,
+               doc:
+                 "a function of `(example, prediction)` or `(example, prediction, trace)`, " <>
+                   "or a built-in (see `DSPex.Evaluate.Metric`)."
+             ],
+             max_concurrency: [
+               type: {:or, [:pos_integer, nil]},
+               doc:
+                 "examples running at once **per node** (DSPy's `num_threads`); " <>
+                   "default `DSPex.Settings.get(:num_threads)` (8)."
+             ],
+             max_errors: [
+               type: {:or, [:non_neg_integer, {:in, [:infinity]}, nil]},
+               doc:
+                 "failed examples that stop the run; default " <>
+                   "`DSPex.Settings.get(:max_errors)` (10), or `:infinity`."
+             ],
+             failure_score: [type: :number, default: 0.0, doc: "the score of a failed example."],
+             provide_traceback: [
+               type: :boolean,
+               default: false,
+               doc: "keep each failure's formatted traceback."
+             ],
+             display_progress: [
+               type: :boolean,
+               default: false,
+               doc: "live progress (see `DSPex.Evaluate.Progress`)."
+             ],
+             progress_device: [
+               type: {:or, [:atom, :pid]},
+               default: :standard_error,
+               doc: "where progress goes."
+             ],
+             display_table: [
+               type: {:or, [:boolean, :non_neg_integer]},
+               default: false,
+               doc:
+                 "print the results table to stdout: `true` (all rows) or a row count " <>
+                   "(see `DSPex.Evaluate.Table`)."
+             ],
+             save_as_csv: [
+               type: {:or, [:string, nil]},
+               doc: "write the untruncated rows to a CSV file."
+             ],
+             save_as_json: [
+               type: {:or, [:string, nil]},
+               doc: "write the untruncated rows to a JSON file."
+             ],
+             lm: [
+               type: {:or, [:struct, nil]},
+               doc:
+                 "an LM override for this run (like `dspy.context(lm: ...)`: predictors " <>
+                   "with their own LM keep it)."
+             ],
+             adapter: [type: {:or, [:atom, nil]}, doc: "an adapter override for this run."],
+             settings: [type: :keyword, default: [], doc: "other settings overrides."],
+             timeout: [
+               type: {:or, [:pos_integer, {:in, [:infinity]}]},
+               default: 600_000,
+               doc: "ms per attempt (an LM's own default deadline), or `:infinity`."
+             ],
+             straggler_after: [
+               type: {:or, [:pos_integer, {:in, [:auto, :infinity]}]},
+               default: :auto,
+               doc: "when an attempt counts as a straggler: `:auto`, ms, or `:infinity`."
+             ],
+             nodes: [
+               type: {:or, [{:list, :atom}, nil]},
+               doc: "the nodes to run on (default `[node()]`)."
+             ]
+           )
 
   @doc """
   Evaluates `program` on `devset`. Returns `{:ok, %DSPex.Evaluate.Result{}}` or
   `{:error, %DSPex.Error{}}` (`:too_many_errors`, `:no_nodes`, `:node_unavailable`,
-  or `:file` when a save fails — its `details.result` then holds the result). See the
-  module doc for the options.
+  or `:file` when a save fails — its `details.result` then holds the result).
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
@@ -302,79 +341,18 @@ defmodule DSPex.Evaluate do
   # --- validation -------------------------------------------------------------------------
 
   defp validate!(opts) do
-    unless Keyword.keyword?(opts) do
-      raise ArgumentError, "DSPex.Evaluate options must be a keyword list, got: #{inspect(opts)}"
-    end
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Evaluate.run/3")
+    nodes = opts[:nodes]
 
-    opts = Keyword.validate!(opts, @options)
-    if opts[:metric] == nil, do: raise(ArgumentError, "DSPex.Evaluate needs metric:")
+    cond do
+      nodes == [] ->
+        raise ArgumentError, "DSPex.Evaluate option :nodes must not be empty"
 
-    check!(
-      opts,
-      :max_concurrency,
-      &(is_nil(&1) or (is_integer(&1) and &1 > 0)),
-      "a positive integer"
-    )
+      is_list(nodes) and length(Enum.uniq(nodes)) != length(nodes) ->
+        raise ArgumentError, "nodes: lists a node twice: #{inspect(nodes)}"
 
-    check!(
-      opts,
-      :max_errors,
-      &(is_nil(&1) or &1 == :infinity or (is_integer(&1) and &1 >= 0)),
-      "a non-negative integer or :infinity"
-    )
-
-    check!(opts, :failure_score, &is_number/1, "a number")
-    check!(opts, :provide_traceback, &is_boolean/1, "a boolean")
-    check!(opts, :display_progress, &is_boolean/1, "a boolean")
-    check!(opts, :progress_device, &(is_atom(&1) or is_pid(&1)), "an IO device (atom or pid)")
-
-    check!(
-      opts,
-      :display_table,
-      &(is_boolean(&1) or (is_integer(&1) and &1 >= 0)),
-      "a boolean or a row count"
-    )
-
-    check!(opts, :save_as_csv, &(is_nil(&1) or is_binary(&1)), "a path")
-    check!(opts, :save_as_json, &(is_nil(&1) or is_binary(&1)), "a path")
-    check!(opts, :lm, &(is_nil(&1) or is_struct(&1)), "an LM struct")
-    check!(opts, :adapter, &(is_nil(&1) or is_atom(&1)), "an adapter module")
-    check!(opts, :settings, &Keyword.keyword?/1, "a keyword list")
-
-    check!(
-      opts,
-      :timeout,
-      &(&1 == :infinity or (is_integer(&1) and &1 > 0)),
-      "a positive integer (ms) or :infinity"
-    )
-
-    check!(
-      opts,
-      :straggler_after,
-      &(&1 in [:auto, :infinity] or (is_integer(&1) and &1 > 0)),
-      "a positive integer (ms), :auto or :infinity"
-    )
-
-    check!(
-      opts,
-      :nodes,
-      &(is_nil(&1) or (is_list(&1) and &1 != [] and Enum.all?(&1, fn n -> is_atom(n) end))),
-      "a non-empty list of node names"
-    )
-
-    if is_list(opts[:nodes]) and length(Enum.uniq(opts[:nodes])) != length(opts[:nodes]) do
-      raise ArgumentError, "nodes: lists a node twice: #{inspect(opts[:nodes])}"
-    end
-
-    opts
-  end
-
-  defp check!(opts, key, ok?, expected) do
-    value = Keyword.fetch!(opts, key)
-
-    unless ok?.(value) do
-      raise ArgumentError,
-            "DSPex.Evaluate option #{inspect(key)} must be #{expected}, got: #{inspect(value)}"
+      true ->
+        opts
     end
   end
 

@@ -22,21 +22,16 @@ defmodule DSPex.Evaluate.Metric do
 
       iex> m = DSPex.Evaluate.Metric.new!({:builtin, :exact_match, field: :answer})
       iex> {m.builtin, m.name}
-      {{:em, :answer}, "exact_match"}
+      {{:em, :answer, :answer}, "exact_match"}
       iex> DSPex.Evaluate.Metric.new!(fn _ex, _pred -> true end).arity
       2
       iex> DSPex.Evaluate.Metric.new!(fn _ex, _pred, _trace -> 1.0 end).arity
       3
   """
 
-  # MERGE(metrics): DSPex.Metrics (lib/dspex/evaluate/metrics.ex) lands on the `metrics`
-  # branch. Until then this module compiles without it; after the merge delete this
-  # attribute and the `Code.ensure_loaded?/1` check in `new!/1`.
-  @compile {:no_warn_undefined, DSPex.Metrics}
-
   defstruct fun: nil, arity: 2, builtin: nil, name: "metric"
 
-  @type builtin :: {kind :: atom, field :: atom | binary}
+  @type builtin :: DSPex.Metrics.builtin_spec()
   @type t :: %__MODULE__{
           fun: function | nil,
           arity: 2 | 3,
@@ -46,13 +41,6 @@ defmodule DSPex.Evaluate.Metric do
 
   # Built-in kinds: option name => the kind DSPex.Metrics.batch/3 takes.
   @kinds %{exact_match: :em, em: :em, f1: :f1, hotpot_f1: :hotpot_f1}
-
-  # Example-level functions of DSPex.Metrics that have a batch form: {name, arity} =>
-  # {batch kind, field}. MERGE(metrics): extend when DSPex.Metrics grows more.
-  @recognised %{
-    {:answer_exact_match, 2} => {:em, :answer},
-    {:answer_exact_match, 3} => {:em, :answer}
-  }
 
   @doc """
   Validates and normalises a metric. Raises `ArgumentError` with what is accepted.
@@ -87,8 +75,7 @@ defmodule DSPex.Evaluate.Metric do
         raise ArgumentError, "unknown built-in metric options #{inspect(bad)} (valid: [:field])"
     end
 
-    ensure_metrics!()
-    %__MODULE__{builtin: {batch_kind, field}, name: Atom.to_string(kind)}
+    %__MODULE__{builtin: {batch_kind, field, field}, name: Atom.to_string(kind)}
   end
 
   def new!(fun) when is_function(fun, 2) or is_function(fun, 3) do
@@ -96,13 +83,9 @@ defmodule DSPex.Evaluate.Metric do
     {:arity, arity} = List.keyfind(info, :arity, 0)
     name = fun_name(info)
 
-    case recognised(info) do
-      nil ->
-        %__MODULE__{fun: fun, arity: arity, name: name}
-
-      builtin ->
-        ensure_metrics!()
-        %__MODULE__{builtin: builtin, name: name}
+    case DSPex.Metrics.builtin_spec(fun) do
+      nil -> %__MODULE__{fun: fun, arity: arity, name: name}
+      spec -> %__MODULE__{builtin: spec, name: name}
     end
   end
 
@@ -113,11 +96,6 @@ defmodule DSPex.Evaluate.Metric do
             inspect(other, limit: 5)
   end
 
-  defp recognised(info) do
-    if info[:type] == :external and info[:module] == DSPex.Metrics,
-      do: Map.get(@recognised, {info[:name], info[:arity]})
-  end
-
   # DSPy names the table column after the metric's __name__; for a capture
   # (`&match/2`, `&Mod.match/2`) that is the function name, for an anonymous function
   # (named like "-test/1-fun-0-") "metric".
@@ -125,13 +103,6 @@ defmodule DSPex.Evaluate.Metric do
     case Atom.to_string(info[:name]) do
       "-" <> _ -> "metric"
       name -> name
-    end
-  end
-
-  defp ensure_metrics! do
-    # MERGE(metrics): always true once DSPex.Metrics is part of the build; delete.
-    unless Code.ensure_loaded?(DSPex.Metrics) do
-      raise ArgumentError, "built-in metrics need DSPex.Metrics, which is not in this build"
     end
   end
 
@@ -158,41 +129,23 @@ defmodule DSPex.Evaluate.Metric do
   end
 
   @doc """
-  For a built-in metric: the `{prediction_text, gold}` pair of one example, read from
-  the metric's field. Raises `ArgumentError` when the prediction has no string there
-  or the example no string / list of strings (the example then counts as an error,
-  as DSPy's metric would raise).
+  For a built-in metric: the `{prediction_text, golds}` pair of one example, read by
+  `DSPex.Metrics.batch_pair/3`. Raises `ArgumentError` when the prediction has no string
+  there or the example no string / list of strings (the example then counts as an
+  error, as DSPy's metric would raise).
 
   ## Examples
 
-      iex> m = %DSPex.Evaluate.Metric{builtin: {:em, :answer}, name: "exact_match"}
+      iex> m = DSPex.Evaluate.Metric.new!(&DSPex.Metrics.answer_exact_match/2)
       iex> DSPex.Evaluate.Metric.extract(m, DSPex.Example.new(answer: ["4", "four"]), DSPex.Prediction.new(answer: "4"))
       {"4", ["4", "four"]}
   """
-  @spec extract(t, DSPex.Example.t(), term) :: {binary, binary | [binary]}
-  def extract(%__MODULE__{builtin: {_kind, field}}, example, prediction) do
-    pred =
-      case prediction do
-        %{^field => v} when is_binary(v) -> v
-        _ -> raise ArgumentError, "the prediction has no string field #{inspect(field)}"
-      end
-
-    gold =
-      case DSPex.Example.get(example, field) do
-        g when is_binary(g) ->
-          g
-
-        [_ | _] = gs ->
-          if Enum.all?(gs, &is_binary/1),
-            do: gs,
-            else: raise(ArgumentError, "the example's #{inspect(field)} is not a list of strings")
-
-        _ ->
-          raise ArgumentError,
-                "the example has no string (or list of strings) field #{inspect(field)}"
-      end
-
-    {pred, gold}
+  @spec extract(t, DSPex.Example.t(), term) :: {binary, [binary]}
+  def extract(%__MODULE__{builtin: spec}, example, prediction) when is_tuple(spec) do
+    case DSPex.Metrics.batch_pair(spec, example, prediction) do
+      {:ok, pair} -> pair
+      {:error, e} -> raise e
+    end
   end
 
   @doc """
@@ -200,22 +153,8 @@ defmodule DSPex.Evaluate.Metric do
   the scores in the same order.
   """
   @spec score_batch(t, [{binary, binary | [binary]}]) :: [term]
-  def score_batch(%__MODULE__{builtin: {kind, _field}}, pairs) do
+  def score_batch(%__MODULE__{builtin: {kind, _pred_field, _gold_field}}, pairs) do
     {preds, golds} = Enum.unzip(pairs)
-
-    # MERGE(metrics): the batch contract assumed here is "a list of scores, same length
-    # and order" ({:ok, list} is accepted too).
-    scores =
-      case DSPex.Metrics.batch(kind, preds, golds) do
-        {:ok, list} when is_list(list) -> list
-        list when is_list(list) -> list
-      end
-
-    if length(scores) != length(pairs) do
-      raise ArgumentError,
-            "DSPex.Metrics.batch/3 returned #{length(scores)} scores for #{length(pairs)} inputs"
-    end
-
-    scores
+    DSPex.Metrics.batch!(kind, preds, golds)
   end
 end

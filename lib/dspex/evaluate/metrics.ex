@@ -329,32 +329,52 @@ defmodule DSPex.Metrics do
           {:ok, [boolean | {:error, Exception.t()}]} | :not_builtin
   def batch_examples(metric, examples, predictions)
       when is_function(metric) and is_list(examples) and is_list(predictions) do
-    case builtin(metric) do
+    case builtin_spec(metric) do
       nil ->
         :not_builtin
 
-      {kind, field} ->
+      spec ->
         if length(examples) != length(predictions) do
           raise ArgumentError, "batch_examples/3 needs as many predictions as examples"
         end
 
-        items = Enum.zip_with(examples, predictions, &batch_item(&1, &2, kind, field))
+        items = Enum.zip_with(examples, predictions, &batch_pair(spec, &1, &2))
         valid = for {:ok, pair} <- items, do: pair
         {preds, golds} = Enum.unzip(valid)
-        {:ok, scores} = batch(kind, preds, golds)
+        {:ok, scores} = batch(elem(spec, 0), preds, golds)
         {:ok, merge_scores(items, scores)}
     end
   end
 
-  defp builtin(fun) do
+  @typedoc """
+  What a built-in example metric reads: `{batch kind, prediction field, example field}`
+  (the example field holds the gold string or list of gold strings).
+  """
+  @type builtin_spec :: {metric, atom | String.t(), atom | String.t()}
+
+  @doc """
+  The batch form of a built-in example metric given as a capture, or `nil` for any
+  other function. `DSPex.Evaluate` uses it to score built-ins in one native call.
+
+  ## Examples
+
+      iex> DSPex.Metrics.builtin_spec(&DSPex.Metrics.answer_exact_match/2)
+      {:em, :answer, :answer}
+      iex> DSPex.Metrics.builtin_spec(&DSPex.Metrics.answer_passage_match/3)
+      {:passage_match, :context, :answer}
+      iex> DSPex.Metrics.builtin_spec(fn _example, _prediction -> true end)
+      nil
+  """
+  @spec builtin_spec(function) :: builtin_spec | nil
+  def builtin_spec(fun) when is_function(fun) do
     case Function.info(fun, :type) do
       {:type, :external} ->
         {:module, mod} = Function.info(fun, :module)
         {:name, name} = Function.info(fun, :name)
 
         case {mod, name} do
-          {__MODULE__, n} when n in [:answer_exact_match, :exact_match] -> {:em, :answer}
-          {__MODULE__, :answer_passage_match} -> {:passage_match, :context}
+          {__MODULE__, n} when n in [:answer_exact_match, :exact_match] -> {:em, :answer, :answer}
+          {__MODULE__, :answer_passage_match} -> {:passage_match, :context, :answer}
           _ -> nil
         end
 
@@ -363,15 +383,28 @@ defmodule DSPex.Metrics do
     end
   end
 
-  defp batch_item(example, prediction, kind, field) do
-    answers = answers!(example)
+  @doc """
+  Reads the `{prediction_text, golds}` pair a built-in metric scores from one example and
+  prediction, checked the way the single-item metric checks it: `{:ok, pair}`, or
+  `{:error, %ArgumentError{}}` where the metric itself would raise.
+
+  ## Examples
+
+      iex> ex = DSPex.Example.new(answer: ["4", "four"])
+      iex> DSPex.Metrics.batch_pair({:em, :answer, :answer}, ex, DSPex.Prediction.new(answer: "4"))
+      {:ok, {"4", ["4", "four"]}}
+  """
+  @spec batch_pair(builtin_spec, DSPex.Example.t() | map, DSPex.Prediction.t() | map) ::
+          {:ok, {String.t() | [String.t()], [String.t()]}} | {:error, ArgumentError.t()}
+  def batch_pair({kind, pred_field, gold_field}, example, prediction) do
+    answers = answers!(example, gold_field)
 
     if kind == :em and answers == [],
       do: raise(ArgumentError, "empty list of golds: pass at least one gold answer")
 
-    value = field!(prediction, field, "prediction")
-    check_texts!(value, field)
-    check_texts!(answers, :answer)
+    value = field!(prediction, pred_field, "prediction")
+    check_texts!(value, pred_field)
+    check_texts!(answers, gold_field)
     {:ok, {value, answers}}
   rescue
     e in ArgumentError -> {:error, e}
@@ -404,8 +437,8 @@ defmodule DSPex.Metrics do
 
   # example.answer: a string becomes [string], a list stays, anything else is an error
   # (DSPy: ValueError "Invalid answer type").
-  defp answers!(example) do
-    case field!(example, :answer, "example") do
+  defp answers!(example, field \\ :answer) do
+    case field!(example, field, "example") do
       a when is_binary(a) ->
         [a]
 
@@ -414,7 +447,7 @@ defmodule DSPex.Metrics do
 
       other ->
         raise ArgumentError,
-              "invalid answer type: example.answer must be a string or a list " <>
+              "invalid answer type: example.#{field} must be a string or a list " <>
                 "of strings, got: #{inspect(other)}"
     end
   end

@@ -1,7 +1,4 @@
-# Built-in metrics are scored by DSPex.Metrics.batch/3 (the `metrics` branch); until
-# that is merged a stand-in with the same names is compiled here (see
-# DSPex.Test.MetricsStub), afterwards these tests run against the real module.
-DSPex.Test.MetricsStub.ensure!()
+# Built-in metrics are scored by DSPex.Metrics.batch/3 in one native call.
 
 defmodule DSPex.Evaluate.BuiltinMetricTest do
   # async: false — call counting (:erlang.trace_pattern) is global.
@@ -62,7 +59,9 @@ defmodule DSPex.Evaluate.BuiltinMetricTest do
 
   test "&DSPex.Metrics.answer_exact_match/3 is recognised and batched; golds may be lists" do
     capture = Function.capture(DSPex.Metrics, :answer_exact_match, 3)
-    assert %{builtin: {:em, :answer}, name: "answer_exact_match"} = Evaluate.Metric.new!(capture)
+
+    assert %{builtin: {:em, :answer, :answer}, name: "answer_exact_match"} =
+             Evaluate.Metric.new!(capture)
 
     devset = [
       Example.new(question: "q1", answer: ["x", "a1"]) |> Example.with_inputs([:question]),
@@ -86,7 +85,7 @@ defmodule DSPex.Evaluate.BuiltinMetricTest do
 
     {:ok, r} = Evaluate.run(qa(), devset, metric: {:builtin, :em, field: :answer})
     assert [%{index: 0, error: %DSPex.Error{details: %{stage: :metric}} = e}] = r.errors
-    assert e.message =~ "no string (or list of strings) field :answer"
+    assert e.message =~ "example has no field :answer"
     assert Enum.map(r.results, &elem(&1, 2)) == [0.0, true, true]
   end
 

@@ -323,9 +323,11 @@ defmodule DSPex.EvaluateTest do
     end
 
     test "bad values and bad devsets raise ArgumentError" do
-      assert_raise ArgumentError, ~r/needs metric/, fn -> Evaluate.run(qa(), devset(1), []) end
+      assert_raise ArgumentError, ~r/missing required option :metric/, fn ->
+        Evaluate.run(qa(), devset(1), [])
+      end
 
-      assert_raise ArgumentError, ~r/max_concurrency must be a positive integer/, fn ->
+      assert_raise ArgumentError, ~r/option :max_concurrency .*expected a positive integer/, fn ->
         Evaluate.run(qa(), devset(1), metric: &match/2, max_concurrency: 0)
       end
 

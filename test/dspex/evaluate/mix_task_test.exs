@@ -1,5 +1,3 @@
-DSPex.Test.MetricsStub.ensure!()
-
 defmodule Mix.Tasks.Dspex.EvalTest do
   use ExUnit.Case, async: true
 
