@@ -190,13 +190,26 @@ defmodule DSPex.PoolTest do
              DSPex.Pool.request(%{url: "http://127.0.0.1:1/"}, pool: pool, timeout: 100)
   end
 
-  test "bad requests raise ArgumentError before dispatch" do
+  test "badly shaped requests raise ArgumentError before dispatch, without quoting them" do
     assert_raise ArgumentError, ~r/:url/, fn -> DSPex.Pool.request(%{method: "GET"}) end
-    assert_raise ArgumentError, ~r/absolute/, fn -> DSPex.Pool.request(%{url: "ftp://x"}) end
 
     assert_raise ArgumentError, ~r/headers/, fn ->
       DSPex.Pool.request(%{url: "http://x/", headers: [:bad]})
     end
+
+    e =
+      assert_raise ArgumentError, fn ->
+        DSPex.Pool.request(%{url: "http://x/", headers: [{"authorization", ["sk-secret"]}]})
+      end
+
+    refute e.message =~ "sk-secret"
+  end
+
+  test "a URL that is not http(s) is a :bad_request from the port" do
+    assert {:error, %Error{type: :bad_request, message: msg}} =
+             DSPex.Pool.request(%{url: "ftp://x"})
+
+    assert msg =~ "http://"
   end
 
   test "iodata bodies and atom methods are normalized", %{srv: srv} do
