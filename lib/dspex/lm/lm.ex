@@ -126,7 +126,8 @@ defmodule DSPex.LM do
     :first_byte_timeout_ms,
     :idle_timeout_ms,
     :retry_base_ms,
-    :retry_max_ms
+    :retry_max_ms,
+    :max_response_bytes
   ]
 
   # LM options kept in `options` (transport and provider settings).
@@ -162,9 +163,10 @@ defmodule DSPex.LM do
     * `:cache` (default `true`), `:num_retries` (alias `:max_retries`, default 3),
       `:timeout` (whole-call deadline in ms, default 600_000);
     * `:model_type` — `"chat"` (default) or `"text"` (OpenAI `/completions`);
-    * transport tuning: `:connect_timeout_ms`, `:first_byte_timeout_ms` (default: the
-      `:timeout`, since a non-streamed reply sends nothing until it is complete),
-      `:idle_timeout_ms`, `:retry_base_ms`, `:retry_max_ms`, `:circuit_breaker`,
+    * transport tuning: `:connect_timeout_ms`, `:first_byte_timeout_ms` (default
+      120_000, 60_000 when streaming), `:idle_timeout_ms` (default 60_000; OpenAI
+      reasoning models: both the whole `:timeout`), `:retry_base_ms`, `:retry_max_ms`
+      (default 5_000), `:max_response_bytes` (default 32 MiB), `:circuit_breaker`,
       `:pool`, `:session`, `:headers`;
     * `:anthropic_version` (default `"2023-06-01"`);
     * everything else is a default request parameter (`temperature`, `max_tokens`, `n`,
@@ -578,6 +580,13 @@ defmodule DSPex.LM do
     lm = resolve_key(lm)
     provider = lm.provider_module
 
+    # Timeout defaults (docs/transport-api.md, "Timeouts"): a non-streamed reply sends
+    # nothing until it is complete, so its first byte may take 120 s (~4800 tokens at
+    # 40 tok/s); a stream's headers come at once, then a chunk at least every 60 s.
+    # OpenAI reasoning models think silently for minutes: the whole deadline for both.
+    patient = if lm.options[:reasoning_model], do: lm.timeout, else: nil
+    patient = if patient == :infinity, do: 86_400_000, else: patient
+
     with {:ok, http} <- provider.build(lm, messages, params, sink != nil),
          {:ok, body} <- encode_body(http.body) do
       req =
@@ -587,9 +596,8 @@ defmodule DSPex.LM do
           headers: http.headers,
           body: body,
           max_retries: lm.num_retries,
-          # A non-streamed completion sends nothing until it is done (reasoning models can
-          # think for minutes): wait for the first byte as long as the whole call may take.
-          first_byte_timeout_ms: if(is_integer(lm.timeout), do: lm.timeout, else: 86_400_000)
+          first_byte_timeout_ms: patient || if(sink, do: 60_000, else: 120_000),
+          idle_timeout_ms: patient || 60_000
         }
         |> Map.merge(Map.new(Keyword.take(lm.options, @port_opts)))
 
@@ -640,7 +648,7 @@ defmodule DSPex.LM do
             provider_name(lm),
             status,
             body,
-            %{attempts: attempts},
+            %{attempts: attempts, retry_after_ms: get_in(resp, [:info, :retry_after_ms])},
             lm.api_key
           )
 

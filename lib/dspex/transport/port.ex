@@ -312,7 +312,7 @@ defmodule DSPex.Port do
     :error, reason ->
       {:stop,
        {Redact.term(Exception.normalize(:error, reason, __STACKTRACE__)),
-        Redact.term(__STACKTRACE__)}, state}
+        Redact.stacktrace(__STACKTRACE__)}, state}
 
     kind, reason ->
       {:stop, {kind, Redact.term(reason)}, state}
@@ -321,7 +321,10 @@ defmodule DSPex.Port do
   @doc false
   # OTP 25's gen_server calls this for crash reports and :sys.get_status/1.
   def format_status(status) do
-    Map.new(status, fn {key, value} -> {key, Redact.term(value)} end)
+    Map.new(status, fn
+      {:reason, {e, st}} when is_list(st) -> {:reason, {Redact.term(e), Redact.stacktrace(st)}}
+      {key, value} -> {key, Redact.term(value)}
+    end)
   end
 
   defp do_call({:request, req, wopts}, {pid, _} = from, state) do
@@ -527,8 +530,37 @@ defmodule DSPex.Port do
       end
     end
 
+    # Unregister first: a caller told to retry must not reach this process by name again.
+    case Process.info(self(), :registered_name) do
+      {:registered_name, name} when is_atom(name) -> Process.unregister(name)
+      _ -> :ok
+    end
+
     fail_all(state, fn _entry -> :port_exited end)
+    Enum.each(state.queued, fn {_qid, item} -> deliver_item(item, stopped(item.wopts)) end)
+    answer_mailbox()
     :ok
+  end
+
+  # Queued requests never reached the port: callers that allow it are re-dispatched.
+  defp stopped(%{retry_on_port_exit: true}), do: {:retry, :port_exited}
+  defp stopped(_), do: {:error, DSPex.Error.new(:port_exited, "the worker stopped", %{})}
+
+  # Requests still unread in the mailbox are answered now: their callers need not wait
+  # for the exit signal, and the crash report's list of unread messages (which
+  # format_status/1 does not cover) holds no request.
+  defp answer_mailbox do
+    receive do
+      {:"$gen_call", from, {:request, _req, wopts}} ->
+        GenServer.reply(from, stopped(wopts))
+        answer_mailbox()
+
+      {:"$gen_call", from, {:stream, _req, _wopts, _to, _ref}} ->
+        GenServer.reply(from, stopped(%{}))
+        answer_mailbox()
+    after
+      0 -> :ok
+    end
   end
 
   # One ping at a time; a port that does not answer within health_timeout_ms is killed.

@@ -12,7 +12,7 @@ defmodule DSPex.Transport.Redact do
 
     * a request map (a map with a binary `:url`): `:headers` and `:body` become
       `"[REDACTED]"`, the URL loses its user info and query string, and any other key
-      whose value is not a number, boolean or atom is redacted too;
+      whose value is not a number, boolean, atom or the method is redacted too;
     * a `{name, value}` header pair whose name is a credential header
       (`authorization`, `x-api-key`, `api-key`, `x-goog-api-key`, `cookie`, ...);
     * `{port, {:data, binary}}` messages from the port (response bodies).
@@ -72,11 +72,32 @@ defmodule DSPex.Transport.Redact do
     _ -> @redacted
   end
 
+  @doc """
+  A stacktrace with every frame's arguments replaced by their count (a function
+  clause error lists the arguments, which can be a process state full of requests).
+
+  ## Examples
+
+      iex> DSPex.Transport.Redact.stacktrace([{M, :f, [%{url: "http://h/"}, 2], [line: 3]}])
+      [{M, :f, 2, [line: 3]}]
+  """
+  @spec stacktrace(Exception.stacktrace()) :: Exception.stacktrace()
+  def stacktrace(stacktrace) when is_list(stacktrace) do
+    Enum.map(stacktrace, fn
+      {m, f, args, loc} when is_list(args) -> {m, f, length(args), loc}
+      {fun, args, loc} when is_list(args) -> {fun, length(args), loc}
+      frame -> frame
+    end)
+  end
+
+  def stacktrace(other), do: term(other)
+
   defp walk(_term, depth) when depth > @max_depth, do: @redacted
 
   defp walk(%{url: u} = req, _depth) when is_binary(u) do
     Map.new(req, fn
       {:url, v} -> {:url, url(v)}
+      {:method, v} when is_binary(v) and byte_size(v) <= 64 -> {:method, v}
       {k, v} when is_number(v) or is_boolean(v) or is_atom(v) -> {k, v}
       {k, _} -> {k, @redacted}
     end)
