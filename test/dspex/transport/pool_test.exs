@@ -221,6 +221,23 @@ defmodule DSPex.PoolTest do
              })
   end
 
+  test "unknown options raise ArgumentError listing the valid ones" do
+    e = assert_raise ArgumentError, fn -> DSPex.Pool.start_link(name: :x, sise: 2) end
+    assert e.message =~ ":sise"
+    assert e.message =~ ":max_in_flight"
+    assert_raise ArgumentError, ~r/:size/, fn -> DSPex.Pool.child_spec(name: :x, bogus: 1) end
+
+    for call <- [&DSPex.Pool.request/2, &DSPex.Pool.stream/2] do
+      e = assert_raise ArgumentError, fn -> call.(%{url: "http://x/"}, timout: 5) end
+      assert e.message =~ ":timout"
+      assert e.message =~ ":timeout"
+    end
+
+    assert_raise ArgumentError, ~r/:retry_on_port_exit/, fn ->
+      DSPex.Pool.stream_events(%{url: "http://x/"}, to: self())
+    end
+  end
+
   test "an unknown pool is an error" do
     assert {:error, %Error{type: :port_exited}} =
              DSPex.Pool.request(%{url: "http://x/"}, pool: :no_such_pool)
