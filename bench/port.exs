@@ -227,7 +227,9 @@ defmodule Bench.Flood do
     consumer = spawn(fn -> consume(parent, t0, 0) end)
 
     {:ok, _h} =
-      DSPex.Pool.stream(%{url: base <> "/flood", method: "GET"},
+      DSPex.Pool.stream(
+        # the largest cap, so the stream runs until its deadline
+        %{url: base <> "/flood", method: "GET", max_response_bytes: 256 * 1024 * 1024},
         pool: pool,
         timeout: @stream_deadline_ms,
         to: consumer,

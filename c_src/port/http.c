@@ -3,7 +3,6 @@
  * backoff. What a response's bytes become is response.c's business. */
 #include "port.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -37,9 +37,11 @@
 #define DP_MAX_RESPONSE_CEILING (256u << 20)
 /* Back-pressure (flow.c). While more than DP_OUT_HIGH bytes of replies wait to be
  * written to stdout, every transfer that receives data is paused; they resume when the
- * queue drains below DP_OUT_LOW. 8 MiB is ~400 ms of what the BEAM reads from a port
- * on a busy 2-core machine (measured ~20 MB/s) and 500 frames of 16 KiB: enough to
- * keep the pipe full, small enough that a pong never waits long behind it. */
+ * queue drains below DP_OUT_LOW (hysteresis: no pause/resume flapping at the bound).
+ * 8 MiB is 512 frames of one 16 KiB network read, and ~240 ms of what the BEAM takes
+ * from one port under a flood (~34 MiB/s on a loaded 2-core machine, bench/port.exs):
+ * the most a pong or a timeout reply can wait behind it, far inside the 2 s health
+ * check. */
 #define DP_OUT_HIGH (8u << 20)
 #define DP_OUT_LOW (2u << 20)
 /* Credit window per stream: SSE frame bytes sent but not yet acknowledged by the BEAM

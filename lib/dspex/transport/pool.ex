@@ -153,9 +153,12 @@ defmodule DSPex.Pool do
 
   Returns `{:ok, %{status:, headers:, body:, info:}}` for any HTTP status, or
   `{:error, %DSPex.Error{type: :timeout | :network | :port_exited | :circuit_open |
-  :cancelled | :overloaded | :bad_request}}`. Options: `:pool`, `:timeout` (ms,
-  default 600_000; the caller never waits longer), `:session`, `:retry_on_port_exit`
-  (default true), `:circuit_breaker` (keyword overrides or `false`).
+  :cancelled | :overloaded | :bad_request | :response_too_large}}`. Options: `:pool`,
+  `:timeout` (ms, default 600_000; the caller never waits longer), `:session`,
+  `:retry_on_port_exit` (default true), `:circuit_breaker` (keyword overrides or
+  `false`). The request map's keys (timeouts, retries, `max_response_bytes`) and their
+  defaults are in `docs/transport-api.md`; its bytes (method, URL, headers) are checked
+  by the port, which answers `:bad_request` before sending anything.
 
   ## Examples
 

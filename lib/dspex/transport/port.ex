@@ -328,7 +328,8 @@ defmodule DSPex.Port do
   end
 
   defp do_call({:request, req, wopts}, {pid, _} = from, state) do
-    item = %{kind: :call, from: from, pid: pid, req: req, wopts: wopts}
+    # a call gets one final reply; streaming is call_stream/5's business
+    item = %{kind: :call, from: from, pid: pid, req: Map.delete(req, :stream), wopts: wopts}
     {:noreply, admit(item, state)}
   end
 
@@ -896,7 +897,7 @@ defmodule DSPex.Port do
   # checked again in @ack_recheck_ms (the port has paused the transfer meanwhile).
   defp maybe_ack(state, id, %{unacked: n} = entry) when n >= @ack_bytes do
     cond do
-      consumer_keeps_up?(entry.to) ->
+      consumer_keeps_up?(entry[:to]) ->
         port_send(state, {:ack, id, n})
         put_entry(state, id, %{entry | unacked: 0})
 
@@ -912,6 +913,8 @@ defmodule DSPex.Port do
   defp maybe_ack(state, id, entry), do: put_entry(state, id, entry)
 
   defp put_entry(state, id, entry), do: %{state | pending: Map.put(state.pending, id, entry)}
+
+  defp consumer_keeps_up?(nil), do: true
 
   defp consumer_keeps_up?(pid) do
     case Process.info(pid, :message_queue_len) do
