@@ -107,14 +107,24 @@ ctest: $(CTEST_BIN)
 
 # ---------------------------------------------------------------------------
 # Fuzzing: every fuzz/fuzz_*.c is a libFuzzer target over the core. Time-boxed.
+# The port's targets (FUZZ_PORT) also link the port's sources but main.c (libFuzzer
+# brings its own main) with ei, libuv and libcurl: fuzz_frame feeds the frame
+# reassembler and command decoder, fuzz_http_response the response/SSE path.
 FUZZ_SECONDS ?= 30
 FUZZ_DIR ?= $(CURDIR)/_build/fuzz
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_CC  := clang $(CSTD) -g -O1 $(INC) -fsanitize=fuzzer,address,undefined
+FUZZ_PORT := $(FUZZ_DIR)/fuzz_frame $(FUZZ_DIR)/fuzz_http_response
+FUZZ_PORT_SRC := $(filter-out c_src/port/main.c,$(PORT_SRC))
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
-	$(Q)clang $(CSTD) -g -O1 $(INC) -fsanitize=fuzzer,address,undefined $< $(CORE_SRC) -o $@ $(CORE_LIBS)
+	$(Q)$(FUZZ_CC) $< $(CORE_SRC) -o $@ $(CORE_LIBS)
+
+$(FUZZ_PORT): $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(FUZZ_PORT_SRC) c_src/port/port.h
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) -Ic_src/port -I$(ERL_EI_INCLUDE_DIR) $< $(CORE_SRC) $(FUZZ_PORT_SRC) -o $@ $(PORT_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do echo "== $$(basename $$f) ($(FUZZ_SECONDS)s)"; \

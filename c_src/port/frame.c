@@ -1,5 +1,5 @@
-/* Framing ({packet, 4}), ei decoding of commands and encoding of replies, and the
- * queued stdout writer. Nothing here blocks: output goes through uv_write. */
+/* Input side of the protocol: {packet, 4} reassembly, the bounds-checked ETF walker,
+ * and decoding of commands into dp_spec (request bytes are checked by validate.c). */
 #include "port.h"
 
 #include <stdio.h>
@@ -13,6 +13,7 @@ int dp_buf_add(dp_buf *b, const void *s, size_t n, size_t limit) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->len + n) cap *= 2;
+        if (cap > limit) cap = limit; /* >= len + n, checked above */
         char *np = realloc(b->p, cap);
         if (np == NULL) return -2;
         b->p = np;
@@ -20,6 +21,15 @@ int dp_buf_add(dp_buf *b, const void *s, size_t n, size_t limit) {
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;
+    return 0;
+}
+
+int dp_buf_reserve(dp_buf *b, size_t cap) {
+    if (cap <= b->cap) return 0;
+    char *np = realloc(b->p, cap);
+    if (np == NULL) return -2;
+    b->p = np;
+    b->cap = cap;
     return 0;
 }
 
@@ -139,11 +149,9 @@ static int dec_headers(const char *buf, int *idx, struct curl_slist **out, char 
             snprintf(err, errlen, "headers must be a list of {name, value} binaries");
             return -1;
         }
-        if (nl == 0 || memchr(name, '\r', nl) || memchr(name, '\n', nl) || memchr(name, ':', nl) ||
-            memchr(value, '\r', vl) || memchr(value, '\n', vl) || strlen(name) != nl || strlen(value) != vl) {
+        if (dp_valid_header(i, name, nl, value, vl, err, errlen) != 0) {
             free(name);
             free(value);
-            snprintf(err, errlen, "header %d has an invalid name or value (CR, LF, NUL or ':' in name)", i);
             return -1;
         }
         char *line = malloc(nl + vl + 3);
@@ -181,14 +189,17 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
         snprintf(err, errlen, "request must be a map");
         return -1;
     }
+    /* defaults: docs/port-protocol.md */
     s->connect_timeout_ms = 10000;
     s->first_byte_timeout_ms = 60000;
     s->idle_timeout_ms = 60000;
     s->total_timeout_ms = 600000;
     s->max_retries = 3;
     s->retry_base_ms = 500;
-    s->retry_max_ms = 30000;
+    s->retry_max_ms = 5000;
+    s->max_response_bytes = DP_MAX_RESPONSE_DEFAULT;
     const long long day = 86400000LL;
+    size_t url_len = 0, method_len = 0;
     for (int i = 0; i < n; i++) {
         char key[MAXATOMLEN_UTF8];
         if (ei_decode_atom(buf, idx, key) != 0) {
@@ -199,11 +210,11 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
         if (strcmp(key, "url") == 0) {
             free(s->url);
             s->url = NULL;
-            rc = dec_binary(buf, idx, &s->url, NULL);
+            rc = dec_binary(buf, idx, &s->url, &url_len);
         } else if (strcmp(key, "method") == 0) {
             free(s->method);
             s->method = NULL;
-            rc = dec_binary(buf, idx, &s->method, NULL);
+            rc = dec_binary(buf, idx, &s->method, &method_len);
         } else if (strcmp(key, "body") == 0) {
             free(s->body);
             s->body = NULL;
@@ -228,6 +239,8 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
             rc = dec_int(buf, idx, &s->retry_base_ms, 0, day);
         } else if (strcmp(key, "retry_max_ms") == 0) {
             rc = dec_int(buf, idx, &s->retry_max_ms, 0, day);
+        } else if (strcmp(key, "max_response_bytes") == 0) {
+            rc = dec_int(buf, idx, &s->max_response_bytes, 1, DP_MAX_RESPONSE_CEILING);
         } else {
             rc = ei_skip_term(buf, idx); /* unknown keys are ignored */
         }
@@ -236,22 +249,20 @@ static int dec_req_map(const char *buf, int *idx, dp_spec *s, char *err, size_t 
             return -1;
         }
     }
-    if (s->url == NULL || s->url[0] == 0) {
+    if (s->url == NULL) {
         snprintf(err, errlen, "request has no url");
         return -1;
     }
-    if (strncasecmp(s->url, "http://", 7) != 0 && strncasecmp(s->url, "https://", 8) != 0) {
-        snprintf(err, errlen, "url must be an absolute http:// or https:// URL");
-        return -1;
-    }
+    if (dp_valid_url(s->url, url_len, err, errlen) != 0) return -1;
     if (s->method == NULL) {
         s->method = strdup("POST");
         if (s->method == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
+        method_len = 4;
     }
-    return 0;
+    return dp_valid_method(s->method, method_len, err, errlen);
 }
 
 /* ei's decoders trust the length fields inside a term and take no buffer size, so a
@@ -333,18 +344,19 @@ static int etf_walk(const unsigned char *b, size_t len, size_t *pos, int depth) 
     return 0;
 }
 
-static int etf_valid(const char *buf, size_t len) {
+int dp_etf_valid(const char *buf, size_t len) {
     const unsigned char *b = (const unsigned char *)buf;
     if (len < 2 || b[0] != 131) return 0;
     size_t pos = 1;
     return etf_walk(b, len, &pos, 0) == 0 && pos == len;
 }
 
-dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, dp_spec *spec, char *err, size_t errlen) {
+dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, long long *ack, dp_spec *spec, char *err,
+                      size_t errlen) {
     int idx = 0, ver, arity;
     char tag[MAXATOMLEN_UTF8];
     *id = -1;
-    if (!etf_valid(buf, len)) {
+    if (!dp_etf_valid(buf, len)) {
         snprintf(err, errlen, "frame is not a well-formed external term");
         return DP_CMD_BAD;
     }
@@ -360,6 +372,13 @@ dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, dp_spec *spec,
     }
     if (strcmp(tag, "ping") == 0 && arity == 2) return DP_CMD_PING;
     if (strcmp(tag, "cancel") == 0 && arity == 2) return DP_CMD_CANCEL;
+    if (strcmp(tag, "ack") == 0 && arity == 3) {
+        if (ei_decode_longlong(buf, &idx, ack) != 0 || *ack < 0) {
+            snprintf(err, errlen, "ack byte count must be a non-negative integer");
+            return DP_CMD_BAD;
+        }
+        return DP_CMD_ACK;
+    }
     if (strcmp(tag, "http") == 0 && arity == 3) {
         memset(spec, 0, sizeof(*spec));
         if (dec_req_map(buf, &idx, spec, err, errlen) != 0) {
@@ -370,95 +389,4 @@ dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, dp_spec *spec,
     }
     snprintf(err, errlen, "unknown command %s/%d", tag, arity);
     return DP_CMD_BAD;
-}
-
-/* ------------------------------------------------------------------ output */
-
-typedef struct {
-    uv_write_t w;
-    unsigned char hdr[4];
-    ei_x_buff x;
-    dp_ctx *ctx;
-} dp_wreq;
-
-static void on_written(uv_write_t *w, int status) {
-    dp_wreq *wr = (dp_wreq *)w;
-    dp_ctx *ctx = wr->ctx;
-    ctx->writes_pending--;
-    ei_x_free(&wr->x);
-    free(wr);
-    if (status < 0 && !ctx->shutting_down) {
-        /* the BEAM is gone (EPIPE): same as stdin EOF */
-        fprintf(stderr, "dspex_port: stdout write failed: %s\n", uv_strerror(status));
-        ctx->shutting_down = true;
-        dp_http_abort_all(ctx);
-        uv_stop(ctx->loop);
-    }
-}
-
-int dp_send(dp_ctx *ctx, ei_x_buff *x) {
-    if (ctx->shutting_down) {
-        ei_x_free(x);
-        return -1;
-    }
-    dp_wreq *wr = malloc(sizeof(*wr));
-    if (wr == NULL) {
-        fprintf(stderr, "dspex_port: out of memory queueing a reply\n");
-        ei_x_free(x);
-        return -1;
-    }
-    uint32_t n = (uint32_t)x->index;
-    wr->hdr[0] = (unsigned char)(n >> 24);
-    wr->hdr[1] = (unsigned char)(n >> 16);
-    wr->hdr[2] = (unsigned char)(n >> 8);
-    wr->hdr[3] = (unsigned char)n;
-    wr->x = *x;
-    wr->ctx = ctx;
-    memset(x, 0, sizeof(*x));
-    uv_buf_t bufs[2] = {uv_buf_init((char *)wr->hdr, 4), uv_buf_init(wr->x.buff, n)};
-    int rc = uv_write(&wr->w, (uv_stream_t *)&ctx->out, bufs, 2, on_written);
-    if (rc != 0) {
-        fprintf(stderr, "dspex_port: uv_write: %s\n", uv_strerror(rc));
-        ei_x_free(&wr->x);
-        free(wr);
-        return -1;
-    }
-    ctx->writes_pending++;
-    return 0;
-}
-
-void dp_send_pong(dp_ctx *ctx, long long id) {
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0) return;
-    ei_x_encode_tuple_header(&x, 2);
-    ei_x_encode_atom(&x, "pong");
-    ei_x_encode_longlong(&x, id);
-    dp_send(ctx, &x);
-}
-
-void dp_encode_info(ei_x_buff *x, const dp_req *r) {
-    ei_x_encode_map_header(x, 4);
-    ei_x_encode_atom(x, "attempts");
-    ei_x_encode_long(x, r ? r->attempts : 0);
-    ei_x_encode_atom(x, "elapsed_us");
-    ei_x_encode_ulonglong(x, r ? (uv_hrtime() / 1000 - r->start_us) : 0);
-    ei_x_encode_atom(x, "retry_after_ms");
-    if (r && r->retry_after_ms >= 0)
-        ei_x_encode_longlong(x, r->retry_after_ms);
-    else
-        ei_x_encode_atom(x, "nil");
-    ei_x_encode_atom(x, "timeout");
-    ei_x_encode_atom(x, r && r->timeout_kind ? r->timeout_kind : "nil");
-}
-
-void dp_send_error(dp_ctx *ctx, long long id, const char *type, const char *msg, const dp_req *r) {
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0) return;
-    ei_x_encode_tuple_header(&x, 5);
-    ei_x_encode_atom(&x, "error");
-    ei_x_encode_longlong(&x, id);
-    ei_x_encode_atom(&x, type);
-    ei_x_encode_binary(&x, msg, (int)strlen(msg));
-    dp_encode_info(&x, r);
-    dp_send(ctx, &x);
 }

@@ -1,16 +1,14 @@
 /* libcurl multi driven by libuv (sockets via uv_poll_t, curl's timer via uv_timer_t),
- * per-request state, watchdog timeouts (first byte, idle, total), retries with backoff,
- * SSE streaming and the request table keyed by id. */
+ * the request lifecycle, watchdog timeouts (first byte, idle, total) and retries with
+ * backoff. What a response's bytes become is response.c's business. */
 #include "port.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#define DP_MAX_RESP_HEADERS_BYTES (1u << 20)
 #define DP_CONNECT_RECHECK_MS 250
 
 /* ================================================================= curl <-> uv glue */
@@ -28,7 +26,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     dp_ctx *ctx = s->ctx;
     int flags = 0;
     if (status < 0) {
-        flags = CURL_CSELECT_ERR;
+        /* libuv reports POLLERR/POLLHUP as an error and stops the handle. Let curl read
+         * and write so it meets the socket's own error (ECONNRESET: "Connection reset
+         * by peer") instead of CURL_CSELECT_ERR's "select/poll returned error". */
+        flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
     } else {
         if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
         if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -105,98 +106,6 @@ int dp_http_init(dp_ctx *ctx) {
     return 0;
 }
 
-/* ================================================================= replies */
-
-static void encode_headers(ei_x_buff *x, const dp_req *r) {
-    if (r->n_resp_headers > 0) {
-        ei_x_encode_list_header(x, (long)r->n_resp_headers);
-        const char *p = r->resp_headers.p;
-        for (size_t i = 0; i < r->n_resp_headers; i++) {
-            size_t nl = strlen(p);
-            const char *v = p + nl + 1;
-            size_t vl = strlen(v);
-            ei_x_encode_tuple_header(x, 2);
-            ei_x_encode_binary(x, p, (int)nl);
-            ei_x_encode_binary(x, v, (int)vl);
-            p = v + vl + 1;
-        }
-    }
-    ei_x_encode_empty_list(x);
-}
-
-static void send_response(dp_req *r) {
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0) return;
-    int rc = 0;
-    rc |= ei_x_encode_tuple_header(&x, 6);
-    rc |= ei_x_encode_atom(&x, "response");
-    rc |= ei_x_encode_longlong(&x, r->id);
-    rc |= ei_x_encode_long(&x, r->status);
-    encode_headers(&x, r);
-    rc |= ei_x_encode_binary(&x, r->body.p ? r->body.p : "", (int)r->body.len);
-    dp_encode_info(&x, r);
-    if (rc != 0) {
-        ei_x_free(&x);
-        dp_send_error(r->ctx, r->id, "network", "out of memory encoding the response", r);
-        return;
-    }
-    dp_send(r->ctx, &x);
-}
-
-static void send_stream_start(dp_req *r) {
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0) return;
-    ei_x_encode_tuple_header(&x, 5);
-    ei_x_encode_atom(&x, "stream_start");
-    ei_x_encode_longlong(&x, r->id);
-    ei_x_encode_long(&x, r->status);
-    encode_headers(&x, r);
-    dp_encode_info(&x, r);
-    dp_send(r->ctx, &x);
-}
-
-static void send_stream_end(dp_req *r) {
-    ei_x_buff x;
-    if (ei_x_new_with_version(&x) != 0) return;
-    ei_x_encode_tuple_header(&x, 3);
-    ei_x_encode_atom(&x, "stream_end");
-    ei_x_encode_longlong(&x, r->id);
-    dp_encode_info(&x, r);
-    dp_send(r->ctx, &x);
-}
-
-/* Events parsed during one write callback go out as one {sse, Id, Events} frame. */
-static int on_sse_event(void *ud, const char *ev, size_t evlen, const char *data, size_t dlen) {
-    dp_req *r = ud;
-    int rc = 0;
-    if (r->sse_events == 0) {
-        if (ei_x_new_with_version(&r->sse_frame) != 0) return DSPEX_SSE_ENOMEM;
-        rc |= ei_x_encode_tuple_header(&r->sse_frame, 3);
-        rc |= ei_x_encode_atom(&r->sse_frame, "sse");
-        rc |= ei_x_encode_longlong(&r->sse_frame, r->id);
-    }
-    rc |= ei_x_encode_list_header(&r->sse_frame, 1);
-    rc |= ei_x_encode_tuple_header(&r->sse_frame, 2);
-    if (ev)
-        rc |= ei_x_encode_binary(&r->sse_frame, ev, (int)evlen);
-    else
-        rc |= ei_x_encode_atom(&r->sse_frame, "nil");
-    rc |= ei_x_encode_binary(&r->sse_frame, data, (int)dlen);
-    r->sse_events++;
-    return rc == 0 ? 0 : DSPEX_SSE_ENOMEM;
-}
-
-static void flush_sse(dp_req *r) {
-    if (r->sse_events == 0) return;
-    r->sse_events = 0;
-    if (ei_x_encode_empty_list(&r->sse_frame) != 0) {
-        ei_x_free(&r->sse_frame);
-        memset(&r->sse_frame, 0, sizeof(r->sse_frame));
-        return;
-    }
-    dp_send(r->ctx, &r->sse_frame);
-}
-
 /* ================================================================= request lifecycle */
 
 static void on_req_closed(uv_handle_t *h) { free(h->data); }
@@ -204,6 +113,7 @@ static void on_req_closed(uv_handle_t *h) { free(h->data); }
 static void req_finish(dp_req *r) {
     dp_ctx *ctx = r->ctx;
     dp_table_del(&ctx->reqs, r);
+    dp_flow_forget(r);
     if (r->in_multi) {
         curl_multi_remove_handle(ctx->multi, r->easy);
         r->in_multi = false;
@@ -222,10 +132,12 @@ static void req_finish(dp_req *r) {
     uv_close((uv_handle_t *)&r->timer, on_req_closed);
 }
 
-static void fail(dp_req *r, const char *type, const char *msg) {
+void dp_http_fail(dp_req *r, const char *type, const char *msg) {
     dp_send_error(r->ctx, r->id, type, msg, r);
     req_finish(r);
 }
+
+static void fail(dp_req *r, const char *type, const char *msg) { dp_http_fail(r, type, msg); }
 
 static void on_req_timer(uv_timer_t *t);
 
@@ -244,15 +156,7 @@ static void start_attempt(dp_req *r) {
         fail(r, "timeout", "deadline reached before the request could be sent");
         return;
     }
-    r->status = 0;
-    r->headers_done = false;
-    r->stream_started = false;
-    r->resp_headers.len = 0;
-    r->n_resp_headers = 0;
-    r->body.len = 0;
-    r->fail_msg = NULL;
-    r->errbuf[0] = 0;
-    if (r->sse) dspex_sse_reset(r->sse);
+    dp_resp_reset(r);
     r->attempts++;
     r->attempt_start_ms = r->last_activity_ms = now;
     r->state = DP_RS_RUNNING;
@@ -295,7 +199,7 @@ static void watchdog(dp_req *r) {
             /* still resolving/connecting (curl enforces the connect timeout) */
             next = min_u64(next, now + DP_CONNECT_RECHECK_MS);
         }
-    } else {
+    } else if (!r->paused) { /* a transfer we paused is silent by our doing */
         uint64_t idle = r->last_activity_ms + (uint64_t)r->spec.idle_timeout_ms;
         if (now >= idle) {
             timeout(r, "idle", "no data within idle_timeout_ms");
@@ -303,6 +207,13 @@ static void watchdog(dp_req *r) {
         }
         next = min_u64(next, idle);
     }
+    arm(r, next);
+}
+
+void dp_http_watch(dp_req *r) {
+    if (r->state != DP_RS_RUNNING || !r->headers_done) return;
+    uint64_t next = r->deadline_ms;
+    if (!r->paused) next = min_u64(next, r->last_activity_ms + (uint64_t)r->spec.idle_timeout_ms);
     arm(r, next);
 }
 
@@ -314,20 +225,13 @@ static void on_req_timer(uv_timer_t *t) {
         start_attempt(r);
 }
 
-static const char *find_header(const dp_req *r, const char *name) {
-    const char *p = r->resp_headers.p;
-    for (size_t i = 0; i < r->n_resp_headers; i++) {
-        size_t nl = strlen(p);
-        const char *v = p + nl + 1;
-        if (strcmp(p, name) == 0) return v;
-        p = v + strlen(v) + 1;
-    }
-    return NULL;
-}
-
-/* Schedules another attempt when the policy allows it; false = give up now. */
+/* Schedules another attempt when the policy allows it; false = give up now. A server's
+ * Retry-After is honoured up to retry_max_ms: a server asking for longer (a 429 with
+ * "Retry-After: 3600") gets its response returned at once, info.retry_after_ms telling
+ * the caller how long it asked for, instead of holding the caller until its deadline. */
 static bool maybe_retry(dp_req *r) {
     if (r->attempts > r->spec.max_retries) return false;
+    if (r->retry_after_ms > r->spec.retry_max_ms) return false;
     long long sleep = r->retry_after_ms >= 0
                           ? r->retry_after_ms
                           : dp_backoff_ms(&r->ctx->rng, r->spec.retry_base_ms, r->spec.retry_max_ms, r->attempts - 1);
@@ -348,25 +252,23 @@ static void on_done(dp_req *r, CURLcode rc) {
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
         r->status = status;
         if (r->stream_started) {
-            int e = dspex_sse_finish(r->sse, on_sse_event, r);
-            flush_sse(r);
-            if (e != 0)
-                fail(r, "network", "SSE event too large or out of memory");
-            else {
-                send_stream_end(r);
+            if (dp_resp_stream_finish(r) != 0) {
+                fail(r, r->fail_type, r->fail_msg);
+            } else {
+                dp_resp_send_stream_end(r);
                 req_finish(r);
             }
             return;
         }
-        const char *ra = find_header(r, "retry-after");
+        const char *ra = dp_resp_find_header(r, "retry-after");
         r->retry_after_ms = ra ? dp_parse_retry_after(ra, time(NULL)) : -1;
         if (dp_retryable_status(status) && maybe_retry(r)) return;
-        send_response(r);
+        dp_resp_send_response(r);
         req_finish(r);
         return;
     }
-    if (r->fail_msg) {
-        fail(r, "network", r->fail_msg);
+    if (r->fail_msg) { /* one of our callbacks aborted the transfer */
+        fail(r, r->fail_type ? r->fail_type : "network", r->fail_msg);
         return;
     }
     r->retry_after_ms = -1;
@@ -396,78 +298,10 @@ static void check_done(dp_ctx *ctx) {
 /* ================================================================= curl callbacks */
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
-    dp_req *r = ud;
-    size_t len = size * n;
-    r->last_activity_ms = uv_now(r->ctx->loop);
-    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-        r->resp_headers.len = 0;
-        r->n_resp_headers = 0;
-        r->headers_done = false;
-        return len;
-    }
-    size_t l = len;
-    while (l > 0 && (buf[l - 1] == '\r' || buf[l - 1] == '\n')) l--;
-    if (l == 0) {
-        long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 100 && status < 200) return len; /* interim response */
-        if (r->headers_done) return len;               /* end of trailers */
-        r->status = status;
-        r->headers_done = true;
-        /* from now on the watchdog measures silence between body bytes */
-        arm(r, min_u64(r->deadline_ms, r->last_activity_ms + (uint64_t)r->spec.idle_timeout_ms));
-        if (r->spec.stream && status >= 200 && status < 300) {
-            r->stream_started = true;
-            send_stream_start(r);
-        }
-        return len;
-    }
-    if (r->headers_done) return len; /* trailers are not reported */
-    const char *colon = memchr(buf, ':', l);
-    if (colon == NULL) return len;
-    size_t nl = (size_t)(colon - buf);
-    while (nl > 0 && (buf[nl - 1] == ' ' || buf[nl - 1] == '\t')) nl--;
-    const char *v = colon + 1;
-    const char *end = buf + l;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    if (nl == 0 || memchr(buf, 0, nl) || memchr(v, 0, (size_t)(end - v))) return len;
-    size_t start = r->resp_headers.len;
-    if (dp_buf_add(&r->resp_headers, buf, nl, DP_MAX_RESP_HEADERS_BYTES) != 0 ||
-        dp_buf_add(&r->resp_headers, "", 1, DP_MAX_RESP_HEADERS_BYTES) != 0 ||
-        dp_buf_add(&r->resp_headers, v, (size_t)(end - v), DP_MAX_RESP_HEADERS_BYTES) != 0 ||
-        dp_buf_add(&r->resp_headers, "", 1, DP_MAX_RESP_HEADERS_BYTES) != 0) {
-        r->fail_msg = "response headers too large";
-        return 0;
-    }
-    for (size_t i = 0; i < nl; i++) {
-        char *c = r->resp_headers.p + start + i;
-        *c = (char)tolower((unsigned char)*c);
-    }
-    r->n_resp_headers++;
-    return len;
+    return dp_resp_header(ud, buf, size * n);
 }
 
-static size_t on_body(char *ptr, size_t size, size_t n, void *ud) {
-    dp_req *r = ud;
-    size_t len = size * n;
-    r->last_activity_ms = uv_now(r->ctx->loop);
-    if (r->stream_started) {
-        int rc = dspex_sse_feed(r->sse, ptr, len, on_sse_event, r);
-        flush_sse(r);
-        if (rc != 0) {
-            r->fail_msg = rc == DSPEX_SSE_ETOOBIG ? "SSE event larger than 8 MiB" : "out of memory parsing SSE";
-            return 0;
-        }
-        return len;
-    }
-    int rc = dp_buf_add(&r->body, ptr, len, DP_MAX_BODY);
-    if (rc != 0) {
-        r->fail_msg = rc == -1 ? "response body larger than 256 MiB" : "out of memory buffering the body";
-        return 0;
-    }
-    return len;
-}
+static size_t on_body(char *ptr, size_t size, size_t n, void *ud) { return dp_resp_body(ud, ptr, size * n); }
 
 /* ================================================================= public */
 
@@ -520,6 +354,7 @@ void dp_http_start(dp_ctx *ctx, long long id, dp_spec *spec) {
     r->spec = *spec;
     memset(spec, 0, sizeof(*spec));
     r->retry_after_ms = -1;
+    r->credit = DP_STREAM_WINDOW;
     r->start_ms = uv_now(ctx->loop);
     r->start_us = uv_hrtime() / 1000;
     r->deadline_ms = r->start_ms + (uint64_t)r->spec.total_timeout_ms;
@@ -532,7 +367,9 @@ void dp_http_start(dp_ctx *ctx, long long id, dp_spec *spec) {
         return;
     }
     r->spec.headers = h;
-    if (r->spec.stream && (r->sse = dspex_sse_new(DP_MAX_SSE_EVENT)) == NULL) {
+    size_t max_event = DP_MAX_SSE_EVENT;
+    if ((long long)max_event > r->spec.max_response_bytes) max_event = (size_t)r->spec.max_response_bytes;
+    if (r->spec.stream && (r->sse = dspex_sse_new(max_event)) == NULL) {
         fail(r, "network", "out of memory");
         return;
     }

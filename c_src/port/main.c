@@ -2,9 +2,10 @@
  *
  * One libuv loop drives everything: stdin frames ({packet, 4} + external term format)
  * are reassembled and dispatched, HTTP transfers run on one libcurl multi handle whose
- * sockets and timers are libuv handles, replies are queued with uv_write. Logs go to
- * stderr only. On stdin EOF every transfer is aborted and the program exits 0, so a
- * dead VM never leaves it behind. */
+ * sockets and timers are libuv handles, replies are queued with uv_write (flow.c keeps
+ * that queue bounded). Logs go to the BEAM as {log, Level, Message} frames (stderr only
+ * when the BEAM cannot be reached). On stdin EOF every transfer is aborted and the
+ * program exits 0, so a dead VM never leaves it behind. */
 #include "port.h"
 
 #include <signal.h>
@@ -15,10 +16,10 @@
 
 static int on_frame(void *ud, const char *frame, size_t len) {
     dp_ctx *ctx = ud;
-    long long id;
+    long long id, ack = 0;
     dp_spec spec;
     char err[256];
-    switch (dp_decode(frame, len, &id, &spec, err, sizeof(err))) {
+    switch (dp_decode(frame, len, &id, &ack, &spec, err, sizeof(err))) {
     case DP_CMD_PING:
         dp_send_pong(ctx, id);
         break;
@@ -28,11 +29,14 @@ static int on_frame(void *ud, const char *frame, size_t len) {
     case DP_CMD_CANCEL:
         dp_http_cancel(ctx, id);
         break;
+    case DP_CMD_ACK:
+        dp_flow_ack(ctx, id, ack);
+        break;
     case DP_CMD_BAD:
         if (id >= 0)
             dp_send_error(ctx, id, "bad_request", err, NULL);
         else if (++ctx->bad_frames <= 5 || ctx->bad_frames % 1000 == 0)
-            fprintf(stderr, "dspex_port: ignored frame (%llu so far): %s\n", ctx->bad_frames, err);
+            dp_log(ctx, "warning", "ignored frame (%llu so far): %s", ctx->bad_frames, err);
         break;
     }
     return 0;

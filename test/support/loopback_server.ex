@@ -29,6 +29,9 @@ defmodule DSPex.Test.LoopbackServer do
     * `truncate` — announce N more bytes than sent, then close
     * `close: true` — close the connection without any response
     * `retry_after` — adds a `retry-after` header with this value
+    * `flood` — a binary (e.g. one SSE event) sent over and over, chunked, as fast as
+      the socket takes it (no pacing), until the client goes away or `flood_bytes`
+      (default unlimited) were sent
     * `keep_alive: false` — close after the response
   """
   use GenServer
@@ -287,6 +290,9 @@ defmodule DSPex.Test.LoopbackServer do
         spec[:chunks] ->
           send_chunked(sock, status, headers ++ conn_header, spec.chunks, spec[:chunk_delay_ms])
 
+        spec[:flood] ->
+          send_flood(sock, status, headers ++ conn_header, spec.flood, spec[:flood_bytes])
+
         true ->
           send_plain(sock, status, headers ++ conn_header, Map.get(spec, :body, ""), spec)
       end
@@ -359,6 +365,25 @@ defmodule DSPex.Test.LoopbackServer do
       end)
 
     with :ok <- res, do: :gen_tcp.send(sock, "0\r\n\r\n")
+  end
+
+  # 64 KiB chunks of the repeated unit, written back to back.
+  defp send_flood(sock, status, headers, unit, limit) do
+    :ok = :gen_tcp.send(sock, head(status, [{"transfer-encoding", "chunked"} | headers]))
+    piece = :binary.copy(unit, max(div(65_536, byte_size(unit)), 1))
+    chunk = [Integer.to_string(byte_size(piece), 16), "\r\n", piece, "\r\n"]
+
+    with :ok <- flood_loop(sock, chunk, byte_size(piece), limit || :infinity),
+         do: :gen_tcp.send(sock, "0\r\n\r\n")
+  end
+
+  defp flood_loop(_sock, _chunk, _n, left) when is_integer(left) and left <= 0, do: :ok
+
+  defp flood_loop(sock, chunk, n, left) do
+    case :gen_tcp.send(sock, chunk) do
+      :ok -> flood_loop(sock, chunk, n, if(left == :infinity, do: left, else: left - n))
+      err -> err
+    end
   end
 
   @doc "Renders events (`{event | nil, data}` or raw binaries) as an event stream."

@@ -135,14 +135,24 @@ defmodule DSPex.LM do
                        first_byte_timeout_ms: [
                          type: :pos_integer,
                          doc:
-                           "Request sent → first response byte (default: the `:timeout`, since a non-streamed reply sends nothing until it is complete)."
+                           "Request sent → first response byte; default 120_000 (a non-streamed reply sends nothing until it is complete), 60_000 when streaming, the whole `:timeout` for OpenAI reasoning models."
                        ],
                        idle_timeout_ms: [
                          type: :pos_integer,
-                         doc: "Longest silence between body bytes."
+                         doc:
+                           "Longest silence between body bytes; default 60_000 (reasoning models: the whole `:timeout`)."
                        ],
                        retry_base_ms: [type: :pos_integer, doc: "Backoff base."],
-                       retry_max_ms: [type: :pos_integer, doc: "Backoff cap."],
+                       retry_max_ms: [
+                         type: :pos_integer,
+                         doc:
+                           "Backoff cap and the longest `Retry-After` honoured (default 5_000); a longer wait returns the 429 at once with `retry_after_ms` in its details."
+                       ],
+                       max_response_bytes: [
+                         type: :pos_integer,
+                         doc:
+                           "Largest reply body accepted, plain or streamed (default 32 MiB, at most 256 MiB); larger is a `:response_too_large` error."
+                       ],
                        circuit_breaker: [
                          type: {:or, [:keyword, {:in, [false]}]},
                          doc: "Circuit-breaker overrides, or `false` to bypass it."
@@ -203,7 +213,7 @@ defmodule DSPex.LM do
       iex> DSPex.LM.new("gpt-4o").model
       "openai/gpt-4o"
       iex> DSPex.LM.new("openai/gpt-4o", temprature: 0.0)
-      ** (ArgumentError) unknown option :temprature for DSPex.LM.new/2 (did you mean :temperature?); valid options: :anthropic_version, :api_base, :api_key, :base_url, :cache, :circuit_breaker, :connect_timeout_ms, :first_byte_timeout_ms, :frequency_penalty, :headers, :idle_timeout_ms, :kwargs, :logprobs, :max_retries, :max_tokens, :model_type, :n, :num_retries, :pool, :presence_penalty, :provider, :reasoning_effort, :response_format, :retry_base_ms, :retry_max_ms, :rollout_id, :seed, :session, :stop, :temperature, :timeout, :tool_choice, :tools, :top_logprobs, :top_p
+      ** (ArgumentError) unknown option :temprature for DSPex.LM.new/2 (did you mean :temperature?); valid options: :anthropic_version, :api_base, :api_key, :base_url, :cache, :circuit_breaker, :connect_timeout_ms, :first_byte_timeout_ms, :frequency_penalty, :headers, :idle_timeout_ms, :kwargs, :logprobs, :max_response_bytes, :max_retries, :max_tokens, :model_type, :n, :num_retries, :pool, :presence_penalty, :provider, :reasoning_effort, :response_format, :retry_base_ms, :retry_max_ms, :rollout_id, :seed, :session, :stop, :temperature, :timeout, :tool_choice, :tools, :top_logprobs, :top_p
   """
   @spec new(binary, keyword) :: t
   def new(model, opts \\ []) when is_binary(model) and is_list(opts) do

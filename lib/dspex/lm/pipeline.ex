@@ -41,7 +41,8 @@ defmodule DSPex.LM.Pipeline do
     :first_byte_timeout_ms,
     :idle_timeout_ms,
     :retry_base_ms,
-    :retry_max_ms
+    :retry_max_ms,
+    :max_response_bytes
   ]
 
   @doc false
@@ -51,8 +52,8 @@ defmodule DSPex.LM.Pipeline do
   @internal_set Map.new(
                   ~w(cache rollout_id api_key api_base base_url headers timeout num_retries
                      max_retries model_type pool session connect_timeout_ms first_byte_timeout_ms
-                     idle_timeout_ms retry_base_ms retry_max_ms anthropic_version circuit_breaker
-                     stream provider),
+                     idle_timeout_ms retry_base_ms retry_max_ms max_response_bytes anthropic_version
+                     circuit_breaker stream provider),
                   &{&1, true}
                 )
 
@@ -181,6 +182,13 @@ defmodule DSPex.LM.Pipeline do
     lm = DSPex.LM.resolve_key(lm)
     provider = lm.provider_module
 
+    # Timeout defaults (docs/transport-api.md, "Timeouts"): a non-streamed reply sends
+    # nothing until it is complete, so its first byte may take 120 s (~4800 tokens at
+    # 40 tok/s); a stream's headers come at once, then a chunk at least every 60 s.
+    # OpenAI reasoning models think silently for minutes: the whole deadline for both.
+    patient = if lm.options[:reasoning_model], do: lm.timeout, else: nil
+    patient = if patient == :infinity, do: 86_400_000, else: patient
+
     with {:ok, http} <- provider.build(lm, messages, params, sink != nil),
          {:ok, body} <- encode_body(http.body) do
       req =
@@ -190,9 +198,8 @@ defmodule DSPex.LM.Pipeline do
           headers: http.headers,
           body: body,
           max_retries: lm.num_retries,
-          # A non-streamed completion sends nothing until it is done (reasoning models can
-          # think for minutes): wait for the first byte as long as the whole call may take.
-          first_byte_timeout_ms: if(is_integer(lm.timeout), do: lm.timeout, else: 86_400_000)
+          first_byte_timeout_ms: patient || if(sink, do: 60_000, else: 120_000),
+          idle_timeout_ms: patient || 60_000
         }
         |> Map.merge(Map.new(Keyword.take(lm.options, @port_opts)))
 
@@ -256,7 +263,7 @@ defmodule DSPex.LM.Pipeline do
             lm.provider,
             status,
             body,
-            %{attempts: attempts},
+            %{attempts: attempts, retry_after_ms: get_in(resp, [:info, :retry_after_ms])},
             lm.api_key
           )
 

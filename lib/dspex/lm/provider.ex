@@ -252,8 +252,10 @@ defmodule DSPex.LM.Provider do
   """
   @spec http_error(module, binary, integer, binary, map, binary | nil) :: Error.t()
   def http_error(provider, provider_name, status, body, details \\ %{}, secret \\ nil) do
+    body = valid_utf8(body)
+
     decoded =
-      case DSPex.JSON.decode(body) do
+      case decode_json(body) do
         {:ok, term} -> term
         _ -> nil
       end
@@ -301,17 +303,80 @@ defmodule DSPex.LM.Provider do
   def generic_error_info([first | _]), do: generic_error_info(first)
   def generic_error_info(_), do: {nil, nil}
 
-  @doc false
+  @doc ~S"""
+  Decodes a provider's JSON reply (a body or one SSE event's data) leniently, the way
+  browsers do: invalid UTF-8 bytes and lone UTF-16 surrogate escapes (`"\ud83d"`,
+  which Python's `json.dumps` writes for half an emoji) become U+FFFD, so every text
+  in the result is valid UTF-8 and one bad character never fails a whole call.
+  Anything else that is not JSON is a `:server` error.
+
+  Replies that decode as they are (all well-behaved ones) take no extra pass; the
+  repair runs only after a failed decode.
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.decode_json(~S({"text":"a\ud83db"}))
+      {:ok, %{"text" => "a\uFFFDb"}}
+      iex> DSPex.LM.Provider.decode_json(<<"{\"text\":\"a", 0xFF, "b\"}">>)
+      {:ok, %{"text" => "a\uFFFDb"}}
+      iex> {:error, e} = DSPex.LM.Provider.decode_json("{oops")
+      iex> e.type
+      :server
+  """
+  # Note for the lead: DSPex.JSON.decode/2 gains a lenient option on branch `json`;
+  # when it lands, this becomes `DSPex.JSON.decode(data, <that option>)`.
+  @spec decode_json(binary) :: {:ok, term} | {:error, Error.t()}
   def decode_json(data) do
-    case DSPex.JSON.decode(data) do
-      {:ok, term} ->
-        {:ok, term}
+    with {:error, %Error{} = e} <- DSPex.JSON.decode(data) do
+      repaired = data |> valid_utf8() |> replace_lone_surrogates()
 
-      {:error, %Error{} = e} ->
-        {:error, Error.new(:server, "provider sent invalid JSON: " <> e.message)}
+      case repaired != data && DSPex.JSON.decode(repaired) do
+        {:ok, term} -> {:ok, term}
+        _ -> {:error, Error.new(:server, "provider sent invalid JSON: " <> e.message)}
+      end
+    end
+  end
 
-      other ->
-        {:error, Error.new(:server, "provider sent invalid JSON: #{inspect(other)}")}
+  @doc """
+  `text` with every invalid UTF-8 sequence replaced by U+FFFD (one per bad byte).
+
+  ## Examples
+
+      iex> DSPex.LM.Provider.valid_utf8(<<"ok ", 0xC3, "!">>)
+      "ok \uFFFD!"
+      iex> DSPex.LM.Provider.valid_utf8("héllo")
+      "héllo"
+  """
+  @spec valid_utf8(binary) :: binary
+  def valid_utf8(text) when is_binary(text) do
+    if String.valid?(text), do: text, else: valid_utf8(text, [])
+  end
+
+  defp valid_utf8(text, acc) do
+    case :unicode.characters_to_binary(text) do
+      good when is_binary(good) ->
+        IO.iodata_to_binary(Enum.reverse([good | acc]))
+
+      {:error, good, <<_bad, rest::binary>>} ->
+        valid_utf8(rest, ["\uFFFD", good | acc])
+
+      {:incomplete, good, _rest} ->
+        IO.iodata_to_binary(Enum.reverse(["\uFFFD", good | acc]))
+    end
+  end
+
+  # JSON escapes left to right (so "\\\\ud83d" stays an escaped backslash): a surrogate
+  # pair is kept, a lone high or low surrogate becomes \uFFFD, other escapes are kept.
+  @escape ~r/\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2}|.)/s
+
+  defp replace_lone_surrogates(json) do
+    if String.contains?(json, ["\\ud", "\\uD"]) do
+      Regex.replace(@escape, json, fn
+        <<"\\u", d, h, _, _>> when d in [?d, ?D] and h in ~c"89abcdefABCDEF" -> "\\ufffd"
+        esc -> esc
+      end)
+    else
+      json
     end
   end
 

@@ -32,6 +32,26 @@ defmodule DSPex.Pool do
   @max_body 64 * 1024 * 1024 - 64 * 1024
   @day_ms 86_400_000
 
+  # Options of start_link/1 and child_spec/1 (nil: computed in init/1) ...
+  @options [
+    name: __MODULE__,
+    size: nil,
+    max_in_flight: 256,
+    max_queue: 10_000,
+    circuit_breaker: [],
+    restart_backoff_ms: {50, 5_000},
+    health_timeout_ms: 2_000,
+    port_path: nil
+  ]
+  # ... and of request/2, stream/2 (plus :to) and stream_events/2.
+  @request_options [
+    pool: __MODULE__,
+    timeout: 600_000,
+    session: nil,
+    retry_on_port_exit: true,
+    circuit_breaker: nil
+  ]
+
   @type response :: DSPex.Port.response()
   @type request_map :: DSPex.Port.request_map()
 
@@ -45,7 +65,8 @@ defmodule DSPex.Pool do
   `:max_queue` (per worker, default 10_000), `:circuit_breaker` (keyword or `false`),
   `:restart_backoff_ms` (`{min, max}`), `:health_timeout_ms` (default 2_000: when a
   request outlives its deadline in a worker, the port is pinged and killed if it does
-  not answer in time), `:port_path`.
+  not answer in time), `:port_path`. Unknown options raise `ArgumentError` listing the
+  valid ones.
 
   ## Examples
 
@@ -54,7 +75,8 @@ defmodule DSPex.Pool do
   """
   @spec child_spec(keyword) :: Supervisor.child_spec()
   def child_spec(opts) do
-    name = Keyword.get(opts, :name, __MODULE__)
+    opts = Keyword.validate!(opts, @options)
+    name = opts[:name]
 
     %{
       id: {__MODULE__, name},
@@ -72,24 +94,26 @@ defmodule DSPex.Pool do
   """
   @spec start_link(keyword) :: Supervisor.on_start()
   def start_link(opts \\ []) do
-    name = Keyword.get(opts, :name, __MODULE__)
-    Supervisor.start_link(__MODULE__, Keyword.put(opts, :name, name), name: name)
+    opts = Keyword.validate!(opts, @options)
+    Supervisor.start_link(__MODULE__, opts, name: opts[:name])
   end
 
   @impl true
   def init(opts) do
-    name = Keyword.fetch!(opts, :name)
-    size = Keyword.get(opts, :size, System.schedulers_online())
-    max_in_flight = Keyword.get(opts, :max_in_flight, 256)
+    opts = Keyword.validate!(opts, @options)
+    name = opts[:name]
+    size = opts[:size] || System.schedulers_online()
+    max_in_flight = opts[:max_in_flight]
 
     unless is_atom(name) and is_integer(size) and size > 0 and is_integer(max_in_flight) and
              max_in_flight > 0 do
       raise ArgumentError,
-            "DSPex.Pool needs an atom :name, a positive :size and :max_in_flight, got: #{inspect(opts)}"
+            "DSPex.Pool needs an atom :name, a positive integer :size and :max_in_flight, got: " <>
+              inspect(Keyword.take(opts, [:name, :size, :max_in_flight]))
     end
 
     cb =
-      case Keyword.get(opts, :circuit_breaker, []) do
+      case opts[:circuit_breaker] do
         false -> false
         kw when is_list(kw) -> Keyword.merge(CircuitBreaker.defaults(), kw)
       end
@@ -129,9 +153,12 @@ defmodule DSPex.Pool do
 
   Returns `{:ok, %{status:, headers:, body:, info:}}` for any HTTP status, or
   `{:error, %DSPex.Error{type: :timeout | :network | :port_exited | :circuit_open |
-  :cancelled | :overloaded | :bad_request}}`. Options: `:pool`, `:timeout` (ms,
-  default 600_000; the caller never waits longer), `:session`, `:retry_on_port_exit`
-  (default true), `:circuit_breaker` (keyword overrides or `false`).
+  :cancelled | :overloaded | :bad_request | :response_too_large}}`. Options: `:pool`,
+  `:timeout` (ms, default 600_000; the caller never waits longer), `:session`,
+  `:retry_on_port_exit` (default true), `:circuit_breaker` (keyword overrides or
+  `false`). The request map's keys (timeouts, retries, `max_response_bytes`) and their
+  defaults are in `docs/transport-api.md`; its bytes (method, URL, headers) are checked
+  by the port, which answers `:bad_request` before sending anything.
 
   ## Examples
 
@@ -141,6 +168,8 @@ defmodule DSPex.Pool do
   """
   @spec request(request_map, keyword) :: {:ok, response} | {:error, Error.t()}
   def request(req, opts \\ []) do
+    opts = Keyword.validate!(opts, @request_options)
+
     with {:ok, %{req: req, pool: pool, meta: meta, deadline: deadline, ep: ep, cb: cb}} <-
            route(req, opts) do
       start_meta = %{pool: pool, endpoint: ep, stream: false}
@@ -150,7 +179,7 @@ defmodule DSPex.Pool do
           with :ok <- allow(ep, cb) do
             wopts = %{
               deadline: deadline,
-              retry_on_port_exit: Keyword.get(opts, :retry_on_port_exit, true),
+              retry_on_port_exit: opts[:retry_on_port_exit],
               endpoint: ep,
               cb: cb
             }
@@ -188,7 +217,7 @@ defmodule DSPex.Pool do
   # pool's meta, the caller's deadline, the endpoint and its circuit-breaker settings.
   defp route(req, opts) do
     req = normalize!(req)
-    pool = Keyword.get(opts, :pool, __MODULE__)
+    pool = opts[:pool]
 
     with {:ok, meta} <- meta(pool) do
       {:ok,
@@ -251,8 +280,10 @@ defmodule DSPex.Pool do
   """
   @spec stream(request_map, keyword) :: {:ok, Handle.t()} | {:error, Error.t()}
   def stream(req, opts \\ []) do
+    opts = Keyword.validate!(opts, [{:to, self()} | @request_options])
+
     with {:ok, %{req: req, meta: meta, deadline: deadline, ep: ep, cb: cb}} <- route(req, opts) do
-      to = Keyword.get(opts, :to, self())
+      to = opts[:to]
 
       with :ok <- allow(ep, cb) do
         wopts = %{deadline: deadline, retry_on_port_exit: false, endpoint: ep, cb: cb}
@@ -316,6 +347,8 @@ defmodule DSPex.Pool do
   """
   @spec stream_events(request_map, keyword) :: Enumerable.t()
   def stream_events(req, opts \\ []) do
+    opts = Keyword.validate!(opts, @request_options)
+
     Stream.resource(
       fn ->
         case stream(req, Keyword.put(opts, :to, self())) do
@@ -510,18 +543,19 @@ defmodule DSPex.Pool do
   end
 
   @doc false
-  # Validates and normalizes a request map (body flattened once, method upcased).
+  # Checks the request map's shape and types (what must hold to encode it for the port)
+  # and normalizes it: body flattened once, method upcased. The bytes themselves (URL,
+  # method token, header CR/LF/NUL) are checked in one place, the port
+  # (c_src/port/validate.c), which answers {:error, %DSPex.Error{type: :bad_request}}.
+  # Messages never quote the request: URLs and headers carry keys, bodies prompts.
   @spec normalize!(map) :: request_map
   def normalize!(%{url: url} = req) when is_binary(url) do
-    unless String.starts_with?(url, ["http://", "https://"]) do
-      raise ArgumentError, "request :url must be an absolute http(s) URL, got: #{inspect(url)}"
-    end
-
     body =
       case Map.get(req, :body, "") do
         b when is_binary(b) -> b
         nil -> ""
-        io -> IO.iodata_to_binary(io)
+        io when is_list(io) -> IO.iodata_to_binary(io)
+        _ -> raise ArgumentError, "request :body must be a binary or iodata"
       end
 
     if byte_size(body) > @max_body do
@@ -531,32 +565,44 @@ defmodule DSPex.Pool do
 
     method =
       case Map.get(req, :method, "POST") do
-        m when is_binary(m) -> String.upcase(m)
-        m when is_atom(m) -> m |> Atom.to_string() |> String.upcase()
+        m when is_binary(m) ->
+          String.upcase(m)
+
+        m when is_atom(m) and m not in [nil, true, false] ->
+          m |> Atom.to_string() |> String.upcase()
+
+        _ ->
+          raise ArgumentError, "request :method must be a binary or an atom"
       end
 
     headers =
-      for h <- Map.get(req, :headers, []) do
-        case h do
-          {k, v} when is_binary(k) and is_binary(v) ->
-            h
-
-          {k, v} ->
-            {to_string(k), to_string(v)}
-
-          other ->
-            raise ArgumentError,
-                  "request headers must be {name, value} pairs, got: #{inspect(other)}"
-        end
+      case Map.get(req, :headers, []) do
+        list when is_list(list) -> Enum.with_index(list, &header!/2)
+        _ -> raise ArgumentError, "request :headers must be a list of {name, value} pairs"
       end
 
     req |> Map.delete(:stream) |> Map.merge(%{body: body, method: method, headers: headers})
   end
 
-  def normalize!(req) do
-    raise ArgumentError,
-          "request map needs :url (an absolute http(s) URL binary), got: #{inspect(req, limit: 5)}"
+  def normalize!(_req) do
+    raise ArgumentError, "request map needs :url, an absolute http(s) URL binary"
   end
+
+  defp header!({k, v} = h, _i) when is_binary(k) and is_binary(v), do: h
+
+  defp header!({k, v}, i) do
+    {header_part!(k, i), header_part!(v, i)}
+  end
+
+  defp header!(_other, i) do
+    raise ArgumentError, "request :headers entry #{i} is not a {name, value} pair"
+  end
+
+  defp header_part!(x, _i) when is_binary(x), do: x
+  defp header_part!(x, _i) when is_atom(x) or is_number(x), do: to_string(x)
+
+  defp header_part!(_x, i),
+    do: raise(ArgumentError, "request :headers entry #{i}: name and value must be binaries")
 
   defp now_ms, do: System.monotonic_time(:millisecond)
 end

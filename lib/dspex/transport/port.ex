@@ -31,18 +31,58 @@ defmodule DSPex.Port do
       itself, it is pinged; no pong within this time and it is killed and restarted
     * `:port_path` — the executable (default: `$DSPEX_PORT_PATH` if set, else
       `priv/dspex_port` of `:dspex`; the variable is handy to run a sanitizer build)
+
+  Unknown options raise `ArgumentError` listing the valid ones.
+
+  ## Flow control
+
+  A stream's events are acknowledged to the port (`{:ack, id, bytes}`) once handed to
+  the receiving process, in steps of 256 KiB; the port pauses a transfer that has 1 MiB
+  unacknowledged. An ack is held back while the receiver has more than 500 messages
+  queued, so a receiver that cannot keep up slows its own stream (TCP then slows the
+  server) instead of growing its mailbox, this worker's, or the port's memory.
+
+  ## Logs and crash reports
+
+  The port's diagnostics arrive as `{:log, level, message}` frames and go to `Logger`
+  (so `capture_log` sees them). `format_status/1` passes state, last message and exit
+  reason through `DSPex.Transport.Redact`: a crash report never shows a request's
+  headers (API keys), body (prompts) or a response body, and a crash inside a callback
+  stops the worker with a redacted reason (the supervisor logs the reason too).
   """
   use GenServer
   require Logger
 
   alias DSPex.CircuitBreaker
+  alias DSPex.Transport.Redact
 
   # Atoms the port sends; listed so they exist before binary_to_term(_, [:safe]).
   @port_atoms [:pong, :response, :stream_start, :sse, :stream_end, :error, :attempts, :elapsed_us] ++
                 [:retry_after_ms, :timeout, :connect, :first_byte, :idle, :total, :network] ++
-                [:cancelled, :bad_request, nil]
+                [:cancelled, :bad_request, :response_too_large, :log, :warning, :info, nil]
   @down_load 1_000_000_000
   @timer_grace_ms 100
+
+  # Flow control (the port's side: DP_STREAM_WINDOW in c_src/port/port.h, 1 MiB).
+  # Acking every quarter window keeps the port from ever waiting on an ack that is not
+  # on its way; 500 queued messages (~8 MiB of 16 KiB frames) is where a receiver is
+  # taken to be falling behind, far above what a live consumer ever has queued.
+  @ack_bytes 262_144
+  @consumer_max_queue 500
+  @ack_recheck_ms 5
+
+  @options [
+    name: nil,
+    pool: nil,
+    index: 1,
+    load: nil,
+    max_in_flight: 256,
+    max_queue: 10_000,
+    restart_backoff_ms: {50, 5_000},
+    health_timeout_ms: 2_000,
+    port_path: nil
+  ]
+  @request_options [timeout: 600_000, retry_on_port_exit: false]
 
   @type request_map :: %{required(:url) => binary, optional(atom) => term}
   @type response :: %{
@@ -70,6 +110,8 @@ defmodule DSPex.Port do
   """
   @spec start_link(keyword) :: GenServer.on_start()
   def start_link(opts \\ []) do
+    opts = Keyword.validate!(opts, @options)
+
     case Keyword.get(opts, :name) do
       nil -> GenServer.start_link(__MODULE__, opts)
       name -> GenServer.start_link(__MODULE__, opts, name: name)
@@ -92,12 +134,12 @@ defmodule DSPex.Port do
   @spec request(GenServer.server(), request_map, keyword) ::
           {:ok, response} | {:error, DSPex.Error.t()} | {:retry, :port_exited}
   def request(server, req, opts \\ []) do
-    timeout = Keyword.get(opts, :timeout, 600_000)
-    deadline = now_ms() + timeout
+    opts = Keyword.validate!(opts, @request_options)
+    deadline = now_ms() + opts[:timeout]
 
     wopts = %{
       deadline: deadline,
-      retry_on_port_exit: Keyword.get(opts, :retry_on_port_exit, false),
+      retry_on_port_exit: opts[:retry_on_port_exit],
       endpoint: nil,
       cb: nil
     }
@@ -132,10 +174,15 @@ defmodule DSPex.Port do
           {:retry, :port_exited}
 
         :exit, {reason, _} ->
-          {:error, DSPex.Error.new(:port_exited, "worker exited: #{inspect(reason)}", %{})}
+          {:error, DSPex.Error.new(:port_exited, "worker exited (#{exit_kind(reason)})", %{})}
       end
     end
   end
+
+  # An exit reason fit for a message: the exit's term can hold the call (the request).
+  defp exit_kind(reason) when is_atom(reason), do: inspect(reason)
+  defp exit_kind({:shutdown, _}), do: "shutdown"
+  defp exit_kind(_), do: "crashed"
 
   @doc false
   # Starts a streamed request; messages go to `to` tagged with `ref`.
@@ -143,13 +190,22 @@ defmodule DSPex.Port do
           {:ok, non_neg_integer} | {:error, DSPex.Error.t()}
   def call_stream(server, req, wopts, to, ref) do
     wait = min(max(wopts.deadline - now_ms(), 1), 5_000)
-    GenServer.call(server, {:stream, req, wopts, to, ref}, wait)
-  catch
-    :exit, {:noproc, _} ->
-      {:error, DSPex.Error.new(:port_exited, "worker is not running", %{reason: :noproc})}
 
-    :exit, reason ->
-      {:error, DSPex.Error.new(:port_exited, "worker unavailable: #{inspect(reason)}", %{})}
+    try do
+      GenServer.call(server, {:stream, req, wopts, to, ref}, wait)
+    catch
+      :exit, {:noproc, _} ->
+        {:error, DSPex.Error.new(:port_exited, "worker is not running", %{reason: :noproc})}
+
+      :exit, {:timeout, _} ->
+        {:error,
+         DSPex.Error.new(:timeout, "worker did not accept the stream within #{wait} ms", %{
+           timeout: :total
+         })}
+
+      :exit, {reason, _} ->
+        {:error, DSPex.Error.new(:port_exited, "worker unavailable (#{exit_kind(reason)})", %{})}
+    end
   end
 
   @doc false
@@ -171,7 +227,11 @@ defmodule DSPex.Port do
   def ping(server, timeout \\ 5_000) do
     GenServer.call(server, {:ping, now_ms() + timeout}, timeout + @timer_grace_ms * 2)
   catch
-    :exit, reason -> {:error, DSPex.Error.new(:timeout, "ping failed: #{inspect(reason)}", %{})}
+    :exit, {:timeout, _} ->
+      {:error, DSPex.Error.new(:timeout, "no pong within #{timeout} ms", %{})}
+
+    :exit, {reason, _} ->
+      {:error, DSPex.Error.new(:port_exited, "ping failed (#{exit_kind(reason)})", %{})}
   end
 
   @doc """
@@ -200,19 +260,20 @@ defmodule DSPex.Port do
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    load = Keyword.get(opts, :load)
-    index = Keyword.get(opts, :index, 1)
+    opts = Keyword.validate!(opts, @options)
+    load = opts[:load]
+    index = opts[:index]
     if load, do: :atomics.put(load, index, 0)
-    {bmin, bmax} = Keyword.get(opts, :restart_backoff_ms, {50, 5_000})
+    {bmin, bmax} = opts[:restart_backoff_ms]
 
     state = %{
       pool: Keyword.get(opts, :pool),
       index: index,
       load: load,
       down_offset: false,
-      max_in_flight: Keyword.get(opts, :max_in_flight, 256),
-      max_queue: Keyword.get(opts, :max_queue, 10_000),
-      port_path: Keyword.get(opts, :port_path) || default_port_path(),
+      max_in_flight: opts[:max_in_flight],
+      max_queue: opts[:max_queue],
+      port_path: opts[:port_path] || default_port_path(),
       backoff: {bmin, bmax},
       next_backoff: bmin,
       port: nil,
@@ -230,19 +291,49 @@ defmodule DSPex.Port do
       port_exits: 0,
       queue_timeouts: 0,
       health: nil,
-      health_timeout_ms: Keyword.get(opts, :health_timeout_ms, 2_000)
+      health_timeout_ms: opts[:health_timeout_ms]
     }
 
     {:ok, open_port(state)}
   end
 
   @impl true
-  def handle_call({:request, req, wopts}, {pid, _} = from, state) do
-    item = %{kind: :call, from: from, pid: pid, req: req, wopts: wopts}
+  def handle_call(msg, from, state), do: guarded(state, fn -> do_call(msg, from, state) end)
+
+  @impl true
+  def handle_info(msg, state), do: guarded(state, fn -> do_info(msg, state) end)
+
+  # A crash inside a callback stops the worker with a redacted reason: the raw one
+  # (an exception's stack frame can hold the state, a badmatch the request) would be
+  # printed by the supervisor and linked processes, which format_status/1 cannot reach.
+  defp guarded(state, fun) do
+    fun.()
+  catch
+    :error, reason ->
+      {:stop,
+       {Redact.term(Exception.normalize(:error, reason, __STACKTRACE__)),
+        Redact.stacktrace(__STACKTRACE__)}, state}
+
+    kind, reason ->
+      {:stop, {kind, Redact.term(reason)}, state}
+  end
+
+  @doc false
+  # OTP 25's gen_server calls this for crash reports and :sys.get_status/1.
+  def format_status(status) do
+    Map.new(status, fn
+      {:reason, {e, st}} when is_list(st) -> {:reason, {Redact.term(e), Redact.stacktrace(st)}}
+      {key, value} -> {key, Redact.term(value)}
+    end)
+  end
+
+  defp do_call({:request, req, wopts}, {pid, _} = from, state) do
+    # a call gets one final reply; streaming is call_stream/5's business
+    item = %{kind: :call, from: from, pid: pid, req: Map.delete(req, :stream), wopts: wopts}
     {:noreply, admit(item, state)}
   end
 
-  def handle_call({:stream, req, wopts, to, ref}, _from, state) do
+  defp do_call({:stream, req, wopts, to, ref}, _from, state) do
     item = %{
       kind: :stream,
       to: to,
@@ -260,7 +351,7 @@ defmodule DSPex.Port do
     end
   end
 
-  def handle_call({:cancel, id}, _from, state) do
+  defp do_call({:cancel, id}, _from, state) do
     state =
       case Map.fetch(state.pending, id) do
         {:ok, entry} ->
@@ -274,7 +365,7 @@ defmodule DSPex.Port do
     {:reply, :ok, state}
   end
 
-  def handle_call({:ping, deadline}, from, %{status: :up} = state) do
+  defp do_call({:ping, deadline}, from, %{status: :up} = state) do
     {id, state} = reserve_id(state)
     port_send(state, {:ping, id})
     timer = :erlang.start_timer(deadline, self(), {:deadline, id}, abs: true)
@@ -282,13 +373,13 @@ defmodule DSPex.Port do
     {:noreply, %{state | pending: Map.put(state.pending, id, entry)}}
   end
 
-  def handle_call({:ping, _}, _from, state) do
+  defp do_call({:ping, _}, _from, state) do
     {:reply, {:error, DSPex.Error.new(:port_exited, "port is restarting", %{})}, state}
   end
 
-  def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
+  defp do_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
 
-  def handle_call(:stats, _from, state) do
+  defp do_call(:stats, _from, state) do
     stats = %{
       index: state.index,
       pid: self(),
@@ -305,16 +396,25 @@ defmodule DSPex.Port do
     {:reply, stats, state}
   end
 
-  @impl true
-  def handle_info({port, {:data, bin}}, %{port: port} = state) do
-    {:noreply, handle_reply(:erlang.binary_to_term(bin, [:safe]), state)}
+  defp do_call(_unknown, _from, state) do
+    {:reply, {:error, DSPex.Error.new(:bad_request, "unknown call to DSPex.Port")}, state}
   end
 
-  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
+  defp do_info({port, {:data, bin}}, %{port: port} = state) do
+    state =
+      case :erlang.binary_to_term(bin, [:safe]) do
+        {:sse, id, events} -> handle_sse(state, id, events, byte_size(bin))
+        reply -> handle_reply(reply, state)
+      end
+
+    {:noreply, state}
+  end
+
+  defp do_info({port, {:exit_status, status}}, %{port: port} = state) do
     {:noreply, port_down(state, status)}
   end
 
-  def handle_info({:timeout, tref, {:deadline, id}}, state) do
+  defp do_info({:timeout, tref, {:deadline, id}}, state) do
     state =
       case Map.fetch(state.pending, id) do
         {:ok, %{timer: ^tref, kind: :ping} = entry} ->
@@ -337,7 +437,7 @@ defmodule DSPex.Port do
     {:noreply, state}
   end
 
-  def handle_info({:timeout, _tref, {:health, id}}, %{health: {id, _}} = state) do
+  defp do_info({:timeout, _tref, {:health, id}}, %{health: {id, _}} = state) do
     Logger.error(
       "dspex_port (worker #{state.index}, os pid #{inspect(state.os_pid)}) did not answer a ping " <>
         "within #{state.health_timeout_ms} ms; killing it"
@@ -350,9 +450,9 @@ defmodule DSPex.Port do
     {:noreply, %{state | health: nil}}
   end
 
-  def handle_info({:timeout, _tref, {:health, _}}, state), do: {:noreply, state}
+  defp do_info({:timeout, _tref, {:health, _}}, state), do: {:noreply, state}
 
-  def handle_info({:timeout, _tref, {:queue_deadline, qid}}, state) do
+  defp do_info({:timeout, _tref, {:queue_deadline, qid}}, state) do
     state =
       case Map.pop(state.queued, qid) do
         {nil, _} ->
@@ -372,7 +472,7 @@ defmodule DSPex.Port do
     {:noreply, state}
   end
 
-  def handle_info({:DOWN, mref, :process, _pid, _reason}, state) do
+  defp do_info({:DOWN, mref, :process, _pid, _reason}, state) do
     state =
       case Map.pop(state.monitors, mref) do
         {nil, _} ->
@@ -394,22 +494,32 @@ defmodule DSPex.Port do
     {:noreply, state}
   end
 
-  def handle_info(:restart_port, state), do: {:noreply, open_port(state)}
+  defp do_info(:restart_port, state), do: {:noreply, open_port(state)}
 
-  def handle_info({:EXIT, port, _reason}, %{port: port} = state) do
+  defp do_info({:EXIT, port, _reason}, %{port: port} = state) do
     # exit_status normally arrives first; this covers a port closed without one
     {:noreply, port_down(state, nil)}
   end
 
-  def handle_info({:EXIT, port, _reason}, state) when is_port(port), do: {:noreply, state}
+  defp do_info({:EXIT, port, _reason}, state) when is_port(port), do: {:noreply, state}
 
-  def handle_info({:EXIT, _other, reason}, state) when reason in [:normal, :shutdown] do
+  defp do_info({:EXIT, _other, reason}, state) when reason in [:normal, :shutdown] do
     {:noreply, state}
   end
 
-  def handle_info({:EXIT, _other, reason}, state), do: {:stop, reason, state}
+  defp do_info({:EXIT, _other, reason}, state), do: {:stop, Redact.term(reason), state}
 
-  def handle_info(_msg, state), do: {:noreply, state}
+  defp do_info({:ack_check, id}, state) do
+    state =
+      case Map.fetch(state.pending, id) do
+        {:ok, entry} -> maybe_ack(state, id, %{entry | ack_wait: false})
+        :error -> state
+      end
+
+    {:noreply, state}
+  end
+
+  defp do_info(_msg, state), do: {:noreply, state}
 
   @impl true
   def terminate(_reason, state) do
@@ -421,8 +531,37 @@ defmodule DSPex.Port do
       end
     end
 
+    # Unregister first: a caller told to retry must not reach this process by name again.
+    case Process.info(self(), :registered_name) do
+      {:registered_name, name} when is_atom(name) -> Process.unregister(name)
+      _ -> :ok
+    end
+
     fail_all(state, fn _entry -> :port_exited end)
+    Enum.each(state.queued, fn {_qid, item} -> deliver_item(item, stopped(item.wopts)) end)
+    answer_mailbox()
     :ok
+  end
+
+  # Queued requests never reached the port: callers that allow it are re-dispatched.
+  defp stopped(%{retry_on_port_exit: true}), do: {:retry, :port_exited}
+  defp stopped(_), do: {:error, DSPex.Error.new(:port_exited, "the worker stopped", %{})}
+
+  # Requests still unread in the mailbox are answered now: their callers need not wait
+  # for the exit signal, and the crash report's list of unread messages (which
+  # format_status/1 does not cover) holds no request.
+  defp answer_mailbox do
+    receive do
+      {:"$gen_call", from, {:request, _req, wopts}} ->
+        GenServer.reply(from, stopped(wopts))
+        answer_mailbox()
+
+      {:"$gen_call", from, {:stream, _req, _wopts, _to, _ref}} ->
+        GenServer.reply(from, stopped(%{}))
+        answer_mailbox()
+    after
+      0 -> :ok
+    end
   end
 
   # One ping at a time; a port that does not answer within health_timeout_ms is killed.
@@ -650,7 +789,7 @@ defmodule DSPex.Port do
       entry =
         item
         |> Map.drop([:req, :qtimer, :enqueued_at])
-        |> Map.merge(%{mon: mon, timer: timer, started: false})
+        |> Map.merge(%{mon: mon, timer: timer, started: false, unacked: 0, ack_wait: false})
 
       %{
         state
@@ -702,12 +841,8 @@ defmodule DSPex.Port do
     end
   end
 
-  defp handle_reply({:sse, id, events}, state) do
-    case Map.fetch(state.pending, id) do
-      {:ok, entry} -> deliver(entry, {:sse, events})
-      :error -> :ok
-    end
-
+  defp handle_reply({:log, level, message}, state) when level in [:error, :warning, :info] do
+    Logger.log(level, "dspex_port (worker #{state.index}, os pid #{state.os_pid}): #{message}")
     state
   end
 
@@ -741,8 +876,51 @@ defmodule DSPex.Port do
   end
 
   defp handle_reply(other, state) do
-    Logger.warning("DSPex.Port: unexpected frame from port: #{inspect(other, limit: 10)}")
+    tag = if is_tuple(other) and tuple_size(other) > 0, do: elem(other, 0), else: :none
+    Logger.warning("DSPex.Port: unexpected frame from the port (tag #{inspect(tag)})")
     state
+  end
+
+  # {:sse, id, events}: hand the events over, then give the port credit back (below).
+  defp handle_sse(state, id, events, bytes) do
+    case Map.fetch(state.pending, id) do
+      {:ok, entry} ->
+        deliver(entry, {:sse, events})
+        maybe_ack(state, id, %{entry | unacked: entry.unacked + bytes})
+
+      :error ->
+        state
+    end
+  end
+
+  # Acks in steps of @ack_bytes, and only while the receiver keeps up; otherwise it is
+  # checked again in @ack_recheck_ms (the port has paused the transfer meanwhile).
+  defp maybe_ack(state, id, %{unacked: n} = entry) when n >= @ack_bytes do
+    cond do
+      consumer_keeps_up?(entry[:to]) ->
+        port_send(state, {:ack, id, n})
+        put_entry(state, id, %{entry | unacked: 0})
+
+      entry.ack_wait ->
+        put_entry(state, id, entry)
+
+      true ->
+        Process.send_after(self(), {:ack_check, id}, @ack_recheck_ms)
+        put_entry(state, id, %{entry | ack_wait: true})
+    end
+  end
+
+  defp maybe_ack(state, id, entry), do: put_entry(state, id, entry)
+
+  defp put_entry(state, id, entry), do: %{state | pending: Map.put(state.pending, id, entry)}
+
+  defp consumer_keeps_up?(nil), do: true
+
+  defp consumer_keeps_up?(pid) do
+    case Process.info(pid, :message_queue_len) do
+      {:message_queue_len, n} -> n <= @consumer_max_queue
+      nil -> true
+    end
   end
 
   defp with_entry(state, id, fun) do

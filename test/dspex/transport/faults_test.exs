@@ -8,6 +8,8 @@ defmodule DSPex.TransportFaultsTest do
   alias DSPex.Test.LoopbackServer, as: LS
 
   @moduletag timeout: 120_000
+  # port exits (status 137) are logged as warnings: keep them out of the console
+  @moduletag :capture_log
 
   setup do
     {:ok, srv} = LS.start_link(routes: %{"/ok" => %{body: "ok"}})
@@ -75,6 +77,34 @@ defmodule DSPex.TransportFaultsTest do
       assert LS.count(srv, "/rl") == 1
     end
 
+    test "a Retry-After above retry_max_ms returns the 429 at once, even with a long deadline",
+         %{srv: srv, pool: pool} do
+      LS.set_route(srv, "/rl", %{status: 429, retry_after: 3600, body: "slow down"})
+
+      # the caller's deadline is a day: before the cap it waited the whole hour
+      task =
+        Task.async(fn -> DSPex.Pool.request(req(srv, "/rl"), pool: pool, timeout: :infinity) end)
+
+      assert {:ok, {:ok, %{status: 429, body: "slow down", info: info}}} =
+               Task.yield(task, 15_000)
+
+      assert info.attempts == 1
+      assert info.retry_after_ms == 3_600_000
+      assert LS.count(srv, "/rl") == 1
+    end
+
+    test "retry_max_ms sets the longest Retry-After honoured", %{srv: srv, pool: pool} do
+      LS.set_route(srv, "/rl", [%{status: 503, retry_after: 2}, %{status: 200, body: "ok"}])
+
+      assert {:ok, %{status: 503, info: %{attempts: 1, retry_after_ms: 2_000}}} =
+               DSPex.Pool.request(req(srv, "/rl", %{retry_max_ms: 1_000}), pool: pool)
+
+      LS.set_route(srv, "/rl", [%{status: 503, retry_after: 1}, %{status: 200, body: "ok"}])
+
+      assert {:ok, %{status: 200, info: %{attempts: 2}}} =
+               DSPex.Pool.request(req(srv, "/rl", %{retry_max_ms: 1_000}), pool: pool)
+    end
+
     test "500 then success", %{srv: srv, pool: pool} do
       LS.set_route(srv, "/f", [%{status: 500}, %{status: 502}, %{status: 200, body: "fine"}])
       r = req(srv, "/f", %{retry_base_ms: 1})
@@ -97,6 +127,19 @@ defmodule DSPex.TransportFaultsTest do
 
       assert {:ok, %{body: "hello world"}} =
                DSPex.Pool.request(req(srv, "/r", %{retry_base_ms: 1}), pool: pool)
+    end
+
+    test "a reset mid-body says \"connection reset by peer\"", %{srv: srv, pool: pool} do
+      LS.set_route(srv, "/r", %{body: String.duplicate("b", 100_000), reset_after: 3})
+
+      assert {:error, %Error{type: :network, message: msg}} =
+               DSPex.Pool.request(req(srv, "/r", %{max_retries: 0}),
+                 pool: pool,
+                 circuit_breaker: false
+               )
+
+      assert msg =~ ~r/connection reset by peer/i
+      refute msg =~ "select/poll"
     end
 
     test "max_retries is respected and 4xx is not retried", %{srv: srv, pool: pool} do

@@ -190,13 +190,26 @@ defmodule DSPex.PoolTest do
              DSPex.Pool.request(%{url: "http://127.0.0.1:1/"}, pool: pool, timeout: 100)
   end
 
-  test "bad requests raise ArgumentError before dispatch" do
+  test "badly shaped requests raise ArgumentError before dispatch, without quoting them" do
     assert_raise ArgumentError, ~r/:url/, fn -> DSPex.Pool.request(%{method: "GET"}) end
-    assert_raise ArgumentError, ~r/absolute/, fn -> DSPex.Pool.request(%{url: "ftp://x"}) end
 
     assert_raise ArgumentError, ~r/headers/, fn ->
       DSPex.Pool.request(%{url: "http://x/", headers: [:bad]})
     end
+
+    e =
+      assert_raise ArgumentError, fn ->
+        DSPex.Pool.request(%{url: "http://x/", headers: [{"authorization", ["sk-secret"]}]})
+      end
+
+    refute e.message =~ "sk-secret"
+  end
+
+  test "a URL that is not http(s) is a :bad_request from the port" do
+    assert {:error, %Error{type: :bad_request, message: msg}} =
+             DSPex.Pool.request(%{url: "ftp://x"})
+
+    assert msg =~ "http://"
   end
 
   test "iodata bodies and atom methods are normalized", %{srv: srv} do
@@ -206,6 +219,23 @@ defmodule DSPex.PoolTest do
                method: :post,
                body: ["a", [?b], "c"]
              })
+  end
+
+  test "unknown options raise ArgumentError listing the valid ones" do
+    e = assert_raise ArgumentError, fn -> DSPex.Pool.start_link(name: :x, sise: 2) end
+    assert e.message =~ ":sise"
+    assert e.message =~ ":max_in_flight"
+    assert_raise ArgumentError, ~r/:size/, fn -> DSPex.Pool.child_spec(name: :x, bogus: 1) end
+
+    for call <- [&DSPex.Pool.request/2, &DSPex.Pool.stream/2] do
+      e = assert_raise ArgumentError, fn -> call.(%{url: "http://x/"}, timout: 5) end
+      assert e.message =~ ":timout"
+      assert e.message =~ ":timeout"
+    end
+
+    assert_raise ArgumentError, ~r/:retry_on_port_exit/, fn ->
+      DSPex.Pool.stream_events(%{url: "http://x/"}, to: self())
+    end
   end
 
   test "an unknown pool is an error" do

@@ -1,6 +1,7 @@
 defmodule DSPex.PortTest do
   use ExUnit.Case, async: true
 
+  require Logger
   alias DSPex.Test.LoopbackServer, as: LS
 
   setup do
@@ -16,6 +17,29 @@ defmodule DSPex.PortTest do
 
     {:ok, w} = DSPex.Port.start_link([])
     %{srv: srv, w: w}
+  end
+
+  test "unknown options raise ArgumentError listing the valid ones", %{w: w} do
+    e = assert_raise ArgumentError, fn -> DSPex.Port.start_link(max_inflight: 3) end
+    assert e.message =~ ":max_inflight"
+    assert e.message =~ ":max_in_flight"
+
+    assert_raise ArgumentError, ~r/:retry_on_port_exit/, fn ->
+      DSPex.Port.request(w, %{url: "http://x/"}, retries: 1)
+    end
+  end
+
+  test "the port's diagnostics go to Logger, not the console", %{w: w} do
+    port = :sys.get_state(w).port
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        Port.command(port, "not a term")
+        assert :ok = DSPex.Port.ping(w)
+        Logger.flush()
+      end)
+
+    assert log =~ "dspex_port (worker 1, os pid #{DSPex.Port.os_pid(w)}): ignored frame"
   end
 
   test "ping round trip", %{w: w} do

@@ -316,7 +316,7 @@ defmodule DSPex.LM.Providers.Anthropic do
                   %{}
 
                 json ->
-                  case DSPex.JSON.decode(json) do
+                  case Provider.decode_json(json) do
                     {:ok, m} -> m
                     _ -> %{}
                   end
