@@ -40,7 +40,7 @@ CORE_OBJ := $(CORE_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 NIF_OBJ  := $(NIF_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 PORT_OBJ := $(PORT_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 
-CORE_LIBS := -lcjson -lm
+CORE_LIBS := -lcjson -lm -lpthread
 NIF_LIBS  := $(CORE_LIBS)
 PORT_LIBS := -L$(ERL_EI_LIBDIR) -lei -luv -lcurl $(CORE_LIBS) -lpthread
 

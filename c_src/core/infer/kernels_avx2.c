@@ -1,0 +1,285 @@
+/* AVX2 + FMA + F16C kernels (x86-64), selected at run time by dspex_kernels_select when
+ * CPUID reports all three. The file is compiled for the baseline ISA; only the functions
+ * below carry the AVX2 target (pragmas), so the library still loads on older CPUs.
+ * Integer block sums are exact, as in the scalar kernels; only the order of the float
+ * accumulation differs (8 lanes, reduced at the end). */
+#include "dspex/infer/kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include <immintrin.h>
+#include <string.h>
+
+static inline float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_ps(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+static inline __m256i ones16(void) { return _mm256_set1_epi16(1); }
+
+/* 8 int32 partial sums of x.y for 32 signed bytes each (the sign trick: |x| * sign(y,x)). */
+static inline __m256i dot_s8(__m256i x, __m256i y) {
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones16());
+}
+
+/* 8 int32 partial sums of u.y for 32 unsigned bytes u (< 128) and signed y. */
+static inline __m256i dot_u8(__m256i u, __m256i y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), ones16());
+}
+
+/* 32 nibbles of a 32-element block: low nibbles of 16 bytes, then the high nibbles. */
+static inline __m256i nibbles32(const uint8_t *qs) {
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+/* Byte j = 0xFF when bit j of the 32-bit word is set. */
+static inline __m256i bits_to_bytes(uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000LL, 0x0101010101010101LL,
+                                            0x0202020202020202LL, 0x0303030303030303LL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+}
+
+static inline uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------- float */
+
+static float dot_f32(int64_t n, const float *a, const float *b) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32(int64_t n, float a, const float *x, float *y) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static float vdot_f32(int64_t n, const void *w, const void *x) { return dot_f32(n, w, x); }
+
+static float vdot_f16(int64_t n, const void *w, const void *x) {
+    const uint16_t *a = w, *b = x;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 a0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)));
+        __m256 a1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
+        __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8)));
+        s0 = _mm256_fmadd_ps(a0, b0, s0);
+        s1 = _mm256_fmadd_ps(a1, b1, s1);
+    }
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += _cvtsh_ss(a[i]) * _cvtsh_ss(b[i]);
+    return s;
+}
+
+/* ---------------------------------------------------------------- 32-element blocks */
+
+static float vdot_q8_0(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, a += 34, b += 34) {
+        __m256i qa = _mm256_loadu_si256((const __m256i *)(a + 2));
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float vdot_q4_0(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / 32; i++, a += 18, b += 34) {
+        __m256i qa = _mm256_sub_epi8(nibbles32(a + 2), off);
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float vdot_q4_1(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, a += 20, b += 36) {
+        __m256i qa = nibbles32(a + 4);
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 4));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(qa, qb)), acc);
+        summ += h2f(a + 2) * h2f(b + 2);
+    }
+    return hsum_ps(acc) + summ;
+}
+
+static float vdot_q5_0(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, a += 22, b += 34) {
+        __m256i hb = _mm256_andnot_si256(bits_to_bytes(rd32(a + 2)), _mm256_set1_epi8((char)0xF0));
+        __m256i qa = _mm256_or_si256(nibbles32(a + 6), hb); /* nibble - 16 when bit is clear */
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static float vdot_q5_1(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, a += 24, b += 36) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(rd32(a + 4)), _mm256_set1_epi8(0x10));
+        __m256i qa = _mm256_or_si256(nibbles32(a + 8), hb);
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 4));
+        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(qa, qb)), acc);
+        summ += h2f(a + 2) * h2f(b + 2);
+    }
+    return hsum_ps(acc) + summ;
+}
+
+/* ----------------------------------------------------------------------- K-quants */
+
+static float vdot_q4_k(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / 256; i++, a += 144, b += 292) {
+        const uint8_t *sc = a + 4, *qs = a + 16;
+        const int8_t *q8 = (const int8_t *)(b + 4);
+        int16_t bs[16];
+        memcpy(bs, b + 260, 32);
+        int scale[8], mn[8];
+        for (int j = 0; j < 4; j++) {
+            scale[j] = sc[j] & 63;
+            mn[j] = sc[j + 4] & 63;
+            scale[j + 4] = (sc[j + 8] & 0x0F) | ((sc[j] >> 6) << 4);
+            mn[j + 4] = (sc[j + 8] >> 4) | ((sc[j + 4] >> 6) << 4);
+        }
+        __m256i sumi = _mm256_setzero_si256();
+        int summ = 0;
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
+            __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16((short)scale[2 * c]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16((short)scale[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            summ += mn[2 * c] * (bs[4 * c] + bs[4 * c + 1]) + mn[2 * c + 1] * (bs[4 * c + 2] + bs[4 * c + 3]);
+        }
+        float dx;
+        memcpy(&dx, b, 4);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * dx), _mm256_cvtepi32_ps(sumi), acc);
+        accm += h2f(a + 2) * dx * (float)summ;
+    }
+    return hsum_ps(acc) - accm;
+}
+
+static float vdot_q6_k(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    for (int64_t i = 0; i < n / 256; i++, a += 210, b += 292) {
+        const uint8_t *ql = a, *qh = a + 128;
+        const int8_t *sc = (const int8_t *)(a + 192);
+        const int8_t *q8 = (const int8_t *)(b + 4);
+        int16_t bs[16];
+        memcpy(bs, b + 260, 32);
+        int corr = 0;
+        for (int g = 0; g < 16; g++) corr += sc[g] * bs[g];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i la = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
+            __m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
+            __m256i hv = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(lb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const int8_t *s = sc + 8 * h + 2 * k;
+                __m256i y = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), scv));
+            }
+        }
+        float dx;
+        memcpy(&dx, b, 4);
+        __m256 d = _mm256_set1_ps(h2f(a + 208) * dx);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(d, _mm256_setr_ps((float)(-32 * corr), 0, 0, 0, 0, 0, 0, 0), acc);
+    }
+    return hsum_ps(acc);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+void dspex_kernels_fill_avx2(dspex_kernels *k) {
+    k->isa = "avx2";
+    k->dot[DSPEX_T_F32] = vdot_f32;
+    k->dot[DSPEX_T_F16] = vdot_f16;
+    k->dot[DSPEX_T_Q8_0] = vdot_q8_0;
+    k->dot[DSPEX_T_Q4_0] = vdot_q4_0;
+    k->dot[DSPEX_T_Q4_1] = vdot_q4_1;
+    k->dot[DSPEX_T_Q5_0] = vdot_q5_0;
+    k->dot[DSPEX_T_Q5_1] = vdot_q5_1;
+    k->dot[DSPEX_T_Q4_K] = vdot_q4_k;
+    k->dot[DSPEX_T_Q6_K] = vdot_q6_k;
+    k->dot_f32 = dot_f32;
+    k->axpy_f32 = axpy_f32;
+}
+
+#else
+
+void dspex_kernels_fill_avx2(dspex_kernels *k) { (void)k; }
+
+#endif
