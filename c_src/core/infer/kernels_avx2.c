@@ -110,43 +110,70 @@ static float vdot_f16(int64_t n, const void *w, const void *x) {
 
 /* ---------------------------------------------------------------- 32-element blocks */
 
+/* The block scales of a weight block (fp16 at wa) and an activation block (fp16 at xa):
+ * one conversion gives their product. For Q4_1 x Q8_1 the second halves (m and s) come
+ * along in lanes 1 and 3. */
+static inline __m128 scales4(const uint8_t *wa, const uint8_t *xa) {
+    return _mm_cvtph_ps(_mm_setr_epi32((int)rd32(wa), (int)rd32(xa), 0, 0));
+}
+
 static float vdot_q8_0(int64_t n, const void *w, const void *x) {
     const uint8_t *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, a += 34, b += 34) {
-        __m256i qa = _mm256_loadu_si256((const __m256i *)(a + 2));
-        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / 32, i = 0;
+    for (; i + 1 < nb; i += 2, a += 68, b += 68) { /* two blocks per step: independent chains */
+        __m256i d0 = dot_s8(_mm256_loadu_si256((const __m256i *)(a + 2)), _mm256_loadu_si256((const __m256i *)(b + 2)));
+        __m256i d1 = dot_s8(_mm256_loadu_si256((const __m256i *)(a + 36)), _mm256_loadu_si256((const __m256i *)(b + 36)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(d0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + 34) * h2f(b + 34)), _mm256_cvtepi32_ps(d1), acc1);
     }
-    return hsum_ps(acc);
+    for (; i < nb; i++, a += 34, b += 34) {
+        __m256i d0 = dot_s8(_mm256_loadu_si256((const __m256i *)(a + 2)), _mm256_loadu_si256((const __m256i *)(b + 2)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(d0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 static float vdot_q4_0(int64_t n, const void *w, const void *x) {
     const uint8_t *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const __m256i off = _mm256_set1_epi8(8);
-    for (int64_t i = 0; i < n / 32; i++, a += 18, b += 34) {
-        __m256i qa = _mm256_sub_epi8(nibbles32(a + 2), off);
-        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    int64_t nb = n / 32, i = 0;
+    for (; i + 1 < nb; i += 2, a += 36, b += 68) {
+        __m256i d0 = dot_s8(_mm256_sub_epi8(nibbles32(a + 2), off), _mm256_loadu_si256((const __m256i *)(b + 2)));
+        __m256i d1 = dot_s8(_mm256_sub_epi8(nibbles32(a + 20), off), _mm256_loadu_si256((const __m256i *)(b + 36)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(d0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a + 18) * h2f(b + 34)), _mm256_cvtepi32_ps(d1), acc1);
     }
-    return hsum_ps(acc);
+    for (; i < nb; i++, a += 18, b += 34) {
+        __m256i d0 = dot_s8(_mm256_sub_epi8(nibbles32(a + 2), off), _mm256_loadu_si256((const __m256i *)(b + 2)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(d0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 static float vdot_q4_1(int64_t n, const void *w, const void *x) {
     const uint8_t *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0.0f;
-    for (int64_t i = 0; i < n / 32; i++, a += 20, b += 36) {
-        __m256i qa = nibbles32(a + 4);
-        __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 4));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(qa, qb)), acc);
-        summ += h2f(a + 2) * h2f(b + 2);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m128 ms = _mm_setzero_ps(); /* lanes 0,1: sum of m_w * s_x */
+    int64_t nb = n / 32, i = 0;
+    for (; i + 1 < nb; i += 2, a += 40, b += 72) {
+        __m128 s0 = scales4(a, b), s1 = scales4(a + 20, b + 36); /* [dw, mw, dx, sx] */
+        __m128 p0 = _mm_mul_ps(s0, _mm_movehl_ps(s0, s0)), p1 = _mm_mul_ps(s1, _mm_movehl_ps(s1, s1));
+        __m256i d0 = dot_u8(nibbles32(a + 4), _mm256_loadu_si256((const __m256i *)(b + 4)));
+        __m256i d1 = dot_u8(nibbles32(a + 24), _mm256_loadu_si256((const __m256i *)(b + 40)));
+        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(p0), _mm256_cvtepi32_ps(d0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(p1), _mm256_cvtepi32_ps(d1), acc1);
+        ms = _mm_add_ps(ms, _mm_add_ps(p0, p1));
     }
-    return hsum_ps(acc) + summ;
+    for (; i < nb; i++, a += 20, b += 36) {
+        __m128 s0 = scales4(a, b);
+        __m128 p0 = _mm_mul_ps(s0, _mm_movehl_ps(s0, s0));
+        __m256i d0 = dot_u8(nibbles32(a + 4), _mm256_loadu_si256((const __m256i *)(b + 4)));
+        acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(p0), _mm256_cvtepi32_ps(d0), acc0);
+        ms = _mm_add_ps(ms, p0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1)) + _mm_cvtss_f32(_mm_shuffle_ps(ms, ms, 1));
 }
 
 static float vdot_q5_0(int64_t n, const void *w, const void *x) {
