@@ -30,3 +30,15 @@ DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
 
 /* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
 DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)
+
+/* Local GGUF inference (nif_local.c): model and generation resources; long calls run on
+ * dirty CPU schedulers; generation advances in slices of ~budget_ms per call */
+DSPEX_NIF(local_load, 2, dspex_nif_local_load, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_inspect, 1, dspex_nif_local_inspect, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_info, 1, dspex_nif_local_info, 0)
+DSPEX_NIF(local_tokenize, 4, dspex_nif_local_tokenize, 0)
+DSPEX_NIF(local_detokenize, 3, dspex_nif_local_detokenize, 0)
+DSPEX_NIF(local_chat_render, 4, dspex_nif_local_chat_render, 0)
+DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
