@@ -20,7 +20,7 @@ defmodule DSPex.LM.Local do
 
   ## Examples
 
-      iex> lm = DSPex.LM.Local.new("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf", chat_template: "chatml", max_tokens: 4)
+      iex> lm = DSPex.LM.Local.new("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf", max_tokens: 4, cache: false)
       iex> {:ok, c} = DSPex.LM.request(lm, [%{role: "user", content: "Hi"}], %{})
       iex> {hd(c.choices).finish_reason, c.usage.completion_tokens}
       {"length", 4}
