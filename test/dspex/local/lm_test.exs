@@ -7,6 +7,22 @@ defmodule DSPex.LM.LocalTest do
   @qwen Path.expand("fixtures/qwen2-qwen2-q4_0-mha-tied.gguf", __DIR__)
   @msgs [%{role: "system", content: "Be brief."}, %{role: "user", content: "Hello"}]
 
+  # a private cache directory, so earlier runs' entries do not answer these requests
+  setup_all do
+    dir =
+      Path.join(System.tmp_dir!(), "dspex_local_lm_test_#{System.unique_integer([:positive])}")
+
+    old = DSPex.LM.Cache.config()
+    DSPex.LM.Cache.configure(dir: dir)
+
+    on_exit(fn ->
+      DSPex.LM.Cache.configure(dir: old.dir)
+      File.rm_rf(dir)
+    end)
+
+    :ok
+  end
+
   setup do
     DSPex.LM.Cache.clear_memory()
     :ok
