@@ -330,16 +330,24 @@ dspex_model *dspex_model_from_gguf(dspex_gguf *g, const dspex_model_params *para
     }
     m->gguf = g;
     dspex_kernels_select(&m->kern, params ? params->simd : 1);
-    if (read_hparams(g, &m->hp, err, errlen) != 0) goto fail;
-    if (dspex_vocab_load(&m->vocab, g, m->hp.arch, err, errlen) != 0) goto fail;
     m->chat_template = (dspex_str){"", 0};
     if (dspex_gguf_get_str(g, "tokenizer.chat_template", &m->chat_template, err, errlen) < 0) goto fail;
-    if (dspex_gguf_n_tensors(g) == 0) { /* a tokenizer-only file */
+    if (dspex_gguf_n_tensors(g) == 0) {
+        /* a tokenizer-only file (llama.cpp ships them for every vocabulary): any
+         * architecture name will do, only the tokenizer is loaded */
+        dspex_str a = {"", 0};
+        if (dspex_gguf_get_str(g, "general.architecture", &a, err, errlen) < 0) goto fail;
+        size_t n = a.n < sizeof(m->hp.arch) - 1 ? a.n : sizeof(m->hp.arch) - 1;
+        memcpy(m->hp.arch, a.p, n);
+        m->hp.arch[n] = 0;
+        if (dspex_vocab_load(&m->vocab, g, m->hp.arch, err, errlen) != 0) goto fail;
         m->vocab_only = 1;
         m->hp.n_vocab = m->vocab.n_tokens;
         err[0] = 0;
         return m;
     }
+    if (read_hparams(g, &m->hp, err, errlen) != 0) goto fail;
+    if (dspex_vocab_load(&m->vocab, g, m->hp.arch, err, errlen) != 0) goto fail;
     if (bind_tensors(m, err, errlen) != 0) goto fail;
     m->pool = dspex_pool_new(params && params->n_threads > 0 ? params->n_threads : 1);
     if (m->pool == NULL) {

@@ -101,7 +101,13 @@ defmodule DSPex.Local do
         case NIF.guard(fn -> NIF.local_load(path, %{threads: threads, simd: simd}) end) do
           {:ok, ref} ->
             info = NIF.local_info(ref)
-            n_ctx = Keyword.get(opts, :n_ctx, min(info.n_ctx_train, 4096))
+            # tokenizer-only files carry no context length
+            n_ctx =
+              Keyword.get(
+                opts,
+                :n_ctx,
+                if(info.n_ctx_train > 0, do: min(info.n_ctx_train, 4096), else: 2048)
+              )
 
             unless is_integer(n_ctx) and n_ctx > 0,
               do:
