@@ -22,14 +22,15 @@ defmodule DSPex.LocalTest do
   end
 
   describe "against llama.cpp (committed fixtures)" do
-    for {name, file} <- [
-          {"qwen2 q4_0", "qwen2-qwen2-q4_0-mha-tied"},
-          {"llama q4_0", "llama-gpt2-q4_0-mha-untied"}
+    for {name, file, type} <- [
+          {"qwen2 q4_0", "qwen2-qwen2-q4_0-mha-tied", "q4_0"},
+          {"llama q4_0", "llama-gpt2-q4_0-mha-untied", "q4_0"},
+          {"qwen2 q4_1", "qwen2-qwen2-q4_1-gqa-tied", "q4_1"}
         ] do
       test "#{name}: tokens, log-probs at every position, greedy continuation" do
         model = Local.load!(Path.join(@fixtures, unquote(file) <> ".gguf"))
         {:ok, ref} = Check.read_ref(Path.join(@fixtures, unquote(file) <> ".ref.json"))
-        r = Check.compare(model, ref, "q4_0")
+        r = Check.compare(model, ref, unquote(type))
         assert r.tokenize_ok == r.tokenize_total and r.tokenize_total == 24
         assert r.pos0_delta <= 1.0e-4
         assert r.max_delta <= 0.5
