@@ -23,8 +23,8 @@ int dspex_chat_family(const char *name) {
 }
 
 typedef struct {
-    const char *p;
-    size_t n;
+    const char *p; /* template text (not NUL-terminated) */
+    size_t n;      /* its length */
 } text;
 
 static int has(text t, const char *s) {

@@ -119,13 +119,13 @@ void dspex_op_rope(const dspex_ctx *c, float *x, int T, int n_heads) {
 /* ------------------------------------------------------------------ attention */
 
 typedef struct {
-    dspex_ctx *c;
-    const float *q;
-    float *out;
+    dspex_ctx *c;         /* context (per-thread score rows in c->att) */
+    const float *q;       /* [T][n_head * hd] queries */
+    float *out;           /* [T][n_head * hd] attention output */
     const float *kc, *vc; /* this layer's cache */
-    int32_t pos0;
-    int n_head, group, hd;
-    float scale;
+    int32_t pos0;         /* position of the first query row */
+    int n_head, group, hd;/* query heads, query heads per kv head, head width */
+    float scale;          /* 1 / sqrt(hd) */
 } att_job;
 
 static void att_task(void *arg, int task, int thread) {

@@ -30,9 +30,9 @@ struct dspex_pool {
     int sleeping;            /* workers blocked on cv (under mu) */
     atomic_uint gen;         /* bumped for each run */
     atomic_int stop;         /* set on free */
-    dspex_task_fn fn;        /* current run */
-    void *arg;
-    int n_tasks;
+    dspex_task_fn fn;        /* current run: the task function */
+    void *arg;               /* its argument */
+    int n_tasks;             /* its task count */
     atomic_int next;         /* next task index to hand out */
     atomic_int done;         /* workers finished with the current run */
 };

@@ -14,14 +14,14 @@
 #include "dspex/infer/vocab.h"
 
 typedef struct {
-    int prev, next;
-    size_t off, n; /* byte range in the encoded word; n = 0 once merged away */
+    int prev, next; /* neighbours in the symbol chain (-1 = none) */
+    size_t off, n;  /* byte range in the encoded word; n = 0 once merged away */
 } sym;
 
 typedef struct {
-    int left, right;
-    int32_t rank;
-    size_t ln, rn; /* symbol lengths when queued (staleness check) */
+    int left, right; /* symbol indexes */
+    int32_t rank;    /* merge rank (lower merges first) */
+    size_t ln, rn;   /* symbol lengths when queued (staleness check) */
 } bigram;
 
 static int before(const bigram *a, const bigram *b) {
@@ -29,8 +29,8 @@ static int before(const bigram *a, const bigram *b) {
 }
 
 typedef struct {
-    bigram *a;
-    size_t n, cap;
+    bigram *a;     /* binary min-heap by (rank, left) */
+    size_t n, cap; /* used, allocated */
 } heap;
 
 static int heap_push(heap *h, bigram b) {

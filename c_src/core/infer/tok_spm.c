@@ -28,8 +28,8 @@ static int before(const bigram *a, const bigram *b) {
 }
 
 typedef struct {
-    bigram *a;
-    size_t n, cap;
+    bigram *a;     /* binary max-heap by (score, -left) */
+    size_t n, cap; /* used, allocated */
 } heap;
 
 static int heap_push(heap *h, bigram b) {

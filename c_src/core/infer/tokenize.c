@@ -15,8 +15,8 @@ typedef struct {
 } frag;
 
 typedef struct {
-    frag *a;
-    size_t n, cap;
+    frag *a;       /* fragments in text order */
+    size_t n, cap; /* used, allocated */
 } frags;
 
 static int frags_push(frags *f, frag x) {

@@ -185,8 +185,8 @@ static void detect_specials(dspex_vocab *v, int32_t fim[6]) {
 
 /* qsort has no context argument in C11: sort (length, id) pairs instead. */
 typedef struct {
-    size_t len;
-    int32_t id;
+    size_t len; /* token text length */
+    int32_t id; /* token id */
 } len_id;
 
 static int cmp_len_id(const void *a, const void *b) {

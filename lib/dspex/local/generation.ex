@@ -52,7 +52,7 @@ defmodule DSPex.Local.Generation do
       end
     end
 
-    reply =
+    run = fn ->
       try do
         with {:ok, gen} <- new(model, ids, params) do
           loop(gen, params.slice_ms, &send(caller, {ref, {:delta, &1, &2}}), check, {[], []})
@@ -61,6 +61,21 @@ defmodule DSPex.Local.Generation do
       rescue
         e -> {:error, Error.new(:inference, "generation failed: " <> Exception.message(e))}
       end
+    end
+
+    reply =
+      DSPex.Telemetry.span([:dspex, :local, :stream], %{prompt_tokens: length(ids)}, fn ->
+        r = run.()
+
+        meta =
+          case r do
+            {:ok, res} -> %{finish_reason: res.finish_reason, usage: res.usage}
+            {:error, e} -> %{error: e.type}
+            :halt -> %{finish_reason: :caller_exited}
+          end
+
+        {r, meta}
+      end)
 
     case reply do
       {:ok, result} -> send(caller, {ref, {:done, result}})

@@ -211,12 +211,15 @@ defmodule DSPex.Local do
   def tokenize(%Model{ref: ref}, text, opts \\ []) when is_binary(text) do
     opts = Keyword.validate!(opts, add_special: false, parse_special: false)
 
-    case NIF.guard(fn ->
-           NIF.local_tokenize(ref, text, opts[:add_special] == true, opts[:parse_special] == true)
-         end) do
-      {:ok, ids} -> ids
-      {:error, reason} -> raise NIF.wrap_error(reason)
-    end
+    Telemetry.span([:dspex, :local, :tokenize], %{bytes: byte_size(text)}, fn ->
+      add = opts[:add_special] == true
+      parse = opts[:parse_special] == true
+
+      case NIF.guard(fn -> NIF.local_tokenize(ref, text, add, parse) end) do
+        {:ok, ids} -> {ids, %{tokens: length(ids)}}
+        {:error, reason} -> raise NIF.wrap_error(reason)
+      end
+    end)
   end
 
   @doc """
@@ -234,7 +237,11 @@ defmodule DSPex.Local do
   @spec detokenize(model, [non_neg_integer], keyword) :: binary
   def detokenize(%Model{ref: ref}, ids, opts \\ []) when is_list(ids) do
     opts = Keyword.validate!(opts, special: false)
-    NIF.guard(fn -> NIF.local_detokenize(ref, ids, opts[:special] == true) end)
+
+    Telemetry.span([:dspex, :local, :detokenize], %{tokens: length(ids)}, fn ->
+      text = NIF.guard(fn -> NIF.local_detokenize(ref, ids, opts[:special] == true) end)
+      {text, %{bytes: byte_size(text)}}
+    end)
   end
 
   # ----------------------------------------------------------------------------------
@@ -464,10 +471,7 @@ defmodule DSPex.Local do
   def generate_stream(%Model{} = m, prompt, opts \\ []) do
     {ids, params} = prepare(m, prompt, opts)
 
-    Telemetry.execute([:dspex, :local, :stream, :start], %{system_time: System.system_time()}, %{
-      prompt_tokens: length(ids)
-    })
-
+    # the worker process runs the [:dspex, :local, :stream] span
     {:ok, ref, _pid} = Generation.start(m, ids, params, self())
     {:ok, ref}
   end

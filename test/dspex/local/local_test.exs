@@ -197,6 +197,47 @@ defmodule DSPex.LocalTest do
     end
   end
 
+  describe "telemetry" do
+    test "generate, stream, tokenize and load emit :telemetry-shaped spans", %{qwen: m} do
+      parent = self()
+      id = "local-telemetry-#{System.unique_integer([:positive])}"
+
+      events =
+        for op <- [:generate, :stream, :tokenize, :load],
+            kind <- [:start, :stop],
+            do: [:dspex, :local, op, kind]
+
+      :ok =
+        DSPex.Telemetry.attach_many(
+          id,
+          events,
+          fn e, meas, meta, _ -> send(parent, {:tel, e, meas, meta}) end,
+          nil
+        )
+
+      on_exit(fn -> DSPex.Telemetry.detach(id) end)
+
+      {:ok, r} = Local.generate(m, [785, 922], max_tokens: 2, temperature: 0)
+
+      assert_receive {:tel, [:dspex, :local, :generate, :start], %{system_time: _},
+                      %{prompt_tokens: 2}}
+
+      assert_receive {:tel, [:dspex, :local, :generate, :stop], %{duration: _}, %{usage: usage}}
+      assert usage == r.usage
+
+      {:ok, ref} = Local.generate_stream(m, [785, 922], max_tokens: 2, temperature: 0)
+      assert_receive {^ref, {:done, _}}, 10_000
+
+      assert_receive {:tel, [:dspex, :local, :stream, :stop], %{duration: _},
+                      %{finish_reason: :length}}
+
+      Local.tokenize(m, "hi")
+      assert_receive {:tel, [:dspex, :local, :tokenize, :stop], _, %{tokens: _}}
+      Local.load!(@qwen, threads: 1)
+      assert_receive {:tel, [:dspex, :local, :load, :stop], _, %{ok: true}}
+    end
+  end
+
   describe "streaming" do
     test "deltas add up to the final text", %{qwen: m} do
       {:ok, ref} =
