@@ -15,7 +15,10 @@
  *   - memory: the index holds one record per key, tensor and string-array element, each
  *     backed by at least 8 bytes of file, so it stays within a small multiple (< 8x) of
  *     the file size; fewer than 2^32-1 keys and tensors.
- * The buffer must outlive the returned object (dspex_gguf_open owns its own mapping). */
+ * The buffer must outlive the returned object (dspex_gguf_open owns its own mapping).
+ * A file that another process truncates while it is mapped can still fault on access
+ * (SIGBUS), as with any mmap-based loader (llama.cpp's included): load from files that are
+ * not being rewritten. */
 #ifndef DSPEX_INFER_GGUF_H
 #define DSPEX_INFER_GGUF_H
 
