@@ -108,6 +108,22 @@ case DSPex.Local.Models.resolve("smollm2") do
     IO.puts("skipped: #{e.message}")
 end
 
+IO.puts("\n## Dot kernels vs llama.cpp's own (AVX2 build, tools/kernel_check.c)\n")
+
+libdir = ref_dir && Path.join(ref_dir, "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64")
+
+if libdir && File.dir?(libdir) and System.find_executable("cc") do
+  exe = Path.expand("_build/kernel_check")
+  srcs = ["tools/kernel_check.c", "c_src/core/infer/quant.c"] ++ Path.wildcard("c_src/core/infer/kernels*.c")
+  flags = ~w(-O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ic_src/core)
+  {_, 0} = System.cmd("cc", flags ++ srcs ++ ["-o", exe, "-ldl", "-lm"], stderr_to_stdout: true)
+  {out, status} = System.cmd(exe, [Path.join(libdir, "libggml-base.so"), Path.join(libdir, "libggml-cpu-haswell.so")])
+  IO.puts(String.trim_trailing(out))
+  if status != 0, do: fail.()
+else
+  IO.puts("skipped: llama.cpp's prebuilt libraries (setup_ref.sh) or a C compiler not found")
+end
+
 n = :counters.get(failures, 1)
 IO.puts("\n#{if n == 0, do: "all checks passed", else: "#{n} check(s) FAILED"}")
 if n > 0, do: System.halt(1)

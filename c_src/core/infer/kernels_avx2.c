@@ -143,9 +143,13 @@ static float vdot_q4_1(int64_t n, const void *w, const void *x) {
     __m256 acc = _mm256_setzero_ps();
     float summ = 0.0f;
     for (int64_t i = 0; i < n / 32; i++, a += 20, b += 36) {
-        summ += h2f(a + 2) * h2f(b + 2);
+        /* one conversion for the four block constants [d_w, m_w, d_x, s_x]; the products
+         * d_w*d_x and m_w*s_x are the same floats llama.cpp forms one at a time */
+        __m128 c = _mm_cvtph_ps(_mm_setr_epi32((int)rd32(a), (int)rd32(b), 0, 0));
+        __m128 p = _mm_mul_ps(c, _mm_movehl_ps(c, c));
+        summ += _mm_cvtss_f32(_mm_movehdup_ps(p));
         __m256i d0 = dot_u8(nibbles32(a + 4), _mm256_loadu_si256((const __m256i *)(b + 4)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(d0), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(p), _mm256_cvtepi32_ps(d0), acc);
     }
     return hsum_ps(acc) + summ;
 }
@@ -157,8 +161,7 @@ static float vdot_q5_0(int64_t n, const void *w, const void *x) {
         __m256i hb = _mm256_andnot_si256(bits_to_bytes(rd32(a + 2)), _mm256_set1_epi8((char)0xF0));
         __m256i qa = _mm256_or_si256(nibbles32(a + 6), hb); /* nibble - 16 when bit is clear */
         __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 2));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a) * h2f(b)), _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
     }
     return hsum_ps(acc);
 }
@@ -171,9 +174,10 @@ static float vdot_q5_1(int64_t n, const void *w, const void *x) {
         __m256i hb = _mm256_and_si256(bits_to_bytes(rd32(a + 4)), _mm256_set1_epi8(0x10));
         __m256i qa = _mm256_or_si256(nibbles32(a + 8), hb);
         __m256i qb = _mm256_loadu_si256((const __m256i *)(b + 4));
-        __m256 d = _mm256_set1_ps(h2f(a) * h2f(b));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(qa, qb)), acc);
-        summ += h2f(a + 2) * h2f(b + 2);
+        __m128 c = _mm_cvtph_ps(_mm_setr_epi32((int)rd32(a), (int)rd32(b), 0, 0)); /* [d_w, m_w, d_x, s_x] */
+        __m128 p = _mm_mul_ps(c, _mm_movehl_ps(c, c));
+        summ += _mm_cvtss_f32(_mm_movehdup_ps(p));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(p), _mm256_cvtepi32_ps(dot_u8(qa, qb)), acc);
     }
     return hsum_ps(acc) + summ;
 }
@@ -196,26 +200,32 @@ static float vdot_q4_k(int64_t n, const void *w, const void *x) {
         float dx;
         memcpy(&dx, b, 4);
         const float d = dx * h2f(a), dmin = -dx * h2f(a + 2);
-        int16_t scale[8], mn[8];
-        for (int j = 0; j < 4; j++) {
-            scale[j] = (int16_t)(sc[j] & 63);
-            mn[j] = (int16_t)(sc[j + 4] & 63);
-            scale[j + 4] = (int16_t)((sc[j + 8] & 0x0F) | ((sc[j] >> 6) << 4));
-            mn[j + 4] = (int16_t)((sc[j + 8] >> 4) | ((sc[j + 4] >> 6) << 4));
-        }
+        /* the 12 scale bytes unpacked to 8 six-bit scales (bytes 0-7) and mins (8-15) */
+        uint32_t u[4];
+        memcpy(u, sc, 12);
+        u[3] = ((u[2] >> 4) & 0x0F0F0F0Fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+        uint32_t mins_lo = u[1] & 0x3F3F3F3Fu;
+        u[1] = (u[2] & 0x0F0F0F0Fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+        u[2] = mins_lo;
+        u[0] &= 0x3F3F3F3Fu;
+        __m256i ms = _mm256_cvtepu8_epi16(_mm_setr_epi32((int)u[0], (int)u[1], (int)u[2], (int)u[3]));
+        __m128i sc128 = _mm256_castsi256_si128(ms);
+        __m256i scales = _mm256_set_m128i(sc128, sc128);
         /* mins: 8 pair sums of the 16 bsums, times the 8 mins, pairwise into 4 lanes */
         __m128i b_lo = _mm_loadu_si128((const __m128i *)(b + 260)), b_hi = _mm_loadu_si128((const __m128i *)(b + 276));
-        __m128i q8s = _mm_hadd_epi16(b_lo, b_hi);
-        __m128i prod = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)mn), q8s);
+        __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), _mm_hadd_epi16(b_lo, b_hi));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
+            /* broadcast 16-bit scales 2c and 2c+1 */
+            __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
+            __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
             __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
             __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
             __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c));
             __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_set1_epi16(scale[2 * c]), _mm256_maddubs_epi16(lo, y0));
-            __m256i p1 = _mm256_madd_epi16(_mm256_set1_epi16(scale[2 * c + 1]), _mm256_maddubs_epi16(hi, y1));
+            __m256i p0 = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(lo, y0));
+            __m256i p1 = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(hi, y1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -225,43 +235,51 @@ static float vdot_q4_k(int64_t n, const void *w, const void *x) {
     return hsum_ps(acc) + _mm_cvtss_f32(acc_m);
 }
 
+/* Shuffle masks selecting scale bytes (2j, 2j+1) of a Q6_K block: 8 copies of each. */
+static const uint8_t k_q6_pick[8][16] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},         {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5},         {6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9},         {10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13}, {14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
+
 static float vdot_q6_k(int64_t n, const void *w, const void *x) {
     const uint8_t *a = w, *b = x;
     __m256 acc = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    const __m256i m12 = _mm256_set1_epi8(0x0C), m48 = _mm256_set1_epi8(0x30), m192 = _mm256_set1_epi8((char)0xC0);
     for (int64_t i = 0; i < n / 256; i++, a += 210, b += 292) {
         const uint8_t *ql = a, *qh = a + 128;
-        const int8_t *sc = (const int8_t *)(a + 192);
         const int8_t *q8 = (const int8_t *)(b + 4);
         float dx;
         memcpy(&dx, b, 4);
         const float d = dx * h2f(a + 208);
         /* the -32 offset: 32 * (bsum . scale), pairwise into the same 8 lanes */
+        __m128i scales8 = _mm_loadu_si128((const __m128i *)(a + 192));
         __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
+        __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(scales8)), 5);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i la = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
             __m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
             __m256i hv = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(lb, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
-            __m256i p[4];
-            for (int k = 0; k < 4; k++) {
-                const int8_t *s = sc + 8 * h + 2 * k;
-                __m256i y = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32 * k));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
-                p[k] = _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q[k], y));
-            }
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[0], p[1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p[2], p[3]));
+            /* 6-bit values: low nibbles from ql, two high bits from qh moved to bits 4-5 */
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(la, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(lb, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m12), 2));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), m4), _mm256_and_si256(hv, m48));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), m4),
+                                         _mm256_srli_epi16(_mm256_and_si256(hv, m192), 2));
+            const int8_t *y = q8 + 128 * h;
+            const __m128i *pick = (const __m128i *)k_q6_pick[4 * h];
+            __m256i p0 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, _mm_loadu_si128(pick + 0))),
+                                           _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)y)));
+            __m256i p1 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, _mm_loadu_si128(pick + 1))),
+                                           _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(y + 32))));
+            __m256i p2 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, _mm_loadu_si128(pick + 2))),
+                                           _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(y + 64))));
+            __m256i p3 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales8, _mm_loadu_si128(pick + 3))),
+                                           _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(y + 96))));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p2, p3));
         }
         sumi = _mm256_sub_epi32(sumi, offset);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
