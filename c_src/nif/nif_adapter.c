@@ -484,6 +484,16 @@ static int sig_from(conv *c, ERL_NIF_TERM s, dxa_sig *sig) {
     return 0;
 }
 
+/* The signature term as the core's dxa_sig, for other concerns (nif_grammar.c builds the
+ * adapters' output grammars from it). 0, or -1 with *err set. Memory in arena a. */
+int dspex_nif_adapter_sig(ErlNifEnv *env, ERL_NIF_TERM t, dspex_arena *a, dxa_sig *out, const char **err);
+int dspex_nif_adapter_sig(ErlNifEnv *env, ERL_NIF_TERM t, dspex_arena *a, dxa_sig *out, const char **err) {
+    conv c = {.env = env, .at = dspex_atoms(env), .a = a};
+    int rc = sig_from(&c, t, out);
+    if (rc != 0) *err = c.err ? c.err : "invalid signature";
+    return rc;
+}
+
 /* ---------------------------------------------------------------- results */
 /* A decimal integer beyond 64 bits (at most 4300 digits) as an Erlang bignum, built as
  * LARGE_BIG_EXT and decoded with enif_binary_to_term. */

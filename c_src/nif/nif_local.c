@@ -14,10 +14,7 @@
 
 #include "dspex/infer/chat.h"
 #include "dspex/infer/generate.h"
-#include "nif_util.h"
-
-#define RES_GEN 6   /* res_types slots: taken from the end so other concerns can count up */
-#define RES_MODEL 7
+#include "nif_local.h"
 #define DIRTY_TEXT_BYTES 1024 /* tokenize: ~0.4 us/byte measured (BPE, 49k vocab), so 1 KiB ~ 0.4 ms */
 #define DIRTY_IDS 4096        /* detokenize: ~0.13 us/id, 4096 ids ~ 0.5 ms */
 #define MAX_PATH_BYTES 4096
@@ -27,14 +24,11 @@
 int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv);
 
 typedef struct {
-    dspex_model *m; /* owned */
-} local_model;
-
-typedef struct {
     dspex_gen *g;          /* owned */
     local_model *model;    /* kept alive while the generation exists */
     ErlNifMutex *mu;       /* one step at a time */
     size_t reported;       /* generated tokens already returned */
+    dspex_matcher *matcher; /* grammar-constrained decoding (owned), or NULL */
 } local_gen;
 
 static void model_dtor(ErlNifEnv *env, void *obj) {
@@ -42,12 +36,15 @@ static void model_dtor(ErlNifEnv *env, void *obj) {
     local_model *lm = obj;
     dspex_model_free(lm->m);
     lm->m = NULL;
+    dspex_gvocab_release(lm->gv);
+    if (lm->gv_mu) enif_mutex_destroy(lm->gv_mu);
 }
 
 static void gen_dtor(ErlNifEnv *env, void *obj) {
     (void)env;
     local_gen *lg = obj;
     dspex_gen_free(lg->g);
+    dspex_matcher_free(lg->matcher); /* after the generation that calls it */
     if (lg->mu) enif_mutex_destroy(lg->mu);
     if (lg->model) enif_release_resource(lg->model);
 }
@@ -56,7 +53,7 @@ int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv) {
     ErlNifResourceFlags fl = ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER;
     priv->res_types[RES_MODEL] = enif_open_resource_type(env, NULL, "dspex_local_model", model_dtor, fl, NULL);
     priv->res_types[RES_GEN] = enif_open_resource_type(env, NULL, "dspex_local_gen", gen_dtor, fl, NULL);
-    return priv->res_types[RES_MODEL] && priv->res_types[RES_GEN] ? 0 : -1;
+    return priv->res_types[RES_MODEL] && priv->res_types[RES_GEN] ? dspex_nif_grammar_init(env, priv) : -1;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -69,6 +66,16 @@ static local_model *get_model(ErlNifEnv *env, ERL_NIF_TERM t) {
     local_model *lm;
     if (!enif_get_resource(env, t, dspex_priv(env)->res_types[RES_MODEL], (void **)&lm) || lm->m == NULL) return NULL;
     return lm;
+}
+
+local_model *dspex_nif_local_model(ErlNifEnv *env, ERL_NIF_TERM t) { return get_model(env, t); }
+
+dspex_gvocab *dspex_nif_local_gvocab(local_model *lm, char *err, size_t errlen) {
+    enif_mutex_lock(lm->gv_mu);
+    if (lm->gv == NULL) lm->gv = dspex_gvocab_new(&lm->m->vocab, err, errlen);
+    dspex_gvocab *gv = lm->gv;
+    enif_mutex_unlock(lm->gv_mu);
+    return gv;
 }
 
 static ERL_NIF_TERM bin(ErlNifEnv *env, const char *p, size_t n) { return dspex_make_binary(env, p, n); }
@@ -162,8 +169,11 @@ ERL_NIF_TERM dspex_nif_local_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return err_term(env, a->lo_model_load, "out of memory");
     }
     lm->m = m;
+    lm->gv = NULL;
+    lm->gv_mu = enif_mutex_create("dspex_local_gvocab");
     ERL_NIF_TERM t = enif_make_resource(env, lm);
     enif_release_resource(lm);
+    if (lm->gv_mu == NULL) return enif_raise_exception(env, a->out_of_memory);
     return dspex_ok(env, t);
 }
 
@@ -607,6 +617,23 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
         free(ids);
         return dspex_raise_badarg(env, "local_gen_new/3: max_tokens, n_ctx, top_k, repeat_last_n or seed out of range");
     }
+    /* grammar-constrained decoding: a matcher per generation, budget = the tokens it may
+     * still generate */
+    ERL_NIF_TERM gt;
+    dspex_matcher *matcher = NULL;
+    if (enif_get_map_value(env, p, a->lo_grammar, &gt) && !enif_is_identical(gt, a->nil)) {
+        dspex_grammar *gr = dspex_nif_grammar_get(env, gt);
+        if (gr == NULL || ignore) {
+            free(ids);
+            return dspex_raise_badarg(env, "local_gen_new/3: grammar must be a compiled grammar (and ignore_eos false)");
+        }
+        int64_t budget = (int64_t)n_ctx - n < (int64_t)max_tokens ? (int64_t)n_ctx - n : (int64_t)max_tokens;
+        matcher = dspex_matcher_new(gr, budget > 0 ? budget : 1);
+        if (matcher == NULL) {
+            free(ids);
+            return enif_raise_exception(env, a->out_of_memory);
+        }
+    }
     /* stop strings: a list of binaries */
     ERL_NIF_TERM stops_t;
     char *stops[DSPEX_GEN_MAX_STOPS];
@@ -619,6 +646,7 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
                 s.size > DSPEX_GEN_MAX_STOP_LEN || memchr(s.data, 0, s.size)) {
                 for (size_t i = 0; i < n_stops; i++) free(stops[i]);
                 free(ids);
+                dspex_matcher_free(matcher);
                 return dspex_raise_badarg(env, "local_gen_new/3: stop must be at most 16 binaries of 1..256 bytes");
             }
             stops[n_stops] = malloc(s.size + 1);
@@ -629,20 +657,25 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
     }
     dspex_gen_params gp = {{(float)temp, (int32_t)top_k, (float)top_p, (float)min_p, (float)rep, (int32_t)rep_n,
                             (float)freq, (float)pres, (uint64_t)seed},
-                           (int32_t)max_tokens, ignore, (const char *const *)stops, n_stops, NULL, NULL};
+                           (int32_t)max_tokens, ignore, (const char *const *)stops, n_stops,
+                           matcher ? dspex_matcher_hook : NULL, matcher};
     char err[ERRLEN];
     dspex_gen *g = dspex_gen_new(lm->m, ids, (size_t)n, (int32_t)n_ctx, &gp, err, sizeof(err));
     for (size_t i = 0; i < n_stops; i++) free(stops[i]);
     free(ids);
-    if (g == NULL)
+    if (g == NULL) {
+        dspex_matcher_free(matcher);
         return err_term(env, strstr(err, "fit") ? a->lo_context_window : a->lo_inference, err);
+    }
     local_gen *lg = enif_alloc_resource(dspex_priv(env)->res_types[RES_GEN], sizeof(local_gen));
     if (lg == NULL) {
         dspex_gen_free(g);
+        dspex_matcher_free(matcher);
         return enif_raise_exception(env, a->out_of_memory);
     }
     memset(lg, 0, sizeof(*lg));
     lg->g = g;
+    lg->matcher = matcher;
     lg->mu = enif_mutex_create("dspex_local_gen");
     lg->model = lm;
     enif_keep_resource(lm);

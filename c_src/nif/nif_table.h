@@ -57,3 +57,9 @@ DSPEX_NIF(local_chat_render, 4, dspex_nif_local_chat_render, 0)
 DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Grammar-constrained decoding (nif_grammar.c): grammars compile on a dirty CPU
+ * scheduler; a match of more than 64 KiB reschedules there */
+DSPEX_NIF(local_grammar, 3, dspex_nif_local_grammar, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_grammar_match, 2, dspex_nif_local_grammar_match, 0)
+DSPEX_NIF(local_grammar_stats, 1, dspex_nif_local_grammar_stats, 0)

@@ -798,7 +798,7 @@ void dspex_grammar_release(dspex_grammar *g) {
     for (int32_t s = 0; s < g->ns; s++) {
         gentry *e = atomic_load(&g->entries[s]);
         if (e) {
-            free(e->acc), free(e->bits), free(e->unc_tok), free(e->unc_off);
+            free(e->acc), free(e->bits), free(e->unc_tok), free(e->unc_off), free(atomic_load(&e->after));
             free(e);
         }
     }

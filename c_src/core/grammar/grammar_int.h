@@ -134,6 +134,8 @@ typedef struct {
     int32_t *unc_tok;
     uint16_t *unc_off;    /* bytes consumed before the frame ends */
     int32_t max_after;    /* largest shortest-completion (in frame) after an accepted token */
+    _Atomic(uint16_t *) after; /* per token: that completion (saturated), filled when the
+                                  budget first binds on this entry; NULL until then */
     size_t bytes;         /* memory of this entry */
 } gentry;
 

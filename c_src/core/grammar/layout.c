@@ -2,8 +2,9 @@
  * output fields.
  *
  * ChatAdapter: "[[ ## f1 ## ]]\n" value "\n\n[[ ## f2 ## ]]\n" value ... then
- * "\n\n[[ ## completed ## ]]" (and an optional newline), with one optional leading space
- * (SentencePiece vocabularies like to start with "▁"). Values by type, each the text
+ * "\n\n[[ ## completed ## ]]" (and an optional newline) - nothing before the first marker:
+ * DSPy slices a marker line at the marker's end in the stripped line, so leading
+ * whitespace would leak the marker's last bytes into the value. Values by type, each the text
  * parse_value reads back as that type:
  *   str, Any, History, unions with str  free text (the TEXT rule below)
  *   int                                  -?digits (at most 18)
@@ -150,8 +151,8 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
     const dxa_sig *sig = L->sig;
     int32_t cur = gb_state(b);
     gb_eps(b, from, cur);
-    gb_byte(b, from, ' ', cur);
     if (L->ad == DXA_JSON) {
+        gb_byte(b, from, ' ', cur); /* SentencePiece vocabularies like to start with a space */
         int32_t s = gb_state(b);
         gb_byte(b, cur, '{', s);
         cur = gb_state(b);

@@ -82,12 +82,14 @@ static int ipush(ivec *v, int32_t x) {
 
 static void entry_free(gentry *e) {
     if (e == NULL) return;
-    free(e->acc), free(e->bits), free(e->unc_tok), free(e->unc_off);
+    free(e->acc), free(e->bits), free(e->unc_tok), free(e->unc_off), free(atomic_load(&e->after));
     free(e);
 }
 
-/* Walks the trie from state s0 as the only (base) frame. NULL when out of memory. */
-static gentry *walk(dspex_grammar *g, int32_t s0) {
+/* Walks the trie from state s0 as the only (base) frame. NULL when out of memory. With
+ * after != NULL only fills after[token] (the shortest completion in the frame after it,
+ * 65535 = not accepted or more). */
+static gentry *walk(dspex_grammar *g, int32_t s0, uint16_t *after) {
     const dspex_gvocab *gv = g->gv;
     uint64_t t0 = now_ns();
     int md = g->max_depth;
@@ -113,11 +115,12 @@ static gentry *walk(dspex_grammar *g, int32_t s0) {
                 int32_t da = (int32_t)stack_dist(g, C, dep);
                 if (da > max_after) max_after = da;
                 for (uint32_t k = a; k < z; k++)
-                    if (ipush(&acc, gv->tok[k]) != 0) goto oom;
+                    if (after) after[gv->tok[k]] = (uint16_t)(da < 65535 ? da : 65535);
+                    else if (ipush(&acc, gv->tok[k]) != 0) goto oom;
             }
             i++;
         } else {
-            if (r == 2 && d > 1) /* the frame ends before this byte: its subtree is uncertain */
+            if (r == 2 && d > 1 && !after) /* the frame ends before this byte: its subtree is uncertain */
                 for (uint32_t k = gv->ntok[i]; k < gv->ntok[gv->nskip[i]]; k++)
                     if (ipush(&utok, gv->tok[k]) != 0 || ipush(&uoff, d - 1) != 0) goto oom;
             i = (int32_t)gv->nskip[i];
@@ -161,7 +164,7 @@ static gentry *entry(dspex_grammar *g, int32_t s, int *temp) {
     *temp = 0;
     gentry *e = atomic_load_explicit(&g->entries[s], memory_order_acquire);
     if (e) return e;
-    e = walk(g, s);
+    e = walk(g, s, NULL);
     if (e == NULL) return NULL;
     pthread_mutex_lock(&g->mu);
     gentry *have = atomic_load_explicit(&g->entries[s], memory_order_relaxed);
@@ -179,6 +182,37 @@ static gentry *entry(dspex_grammar *g, int32_t s, int *temp) {
     }
     pthread_mutex_unlock(&g->mu);
     return e;
+}
+
+/* The per-token completions of a wide entry (see walk), computed once and kept with it
+ * while the cache budget allows; otherwise *own = 1 and the caller frees them. */
+static uint16_t *entry_after(dspex_grammar *g, gentry *e, int32_t s, int *own) {
+    *own = 0;
+    uint16_t *a = atomic_load_explicit(&e->after, memory_order_acquire);
+    if (a) return a;
+    size_t n = (size_t)g->gv->n;
+    a = malloc(n * sizeof(uint16_t));
+    if (a == NULL) return NULL;
+    memset(a, 0xFF, n * sizeof(uint16_t));
+    gentry *tmp = walk(g, s, a);
+    if (tmp == NULL) {
+        free(a);
+        return NULL;
+    }
+    entry_free(tmp);
+    pthread_mutex_lock(&g->mu);
+    uint16_t *have = atomic_load_explicit(&e->after, memory_order_relaxed);
+    if (have) {
+        free(a);
+        a = have;
+    } else if (g->cache_bytes + n * sizeof(uint16_t) <= g->cache_limit) {
+        g->cache_bytes += n * sizeof(uint16_t);
+        atomic_store_explicit(&e->after, a, memory_order_release);
+    } else {
+        *own = 1;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return a;
 }
 
 /* ---------------------------------------------------------------- matchers */
@@ -279,13 +313,21 @@ static int build_mask(dspex_matcher *m, int64_t limit) {
                 for (size_t w = 0; w < m->words; w++) m->mask[w] |= e->bits[w];
             else
                 for (uint32_t k = 0; k < e->n_acc; k++) set_bit(m->mask, e->acc[k]);
-        } else if (e->bits) { /* near the budget: each token's completion checked */
+        } else if (e->bits) { /* near the budget: tokens whose completion fits */
+            int own;
+            uint16_t *after = temp ? NULL : entry_after(g, e, m->st[l], &own);
+            int64_t room = limit - lower;
             for (size_t w = 0; w < m->words; w++)
                 for (uint64_t x = e->bits[w] & ~m->mask[w]; x; x &= x - 1) {
                     int32_t t = (int32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+                    if (after) {
+                        if (after[t] <= room) set_bit(m->mask, t);
+                        continue;
+                    }
                     int64_t d = try_bytes(m, m->st, l + 1, (const uint8_t *)gv->bytes + gv->off[t], gv->len[t]);
                     if (d >= 0 && d <= limit) set_bit(m->mask, t);
                 }
+            if (after && own) free(after);
         } else {
             for (uint32_t k = 0; k < e->n_acc; k++) {
                 int32_t t = e->acc[k];

@@ -52,7 +52,7 @@ defmodule DSPex.Local do
     add_special: true,
     parse_special: true
   }
-  @gen_opts Map.keys(@gen_defaults) ++ [:seed, :n_ctx]
+  @gen_opts Map.keys(@gen_defaults) ++ [:seed, :n_ctx, :grammar]
 
   # ----------------------------------------------------------------------------------
   # Loading
@@ -395,7 +395,9 @@ defmodule DSPex.Local do
   `repeat_last_n: 64`, `frequency_penalty: 0.0`, `presence_penalty: 0.0`, `seed:`
   (default: random, returned so the run can be repeated exactly), `stop:` (a string or
   up to 16), `n_ctx:` (default: the model's), `ignore_eos: false`, `slice_ms: 50` (work
-  per dirty-scheduler call).
+  per dirty-scheduler call), `grammar:` (a `DSPex.Local.Grammar` or a grammar spec such
+  as `{:json_schema, schema}`: the output is constrained to its language and ends
+  complete; see `DSPex.Local.Grammar`).
 
   ## Examples
 
@@ -602,6 +604,24 @@ defmodule DSPex.Local do
                 "prompt: expected text or a list of token ids, got: #{inspect(prompt)}"
       end
 
+    grammar =
+      case Map.get(p, :grammar) do
+        nil ->
+          nil
+
+        %DSPex.Local.Grammar{ref: g} ->
+          g
+
+        spec ->
+          case DSPex.Local.Grammar.cached(m, spec) do
+            {:ok, g} -> g.ref
+            {:error, e} -> raise e
+          end
+      end
+
+    if grammar && p.ignore_eos,
+      do: raise(ArgumentError, "grammar: cannot be combined with ignore_eos: true")
+
     params = %{
       p
       | stop: stop,
@@ -611,6 +631,10 @@ defmodule DSPex.Local do
         repeat_penalty: p.repeat_penalty * 1.0
     }
 
-    {ids, params |> Map.put(:seed, seed) |> Map.put(:n_ctx, Map.get(p, :n_ctx) || m.n_ctx)}
+    {ids,
+     params
+     |> Map.put(:seed, seed)
+     |> Map.put(:grammar, grammar)
+     |> Map.put(:n_ctx, Map.get(p, :n_ctx) || m.n_ctx)}
   end
 end

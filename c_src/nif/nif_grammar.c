@@ -1,0 +1,143 @@
+/* Grammar-constrained decoding bindings (c_src/core/grammar): compiled grammars are NIF
+ * resources (refcounted by the VM and by the matchers of running generations), compiled
+ * for one model's vocabulary on a dirty CPU scheduler; local_gen_new/3 takes one as its
+ * `grammar` parameter (nif_local.c). */
+#include <string.h>
+
+#include "nif_local.h"
+
+#define MATCH_DIRTY_BYTES (64 * 1024) /* ~10 ns/byte */
+#define ERRLEN 320
+
+int dspex_nif_adapter_sig(ErlNifEnv *env, ERL_NIF_TERM t, dspex_arena *a, dxa_sig *out, const char **err);
+
+typedef struct {
+    dspex_grammar *g; /* one reference */
+} local_grammar;
+
+static void grammar_dtor(ErlNifEnv *env, void *obj) {
+    (void)env;
+    local_grammar *lg = obj;
+    dspex_grammar_release(lg->g);
+}
+
+int dspex_nif_grammar_init(ErlNifEnv *env, DspexNifPriv *priv) {
+    priv->res_types[RES_GRAMMAR] = enif_open_resource_type(env, NULL, "dspex_local_grammar", grammar_dtor,
+                                                           ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    return priv->res_types[RES_GRAMMAR] ? 0 : -1;
+}
+
+dspex_grammar *dspex_nif_grammar_get(ErlNifEnv *env, ERL_NIF_TERM t) {
+    local_grammar *lg;
+    if (!enif_get_resource(env, t, dspex_priv(env)->res_types[RES_GRAMMAR], (void **)&lg)) return NULL;
+    return lg->g;
+}
+
+static int limit_arg(ErlNifEnv *env, ERL_NIF_TERM map, ERL_NIF_TERM key, double lo, double hi, double *out) {
+    ERL_NIF_TERM v;
+    long l;
+    if (!enif_get_map_value(env, map, key, &v)) return 0;
+    if (!enif_get_long(env, v, &l) || l < lo || l > hi) return -1;
+    *out = (double)l;
+    return 1;
+}
+
+/* local_grammar(model, spec, limits): spec {:json_schema, text} | :json_object |
+ * {:chat, signature} | {:json, signature}; limits %{json_depth:, ref_depth:, max_bytes:,
+ * cache_bytes:} (any subset). */
+ERL_NIF_TERM dspex_nif_local_grammar(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = dspex_nif_local_model(env, argv[0]);
+    if (lm == NULL || !enif_is_map(env, argv[2]))
+        return dspex_raise_badarg(env, "local_grammar/3 expects a model, a grammar spec and a limits map");
+    dspex_grammar_limits lim = dspex_grammar_default_limits();
+    double jd = lim.json_depth, rd = lim.ref_depth, mb = (double)lim.max_bytes, cb = (double)lim.cache_bytes;
+    if (limit_arg(env, argv[2], a->gr_json_depth, 1, 32, &jd) < 0 || limit_arg(env, argv[2], a->gr_ref_depth, 1, 32, &rd) < 0 ||
+        limit_arg(env, argv[2], a->gr_max_bytes, 4096, 1 << 30, &mb) < 0 ||
+        limit_arg(env, argv[2], a->gr_cache_bytes, 0, 1 << 30, &cb) < 0)
+        return dspex_raise_badarg(env, "local_grammar/3: json_depth and ref_depth must be in 1..32, max_bytes in "
+                                       "4096..2^30, cache_bytes in 0..2^30");
+    lim = (dspex_grammar_limits){(int)jd, (int)rd, (size_t)mb, (size_t)cb};
+    char err[ERRLEN] = "";
+    dspex_gvocab *gv = dspex_nif_local_gvocab(lm, err, sizeof err);
+    if (gv == NULL) return dspex_error(env, a->lo_grammar, err, -1);
+    dspex_grammar *g = NULL;
+    int arity;
+    const ERL_NIF_TERM *tup;
+    ErlNifBinary text;
+    if (enif_is_identical(argv[1], a->gr_json_object)) {
+        g = dspex_grammar_json_object(gv, &lim, err, sizeof err);
+    } else if (enif_get_tuple(env, argv[1], &arity, &tup) && arity == 2 && enif_is_identical(tup[0], a->gr_json_schema) &&
+               enif_inspect_binary(env, tup[1], &text)) {
+        g = dspex_grammar_json_schema((const char *)text.data, text.size, gv, &lim, err, sizeof err);
+    } else if (enif_get_tuple(env, argv[1], &arity, &tup) && arity == 2 &&
+               (enif_is_identical(tup[0], a->ad_chat) || enif_is_identical(tup[0], a->ad_json))) {
+        dspex_arena ar;
+        dspex_arena_init(&ar, (size_t)64 << 20);
+        dxa_sig sig;
+        const char *bad = NULL;
+        if (dspex_nif_adapter_sig(env, tup[1], &ar, &sig, &bad) != 0) {
+            dspex_arena_free(&ar);
+            return dspex_raise_badarg(env, bad);
+        }
+        g = dspex_grammar_adapter(enif_is_identical(tup[0], a->ad_chat) ? DXA_CHAT : DXA_JSON, &sig, gv, &lim, err,
+                                  sizeof err);
+        dspex_arena_free(&ar);
+    } else {
+        return dspex_raise_badarg(env, "local_grammar/3: spec must be {:json_schema, binary}, :json_object, "
+                                       "{:chat, signature} or {:json, signature}");
+    }
+    if (g == NULL) return dspex_error(env, a->lo_grammar, err, -1);
+    local_grammar *r = enif_alloc_resource(dspex_priv(env)->res_types[RES_GRAMMAR], sizeof(local_grammar));
+    if (r == NULL) {
+        dspex_grammar_release(g);
+        return enif_raise_exception(env, a->out_of_memory);
+    }
+    r->g = g;
+    ERL_NIF_TERM t = enif_make_resource(env, r);
+    enif_release_resource(r);
+    return dspex_ok(env, t);
+}
+
+static ERL_NIF_TERM do_match(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    dspex_grammar *g = dspex_nif_grammar_get(env, argv[0]);
+    ErlNifBinary text;
+    if (g == NULL || !enif_inspect_binary(env, argv[1], &text))
+        return dspex_raise_badarg(env, "local_grammar_match/2 expects a grammar and a binary");
+    size_t at = 0;
+    int r = dspex_grammar_match(g, (const char *)text.data, text.size, &at);
+    if (r == 2) return a->gr_complete;
+    if (r == 1) return a->gr_prefix;
+    return enif_make_tuple2(env, a->gr_reject, enif_make_uint64(env, at));
+}
+
+ERL_NIF_TERM dspex_nif_local_grammar_match(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    ErlNifBinary text;
+    if (enif_inspect_binary(env, argv[1], &text) && text.size > MATCH_DIRTY_BYTES &&
+        enif_thread_type() != ERL_NIF_THR_DIRTY_CPU_SCHEDULER)
+        return enif_schedule_nif(env, "local_grammar_match_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_match, argc, argv);
+    return do_match(env, argc, argv);
+}
+
+ERL_NIF_TERM dspex_nif_local_grammar_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    dspex_grammar *g = dspex_nif_grammar_get(env, argv[0]);
+    if (g == NULL) return dspex_raise_badarg(env, "local_grammar_stats/1 expects a grammar");
+    dspex_grammar_stats st;
+    dspex_grammar_get_stats(g, &st);
+    ERL_NIF_TERM k[] = {a->gr_rules, a->gr_states, a->gr_classes, a->gr_max_depth, a->lo_bytes, a->gr_min_bytes,
+                        a->gr_cache_entries, a->gr_cache_bytes, a->gr_walks, a->gr_walk_ns, a->gr_masks, a->gr_mask_ns};
+    ERL_NIF_TERM v[] = {enif_make_int(env, st.rules),          enif_make_int(env, st.states),
+                        enif_make_int(env, st.classes),        enif_make_int(env, st.max_depth),
+                        enif_make_uint64(env, st.bytes),       enif_make_int(env, st.min_bytes),
+                        enif_make_uint64(env, st.cache_entries), enif_make_uint64(env, st.cache_bytes),
+                        enif_make_uint64(env, st.walks),       enif_make_uint64(env, st.walk_ns),
+                        enif_make_uint64(env, st.masks),       enif_make_uint64(env, st.mask_ns)};
+    ERL_NIF_TERM m;
+    enif_make_map_from_arrays(env, k, v, sizeof k / sizeof k[0], &m);
+    return m;
+}
