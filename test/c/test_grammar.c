@@ -399,6 +399,7 @@ CTEST(chat_layout_language) {
         CHECK(m(g, "[[ ## reasoning ## ]]\n [x\n\n[[ ## answer ## ]]\nyes\n\n[[ ## n ## ]]\n1\n\n[[ ## completed ## ]]") ==
               0); /* a value starts with a visible character */
         CHECK(m(g, "[[ ## reasoning ## ]]\nsee [[ here\n\n[[ ## answer ## ]]") == 0);     /* no "[[" in text */
+        CHECK(m(g, " [[ ## reasoning ## ]]\nok") == 0); /* DSPy would leak "]" into the value */
         CHECK(m(g, "[[ ## reasoning ## ]]\nok\n\n[[ ## answer ## ]]\n1\n") == 0);          /* int literal: never parses */
         CHECK(m(g, "[[ ## reasoning ## ]]\nok\n\n[[ ## answer ## ]]\nyes\n\n[[ ## n ## ]]\n1.5") == 0);
         CHECK(m(g, "[[ ## reasoning ## ]]\nok\n\n[[ ## answer ## ]]\nyes\n\n[[ ## completed ## ]]") == 0);
