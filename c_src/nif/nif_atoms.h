@@ -165,3 +165,6 @@ DSPEX_ATOM(gr_walks, "walks")
 DSPEX_ATOM(gr_walk_ns, "walk_ns")
 DSPEX_ATOM(gr_masks, "masks")
 DSPEX_ATOM(gr_mask_ns, "mask_ns")
+/* embeddings (nif_embed.c) */
+DSPEX_ATOM(em_mean, "mean")
+DSPEX_ATOM(em_last, "last")
