@@ -234,3 +234,7 @@ IO.puts(
   "#{stats.size} port workers, #{stats.requests} requests, #{stats.port_exits} port exits, " <>
     "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
 )
+
+# A real model in process (examples/demo/local.exs): skipped when SmolLM2 is unavailable.
+Code.require_file("demo/local.exs", __DIR__)
+Demo.Local.run(section)
