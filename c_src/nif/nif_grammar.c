@@ -2,7 +2,10 @@
  * resources (refcounted by the VM and by the matchers of running generations), compiled
  * for one model's vocabulary on a dirty CPU scheduler; local_gen_new/3 takes one as its
  * `grammar` parameter (nif_local.c). */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nif_local.h"
 
@@ -140,4 +143,65 @@ ERL_NIF_TERM dspex_nif_local_grammar_stats(ErlNifEnv *env, int argc, const ERL_N
     ERL_NIF_TERM m;
     enif_make_map_from_arrays(env, k, v, sizeof k / sizeof k[0], &m);
     return m;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* local_grammar_sample(grammar, max_tokens, seed): a random output of the grammar - each
+ * step masks uniformly random logits and takes the best allowed token - with the time
+ * spent in the masks. {text, tokens, ended, mask_ns}. Dirty CPU (max_tokens <= 100000). */
+ERL_NIF_TERM dspex_nif_local_grammar_sample(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    dspex_grammar *g = dspex_nif_grammar_get(env, argv[0]);
+    int max_tokens;
+    ErlNifUInt64 seed;
+    if (g == NULL || !enif_get_int(env, argv[1], &max_tokens) || max_tokens < 1 || max_tokens > 100000 ||
+        !enif_get_uint64(env, argv[2], &seed))
+        return dspex_raise_badarg(env, "local_grammar_sample/3 expects a grammar, max_tokens in 1..100000 and a seed");
+    dspex_gvocab *gv = dspex_grammar_gvocab(g);
+    int32_t n = dspex_gvocab_size(gv);
+    float *logits = malloc((size_t)n * sizeof(float));
+    int32_t *gen = malloc((size_t)max_tokens * sizeof(int32_t));
+    dspex_matcher *m = dspex_matcher_new(g, max_tokens);
+    dspex_buf text;
+    dspex_buf_init(&text);
+    if (!logits || !gen || !m) {
+        free(logits), free(gen), dspex_matcher_free(m);
+        return enif_raise_exception(env, a->out_of_memory);
+    }
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1, mask_ns = 0;
+    int k = 0, ended = 0;
+    for (; k < max_tokens; k++) {
+        for (int32_t t = 0; t < n; t++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            logits[t] = (float)(s >> 40) * (1.0f / 16777216.0f);
+        }
+        uint64_t t0 = now_ns();
+        dspex_matcher_hook(m, logits, n, gen, (size_t)k);
+        mask_ns += now_ns() - t0;
+        int32_t best = -1;
+        for (int32_t t = 0; t < n; t++)
+            if (logits[t] != -INFINITY && (best < 0 || logits[t] > logits[best])) best = t;
+        if (best < 0 || dspex_gvocab_is_eog(gv, best)) {
+            ended = best >= 0;
+            break;
+        }
+        size_t len;
+        const char *p = dspex_gvocab_piece(gv, best, &len);
+        dspex_buf_put(&text, p, len);
+        gen[k] = best;
+    }
+    ERL_NIF_TERM out = text.oom ? enif_raise_exception(env, a->out_of_memory)
+                                : enif_make_tuple4(env, dspex_make_binary(env, text.p ? text.p : "", text.len),
+                                                   enif_make_int(env, k), ended ? a->true_ : a->false_,
+                                                   enif_make_uint64(env, mask_ns));
+    dspex_buf_free(&text);
+    free(logits), free(gen);
+    dspex_matcher_free(m);
+    return out;
 }

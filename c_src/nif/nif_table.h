@@ -63,6 +63,7 @@ DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOU
 DSPEX_NIF(local_grammar, 3, dspex_nif_local_grammar, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_grammar_match, 2, dspex_nif_local_grammar_match, 0)
 DSPEX_NIF(local_grammar_stats, 1, dspex_nif_local_grammar_stats, 0)
+DSPEX_NIF(local_grammar_sample, 3, dspex_nif_local_grammar_sample, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 
 /* Embeddings of local models (nif_embed.c): one text per call, dirty CPU */
 DSPEX_NIF(local_embed, 4, dspex_nif_local_embed, ERL_NIF_DIRTY_JOB_CPU_BOUND)

@@ -67,6 +67,7 @@ defmodule DSPex.NIF do
   def local_grammar(_model, _spec, _limits), do: :erlang.nif_error(:not_loaded)
   def local_grammar_match(_grammar, _text), do: :erlang.nif_error(:not_loaded)
   def local_grammar_stats(_grammar), do: :erlang.nif_error(:not_loaded)
+  def local_grammar_sample(_grammar, _max_tokens, _seed), do: :erlang.nif_error(:not_loaded)
   def local_embed(_model, _ids, _pooling, _normalize), do: :erlang.nif_error(:not_loaded)
 
   @doc false

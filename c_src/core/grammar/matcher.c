@@ -415,6 +415,8 @@ int dspex_grammar_match(const dspex_grammar *g, const char *text, size_t n, size
     return r;
 }
 
+dspex_gvocab *dspex_grammar_gvocab(const dspex_grammar *g) { return g->gv; }
+
 void dspex_grammar_get_stats(dspex_grammar *g, dspex_grammar_stats *out) {
     memset(out, 0, sizeof *out);
     out->rules = g->nr;

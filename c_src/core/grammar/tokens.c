@@ -46,6 +46,17 @@ void dspex_gvocab_release(dspex_gvocab *gv) {
 
 int32_t dspex_gvocab_size(const dspex_gvocab *gv) { return gv->n; }
 
+const char *dspex_gvocab_piece(const dspex_gvocab *gv, int32_t id, size_t *len) {
+    if (id < 0 || id >= gv->n) {
+        *len = 0;
+        return "";
+    }
+    *len = gv->len[id];
+    return gv->bytes + gv->off[id];
+}
+
+int dspex_gvocab_is_eog(const dspex_gvocab *gv, int32_t id) { return id >= 0 && id < gv->n && gv->eog[id]; }
+
 dspex_gvocab *dspex_gvocab_from_pieces(const char *const *pieces, const size_t *lens, const uint8_t *eog, int32_t n,
                                        char *err, size_t errlen) {
     if (n <= 0 || n > (1 << 24)) {

@@ -89,6 +89,10 @@ dspex_gvocab *dspex_gvocab_from_pieces(const char *const *pieces, const size_t *
 void dspex_gvocab_retain(dspex_gvocab *gv);
 void dspex_gvocab_release(dspex_gvocab *gv);
 int32_t dspex_gvocab_size(const dspex_gvocab *gv);
+/* The bytes of token id (*len of them; 0 for tokens that are never allowed). */
+const char *dspex_gvocab_piece(const dspex_gvocab *gv, int32_t id, size_t *len);
+/* Whether token id ends generation. */
+int dspex_gvocab_is_eog(const dspex_gvocab *gv, int32_t id);
 
 /* ---------------------------------------------------------------- compiled grammars */
 
@@ -114,6 +118,9 @@ dspex_grammar *dspex_grammar_json_object(dspex_gvocab *gv, const dspex_grammar_l
  * fields of sig, typed as the adapters parse them (see layout.c). */
 dspex_grammar *dspex_grammar_adapter(dxa_adapter ad, const dxa_sig *sig, dspex_gvocab *gv,
                                      const dspex_grammar_limits *lim, char *err, size_t errlen);
+
+/* The grammar's vocabulary index (borrowed). */
+dspex_gvocab *dspex_grammar_gvocab(const dspex_grammar *g);
 
 void dspex_grammar_retain(dspex_grammar *g);
 void dspex_grammar_release(dspex_grammar *g);

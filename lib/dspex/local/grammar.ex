@@ -41,6 +41,8 @@ defmodule DSPex.Local.Grammar do
       :complete
   """
 
+  import Bitwise
+
   alias DSPex.{Error, NIF, Telemetry}
 
   @enforce_keys [:ref, :spec]
@@ -208,6 +210,38 @@ defmodule DSPex.Local.Grammar do
   """
   @spec stats(t) :: map
   def stats(%__MODULE__{ref: ref}), do: NIF.local_grammar_stats(ref)
+
+  @doc """
+  A random output of the grammar, without a model: each step masks uniformly random
+  logits and takes the best allowed token, until the grammar ends or `max_tokens`
+  (default 256; the length budget steers the output to complete in time). Returns
+  `%{text:, tokens:, ended:, mask_ns:}` — `mask_ns` is the time spent building masks.
+  Handy to see what a schema admits, and to measure mask cost on a vocabulary
+  (`bench/grammar.exs`). Options: `max_tokens:`, `seed:`.
+
+  ## Examples
+
+      iex> model = DSPex.Local.load!("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf")
+      iex> g = DSPex.Local.Grammar.compile!(model, {:json_schema, %{"enum" => ["red", "green"]}})
+      iex> %{text: text, ended: true} = DSPex.Local.Grammar.sample(g, seed: 1)
+      iex> String.trim(text) in [~s("red"), ~s("green")]
+      true
+  """
+  @spec sample(t, keyword) :: %{
+          text: binary,
+          tokens: non_neg_integer,
+          ended: boolean,
+          mask_ns: non_neg_integer
+        }
+  def sample(%__MODULE__{ref: ref}, opts \\ []) do
+    opts = Keyword.validate!(opts, max_tokens: 256, seed: nil)
+    seed = opts[:seed] || :rand.uniform(1 <<< 53)
+
+    {text, n, ended, ns} =
+      NIF.guard(fn -> NIF.local_grammar_sample(ref, opts[:max_tokens], seed) end)
+
+    %{text: text, tokens: n, ended: ended, mask_ns: ns}
+  end
 
   @doc false
   # The spec a predictor call needs: {:chat, sig} / {:json, sig} for the two adapters, nil
