@@ -336,15 +336,24 @@ static int build_mask(dspex_matcher *m, int64_t limit) {
                 if (d >= 0 && d <= limit) set_bit(m->mask, t);
             }
         }
-        if (l > 0)
+        if (l > 0 && e->n_unc) {
+            /* the bytes the frames below can take next: most uncertain tokens fail there */
+            uint8_t next_ok[32] = {0};
+            for (int c = 0; c < 256; c++) {
+                memcpy(m->tmp, m->st, (size_t)l * sizeof(int32_t));
+                int dep = l;
+                if (g_step(g, m->tmp, &dep, 0, (uint8_t)c) == 1) next_ok[c >> 3] |= (uint8_t)(1u << (c & 7));
+            }
             for (uint32_t k = 0; k < e->n_unc; k++) {
                 int32_t t = e->unc_tok[k];
-                if (has_bit(m->mask, t)) continue;
                 uint16_t off = e->unc_off[k];
+                uint8_t first = (uint8_t)gv->bytes[gv->off[t] + off];
+                if (!((next_ok[first >> 3] >> (first & 7)) & 1) || has_bit(m->mask, t)) continue;
                 int64_t d = try_bytes(m, m->st, l, (const uint8_t *)gv->bytes + gv->off[t] + off,
                                       (size_t)(gv->len[t] - off));
                 if (d >= 0 && d <= limit) set_bit(m->mask, t);
             }
+        }
         if (temp) entry_free(e);
         if (!g->accept[m->st[l]]) break;
         if (l == 0) eos = 1;
@@ -382,10 +391,15 @@ void dspex_matcher_mask(dspex_matcher *m, float *logits, int32_t n_vocab, size_t
     int32_t n = n_vocab < gv->n ? n_vocab : gv->n;
     for (int32_t w = 0; w * 64 < n; w++) {
         uint64_t bits = m->mask[w];
-        if (bits == ~0ull && (w + 1) * 64 <= n) continue;
-        int32_t hi = (w + 1) * 64 < n ? (w + 1) * 64 : n;
-        for (int32_t t = w * 64; t < hi; t++)
-            if (!((bits >> (t & 63)) & 1)) logits[t] = -INFINITY;
+        int32_t base = w * 64, hi = base + 64 < n ? base + 64 : n;
+        if (bits == 0) {
+            for (int32_t t = base; t < hi; t++) logits[t] = -INFINITY;
+            continue;
+        }
+        for (uint64_t off = ~bits; off; off &= off - 1) {
+            int32_t t = base + __builtin_ctzll(off);
+            if (t < hi) logits[t] = -INFINITY;
+        }
     }
     for (int32_t t = n; t < n_vocab; t++) logits[t] = -INFINITY;
     atomic_fetch_add(&g->masks, 1);
