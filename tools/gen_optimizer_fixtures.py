@@ -576,6 +576,19 @@ def gen_argsort():
         top = a.argsort()[-k:][::-1].tolist()
         cases.append({"values": [v if v == v and abs(v) != float("inf") else repr(v) for v in vals],
                       "k": k, "top": top})
+    # Structured arrays: organ pipes (every value twice) and Musser's median-of-3 killer
+    # drive the introsort past its depth limit into heapsort.
+    for n in (256, 512, 1024, 2048):
+        half = n // 2
+        musser = [0] * n
+        for i in range(1, half + 1):
+            if i % 2 == 1:
+                musser[i - 1], musser[i] = i, half + i
+            musser[half + i - 1] = 2 * i
+        for vals in ([float(x) for x in list(range(half)) + list(range(half, 0, -1))],
+                     [float(x) for x in musser]):
+            a = np.array(vals, dtype=np.float32)
+            cases.append({"values": vals, "k": n, "top": a.argsort()[-n:][::-1].tolist()})
     return cases
 
 

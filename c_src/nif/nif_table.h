@@ -45,3 +45,6 @@ DSPEX_NIF(random_choices, 4, dspex_nif_random_choices, 0)
 DSPEX_NIF(metrics_normalize, 1, dspex_nif_metrics_normalize, 0)
 DSPEX_NIF(metrics_score, 3, dspex_nif_metrics_score, 0)
 DSPEX_NIF(metrics_batch, 3, dspex_nif_metrics_batch, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Nearest neighbours (nif_knn.c): dirty above 2^18 multiply-adds via enif_schedule_nif */
+DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)
