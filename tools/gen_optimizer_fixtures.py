@@ -302,6 +302,13 @@ def bootstrap_case(spec):
         result["lm_calls"] = log
         return result
     m = SUMMARY.search(out)
+    if spec.get("save"):
+        # DSPy's saved file, up to its metadata (DSPex must write the same bytes)
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dspex_fixture_{os.getpid()}.json"
+        program.save(str(path))
+        text = path.read_text()
+        path.unlink()
+        result["saved"] = text[: text.index(',\n  "metadata": {')]
     result.update({
         "raised": None,
         "demos": demos_of(program),
@@ -361,6 +368,8 @@ def gen_bootstrap():
         {"shape": "two", "trainset": ids[5:] + ids[:5], "metric": "raising", "max_bootstrapped_demos": 20,
          "max_labeled_demos": 20, "max_rounds": 1, "max_errors": 2},
     ]
+    for spec in specs:
+        spec["save"] = True
     for _ in range(40):
         n = r.randrange(1, len(ids) + 1)
         train = r.sample(ids, n)

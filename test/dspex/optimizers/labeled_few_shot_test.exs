@@ -56,7 +56,7 @@ defmodule DSPex.Optimizers.LabeledFewShotTest do
     DSPex.Telemetry.attach_many(
       {__MODULE__, ref},
       [[:dspex, :optimize, :start], [:dspex, :optimize, :stop]],
-      fn event, _m, meta, _ -> send(me, {ref, event, meta}) end,
+      fn event, _m, meta, _ -> if self() == me, do: send(me, {ref, event, meta}) end,
       nil
     )
 
