@@ -39,8 +39,8 @@ defmodule DSPex.Optimizers.BootstrapFewShot do
   A program or metric failure counts as an error; at `max_errors` (default
   `DSPex.Settings.get(:max_errors)`, 10) the run stops with
   `{:error, %DSPex.Error{type: :too_many_errors}}` whose `details.error` is the last
-  failure. Earlier failures are logged (the example's index and the error, never the
-  example's data) and count as unsuccessful attempts.
+  failure. Earlier failures are logged (the example's index and the error's type, never
+  the example's data or the model's output) and count as unsuccessful attempts.
 
   ## Rounds
 
@@ -637,9 +637,16 @@ defmodule DSPex.Optimizers.BootstrapFewShot do
              %{error: e, errors: st.errors, max_errors: ctx.max_errors, example_index: idx}
            )}
         else
+          # The type only: messages can quote model output, which stays out of logs.
+          what =
+            case e.details[:exception] do
+              nil -> inspect(e.type)
+              mod -> "#{inspect(e.type)} #{inspect(mod)}"
+            end
+
           Logger.error(
             "#{@who}: failed to run or to evaluate training example #{idx} with " <>
-              "#{Shared.metric_name(ctx.metric)}: #{inspect(e.type)} error: #{e.message}"
+              "#{Shared.metric_name(ctx.metric)} (#{what}); it counts as unsuccessful"
           )
 
           rounds(ex, idx, round + 1, ctx, st)
