@@ -57,3 +57,6 @@ DSPEX_NIF(local_chat_render, 4, dspex_nif_local_chat_render, 0)
 DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Nearest neighbours (nif_knn.c): dirty above 2^18 multiply-adds via enif_schedule_nif */
+DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)

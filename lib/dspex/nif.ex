@@ -94,4 +94,7 @@ defmodule DSPex.NIF do
   def random_shuffle(_state, _list), do: :erlang.nif_error(:not_loaded)
   def random_sample(_state, _list, _k), do: :erlang.nif_error(:not_loaded)
   def random_choices(_state, _list, _cum_weights, _k), do: :erlang.nif_error(:not_loaded)
+
+  # Nearest neighbours (nif_knn.c); DSPex.KNN wraps it
+  def knn_search(_rows, _dim, _queries, _k), do: :erlang.nif_error(:not_loaded)
 end
