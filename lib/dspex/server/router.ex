@@ -343,7 +343,7 @@ defmodule DSPex.Server.Router do
       {:ok, %{question: "Why?"}}
       iex> {:error, e} = DSPex.Server.Router.map_inputs(entry, %{"questoin" => "Why?"})
       iex> e.message
-      ~s(unknown input field(s) "questoin" for program qa; its inputs are: question)
+      ~s{unknown input field(s) "questoin" for program qa; its inputs are: question}
   """
   @spec map_inputs(map, term) :: {:ok, map} | {:error, Error.t()}
   def map_inputs(entry, %{} = body) do

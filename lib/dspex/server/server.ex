@@ -153,8 +153,10 @@ defmodule DSPex.Server do
   @spec start_link(keyword) :: Supervisor.on_start()
   def start_link(opts) do
     opts = DSPex.Options.validate!(opts, @schema, "DSPex.Server.start_link/1")
+    # Checked here, in the caller: a bad key entry raises instead of killing it.
+    ctx = context(opts)
     {:ok, _} = Application.ensure_all_started(:inets)
-    Supervisor.start_link(__MODULE__, opts, name: opts[:name])
+    Supervisor.start_link(__MODULE__, {opts, ctx}, name: opts[:name])
   end
 
   @doc false
@@ -167,9 +169,8 @@ defmodule DSPex.Server do
   end
 
   @impl true
-  def init(opts) do
+  def init({opts, ctx}) do
     name = opts[:name]
-    ctx = context(opts)
 
     if ctx.keys == nil and ctx.bind not in ["127.0.0.1", "::1", "localhost"] do
       Logger.warning(
