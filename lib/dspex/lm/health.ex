@@ -7,11 +7,11 @@ defmodule DSPex.LM.Health do
 
     1. **key** — a hosted provider on its default endpoint with no API key is
        `:error` with an `:auth` error at once (the same check a request makes);
-    2. **breaker** — the endpoint's `DSPex.CircuitBreaker` state is reported; an open
-       breaker is `:error` with `:circuit_open` (no request is sent: the breaker
-       is the judge until its cooldown ends);
-    3. **probe** — one request through `DSPex.Pool` (so its outcome counts for the
-       breaker: a successful probe of a half-open endpoint closes it):
+    2. **breaker** — the probe goes through `DSPex.Pool` with the LM's breaker
+       settings, so an endpoint whose `DSPex.CircuitBreaker` is open is `:error` with
+       `:circuit_open` and gets no request until the cooldown ends; then the probe is
+       the one request let through, and its success closes the breaker;
+    3. **probe** — one request:
        * `probe: :models` (default) — `GET` the provider's model listing
          (`<base>/models` for OpenAI-compatible servers, `/v1/models` for Anthropic,
          `/models/<model>` for Gemini): is the server up and is the key accepted;
@@ -129,14 +129,6 @@ defmodule DSPex.LM.Health do
         {:error, e} = DSPex.LM.require_key(lm)
         fail(report, e)
 
-      report.breaker == :open ->
-        fail(
-          report,
-          Error.new(:circuit_open, "circuit breaker open for #{report.endpoint}", %{
-            endpoint: report.endpoint
-          })
-        )
-
       true ->
         t0 = System.monotonic_time(:millisecond)
         result = run_probe(lm, opts)
@@ -180,10 +172,16 @@ defmodule DSPex.LM.Health do
         max_retries: 0
       }
 
-      reply =
-        DSPex.LM.Pipeline.pool_call(fn ->
-          DSPex.Pool.request(req, pool: lm.pool, timeout: opts.timeout)
-        end)
+      # The LM's own breaker settings, as for its completions: while the breaker is
+      # open the pool answers :circuit_open without a request; after the cooldown this
+      # probe is the one request let through.
+      pool_opts =
+        case Keyword.get(lm.options, :circuit_breaker) do
+          nil -> [pool: lm.pool, timeout: opts.timeout]
+          cb -> [pool: lm.pool, timeout: opts.timeout, circuit_breaker: cb]
+        end
+
+      reply = DSPex.LM.Pipeline.pool_call(fn -> DSPex.Pool.request(req, pool_opts) end)
 
       case reply do
         {:ok, %{status: status}} when status in 200..299 ->

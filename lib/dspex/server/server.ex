@@ -156,17 +156,43 @@ defmodule DSPex.Server do
     # Checked here, in the caller: a bad key entry raises instead of killing it.
     ctx = context(opts)
     {:ok, _} = Application.ensure_all_started(:inets)
-    Supervisor.start_link(__MODULE__, {opts, ctx}, name: opts[:name])
+    # The supervisor keeps its init argument: only hashed keys (in ctx) go in.
+    Supervisor.start_link(__MODULE__, {Keyword.delete(opts, :api_keys), ctx}, name: opts[:name])
   end
 
-  @doc false
+  @doc """
+  The child spec for a supervision tree: `{DSPex.Server, opts}`. Keys given as `key:`
+  are hashed here, so the spec — which supervisors print in progress and crash
+  reports — holds no key.
+  """
+  @spec child_spec(keyword) :: Supervisor.child_spec()
   def child_spec(opts) do
+    opts =
+      case Keyword.fetch(opts, :api_keys) do
+        {:ok, list} when is_list(list) ->
+          Keyword.put(opts, :api_keys, Enum.map(list, &hash_entry/1))
+
+        _ ->
+          opts
+      end
+
     %{
       id: Keyword.get(opts, :name, __MODULE__),
       start: {__MODULE__, :start_link, [opts]},
       type: :supervisor
     }
   end
+
+  defp hash_entry(entry) when is_map(entry), do: entry |> Map.to_list() |> hash_entry()
+
+  defp hash_entry(entry) when is_list(entry) do
+    case Keyword.pop(entry, :key) do
+      {key, rest} when is_binary(key) and key != "" -> Keyword.put(rest, :hash, Keys.hash(key))
+      _ -> entry
+    end
+  end
+
+  defp hash_entry(other), do: other
 
   @impl true
   def init({opts, ctx}) do

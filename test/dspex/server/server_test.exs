@@ -368,6 +368,55 @@ defmodule DSPex.ServerTest do
     end
   end
 
+  defmodule Raising do
+    @moduledoc false
+    use DSPex.Module
+    predictor :p, "question -> answer"
+
+    @impl DSPex.Module
+    def forward(_program, %{question: q}), do: raise("boom on #{q}")
+  end
+
+  test "API keys never reach a log, an error, a metric or telemetry, even when a program crashes" do
+    me = self()
+    handler = :"server_test_raw_#{System.unique_integer([:positive])}"
+
+    :ok =
+      :logger.add_handler(handler, DSPex.ServerTest.RawHandler, %{config: %{pid: me}, level: :all})
+
+    on_exit(fn -> :logger.remove_handler(handler) end)
+
+    log =
+      ExUnit.CaptureLog.capture_log([level: :debug], fn ->
+        %{url: url} =
+          qa_server(
+            programs: %{"raising" => Raising, "qa" => {DSPex.Predict, "question -> answer"}}
+          )
+
+        assert {500, %{"error" => %{"type" => "internal", "message" => msg}}} =
+                 HTTP.post_json(url <> "/v1/programs/raising", %{question: "x"}, auth())
+
+        refute msg =~ @key
+        {401, _} = HTTP.post_json(url <> "/v1/programs/qa", %{}, auth(@key <> "-wrong"))
+        {200, _} = HTTP.post_json(url <> "/v1/programs/qa", %{question: "?"}, auth())
+        {200, metrics} = HTTP.get_json(url <> "/metrics")
+        refute metrics =~ @key
+        refute metrics =~ DSPex.Server.Keys.hash(@key)
+      end)
+
+    refute log =~ @key
+    refute_received {:raw_log, _}
+  end
+
+  defmodule RawHandler do
+    @moduledoc false
+    # A raw :logger handler: forwards any event that mentions the test key.
+    def log(event, %{config: %{pid: pid}}) do
+      text = inspect(event, limit: :infinity, printable_limit: :infinity)
+      if text =~ "dsx_test-key", do: send(pid, {:raw_log, text})
+    end
+  end
+
   test "start_link checks its options" do
     assert_raise ArgumentError, ~r/unknown option :prot .*did you mean :port/, fn ->
       DSPex.Server.start_link(prot: 1)
