@@ -234,3 +234,14 @@ IO.puts(
   "#{stats.size} port workers, #{stats.requests} requests, #{stats.port_exits} port exits, " <>
     "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
 )
+
+section.("Your turn: the same fake OpenAI server in iex")
+
+IO.puts("""
+  $ iex -S mix
+  iex> Code.require_file("examples/support/fake_openai.exs")
+  iex> fake = DSPex.Examples.FakeOpenAI.start(answers: %{"answer" => "Paris"})
+  iex> DSPex.configure(lm: DSPex.LM.new("openai/gpt-4o-mini", api_base: fake.url, api_key: "sk-local"))
+  iex> DSPex.call(DSPex.Predict.new("question -> answer"), question: "Capital of France?")
+  (the README's "A first session" goes on from there: fallbacks, health, serving over HTTP)
+""")

@@ -291,10 +291,15 @@ defmodule DSPex.Server do
   end
 
   @doc """
-  The URL of `path` on the server, e.g. `DSPex.Server.url(MyServer, "/v1/programs/qa")`.
+  The URL of `path` on the server, e.g. `DSPex.Server.url(MyServer, "/v1/programs/qa")`
+  (`DSPex.Server.url("/health")` for the server named `DSPex.Server`).
   """
-  @spec url(atom, binary) :: binary
-  def url(name \\ __MODULE__, path \\ "") do
+  @spec url(atom | binary, binary) :: binary
+  def url(name \\ __MODULE__, path \\ "")
+
+  def url(path, "") when is_binary(path), do: url(__MODULE__, path)
+
+  def url(name, path) when is_atom(name) do
     host =
       case ctx(name).bind do
         "0.0.0.0" -> "127.0.0.1"
