@@ -21,7 +21,10 @@ defmodule DSPex.LM do
   ## API keys
 
   From `api_key:` or the provider's environment variable (`OPENAI_API_KEY`,
-  `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, ...), read at request time. The struct keeps a
+  `ANTHROPIC_API_KEY`; for Gemini `GOOGLE_API_KEY`, `GEMINI_API_KEY`, `PALM_API_KEY`, in
+  LiteLLM's order; ...), read at request time. A hosted provider on its default
+  endpoint without a key fails before any request with an `:auth` error naming the
+  variable (`require_key/1`). The struct keeps a
   given key inside a closure, so neither `inspect/1` nor a crash report — Elixir's or
   Erlang's `:logger` formatter — can print it; it is never part of an error message,
   cache key, telemetry metadata, the call history or `dump_state/1`.

@@ -126,7 +126,7 @@ defmodule DSPex.Server.HTTP do
 
     {path, query} =
       case String.split(uri, "?", parts: 2) do
-        [p, q] -> {p, URI.decode_query(q)}
+        [p, q] -> {p, decode_query(q)}
         [p] -> {p, %{}}
       end
 
@@ -148,6 +148,13 @@ defmodule DSPex.Server.HTTP do
     }
   end
 
+  # A malformed query (a bad %-escape) is no query.
+  defp decode_query(q) do
+    URI.decode_query(q)
+  rescue
+    ArgumentError -> %{}
+  end
+
   defp respond(_m, {status, headers, body}) do
     body = IO.iodata_to_binary(body)
 
@@ -158,24 +165,36 @@ defmodule DSPex.Server.HTTP do
     {:proceed, [{:response, {:response, head, body}}]}
   end
 
+  # A stream is written here, inside do/1, rather than handed to httpd as a body
+  # function: httpd skips a body function when the head cannot be sent, and the
+  # producer (which releases the key's concurrency slot and records the request's
+  # metrics when it returns) must run whatever happens.
   defp respond(m, {:stream, status, headers, producer}) do
     chunked = mod(m, :http_version) == ~c"HTTP/1.1"
 
     head =
-      [code: status] ++
-        if(chunked, do: [transfer_encoding: ~c"chunked"], else: []) ++
+      if(chunked, do: [transfer_encoding: ~c"chunked"], else: []) ++
         Enum.map(headers, fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)
 
     type = mod(m, :socket_type)
     sock = mod(m, :socket)
-    # httpd sends the head, then calls this for the body.
-    body = {&stream_body/4, [type, sock, chunked, producer]}
-    {:proceed, [{:response, {:response, head, body}}]}
+
+    case :httpd_response.send_header(m, status, head) do
+      :ok ->
+        producer.(emitter(type, sock, chunked))
+        if chunked, do: :httpd_socket.deliver(type, sock, "0\r\n\r\n")
+
+      _closed ->
+        producer.(fn _ -> {:error, :closed} end)
+    end
+
+    # Without chunked framing (HTTP/1.0) the end of the body is the end of the
+    # connection, which httpd closes after a 1.0 response.
+    {:proceed, [{:response, {:already_sent, status, 0}}]}
   end
 
-  @doc false
-  def stream_body(type, sock, chunked, producer) do
-    emit = fn data ->
+  defp emitter(type, sock, chunked) do
+    fn data ->
       data = IO.iodata_to_binary(data)
 
       frame =
@@ -185,14 +204,6 @@ defmodule DSPex.Server.HTTP do
         :ok -> :ok
         _ -> {:error, :closed}
       end
-    end
-
-    producer.(emit)
-
-    cond do
-      not chunked -> :close
-      :httpd_socket.deliver(type, sock, "0\r\n\r\n") == :ok -> :sent
-      true -> :close
     end
   end
 end

@@ -126,7 +126,7 @@ defmodule DSPex.Server.Router do
   defp guarded(ctx, req, cost, fun) do
     with {:ok, key} <- identify(ctx, req),
          :ok <- limits(ctx, key, cost) do
-      {fun.(ctx, Map.put(req, :key, key)), key}
+      {holding(ctx, key, fn -> fun.(ctx, Map.put(req, :key, key)) end), key}
     else
       {:error, response} -> {response, nil}
     end
@@ -201,6 +201,16 @@ defmodule DSPex.Server.Router do
            [{"retry-after", "1"}]
          )}
     end
+  end
+
+  # Runs `fun` while `key` holds a slot; should it raise, the slot is given back (the
+  # normal path releases it once the response is out).
+  defp holding(ctx, key, fun) do
+    fun.()
+  catch
+    kind, reason ->
+      release(ctx, key)
+      :erlang.raise(kind, reason, __STACKTRACE__)
   end
 
   defp release(_ctx, nil), do: :ok
@@ -282,8 +292,8 @@ defmodule DSPex.Server.Router do
   end
 
   defp program(ctx, req) do
+    # Names are [A-Za-z0-9_-]: a %-escaped segment names no program.
     [_, _, name | _] = segments(req.path)
-    name = URI.decode(name)
 
     case Programs.lookup(ctx.programs_table, name) do
       nil -> {:error, Response.error(404, :program_not_found, "no program #{inspect(name)}")}
@@ -449,7 +459,7 @@ defmodule DSPex.Server.Router do
          {:ok, body} <- decode(req.body),
          {:ok, items} <- batch_items(ctx, body),
          :ok <- limits(ctx, key, max(length(items), 1)) do
-      {run_batch(ctx, entry, items), key}
+      {holding(ctx, key, fn -> run_batch(ctx, entry, items) end), key}
     else
       {:error, response} -> {response, nil}
     end

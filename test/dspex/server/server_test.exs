@@ -161,6 +161,30 @@ defmodule DSPex.ServerTest do
       assert DSPex.JSON.decode!(final)["prediction"] == %{"answer" => "Paris is the capital"}
     end
 
+    test "a client that leaves mid-stream gives its key's slot back" do
+      %{url: url} =
+        qa_server(
+          lm: ServerPrograms.lm(%{answer: String.duplicate("long answer ", 50)}, delay_ms: 300),
+          api_keys: [[id: "one", key: @key, max_concurrency: 1]]
+        )
+
+      sock = HTTP.connect(url)
+      body = ~s({"question": "?"})
+
+      :ok =
+        :gen_tcp.send(
+          sock,
+          "POST /v1/programs/qa?stream=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer #{@key}\r\n" <>
+            "Content-Type: application/json\r\nContent-Length: #{byte_size(body)}\r\n\r\n" <> body
+        )
+
+      DSPex.Test.Wait.until(fn -> in_flight(url) == 1 end)
+      :gen_tcp.close(sock)
+      DSPex.Test.Wait.until(fn -> in_flight(url) == 0 end)
+
+      assert {200, _} = HTTP.post_json(url <> "/v1/programs/qa", %{question: "?"}, auth())
+    end
+
     test "streaming an error ends the stream with an error event" do
       lm = ServerPrograms.lm(fn _ -> {:error, DSPex.Error.new(:rate_limit, "slow down")} end)
       %{url: url} = qa_server(lm: lm)
