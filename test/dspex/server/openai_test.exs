@@ -204,5 +204,17 @@ defmodule DSPex.Server.OpenAITest do
     {200, body} = chat(url, %{model: "robust", messages: [%{role: "user", content: "Hi"}]})
     assert hd(body["choices"])["message"]["content"] == "from B"
     assert LoopbackServer.count(a, "/v1/chat/completions") == 1
+
+    {200, text} = HTTP.get_json(url <> "/metrics")
+
+    assert text =~
+             ~s(dspex_lm_fallbacks_total{from="openai/a-model",to="openai/b-model",reason="server"} 1)
+
+    # /health?lm=1 probes both endpoints of the served chain (their model lists).
+    LoopbackServer.set_route(b, "/v1/models", %{status: 200, body: ~s({"data":[]})})
+    {200, health} = HTTP.get_json(url <> "/health?lm=1")
+    assert [%{"name" => "robust", "endpoints" => [ea, eb]}] = health["lms"]
+    assert {ea["status"], eb["status"]} == {"error", "ok"}
+    refute inspect(health) =~ "sk-upstream"
   end
 end
