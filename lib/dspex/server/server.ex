@@ -114,12 +114,13 @@ defmodule DSPex.Server do
 
   The server is OTP's `:inets` httpd (no Hex dependency, and no HTTP parsing of our
   own), with one request module. A prototype on the port program's stack — libuv with
-  Debian's `http-parser` 2.9 — answered a hello world ~2–4× faster than httpd on the
+  Debian's `http-parser` 2.9 — answered a hello world 4–6× faster than httpd on the
   same loopback (`wrk`, 32 connections), but a request to a program spends most of its
   time in the program (signature formatting and parsing, the LM call), and a C server
   would add a round trip through the port for every request; bookworm packages no
   maintained parser for it either (`llhttp` is absent, `http-parser` is archived). The
-  measured figures are in `bench/server.exs` and the README.
+  figures are in the README; `bench/server.exs` measures the server against a bare
+  httpd.
 
   ## The supervision tree
 
