@@ -75,6 +75,9 @@ defmodule DSPex.LM.Health do
 
           {{:exit, _}, {_name, lm}} ->
             base(lm) |> fail(Error.new(:timeout, "the health probe did not finish", %{}))
+
+          {{:exit, _}, {:unresolved, name, e}} ->
+            probe({:unresolved, name, e}, opts)
         end)
 
       ok = Enum.count(reports, &(&1.status == :ok))
@@ -87,8 +90,12 @@ defmodule DSPex.LM.Health do
   defp expand(:all), do: Enum.flat_map(DSPex.LM.Registry.names(), &expand/1)
   defp expand(list) when is_list(list), do: Enum.flat_map(list, &expand/1)
 
+  # A name that does not resolve is reported, not raised: a health check answers.
   defp expand(name) when is_atom(name) do
-    name |> DSPex.LM.Registry.lookup!() |> expand()
+    case DSPex.LM.Registry.lookup(name) do
+      {:ok, lm} -> expand(lm)
+      {:error, e} -> [{:unresolved, name, e}]
+    end
   end
 
   defp expand(%DSPex.LM.Fallback{lms: lms}), do: Enum.flat_map(lms, &expand/1)
@@ -143,6 +150,17 @@ defmodule DSPex.LM.Health do
         # The probe may have moved the breaker (closed a half-open one).
         %{report | breaker: CircuitBreaker.state(report.endpoint)}
     end
+  end
+
+  defp probe({:unresolved, name, e}, _opts) do
+    %{
+      model: Atom.to_string(name),
+      endpoint: nil,
+      status: :error,
+      breaker: nil,
+      latency_ms: nil,
+      error: e
+    }
   end
 
   defp probe({_name, lm}, _opts), do: base(lm)

@@ -27,9 +27,10 @@ defmodule DSPex.Server.HTTP do
   separately, and without it Nagle's algorithm and the client's delayed ACK cost ~40 ms
   a request (measured: 700 → 8 700 requests/s for a hello world).
 
-  Request data never goes into a log: no httpd logging module is configured, and
-  `do/1` catches everything (an exception in a request module makes httpd log the
-  request's `#mod{}` record, headers and all).
+  Request data never goes into a log: no httpd logging module or logger is
+  configured, and `do/1` catches everything (an exception escaping a request module
+  goes to httpd's error log with its stack trace, which can hold the request's `#mod{}`
+  record, headers and all).
   """
 
   require Record

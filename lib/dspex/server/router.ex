@@ -398,9 +398,8 @@ defmodule DSPex.Server.Router do
   defp deadline_error(ctx),
     do: Error.new(:timeout, "the program did not finish within #{ctx.request_timeout_ms} ms")
 
-  @doc false
   # One program call with the server's default LM and usage tracking: never raises.
-  def execute(ctx, entry, inputs) do
+  defp execute(ctx, entry, inputs) do
     {result, usage} =
       with_lm(ctx, fn -> DSPex.track_usage(fn -> safe_call(entry, inputs) end) end)
 
@@ -436,9 +435,8 @@ defmodule DSPex.Server.Router do
   defp with_lm(%{lm: nil}, fun), do: fun.()
   defp with_lm(%{lm: lm}, fun), do: DSPex.with_settings([lm: lm], fun)
 
-  @doc false
   # A prediction as ordered JSON: its fields in the signature's order.
-  def prediction_json(%DSPex.Prediction{} = pred) do
+  defp prediction_json(%DSPex.Prediction{} = pred) do
     fields = DSPex.Prediction.fields(pred)
     order = Enum.filter(pred.__fields__, &Map.has_key?(fields, &1))
     rest = fields |> Map.keys() |> Kernel.--(order) |> Enum.sort_by(&to_string/1)
@@ -447,7 +445,7 @@ defmodule DSPex.Server.Router do
      for(k <- order ++ rest, do: {to_string(k), DSPex.Program.jsonable(Map.fetch!(fields, k))})}
   end
 
-  def prediction_json(other), do: DSPex.Program.jsonable(other)
+  defp prediction_json(other), do: DSPex.Program.jsonable(other)
 
   # --- batch --------------------------------------------------------------------------
 

@@ -95,6 +95,10 @@ defmodule DSPex.LM.HealthTest do
              DSPex.LM.health(:health_test_chain)
 
     assert [%{status: :ok, endpoint: nil}] = DSPex.LM.health(:health_test_local)
+
+    assert [%{status: :error, model: "health_test_missing", error: %{type: :unknown_lm}}] =
+             DSPex.LM.health(:health_test_missing)
+
     models = DSPex.LM.health(:all) |> Enum.map(& &1.model)
     assert "openai/m" in models and "scripted" in models
   end
