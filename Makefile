@@ -142,12 +142,19 @@ lint:
 mix-test:
 	mix test
 
-test: ctest lint mix-test
+# `make test` and `make demo` are all the set-up a fresh Debian machine needs: they
+# install missing packages first (tools/install-deps.sh, the one package list; a
+# no-op when all are there), then run.
+test:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory ctest lint mix-test
 
 bench:
+	@tools/install-deps.sh --bench
 	@for b in $(sort $(wildcard bench/*.exs)); do echo "== $$b"; MIX_ENV=prod mix run $$b || exit 1; done
 
 demo:
+	@tools/install-deps.sh
 	mix run examples/demo.exs
 
 # ---------------------------------------------------------------------------
