@@ -27,6 +27,3 @@ DSPEX_NIF(adapter_format, 4, dspex_nif_adapter_format, 0)
 DSPEX_NIF(adapter_format_assistant, 4, dspex_nif_adapter_format_assistant, 0)
 DSPEX_NIF(adapter_parse, 3, dspex_nif_adapter_parse, 0)
 DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
-
-/* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
-DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)

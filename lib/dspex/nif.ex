@@ -40,9 +40,6 @@ defmodule DSPex.NIF do
   def adapter_parse(_adapter, _sig, _text), do: :erlang.nif_error(:not_loaded)
   def adapter_parse_value(_type, _text), do: :erlang.nif_error(:not_loaded)
 
-  # SHA-256 (nif_hash.c)
-  def sha256(_bin), do: :erlang.nif_error(:not_loaded)
-
   @doc false
   # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or
   # column depending on the error type; callers name it via `pos_key`.

@@ -4,7 +4,7 @@ defmodule DSPex.LM.Cache do
   on-disk store (one file per entry, sharded by hash prefix, bounded by total bytes), like
   DSPy's `dspy.cache`.
 
-  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`, C) of the canonical JSON
+  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`, `:crypto`) of the canonical JSON
     (`DSPex.JSON.encode(request, sort_keys: true)`) of the request: model, messages, and
     every request parameter that reaches the provider, plus `rollout_id`; minus secrets
     and transport settings (`api_key`, `api_base`, headers, timeouts, retries).
