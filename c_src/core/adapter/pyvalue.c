@@ -1,5 +1,6 @@
 /* Value tree and the Python text rules used by DSPy's prompts. */
 #include "dspex/pyvalue.h"
+#include "dspex/numfmt.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -44,59 +45,9 @@ int dxa_dict_has(const dxa_val *d, const char *key, size_t klen) {
 
 /* ---------------------------------------------------------------- float repr */
 void dxa_float_repr(double d, dspex_buf *out) {
-    if (isnan(d)) {
-        dspex_buf_puts(out, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        dspex_buf_puts(out, d < 0 ? "-inf" : "inf");
-        return;
-    }
-    char tmp[64];
-    int p;
-    for (p = 1; p <= 17; p++) {
-        snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    if (p > 17) snprintf(tmp, sizeof tmp, "%.16e", d);
-    /* tmp: [-]D[.DDD]e[+-]XX */
-    const char *q = tmp;
-    int neg = 0;
-    if (*q == '-') {
-        neg = 1;
-        q++;
-    }
-    char digits[32];
-    int nd = 0;
-    while (*q && *q != 'e') {
-        if (*q >= '0' && *q <= '9' && nd < 31) digits[nd++] = *q;
-        q++;
-    }
-    digits[nd] = '\0';
-    int exp10 = (*q == 'e') ? atoi(q + 1) : 0;
-    while (nd > 1 && digits[nd - 1] == '0') digits[--nd] = '\0';
-    int decpt = exp10 + 1;
-    if (neg) dspex_buf_putc(out, '-');
-    if (decpt <= -4 || decpt > 16) {
-        dspex_buf_putc(out, digits[0]);
-        if (nd > 1) {
-            dspex_buf_putc(out, '.');
-            dspex_buf_put(out, digits + 1, (size_t)nd - 1);
-        }
-        dspex_buf_printf(out, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-    } else if (decpt <= 0) {
-        dspex_buf_puts(out, "0.");
-        for (int i = 0; i < -decpt; i++) dspex_buf_putc(out, '0');
-        dspex_buf_put(out, digits, (size_t)nd);
-    } else if (decpt < nd) {
-        dspex_buf_put(out, digits, (size_t)decpt);
-        dspex_buf_putc(out, '.');
-        dspex_buf_put(out, digits + decpt, (size_t)(nd - decpt));
-    } else {
-        dspex_buf_put(out, digits, (size_t)nd);
-        for (int i = nd; i < decpt; i++) dspex_buf_putc(out, '0');
-        dspex_buf_puts(out, ".0");
-    }
+    char tmp[DSPEX_NUMFMT_MAX];
+    int n = dspex_fmt_double(tmp, d, DSPEX_FLOAT_PY);
+    dspex_buf_put(out, tmp, (size_t)n);
 }
 
 /* ---------------------------------------------------------------- json.dumps */
