@@ -77,7 +77,7 @@ defmodule DSPex.AdapterTest do
 
       bad = %{@qa | outputs: [field(:answer, :output, :strng)]}
 
-      assert_raise ArgumentError, ~r/unknown type atom/, fn ->
+      assert_raise ArgumentError, ~r/unknown type; supported: :str/, fn ->
         Chat.format(bad, [], %{question: "q"})
       end
     end
