@@ -242,11 +242,14 @@ defmodule DSPex.AdapterTest do
       assert err.message =~ "Failed to parse field c with value seven"
       assert {err.details.missing, err.details.found} == {[:b, :c], [:a]}
 
-      # JSON: the response is the object DSPy found in the text
       assert {:error, err} = JSON.parse(s, ~s|Sure: {"b": 1} done|)
 
-      assert %{adapter: :json, lm_response: ~s|{"b": 1}|, missing: [:a, :c], found: [:b]} =
-               Map.take(err.details, [:adapter, :lm_response, :missing, :found])
+      assert %{
+               adapter: :json,
+               lm_response: ~s|Sure: {"b": 1} done|,
+               missing: [:a, :c],
+               found: [:b]
+             } = Map.take(err.details, [:adapter, :lm_response, :missing, :found])
     end
 
     test "nested sets, frozensets, datetimes and dates come back as Elixir values" do
