@@ -63,6 +63,8 @@ def py_type(t):
     if tag == "union":
         return Union[tuple(py_type(a) for a in t[1])]
     if tag == "enum":
+        if t[2] and isinstance(t[2][0], list):
+            return get_enum2(t[1], t[2])
         return get_enum(t[1], t[2])
     raise ValueError(t)
 
@@ -336,6 +338,24 @@ parse_case("json_missing_comma_comment", "json", sig([fld("q")], [fld("a"), fld(
 parse_case("json_unquoted", "json", sig([fld("q")], [fld("answer"), fld("ok", "bool")]), "Sure! {answer: yes, ok: true}")
 parse_case("json_two_objects", "json", QA, "{\"answer\": \"first\"} and then {\"answer\": \"second\"}")
 parse_case("chat_list_no_commas", "chat", sig([fld("q")], [fld("m", ["list", "int"])]), "[[ ## m ## ]]\n[1 2 3]")
+LEVEL = ["enum", "Level", [["LOW", 1], ["HIGH", 3]]]
+COLOR = ["enum", "Color", [["RED", "red"], ["GREEN", "green"]]]
+parse_case("chat_enum_by_name", "chat", sig([fld("q")], [fld("c", COLOR), fld("l", LEVEL)]),
+           "[[ ## c ## ]]\nGREEN\n[[ ## l ## ]]\nHIGH")
+parse_case("chat_int_enum_by_value_text", "chat", sig([fld("q")], [fld("l", LEVEL)]), "[[ ## l ## ]]\n3")
+parse_case("json_int_enum_by_value", "json", sig([fld("q")], [fld("l", LEVEL), fld("c", COLOR)]),
+           '{"l": 3, "c": "RED"}')
+parse_case("chat_union_smart", "chat", sig([fld("q")], [fld("u", ["union", ["float", "int"]]),
+                                                       fld("v", ["union", ["int", "bool", "str", "none"]])]),
+           "[[ ## u ## ]]\n7\n[[ ## v ## ]]\nfalse")
+parse_case("json_union_smart", "json", sig([fld("q")], [fld("u", ["union", ["float", "int"]]),
+                                                       fld("v", ["union", ["int", "bool", "str", "none"]])]),
+           '{"u": 7, "v": false}')
+parse_case("chat_big_int_quoted", "chat", sig([fld("q")], [fld("n", "int")]), '[[ ## n ## ]]\n"99999999999999999999"')
+parse_case("chat_nested_set", "chat", sig([fld("q")], [fld("s", ["optional", ["list", ["set", "int"]]])]),
+           "[[ ## s ## ]]\n[[1, 2, 2], [3]]")
+parse_case("json_unclosed_newline", "json", sig([fld("q")], [fld("a"), fld("b")]), '{"a": "x\\n", "b": "y\\n"')
+parse_case("json_negative_int_keys", "json", sig([fld("q")], [fld("d", ["dict", "str", "str"])]), '{"d": {-1: "neg", "a": "b"}}')
 parse_case("chat_dict_trailing_prose", "chat", sig([fld("q")], [fld("d", ["dict", "str", "str"])]),
            "[[ ## d ## ]]\n{\"k\": \"v\"}\nThat is the dict.")
 
@@ -853,6 +873,11 @@ def dspy_field(f):
 
 
 def build_random_signature(spec):
+    # typing caches Union[...] by its (set-equal) arguments, so a union built earlier with
+    # another member order can come back; every case starts from empty caches, as a fresh
+    # process would.
+    for clear in typing._cleanups:
+        clear()
     ns = type_ns()
     if spec["form"] == "string":
         sigcls = dspy.Signature(spec["text"], spec["instructions"])

@@ -16,8 +16,8 @@
  * typing.Union, with its quirk that `X | NoneType` and `NoneType | X` become Optional[X]
  * while `None | X` keeps None first); DSPEX_SIG_CLASS follows Python evaluating the
  * annotation in a class body (a PEP 604 types.UnionType unless a member is a typing
- * special form; typing.List & co are such forms only here). A field typed exactly `None`
- * in a string is a `str` field, as in DSPy.
+ * special form). A field typed exactly `None` in a string is a `str` field, as in DSPy;
+ * a bare typing alias nested in a type (`Union[Dict, str]`) prints "dict[]" like DSPy.
  *
  * Pure C11, no global state. A signature and everything it points to live in its own
  * arena, released by dspex_sig_free. Work is bounded: the input is at most

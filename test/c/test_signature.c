@@ -149,12 +149,12 @@ CTEST(scalar_types) {
 CTEST(generic_types) {
     CHECK_TYPE("list", "list");
     CHECK_TYPE("List", "list");
-    CHECK_TYPE("typing.List[int]", "list[int]");
+    CHECK_TYPE("typing.List[int]", "List[int]");
     CHECK_TYPE("dict", "dict");
-    CHECK_TYPE("Dict[str, list[int]]", "dict[str, list[int]]");
+    CHECK_TYPE("Dict[str, list[int]]", "Dict[str, list[int]]");
     CHECK_TYPE("tuple", "tuple");
     CHECK_TYPE("tuple[int, str, bool]", "tuple[int, str, bool]");
-    CHECK_TYPE("Tuple[int, ...]", "tuple[int, ...]");
+    CHECK_TYPE("Tuple[int, ...]", "Tuple[int, ...]");
     CHECK_TYPE("set[str]", "set[str]");
     CHECK_TYPE("frozenset[int]", "frozenset[int]");
     CHECK_NAME("FrozenSet[int]", "frozenset[int]");

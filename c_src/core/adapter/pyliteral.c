@@ -1,14 +1,19 @@
 /* A lenient reader for values an LM writes: JSON, Python literals (single-quoted strings,
- * True/False/None, tuples), trailing commas, unquoted object keys and barewords inside
- * containers, and containers left open at the end of the text. It approximates what
- * DSPy gets from json_repair.loads followed by ast.literal_eval. Recursion is bounded by
- * DXA_MAX_DEPTH; work is linear in the input. */
+ * True/False/None, tuples, set literals, set()), trailing commas, unquoted object keys
+ * and barewords inside containers, and containers left open at the end of the text. It
+ * approximates what DSPy gets from json_repair.loads followed by ast.literal_eval: valid
+ * JSON reads as json.loads would; other text as json_repair's parser would (a set literal
+ * or a tuple is a list, a string inside a container that ends in a newline loses its
+ * trailing whitespace); what json_repair cannot read, as ast.literal_eval would.
+ * Recursion is bounded by DXA_MAX_DEPTH; work is linear in the input. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dspex/adapter.h"
+#include "dspex/json.h"
+#include "dspex/pytext.h"
 #include "dspex/repair.h"
 #include "dspex/utf8.h"
 
@@ -18,6 +23,7 @@ typedef struct {
     dspex_arena *a;
     int oom;
     int lenient; /* allow open containers at EOF, barewords */
+    int repair;  /* json_repair's reading: an unquoted dict key is its text, minus a leading '-' */
 } rd;
 
 static void skip_ws(rd *r) {
@@ -298,9 +304,10 @@ static int read_seq(rd *r, dspex_val **out, char close, dspex_vkind kind, int de
         if (kind == DSPEX_V_DICT) {
             if (c == '"' || c == '\'') {
                 if (read_string(r, &k)) return 1;
-            } else if ((c >= '0' && c <= '9') || c == '-') {
+            } else if (((c >= '0' && c <= '9') || c == '-') && !r->repair) {
                 if (read_number(r, &k)) return 1;
             } else {
+                if (r->repair && c == '-') r->i++;
                 size_t st = r->i;
                 while (r->i < r->n && r->s[r->i] != ':' && r->s[r->i] != close && r->s[r->i] != ',' &&
                        r->s[r->i] != '\n')
@@ -387,7 +394,13 @@ static int read_value(rd *r, dspex_val **out, int depth) {
     skip_ws(r);
     if (r->i >= r->n) return 1;
     char c = r->s[r->i];
-    if (c == '{') return read_seq(r, out, '}', DSPEX_V_DICT, depth);
+    if (c == '{') {
+        size_t st = r->i;
+        if (read_seq(r, out, '}', DSPEX_V_DICT, depth) == 0 || r->oom || r->lenient) return r->oom || r->lenient;
+        /* {a, b}: a set literal (json_repair reads it as a list) */
+        r->i = st;
+        return read_seq(r, out, '}', DSPEX_V_LIST, depth);
+    }
     if (c == '[') return read_seq(r, out, ']', DSPEX_V_LIST, depth);
     if (c == '(') return read_seq(r, out, ')', DSPEX_V_LIST, depth);
     if (c == '"' || c == '\'') return read_string(r, out);
@@ -407,6 +420,23 @@ static int read_value(rd *r, dspex_val **out, int depth) {
         v = dspex_val_new(r->a, DSPEX_V_BOOL);
     } else if (word_is(r, st, en, "null") || word_is(r, st, en, "None")) {
         v = dspex_val_new(r->a, DSPEX_V_NONE);
+    } else if (word_is(r, st, en, "set") && en + 1 < r->n && r->s[en] == '(' && r->s[en + 1] == ')') {
+        /* set(): ast.literal_eval's empty set */
+        r->i = en + 2;
+        v = dspex_val_new(r->a, DSPEX_V_SET);
+    } else if (word_is(r, st, en, "frozenset") && en + 2 < r->n && r->s[en] == '(' && r->s[en + 1] != ')') {
+        /* frozenset({...}): json_repair reads the inner collection, as a list */
+        r->i = en + 1;
+        dspex_val *inner = NULL;
+        if (read_value(r, &inner, depth + 1)) return 1;
+        skip_ws(r);
+        if (r->i >= r->n || r->s[r->i] != ')' || !dspex_val_is_container(inner) || inner->kind == DSPEX_V_DICT) {
+            r->i = st;
+            return 1;
+        }
+        r->i++;
+        inner->kind = DSPEX_V_LIST;
+        v = inner;
     } else if (r->lenient && depth > 0) {
         /* bareword inside a container: a string up to the next delimiter */
         while (r->i < r->n && r->s[r->i] != ',' && r->s[r->i] != ']' && r->s[r->i] != '}' &&
@@ -427,8 +457,8 @@ static int read_value(rd *r, dspex_val **out, int depth) {
     return 0;
 }
 
-static int read_whole(const char *s, size_t n, int lenient, dspex_arena *a, dspex_val **out, int *oom) {
-    rd r = {.s = s, .n = n, .i = 0, .a = a, .lenient = lenient};
+static int read_whole(const char *s, size_t n, int lenient, int repair, dspex_arena *a, dspex_val **out, int *oom) {
+    rd r = {.s = s, .n = n, .i = 0, .a = a, .lenient = lenient, .repair = repair};
     dspex_val *v = NULL;
     int rc = read_value(&r, &v, 0);
     *oom = r.oom;
@@ -528,7 +558,7 @@ static int repair_stage(const char *s, size_t n, dspex_arena *a, dspex_val **out
         }
         from = rr.end;
         dspex_val *v = NULL;
-        int r2 = read_whole(rr.out, rr.out_len, 0, a, &v, &oom);
+        int r2 = read_whole(rr.out, rr.out_len, 0, 1, a, &v, &oom);
         dspex_repair_result_free(&rr);
         if (oom) return -1;
         if (r2 != 0) break;
@@ -554,15 +584,82 @@ static int repair_stage(const char *s, size_t n, dspex_arena *a, dspex_val **out
     return 0;
 }
 
+/* Whether s is RFC 8259 JSON (what json.loads takes before json_repair repairs anything);
+ * -1 when out of memory. */
+static int valid_json(const char *s, size_t n) {
+    dspex_json_parser p;
+    dspex_json_event ev;
+    dspex_json_parser_init(&p, s, n, DXA_MAX_DEPTH);
+    int rc;
+    for (;;) {
+        int t = dspex_json_next(&p, &ev);
+        if (t == DSPEX_JSON_EV_END) {
+            rc = 1;
+            break;
+        }
+        if (t == DSPEX_JSON_EV_ERROR) {
+            rc = p.err_code == DSPEX_JSON_ERR_NOMEM ? -1 : 0;
+            break;
+        }
+    }
+    dspex_json_parser_free(&p);
+    return rc;
+}
+
+/* json_repair's parser rstrips a string that ends in a newline (strings inside a
+ * container; the top-level value is json_repair's own concern). */
+static void repair_strings(dspex_val *v, int depth) {
+    if (depth > DXA_MAX_DEPTH) return;
+    if (v->kind == DSPEX_V_STR) {
+        if (depth > 0 && v->slen > 0 && v->s[v->slen - 1] == '\n') {
+            const char *s = v->s;
+            size_t n = v->slen;
+            dspex_py_strip(&s, &n);
+            /* rstrip only: keep what precedes the text (all of it is whitespace: empty) */
+            v->slen = n == 0 ? 0 : (size_t)(s - v->s) + n;
+        }
+        return;
+    }
+    if (v->kind == DSPEX_V_DICT)
+        for (size_t i = 0; i < v->n; i++) repair_strings(v->keys[i], depth + 1);
+    if (dspex_val_is_container(v))
+        for (size_t i = 0; i < v->n; i++) repair_strings(v->items[i], depth + 1);
+}
+
 int dxa_pyliteral(const char *s, size_t n, int scan, dspex_arena *a, dspex_val **out) {
     int oom = 0;
-    if (read_whole(s, n, 0, a, out, &oom) == 0) return 0;
+    int json = valid_json(s, n);
+    if (json < 0) return -1;
+    if (read_whole(s, n, 0, !json, a, out, &oom) == 0) {
+        /* not JSON but a container json_repair reads (not a bare `1, 2` tuple, which only
+         * ast.literal_eval takes: read it again as a Python literal) */
+        if (!json && (*out)->kind == DSPEX_V_TUPLE && read_whole(s, n, 0, 0, a, out, &oom) != 0) return oom ? -1 : 1;
+        if (!json && (*out)->kind != DSPEX_V_TUPLE) repair_strings(*out, 0);
+        return 0;
+    }
     if (oom) return -1;
     if (!scan) return 1;
+    /* a container first, then prose: json_repair reads the container and drops the rest */
+    size_t lead = 0;
+    while (lead < n && (s[lead] == ' ' || s[lead] == '\t' || s[lead] == '\n' || s[lead] == '\r')) lead++;
+    if (lead < n && s[lead] == '(') {
+        rd r = {.s = s, .n = n, .i = lead, .a = a, .repair = 1};
+        dspex_val *v = NULL;
+        if (read_value(&r, &v, 0) == 0 && memchr(s + r.i, '{', n - r.i) == NULL &&
+            memchr(s + r.i, '[', n - r.i) == NULL) {
+            repair_strings(v, 0);
+            *out = v;
+            return 0;
+        }
+        if (r.oom) return -1;
+    }
     if (memchr(s, '{', n) != NULL || memchr(s, '[', n) != NULL) {
         int rc = repair_stage(s, n, a, out);
         if (rc < 0) return -1;
-        if (rc == 0 && ((*out)->kind == DSPEX_V_DICT || (*out)->kind == DSPEX_V_LIST)) return 0;
+        if (rc == 0 && ((*out)->kind == DSPEX_V_DICT || (*out)->kind == DSPEX_V_LIST)) {
+            repair_strings(*out, 0);
+            return 0;
+        }
     }
     /* own lenient reader: open containers, barewords; leading prose skipped */
     for (size_t i = 0; i < n; i++) {

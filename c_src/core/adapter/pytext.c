@@ -376,33 +376,44 @@ static void json_float(double d, dspex_buf *out) {
         dspex_py_float(d, out);
 }
 
-static void json_key(const dspex_val *k, dspex_buf *out) {
+/* A dict key as pydantic's JSON mode writes it (DSPy serializes values with pydantic
+ * before json.dumps): None -> "None", booleans -> "true"/"false", floats as repr
+ * (non-finite ones -> "None"), tuples as their items joined by ",". */
+static void key_text(const dspex_val *k, dspex_buf *out, int depth) {
     switch (k->kind) {
     case DSPEX_V_STR:
     case DSPEX_V_DATETIME:
-    case DSPEX_V_DATE: dspex_json_string(k->s, k->slen, out); break;
-    case DSPEX_V_INT:
-        dspex_buf_putc(out, '"');
-        put_int(k, out);
-        dspex_buf_putc(out, '"');
-        break;
+    case DSPEX_V_DATE: dspex_buf_put(out, k->s, k->slen); break;
+    case DSPEX_V_INT: put_int(k, out); break;
     case DSPEX_V_FLOAT:
-        dspex_buf_putc(out, '"');
-        json_float(k->f, out);
-        dspex_buf_putc(out, '"');
+        if (k->f != k->f || k->f > 1.7976931348623157e308 || k->f < -1.7976931348623157e308)
+            dspex_buf_puts(out, "None");
+        else
+            dspex_py_float(k->f, out);
         break;
-    case DSPEX_V_BOOL: dspex_buf_puts(out, k->b ? "\"true\"" : "\"false\""); break;
-    case DSPEX_V_NONE: dspex_buf_puts(out, "\"null\""); break;
-    default: {
-        /* not a valid JSON key in Python; its text form */
-        dspex_buf tmp;
-        dspex_buf_init(&tmp);
-        dspex_py_str(k, &tmp);
-        dspex_json_string(tmp.p ? tmp.p : "", tmp.len, out);
-        if (tmp.oom) out->oom = 1;
-        dspex_buf_free(&tmp);
+    case DSPEX_V_BOOL: dspex_buf_puts(out, k->b ? "true" : "false"); break;
+    case DSPEX_V_NONE: dspex_buf_puts(out, "None"); break;
+    case DSPEX_V_TUPLE:
+        for (size_t i = 0; i < k->n && depth < DSPEX_PYTEXT_MAX_DEPTH; i++) {
+            if (i) dspex_buf_putc(out, ',');
+            key_text(k->items[i], out, depth + 1);
+        }
+        break;
+    default: dspex_py_str(k, out); /* not hashable in Python; its text form */
     }
+}
+
+static void json_key(const dspex_val *k, dspex_buf *out) {
+    if (k->kind == DSPEX_V_STR) {
+        dspex_json_string(k->s, k->slen, out);
+        return;
     }
+    dspex_buf tmp;
+    dspex_buf_init(&tmp);
+    key_text(k, &tmp, 0);
+    dspex_json_string(tmp.p ? tmp.p : "", tmp.len, out);
+    if (tmp.oom) out->oom = 1;
+    dspex_buf_free(&tmp);
 }
 
 static void newline_indent(dspex_buf *out, int indent, int level) {

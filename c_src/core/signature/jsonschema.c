@@ -203,10 +203,26 @@ static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth) {
     }
     case DSPEX_T_LITERAL: return values_schema(c, t->vals, t->nvals, 0);
     case DSPEX_T_UNION: {
+        /* pydantic makes a union with None a nullable schema of the rest: "null" comes
+         * last wherever None was written */
         dspex_val *d = sdict(c, 1);
         dspex_val *l = slist(c, t->nargs);
+        int nullable = 0;
         if (l)
-            for (size_t i = 0; i < t->nargs; i++) l->items[l->n++] = schema_rec(c, t->args[i], depth + 1);
+            for (size_t i = 0; i < t->nargs; i++) {
+                if (t->args[i]->kind == DSPEX_T_NONE) {
+                    nullable = 1;
+                    continue;
+                }
+                /* members with the same schema (typing.List and list) appear once */
+                dspex_val *m = schema_rec(c, t->args[i], depth + 1);
+                if (m == NULL) return NULL;
+                size_t j = 0;
+                while (j < l->n && !dspex_val_equal(l->items[j], m)) j++;
+                if (j == l->n) l->items[l->n++] = m;
+            }
+        if (l && l->n == 1 && !nullable) return l->items[0];
+        if (l && nullable) l->items[l->n++] = stype(c, "null", NULL);
         sset(c, d, "anyOf", l);
         return d;
     }

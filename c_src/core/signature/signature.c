@@ -518,7 +518,7 @@ static ptype parse_primary(sig_parser *p, int depth) {
     if (!subscripted) {
         if (ne->cls == NAME_GENERIC) {
             r.t = new_type(p, ne->kind);
-            if (r.t && ne->typing && p->mode == DSPEX_SIG_CLASS) r.t->flags |= DSPEX_TF_ALIAS;
+            if (r.t && ne->typing) r.t->flags |= DSPEX_TF_ALIAS;
             return r;
         }
         const char *ex = ne->cls == NAME_LITERAL    ? "Literal['a', 'b']"
@@ -611,7 +611,7 @@ static ptype parse_primary(sig_parser *p, int depth) {
     }
     dspex_type *t = new_type(p, ne->kind);
     if (t == NULL) return r;
-    t->flags = (variadic ? DSPEX_TF_VARIADIC : 0) | (ne->typing && p->mode == DSPEX_SIG_CLASS ? DSPEX_TF_ALIAS : 0);
+    t->flags = (variadic ? DSPEX_TF_VARIADIC : 0) | (ne->typing ? DSPEX_TF_ALIAS : 0);
     t->nargs = nargs;
     t->args = args;
     r.t = t;
@@ -873,8 +873,10 @@ static int parse_side(sig_parser *p, size_t from, size_t to, int is_input, field
             }
             ptype pt = parse_type(p, 0);
             type = pt.t;
-            /* DSPy's make_signature turns a None annotation into str */
+            /* DSPy's make_signature turns a None annotation into str (and refuses a bare
+             * typing alias, which DSPex reads as the builtin generic) */
             if (type && pt.none_const && p->mode == DSPEX_SIG_STRING) type = new_type(p, DSPEX_T_STR);
+            if (type && p->mode == DSPEX_SIG_STRING && type->nargs == 0) type->flags &= ~DSPEX_TF_ALIAS;
             defined = 1;
         } else {
             type = new_type(p, DSPEX_T_STR);

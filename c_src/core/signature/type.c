@@ -56,8 +56,9 @@ static int equal_rec(const dspex_type *x, const dspex_type *y, int depth) {
             if (!lit_same(x->vals[i], y->vals[i]) || !dspex_val_equal(x->names[i], y->names[i])) return 0;
         return 1;
     default:
-        /* list[int] == typing.List[int]: the alias flag does not matter */
+        /* list[int] == typing.List[int], but a bare typing.List is not list */
         if (x->nargs != y->nargs || (x->flags & DSPEX_TF_VARIADIC) != (y->flags & DSPEX_TF_VARIADIC)) return 0;
+        if (x->nargs == 0 && (x->flags & DSPEX_TF_ALIAS) != (y->flags & DSPEX_TF_ALIAS)) return 0;
         for (size_t i = 0; i < x->nargs; i++)
             if (!equal_rec(x->args[i], y->args[i], depth + 1)) return 0;
         return 1;

@@ -184,6 +184,8 @@ defmodule DSPex.Adapter.Native do
     end
   end
 
+  def from_tagged(%_{} = struct), do: struct
+
   def from_tagged(m) when is_map(m),
     do: Map.new(m, fn {k, v} -> {from_tagged(k), from_tagged(v)} end)
 
