@@ -88,6 +88,8 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
     dspex_val **demos = dspex_arena_alloc(&a, ((size_t)nd + 1) * sizeof(dspex_val *));
     dspex_val *inputs = NULL;
     dxa_msgs msgs;
+    dspex_buf text;
+    dspex_buf_init(&text);
     if (demos == NULL) goto oom;
     ERL_NIF_TERM l = argv[3], h;
     size_t k = 0;
@@ -96,14 +98,13 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
         if (rescheduled(&c)) goto done;
     }
     if ((inputs = value(&c, argv[4], "inputs must be a map with atom keys")) == NULL || rescheduled(&c)) goto done;
-    if (dxa_format(ad, cs->sig, &cs->prep[ad], demos, k, inputs, &a, &msgs) != 0) goto oom;
+    if (dxa_format(ad, cs->sig, &cs->prep[ad], demos, k, inputs, &a, &text, &msgs) != 0) goto oom;
     {
         /* one binary holds every content but the system message (a resource binary) */
-        size_t total = 0;
-        for (size_t i = 1; i < msgs.n; i++) total += msgs.msgs[i].len;
         ERL_NIF_TERM all;
-        unsigned char *dst = enif_make_new_binary(env, total, &all);
+        unsigned char *dst = enif_make_new_binary(env, text.len, &all);
         if (dst == NULL) goto oom;
+        if (text.len) memcpy(dst, text.p, text.len);
         ERL_NIF_TERM roles[3] = {dspex_make_binary(env, "system", 6), dspex_make_binary(env, "user", 4),
                                  dspex_make_binary(env, "assistant", 9)};
         ERL_NIF_TERM keys[2] = {at->ad_content, at->ad_role};
@@ -116,9 +117,8 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
             if (i == 0) {
                 content = enif_make_resource_binary(env, cs, m->content, m->len);
             } else {
-                memcpy(dst + off, m->content, m->len);
+                off = (size_t)(m->content - text.p);
                 content = enif_make_sub_binary(env, all, off, m->len);
-                off += m->len;
             }
             ERL_NIF_TERM vals[2] = {content, roles[m->role]};
             if (!enif_make_map_from_arrays(env, keys, vals, 2, &maps[i])) {
@@ -133,6 +133,7 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
 oom:
     c.result = enif_raise_exception(env, at->out_of_memory);
 done:
+    dspex_buf_free(&text);
     dspex_arena_free(&a);
     dspex_compiled_release(cs);
     return c.result;

@@ -42,10 +42,11 @@ typedef struct {
 int dxa_prepare(dxa_adapter ad, const dspex_signature *sig, dspex_arena *a, dxa_prepared *out);
 
 /* Adapter.format: system message, demos (incomplete ones first), History turns, current
- * user turn. `prep` may be NULL (then prepared on the fly). Message contents live in
- * arena a. 0, or -1 when out of memory. */
+ * user turn. `prep` may be NULL (then prepared on the fly). The system message lives in
+ * prep, the others one after another in `text` (the caller's buffer, appended to; free it
+ * with dspex_buf_free), scratch in arena a. 0, or -1 when out of memory. */
 int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *prep, dspex_val *const *demos,
-               size_t ndemos, const dspex_val *inputs, dspex_arena *a, dxa_msgs *out);
+               size_t ndemos, const dspex_val *inputs, dspex_arena *a, dspex_buf *text, dxa_msgs *out);
 /* format_assistant_message_content(signature, outputs, missing_field_message). */
 int dxa_format_assistant(dxa_adapter ad, const dspex_signature *sig, const dspex_val *outputs, const char *missing,
                          dspex_buf *out);

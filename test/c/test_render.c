@@ -107,7 +107,9 @@ CTEST(chat_format_basic) {
     dspex_val *v[] = {S(&a, "2+2?")};
     dspex_val *inputs = dict(&a, 1, k, v);
     dxa_msgs m;
-    CHECK(dxa_format(DXA_CHAT, &sig, NULL, NULL, 0, inputs, &a, &m) == 0);
+    dspex_buf text;
+    dspex_buf_init(&text);
+    CHECK(dxa_format(DXA_CHAT, &sig, NULL, NULL, 0, inputs, &a, &text, &m) == 0);
     CHECK(m.n == 2);
     CHECK(m.msgs[0].len == strlen(m.msgs[0].content));
     CHECK_STREQ(m.msgs[0].content,
@@ -121,6 +123,7 @@ CTEST(chat_format_basic) {
                                   "int), and then ending with the marker for `[[ ## completed ## ]]`."));
     CHECK(memcmp(m.msgs[1].content, "[[ ## question ## ]]\n2+2?\n\nRespond", 34) == 0);
     CHECK(m.msgs[0].role == DXA_ROLE_SYSTEM && m.msgs[1].role == DXA_ROLE_USER);
+    dspex_buf_free(&text);
     dspex_arena_free(&a);
 }
 
@@ -148,7 +151,9 @@ CTEST(demos_incomplete_first_and_blobs) {
     dspex_val *demos[] = {complete, incomplete};
     dspex_val *inputs = dict(&a, 0, NULL, NULL);
     dxa_msgs m;
-    CHECK(dxa_format(DXA_CHAT, &sig, NULL, demos, 2, inputs, &a, &m) == 0);
+    dspex_buf text;
+    dspex_buf_init(&text);
+    CHECK(dxa_format(DXA_CHAT, &sig, NULL, demos, 2, inputs, &a, &text, &m) == 0);
     CHECK(m.n == 6);
     CHECK_STREQ(msg(&a, &m, 1),
                 "This is an example of the task, though some input or output fields are not supplied.\n\n"
@@ -160,6 +165,7 @@ CTEST(demos_incomplete_first_and_blobs) {
     CHECK_STREQ(msg(&a, &m, 5),
                 "Respond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, and then "
                 "ending with the marker for `[[ ## completed ## ]]`.");
+    dspex_buf_free(&text);
     dspex_arena_free(&a);
 }
 

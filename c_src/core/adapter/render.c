@@ -52,7 +52,7 @@ static void strip_from(dspex_buf *out, size_t start) {
     const char *s = out->p + start;
     size_t n = out->len - start;
     dspex_py_strip(&s, &n);
-    memmove(out->p + start, s, n);
+    if (s != out->p + start) memmove(out->p + start, s, n);
     out->len = start + n;
     out->p[out->len] = '\0';
 }
@@ -394,8 +394,17 @@ static void push(pending *ps, size_t *n, dxa_role role, const dspex_buf *b, size
     (*n)++;
 }
 
+/* Bytes the strings of v take (a lower bound of its rendering, to size the buffer once). */
+static size_t text_size(const dspex_val *v, int depth) {
+    if (v == NULL || depth > 8) return 0;
+    if (v->kind == DSPEX_V_STR) return v->slen;
+    size_t n = 8 * v->n;
+    for (size_t i = 0; i < v->n; i++) n += text_size(v->items[i], depth + 1);
+    return n;
+}
+
 int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *prep, dspex_val *const *demos,
-               size_t ndemos, const dspex_val *inputs, dspex_arena *a, dxa_msgs *out) {
+               size_t ndemos, const dspex_val *inputs, dspex_arena *a, dspex_buf *text, dxa_msgs *out) {
     dxa_prepared local;
     if (prep == NULL) {
         if (dxa_prepare(ad, sig, a, &local) != 0) return -1;
@@ -414,8 +423,11 @@ int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *p
     if (ps == NULL || out->msgs == NULL) return -1;
     size_t np = 0;
 
-    dspex_buf b;
-    dspex_buf_init(&b);
+    /* every message goes into the caller's buffer, sized once for the usual case */
+    dspex_buf b = *text;
+    size_t guess = text_size(inputs, 0) + prep->reminder_len + 64;
+    for (size_t d = 0; d < ndemos; d++) guess += 2 * text_size(demos[d], 0) + 96 * sig->nfields;
+    dspex_buf_reserve(&b, guess);
     int rc = 0;
     /* demos: incomplete first, then complete */
     for (int pass = 0; pass < 2; pass++) {
@@ -468,17 +480,13 @@ int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *p
     int last = b.len > start;
     if (last) push(ps, &np, DXA_ROLE_USER, &b, start);
 
-    /* the contents, one copy into the arena */
-    size_t blen = 0;
-    char *text = b.len ? dspex_buf_take(&b, a, &blen) : "";
-    if (text == NULL) goto oom;
     out->msgs[0] = (dxa_msg){DXA_ROLE_SYSTEM, prep->system, prep->system_len};
-    for (size_t i = 0; i < np; i++) out->msgs[i + 1] = (dxa_msg){ps[i].role, text + ps[i].off, ps[i].len};
+    for (size_t i = 0; i < np; i++) out->msgs[i + 1] = (dxa_msg){ps[i].role, b.p + ps[i].off, ps[i].len};
     out->n = np + 1;
     goto done;
 oom:
     rc = -1;
 done:
-    dspex_buf_free(&b);
+    *text = b;
     return rc;
 }
