@@ -44,10 +44,11 @@ typedef struct {
     ERL_NIF_TERM result;
 } call;
 
-static dspex_val *value(call *c, ERL_NIF_TERM t, const char *what) {
-    dspex_val *v = nt_to_val(&c->nc, t, 0);
+/* A demo/inputs/outputs map: only the signature's fields are read (nt_record). */
+static dspex_val *value(call *c, const dspex_compiled *cs, ERL_NIF_TERM t, const char *what) {
+    dspex_val *v = nt_record(&c->nc, t, cs->names, cs->name_vals, cs->sig->nfields);
     const DspexAtoms *at = c->nc.at;
-    if (v != NULL && v->kind != DSPEX_V_DICT) {
+    if (v == NULL && c->nc.status == NT_BAD && !enif_is_map(c->env, t)) {
         c->result = dspex_raise_badarg(c->env, what);
         return NULL;
     }
@@ -94,10 +95,10 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
     ERL_NIF_TERM l = argv[3], h;
     size_t k = 0;
     while (enif_get_list_cell(env, l, &h, &l)) {
-        if ((demos[k++] = value(&c, h, "each demo must be a map with atom keys")) == NULL) goto done;
+        if ((demos[k++] = value(&c, cs, h, "each demo must be a map with atom keys")) == NULL) goto done;
         if (rescheduled(&c)) goto done;
     }
-    if ((inputs = value(&c, argv[4], "inputs must be a map with atom keys")) == NULL || rescheduled(&c)) goto done;
+    if ((inputs = value(&c, cs, argv[4], "inputs must be a map with atom keys")) == NULL || rescheduled(&c)) goto done;
     if (dxa_format(ad, cs->sig, &cs->prep[ad], demos, k, inputs, &a, &text, &msgs) != 0) goto oom;
     {
         /* one binary holds every content but the system message (a resource binary) */
@@ -152,7 +153,7 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     call c = {.env = env, .argc = argc, .argv = argv, .self = dspex_nif_adapter_format_assistant,
               .name = "adapter_format_assistant", .nc = {.env = env, .at = at, .a = &a, .work = &w}};
     const char *missing = NULL;
-    dspex_val *outputs = value(&c, argv[3], "outputs must be a map with atom keys");
+    dspex_val *outputs = value(&c, cs, argv[3], "outputs must be a map with atom keys");
     if (outputs == NULL || rescheduled(&c)) goto done;
     if (!enif_is_identical(argv[4], at->nil)) {
         ErlNifBinary b;

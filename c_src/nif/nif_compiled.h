@@ -27,6 +27,7 @@ struct dspex_compiled {
     ErlNifEnv *env;         /* owns the terms below */
     ERL_NIF_TERM key;       /* what it was compiled from */
     ERL_NIF_TERM *names;    /* field name atoms, by field index */
+    dspex_val **name_vals;  /* field names as str values (dict keys), by field index */
     ERL_NIF_TERM *defaults; /* output defaults, by field index; 0 when none */
     unsigned long id;
     int used;               /* second-chance bit (set on every hit) */

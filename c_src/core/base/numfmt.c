@@ -45,6 +45,13 @@ int dspex_fmt_int64(char *out, int64_t v) {
     return len;
 }
 
+/* Bits needed to hold x (0 for 0). */
+static int bitlen128(u128 x) {
+    uint64_t hi = (uint64_t)(x >> 64), lo = (uint64_t)x;
+    if (hi) return 128 - __builtin_clzll(hi);
+    return lo ? 64 - __builtin_clzll(lo) : 0;
+}
+
 /* Exact shortest digits for a positive normal double in roughly [1e-4, 1e37), using
  * 128-bit integer arithmetic. The rounding interval of a is scaled by 10^k so that it
  * spans integers around 10^17; the shortest output is the multiple of the largest power
@@ -74,15 +81,15 @@ static int shortest_exact(double a, char *D, int *x) {
         Dv = (u128)U10[-k > 19 ? 19 : -k] * (-k > 19 ? U10[-k - 19] : 1);
     if (q >= 0) {
         if (q > 120) return 0;
-        u128 p2 = (u128)1 << q;
-        if (N > (~(u128)0) / p2) return 0;
-        N *= p2;
+        if (bitlen128(N) + q > 127) return 0;
+        N <<= q;
     } else {
         if (k < 0 || -q > 120) return 0;
         Dv = (u128)1 << -q;
         shift = -q;
     }
-    if (N > (~(u128)0) / hi) return 0;
+    /* no 128-bit division here: it would cost more than the rest (products < 2^128) */
+    if (bitlen128(N) + bitlen128(hi) > 128) return 0;
     u128 nlo = lo * N, nhi = hi * N, nv = v4 * N;
     u128 L, H, vq, vr;
     if (shift >= 0) {
