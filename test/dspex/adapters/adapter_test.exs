@@ -7,6 +7,7 @@ defmodule DSPex.AdapterTest do
 
   doctest DSPex.Adapter.Chat
   doctest DSPex.Adapter.JSON
+  doctest DSPex.History
 
   defp field(name, kind, type) do
     %Field{name: name, kind: kind, type: type}
