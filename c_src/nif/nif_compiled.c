@@ -23,6 +23,9 @@ static void destroy(ErlNifEnv *env, void *obj) {
     dspex_compiled *c = obj;
     dspex_sig_free(c->sig);
     if (c->env) enif_free_env(c->env);
+    for (int ad = 0; ad < 2; ad++)
+        if (c->demo_env[ad]) enif_free_env(c->demo_env[ad]);
+    if (c->demo_lock) enif_rwlock_destroy(c->demo_lock);
 }
 
 int dspex_compiled_load(ErlNifEnv *env, DspexNifPriv *priv) {
@@ -225,7 +228,8 @@ static ERL_NIF_TERM compile_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     c->id = (unsigned long)id;
     c->env = enif_alloc_env();
     c->sig = dspex_sig_new();
-    if (c->env == NULL || c->sig == NULL) {
+    c->demo_lock = enif_rwlock_create("dspex_demo_cache");
+    if (c->env == NULL || c->sig == NULL || c->demo_lock == NULL) {
         enif_release_resource(c);
         return enif_raise_exception(env, at->out_of_memory);
     }

@@ -31,6 +31,12 @@ struct dspex_compiled {
     ERL_NIF_TERM *defaults; /* output defaults, by field index; 0 when none */
     unsigned long id;
     int used;               /* second-chance bit (set on every hit) */
+    /* The demo messages of the last demos list formatted, by adapter (nif_adapter.c):
+     * demo_key[ad] is that list, demo_msgs[ad] its messages, both in demo_env[ad]. */
+    ErlNifRWLock *demo_lock;
+    ErlNifEnv *demo_env[2];
+    ERL_NIF_TERM demo_key[2];
+    ERL_NIF_TERM demo_msgs[2];
     dspex_compiled *next;   /* cache bucket chain (under the cache lock) */
 };
 
