@@ -63,6 +63,18 @@ IO.puts("\nChatAdapter format+parse, 3 fields, 4 demos")
 IO.puts("  DSPex (C NIF):   #{fmt.(both)}")
 IO.puts("    format alone #{fmt.(format_only)}, parse alone #{fmt.(parse_only)}")
 
+# each adapter call emits a telemetry span ([:dspex, :adapter, :format | :parse]); what
+# two empty spans cost, measured the same way
+meta = %{adapter: Chat, signature: Signature.signature_string(sig)}
+
+spans =
+  best_us.(fn ->
+    DSPex.Telemetry.span([:dspex, :adapter, :format], meta, fn -> {:ok, meta} end)
+    DSPex.Telemetry.span([:dspex, :adapter, :parse], meta, fn -> {:ok, meta} end)
+  end)
+
+IO.puts("    of which two telemetry spans (no handlers attached): #{fmt.(spans)}")
+
 py = Path.expand("py/adapter_bench.py", __DIR__)
 args = fn kind -> [Integer.to_string(seconds), Integer.to_string(rounds), kind] end
 DSPex.Bench.compare_with_dspy("Python DSPy 3.3.1", py, args.("demos"), dspex_us)

@@ -125,14 +125,15 @@ static void significant(const char *t, char *dig, int *exp10) {
 CTEST(fast_path_matches_the_shortest_correctly_rounded_digits) {
     uint64_t s = 1234567ULL;
     char out[DSPEX_NUMFMT_MAX], ref[40], d1[40], d2[40];
-    for (int i = 0; i < 100000; i++) {
+    for (int i = 0; i < 150000; i++) {
         uint64_t r = next(&s);
         double d;
-        switch (i % 4) {
+        switch (i % 5) {
         case 0: d = (double)(r >> 11) / 9007199254740992.0; break;                   /* [0, 1) */
         case 1: d = (double)(r >> 11) / 9007199254740992.0 * 1e6; break;            /* [0, 1e6) */
         case 2: d = (double)(r % 2000001) * 0.5; break;                             /* halves */
-        default: d = ldexp((double)(r >> 11), (int)(r % 140) - 60 - 53); break; /* 2^-113..2^80 */
+        case 3: d = ldexp((double)(r >> 11), (int)(r % 140) - 60 - 53); break; /* 2^-113..2^80 */
+        default: d = (double)(r % 100000000) / pow(10.0, (double)(r % 23)); break; /* short decimals */
         }
         if (d == 0.0) continue;
         dspex_fmt_double(out, d, DSPEX_FLOAT_PY);
