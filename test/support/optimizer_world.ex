@@ -165,7 +165,8 @@ defmodule DSPex.Test.OptimizerWorld do
 
     for {name, {:ordered, state}} <- entries, name != "metadata", into: %{} do
       {"demos", demos} = List.keyfind(state, "demos", 0)
-      {name, Enum.map(demos, fn kw -> Enum.map(kw, &Atom.to_string(elem(&1, 0))) end)}
+      # Program.save writes each demo as an ordered object with string keys.
+      {name, Enum.map(demos, fn {:ordered, kv} -> Enum.map(kv, &elem(&1, 0)) end)}
     end
   end
 end
