@@ -6,9 +6,9 @@
  * values each (DSPex.KNN packs them once). Every list holds the min(K, rows) best rows,
  * best first, in numpy's tie order (include/dspex/optim/knn.h).
  *
- * Calls whose work (rows x dim x queries multiply-adds) stays under KNN_NORMAL_WORK run
- * on the normal scheduler; above it they reschedule onto a dirty CPU scheduler: one
- * multiply-add costs ~1 ns here, so 2^18 of them (plus the sort) stay well under 1 ms.
+ * Scheduling follows the one rule (nif_util.h): the work is rows x dim x queries
+ * multiply-adds at ~1 ns each; over DSPEX_DIRTY_WORK the call runs on a dirty CPU
+ * scheduler.
  * Bad arguments raise {badarg, Message} (ArgumentError via DSPex.NIF.guard/1). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +17,8 @@
 #include "dspex/optim/knn.h"
 #include "nif_util.h"
 
-#define KNN_NORMAL_WORK ((uint64_t)1 << 18)
+/* One work unit (nif_util.h: ~1 ns) per multiply-add of the dot products. */
+#define COST_MULADD 1u
 
 typedef struct {
     const float *p;  /* the floats, aligned */
@@ -127,10 +128,11 @@ ERL_NIF_TERM dspex_nif_knn_search(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return dspex_raise_badarg(env, "knn_search: rows and queries must be binaries of float32 values");
     /* rows x dim x queries, saturating at the threshold */
     uint64_t n = rows.size / (sizeof(float) * a.dim), m = queries.size / (sizeof(float) * a.dim);
-    uint64_t work = 0;
-    if (n > 0 && m > 0)
-        work = (a.dim > KNN_NORMAL_WORK / n || n * a.dim > KNN_NORMAL_WORK / m) ? KNN_NORMAL_WORK + 1 : n * a.dim * m;
-    if (work > KNN_NORMAL_WORK)
-        return enif_schedule_nif(env, "knn_search_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, knn_run, argc, argv);
-    return knn_run(env, argc, argv);
+    dspex_work w = {0};
+    if (n > 0 && m > 0) {
+        uint64_t cap = DSPEX_DIRTY_WORK + 1; /* saturate instead of overflowing */
+        uint64_t work = (a.dim > cap / n || n * a.dim > cap / m) ? cap : n * a.dim * m * COST_MULADD;
+        dspex_work_add(&w, (size_t)work);
+    }
+    return dspex_run(env, &w, "knn_search", knn_run, argc, argv);
 }
