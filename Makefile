@@ -40,7 +40,10 @@ CORE_OBJ := $(CORE_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 NIF_OBJ  := $(NIF_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 PORT_OBJ := $(PORT_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 
-CORE_LIBS := -lcjson -lm
+CORE_LIBS := -lm
+# cJSON is a test oracle only (test/c/cjson_bridge.h, fuzz/fuzz_json_differential.c): it
+# is linked into C tests and fuzz targets, never into the NIF or the port.
+TEST_LIBS := $(CORE_LIBS) -lcjson
 NIF_LIBS  := $(CORE_LIBS)
 PORT_LIBS := -L$(ERL_EI_LIBDIR) -lei -luv -lcurl $(CORE_LIBS) -lpthread
 
@@ -95,7 +98,7 @@ $(CTEST_DIR)/core/%.o: c_src/core/%.c
 
 $(CTEST_DIR)/test_%: test/c/test_%.c $(wildcard test/c/*.h) $(CTEST_CORE)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(INC) -Itest/c $(SAN) $< $(CTEST_CORE) -o $@ $(CORE_LIBS)
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(INC) -Itest/c $(SAN) $< $(CTEST_CORE) -o $@ $(TEST_LIBS)
 
 -include $(CTEST_CORE:.o=.d)
 
@@ -112,9 +115,9 @@ FUZZ_DIR ?= $(CURDIR)/_build/fuzz
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
 
-$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC)
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(wildcard test/c/*.h)
 	@mkdir -p $(dir $@)
-	$(Q)clang $(CSTD) -g -O1 $(INC) -fsanitize=fuzzer,address,undefined $< $(CORE_SRC) -o $@ $(CORE_LIBS)
+	$(Q)clang $(CSTD) -g -O1 $(INC) -Itest/c -fsanitize=fuzzer,address,undefined $< $(CORE_SRC) -o $@ $(TEST_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do echo "== $$(basename $$f) ($(FUZZ_SECONDS)s)"; \
