@@ -11,6 +11,11 @@
 #
 # Prints MB/s for both and the ratio DSPex/jsonrepair (> 1 means DSPex is faster).
 # If node/npm are unavailable, prints DSPex's numbers only.
+#
+# Then hostile shapes (issue 8 #5 and the superlinear paths found with it) at 64 kB, 1 MB
+# and 4 MB: time, MB/s and ns per byte of repair/2 and extract/2 (all: true), jsonrepair's
+# MB/s on the same file (one run, killed after 30 s) and the ratio, and how DSPex's
+# throughput at 4 MB compares with 64 kB ("flat" near 1.0 means linear).
 
 defmodule RepairBench do
   @target 1_000_000
@@ -60,18 +65,48 @@ defmodule RepairBench do
       else: loop(fun, deadline, best, n + 1)
   end
 
-  def peer(files) do
+  # The 8 #5 shape: a call wrapper, objects nested to the depth limit (512 with the
+  # wrapper), whitespace. Before the fix: 0.3 MB/s (64 kB 0.26 s, 4 MB 16-19 s).
+  def shapes(size) do
+    pad = fn prefix, unit, reps, fill, suffix ->
+      head = prefix <> String.duplicate(unit, reps)
+      n = max(div(size - byte_size(head) - byte_size(suffix), byte_size(fill)), 0)
+      head <> String.duplicate(fill, n) <> suffix
+    end
+
+    [
+      {"cb( + 511 objects + spaces", pad.("cb(", ~s({"a":), 511, " ", "")},
+      {"NumberLong( + 511 objects + spaces", pad.("NumberLong(", ~s({"a":), 511, " ", "")},
+      {"cb( + nesting past the limit + spaces", pad.("cb(", ~s({"a":[), 256, " ", "")},
+      {"array continuations after spaces", pad.(~s({"a": [), " ", div(size, 2), "],[", "")},
+      {"strings read to the end, restarted", pad.(~s([\\"), ",x", 511, ~s(, "a\(), ~s("a"))},
+      {"unclosed string, comma fragments", pad.(~s({"a": "), "", 0, ~s(x, "y), "")},
+      # extract (all: true) returns one value per 2 bytes here: its worst case per byte
+      {"tiny values back to back", pad.("", "", 0, "{}", "")}
+    ]
+  end
+
+  def peer(files, opts \\ []) do
     dir = Path.expand("node", __DIR__)
+    iterations = Keyword.get(opts, :iterations, 5)
+    timeout_s = Keyword.get(opts, :timeout_s)
 
     with node when is_binary(node) <- System.find_executable("node"),
          :ok <- ensure_installed(dir) do
+      args = [Path.join(dir, "jsonrepair_bench.js") | Map.values(files)]
+
+      {cmd, args} =
+        if timeout_s,
+          do: {System.find_executable("timeout"), ["#{timeout_s}", node | args]},
+          else: {node, args}
+
       {out, status} =
-        System.cmd(node, [Path.join(dir, "jsonrepair_bench.js") | Map.values(files)],
-          env: [{"ITERATIONS", "5"}, {"MAX_SECONDS", "30"}],
+        System.cmd(cmd, args,
+          env: [{"ITERATIONS", "#{iterations}"}, {"MAX_SECONDS", "30"}],
           stderr_to_stdout: true
         )
 
-      if status == 0 do
+      if status == 0 or (timeout_s && status == 124) do
         for line <- String.split(out, "\n", trim: true),
             String.starts_with?(line, "{"),
             into: %{} do
@@ -157,6 +192,66 @@ for {name, text} <- inputs do
       String.pad_leading(:erlang.float_to_binary(mbps, decimals: 1), 12) <>
       String.pad_leading(peer_col, 17) <> String.pad_leading(ratio_col, 9)
   )
+end
+
+# ---------------------------------------------------------------------------------------
+IO.puts("\nHostile shapes: repair/2 and extract/2 (all: true); jsonrepair one run, 30 s limit")
+
+IO.puts(
+  String.pad_trailing("shape", 40) <>
+    String.pad_leading("bytes", 9) <>
+    String.pad_leading("repair ms", 11) <>
+    String.pad_leading("MB/s", 8) <>
+    String.pad_leading("ns/B", 7) <>
+    String.pad_leading("extract ms", 12) <>
+    String.pad_leading("jsonrepair MB/s", 17) <>
+    String.pad_leading("ratio", 9) <> String.pad_leading("flat", 7)
+)
+
+fmt = fn x, d -> :erlang.float_to_binary(x / 1, decimals: d) end
+shape_names = for {name, _} <- RepairBench.shapes(1000), do: name
+
+for name <- shape_names do
+  rows =
+    for size <- [64_000, 1_000_000, 4_000_000] do
+      {^name, text} = List.keyfind(RepairBench.shapes(size), name, 0)
+      path = Path.join(tmp, "shape_#{size}.json")
+      File.write!(path, text)
+      p = RepairBench.peer(%{name => path}, iterations: 1, timeout_s: 30)[path]
+      budget = if size > 1_000_000, do: 2.0, else: 1.0
+      secs = RepairBench.time(fn -> DSPex.JSON.repair(text) end, budget)
+      ex = RepairBench.time(fn -> DSPex.JSON.extract(text, all: true) end, budget)
+      {size, byte_size(text), secs, ex, p, match?({:error, _}, DSPex.JSON.repair(text))}
+    end
+
+  [{_, _, secs64, _, _, _} | _] = rows
+
+  for {size, bytes, secs, ex, p, error?} <- rows do
+    mbps = bytes / secs / 1_000_000
+
+    {peer_col, ratio_col} =
+      case p do
+        %{"ok" => true, "mb_s" => pm} when pm > 0 -> {fmt.(pm, 2), "#{fmt.(mbps / pm, 1)}x"}
+        %{"ok" => false} -> {"error", "-"}
+        nil -> {"> 30 s", "-"}
+        _ -> {"-", "-"}
+      end
+
+    # an input that fails at the depth limit returns as soon as it gets there
+    flat = if error?, do: "error", else: fmt.(secs64 / 64_000 / (secs / size), 2)
+
+    IO.puts(
+      String.pad_trailing(name, 40) <>
+        String.pad_leading("#{bytes}", 9) <>
+        String.pad_leading(fmt.(secs * 1000, 2), 11) <>
+        String.pad_leading(fmt.(mbps, 0), 8) <>
+        String.pad_leading(fmt.(secs / bytes * 1.0e9, 1), 7) <>
+        String.pad_leading(fmt.(ex * 1000, 2), 12) <>
+        String.pad_leading(peer_col, 17) <>
+        String.pad_leading(ratio_col, 9) <>
+        String.pad_leading(flat, 7)
+    )
+  end
 end
 
 File.rm_rf!(tmp)

@@ -35,6 +35,7 @@ static const shape SHAPES[] = {
     /* issue 8 #5: a call wrapper, objects nested to the depth limit, then whitespace */
     {"cb( + objects to max_depth + spaces",       "cb(",         "{\"a\":[",  256, " ", ""},
     {"NumberLong( + objects to max_depth + spaces", "NumberLong(", "{\"a\":[", 256, " ", ""},
+    {"cb( + objects up to max_depth + spaces",    "cb(",         "{\"a\":",   511, " ", ""},
     {"cb( + objects to max_depth + newlines",     "cb(",         "{\"a\":[",  256, "\n", ""},
     {"objects past max_depth + spaces",           "",            "{\"a\":",   600, " ", ""},
     {"arrays past max_depth + words",             "",            "[",         600, "a ", ""},
@@ -45,6 +46,7 @@ static const shape SHAPES[] = {
     {"deep nesting then unclosed strings",        "",            "[",         500, "\"a, ", ""},
     {"repeated unclosed strings",                 "{\"a\": \"",  "x, \"y",      0, "", ""},
     {"strings that read to the end, then restart", "[\\\"",      ",x",        511, ", \"a(", "\"a\""},
+    {"one unclosed string per line, then ,{",     "",           "\"x\n",       0, "", ",{"},
     {"unclosed strings in an array",              "[",           "\"a, ",       0, "", ""},
     {"quotes after closers",                      "{\"a\": \"",  "x] \"",       0, "", ""},
     {"array continuations after spaces",          "{\"a\": [",   " ",       60000, "],[", ""},

@@ -356,6 +356,27 @@ defmodule DSPex.JSONRepairTest do
         end
       end
     end
+
+    # Each value is a string that reads to the end of the input, then restarts and ends
+    # at its newline: every call of a walk over the values re-read the rest of the input
+    # (the NIF's extract walk: quadratic; the adapter's, which runs when the text holds a
+    # `{` and stops after 64 calls: 64x, 60 kB took 0.24 s).
+    test "one unclosed string per line, through extract (all: true) and Adapter.JSON.parse" do
+      faulty =
+        "[" <> String.duplicate("{'id': 12345, name: 'item', tags: [1,2,],},\n", div(@size, 45))
+
+      base = best_us(fn -> Repair.repair(faulty) end) / byte_size(faulty)
+      sig = DSPex.Signature.parse!("question -> answer")
+      text = pad("", "", 0, ~s("x\n)) <> ",{"
+
+      for {name, fun} <- [
+            extract_all: fn -> Repair.extract(text, all: true) end,
+            adapter_json_parse: fn -> DSPex.Adapter.JSON.parse(sig, text) end
+          ] do
+        ratio = best_us(fun) / byte_size(text) / base
+        assert ratio < 50, "#{name}: #{Float.round(ratio, 1)}x the baseline per byte"
+      end
+    end
   end
 
   describe "large inputs (dirty scheduler path)" do
