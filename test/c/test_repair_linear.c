@@ -89,7 +89,8 @@ static double cpu_now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Runs repair (mode 0), extract of the first value (1) or extract of every value (2). */
+/* Runs repair (mode 0), extract of the first value (1) or extract of every value (2),
+ * the way the NIF and the adapter walk values: with one re-parse budget for the walk. */
 static void run(const char *in, size_t n, int mode) {
     dspex_repair_result r;
     if (mode == 0) {
@@ -97,8 +98,12 @@ static void run(const char *in, size_t n, int mode) {
         dspex_repair_result_free(&r);
         return;
     }
+    dspex_repair_opts o;
+    dspex_repair_opts_init(&o);
+    size_t budget = dspex_repair_rescan_budget(n);
+    o.rescan_budget = &budget;
     for (size_t from = 0; from < n;) {
-        int rc = dspex_json_extract(in, n, from, NULL, &r);
+        int rc = dspex_json_extract(in, n, from, &o, &r);
         size_t end = r.end;
         dspex_repair_result_free(&r);
         if (rc != DSPEX_REPAIR_OK || mode == 1 || end <= from) break;
