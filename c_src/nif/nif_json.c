@@ -1,9 +1,11 @@
 /* NIF bindings: the JSON codec (DSPex.JSON.decode/encode).
  *
  * json_decode(Binary, {Flags, MaxDepth}) -> {ok, Term} | {error, {json_decode, Msg, Offset}}
- *   Flags bit 0: object keys as existing atoms; bit 4: objects as {ordered, [{Key, Value}]}
- *   in the text's order (a repeated key keeps its first place and its last value, as
- *   Python's json.loads; used by DSPex.Program.load to keep dict order).
+ *   Flags bit 0: object keys as existing atoms; bit 1: invalid UTF-8 and lone surrogates
+ *   in strings become U+FFFD (DSPEX_JSON_PARSE_REPLACE_INVALID); bit 4: objects as
+ *   {ordered, [{Key, Value}]} in the text's order (a repeated key keeps its first place
+ *   and its last value, as Python's json.loads; used by DSPex.Program.load to keep dict
+ *   order).
  * json_encode(Term, {Flags, MaxDepth}) -> {ok, Binary} | {error, {json_encode, Msg, nil | {term, T}}}
  *   Flags bit 0: pretty, bit 1: sort_keys, bit 2: escape non-ASCII as \uXXXX.
  *
@@ -24,6 +26,7 @@
 #include "dspex/json.h"
 
 #define DEC_KEYS_EXISTING_ATOMS 1
+#define DEC_REPLACE_INVALID_UNICODE 2
 #define DEC_OBJECTS_ORDERED 16
 #define ENC_PRETTY 1
 #define ENC_SORT_KEYS 2
@@ -180,6 +183,7 @@ static ERL_NIF_TERM decode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 
     dspex_json_parser p;
     dspex_json_parser_init(&p, bin.data, bin.size, max_depth);
+    if (flags & DEC_REPLACE_INVALID_UNICODE) p.flags |= DSPEX_JSON_PARSE_REPLACE_INVALID;
     dspex_json_event ev;
     ERL_NIF_TERM result = 0;
     char msg[256];

@@ -94,9 +94,17 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     if (!enif_inspect_binary(env, argv[0], &in)) return dspex_raise_badarg(env, "JSON extract input must be a binary");
     if (!parse_opts(env, argv[1], &o, &err)) return err;
     const char *s = (const char *)in.data;
+    size_t budget = dspex_repair_rescan_budget(in.size); /* one allowance for the whole walk */
+    o.core.rescan_budget = &budget;
     dspex_repair_result r;
+    if (dspex_json_extract(s, in.size, 0, &o.core, &r) == DSPEX_REPAIR_OK && r.bare_text) {
+        dspex_repair_result_free(&r); /* prose is not a JSON value (see DSPex.JSON.Repair) */
+        r.err = DSPEX_REPAIR_ERR_EMPTY;
+        r.err_msg = "no JSON value found";
+        r.err_offset = in.size;
+    }
     if (!o.all) {
-        if (dspex_json_extract(s, in.size, 0, &o.core, &r) != DSPEX_REPAIR_OK) return repair_error(env, &r);
+        if (r.err != DSPEX_REPAIR_OK) return repair_error(env, &r);
         ERL_NIF_TERM bin = out_binary(env, &r);
         if (enif_has_pending_exception(env, NULL)) return bin;
         return dspex_ok(env, bin);
@@ -104,8 +112,7 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     ERL_NIF_TERM list = enif_make_list(env, 0);
     size_t from = 0;
     int found = 0;
-    while (from < in.size) {
-        int rc = dspex_json_extract(s, in.size, from, &o.core, &r);
+    for (int rc = r.err;; rc = dspex_json_extract(s, in.size, from, &o.core, &r)) {
         if (rc == DSPEX_REPAIR_ERR_EMPTY) break;
         if (rc != DSPEX_REPAIR_OK) {
             if (found && rc == DSPEX_REPAIR_ERR_SYNTAX) break; /* trailing unrepairable text */
@@ -116,7 +123,7 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         if (enif_has_pending_exception(env, NULL)) return bin;
         list = enif_make_list_cell(env, bin, list);
         found = 1;
-        if (end <= from) break; /* defensive: the core always makes progress */
+        if (end <= from || end >= in.size) break; /* end <= from: defensive, the core always makes progress */
         from = end;
     }
     if (!found) {

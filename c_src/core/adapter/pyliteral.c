@@ -543,11 +543,15 @@ static int repair_stage(const char *s, size_t n, dspex_arena *a, dspex_val **out
     dspex_val *vals[64];
     size_t nv = 0, from = 0, calls = 0;
     int oom = 0;
+    dspex_repair_opts ro;
+    dspex_repair_opts_init(&ro);
+    size_t rescan = dspex_repair_rescan_budget(n);
+    ro.rescan_budget = &rescan; /* one allowance for the whole walk, else 64 calls cost 64n */
     /* bounded: at most 64 top-level values are considered */
     while (from < n && nv < 64 && calls++ < 64) {
         dspex_repair_result rr;
         memset(&rr, 0, sizeof rr);
-        int rc = dspex_json_extract(s, n, from, NULL, &rr);
+        int rc = dspex_json_extract(s, n, from, &ro, &rr);
         if (rc == DSPEX_REPAIR_ERR_NOMEM) {
             dspex_repair_result_free(&rr);
             return -1;

@@ -4,7 +4,6 @@
 #include "dspex/numfmt.h"
 #include "dspex/utf8.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -133,8 +132,39 @@ static int read_hex4(const unsigned char *b, size_t n, size_t i, unsigned *out) 
     return 0;
 }
 
+/* Length of the maximal subpart of an ill-formed UTF-8 sequence at b[i] (a byte >= 0x80
+ * that dspex_utf8_seq rejected): the lead byte plus the continuation bytes that could
+ * still have completed it. Each maximal subpart becomes one U+FFFD, as in the WHATWG
+ * Encoding Standard's decoder (browsers) and Unicode's recommended practice (3.9). */
+static size_t utf8_invalid_len(const unsigned char *b, size_t n, size_t i) {
+    unsigned char c = b[i];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the first continuation byte */
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 1;
+    }
+    size_t k = 1;
+    while (k <= need && i + k < n && b[i + k] >= lo && b[i + k] <= hi) {
+        k++;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return k;
+}
+
 /* Parses a string whose opening quote is at b[i-1]. Returns 0 and sets ev->str/len and
- * p->pos past the closing quote, or returns -1 after fail(). */
+ * p->pos past the closing quote, or returns -1 after fail(). With
+ * DSPEX_JSON_PARSE_REPLACE_INVALID, ill-formed UTF-8 and lone surrogate escapes become
+ * U+FFFD instead of errors. */
 static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
     const unsigned char *b = p->buf;
     size_t n = p->len;
@@ -142,6 +172,7 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
     int esc = 0;
     size_t out = 0;       /* bytes in scratch (escape mode) */
     size_t run = start;   /* start of the pending plain run (escape mode) */
+    const int replace = p->flags & DSPEX_JSON_PARSE_REPLACE_INVALID;
 
     for (;;) {
         j = scan_plain(b, n, j);
@@ -173,8 +204,18 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
             do {
                 size_t k = dspex_utf8_seq(b, n, j);
                 if (k == 0) {
-                    fail(p, DSPEX_JSON_ERR_STRING, j, "invalid UTF-8 byte 0x%02X in string at byte %zu", b[j], j);
-                    return -1;
+                    if (!replace) {
+                        fail(p, DSPEX_JSON_ERR_STRING, j, "invalid UTF-8 byte 0x%02X in string at byte %zu", b[j], j);
+                        return -1;
+                    }
+                    esc = 1; /* from here the string is built in scratch */
+                    size_t r = j - run;
+                    if (scratch_reserve(p, out, r + 3) < 0) goto nomem;
+                    memcpy(p->scratch + out, b + run, r);
+                    out += r;
+                    out += dspex_utf8_encode(p->scratch + out, 0xFFFD);
+                    j = run = j + utf8_invalid_len(b, n, j);
+                    continue;
                 }
                 j += k;
             } while (j < n && b[j] >= 0x80);
@@ -221,12 +262,16 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
                     lo >= 0xDC00 && lo <= 0xDFFF) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                     next += 6;
+                } else if (replace) {
+                    cp = 0xFFFD; /* a lone high surrogate (Python's json.dumps writes them) */
                 } else {
                     fail(p, DSPEX_JSON_ERR_STRING, j,
                          "lone surrogate \\u%04X at byte %zu (a high surrogate must be followed by a \\uDC00-\\uDFFF escape)",
                          cp, j);
                     return -1;
                 }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF && replace) {
+                cp = 0xFFFD;
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 fail(p, DSPEX_JSON_ERR_STRING, j, "lone surrogate \\u%04X at byte %zu (low surrogate without a high one)",
                      cp, j);
@@ -835,100 +880,3 @@ size_t dspex_json_escape(char *dst, const unsigned char *s, size_t n, int flags,
 int dspex_json_format_int64(char *out, int64_t v) { return dspex_fmt_int64(out, v); }
 
 int dspex_json_format_double(char *out, double d) { return dspex_fmt_double(out, d, DSPEX_FLOAT_JSON); }
-
-/* ------------------------------------------------------------------------------------ */
-/* cJSON bridge                                                                         */
-
-cJSON *dspex_json_to_cjson(const void *buf, size_t len, unsigned max_depth, char *msg, size_t msg_cap,
-                           size_t *offset) {
-    dspex_json_parser p;
-    dspex_json_event ev;
-    dspex_json_parser_init(&p, buf, len, max_depth);
-    cJSON **stack = NULL;
-    size_t depth = 0, cap = 0;
-    cJSON *root = NULL;
-    char *key = NULL;
-    int ok = 0;
-    for (;;) {
-        int t = dspex_json_next(&p, &ev);
-        if (t == DSPEX_JSON_EV_ERROR) {
-            if (msg && msg_cap) snprintf(msg, msg_cap, "%s", p.err_msg);
-            if (offset) *offset = p.err_offset;
-            break;
-        }
-        if (t == DSPEX_JSON_EV_END) {
-            ok = 1;
-            break;
-        }
-        if (t == DSPEX_JSON_EV_KEY) {
-            free(key);
-            key = malloc(ev.len + 1);
-            if (key == NULL) goto nomem;
-            memcpy(key, ev.str, ev.len);
-            key[ev.len] = 0;
-            continue;
-        }
-        if (t == DSPEX_JSON_EV_ARRAY_END || t == DSPEX_JSON_EV_OBJECT_END) {
-            depth--;
-            continue;
-        }
-        cJSON *item = NULL;
-        char *tmp = NULL;
-        switch (t) {
-        case DSPEX_JSON_EV_NULL: item = cJSON_CreateNull(); break;
-        case DSPEX_JSON_EV_TRUE: item = cJSON_CreateTrue(); break;
-        case DSPEX_JSON_EV_FALSE: item = cJSON_CreateFalse(); break;
-        case DSPEX_JSON_EV_INT: item = cJSON_CreateNumber((double)ev.i); break;
-        case DSPEX_JSON_EV_FLOAT: item = cJSON_CreateNumber(ev.d); break;
-        case DSPEX_JSON_EV_BIGINT:
-        case DSPEX_JSON_EV_STRING:
-            tmp = malloc(ev.len + 1);
-            if (tmp == NULL) goto nomem;
-            memcpy(tmp, ev.str, ev.len);
-            tmp[ev.len] = 0;
-            item = t == DSPEX_JSON_EV_STRING ? cJSON_CreateString(tmp) : cJSON_CreateNumber(strtod(tmp, NULL));
-            free(tmp);
-            break;
-        case DSPEX_JSON_EV_OBJECT_START: item = cJSON_CreateObject(); break;
-        case DSPEX_JSON_EV_ARRAY_START: item = cJSON_CreateArray(); break;
-        default: break;
-        }
-        if (item == NULL) goto nomem;
-        if (depth == 0) {
-            root = item;
-        } else if (cJSON_IsObject(stack[depth - 1])) {
-            if (!cJSON_AddItemToObject(stack[depth - 1], key ? key : "", item)) {
-                cJSON_Delete(item);
-                goto nomem;
-            }
-        } else {
-            if (!cJSON_AddItemToArray(stack[depth - 1], item)) {
-                cJSON_Delete(item);
-                goto nomem;
-            }
-        }
-        if (t == DSPEX_JSON_EV_OBJECT_START || t == DSPEX_JSON_EV_ARRAY_START) {
-            if (depth == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                cJSON **s = realloc(stack, nc * sizeof(*s));
-                if (s == NULL) goto nomem;
-                stack = s;
-                cap = nc;
-            }
-            stack[depth++] = item;
-        }
-        continue;
-    nomem:
-        if (msg && msg_cap) snprintf(msg, msg_cap, "out of memory");
-        if (offset) *offset = ev.offset;
-        break;
-    }
-    free(key);
-    free(stack);
-    dspex_json_parser_free(&p);
-    if (!ok) {
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
