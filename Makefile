@@ -40,7 +40,10 @@ CORE_OBJ := $(CORE_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 NIF_OBJ  := $(NIF_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 PORT_OBJ := $(PORT_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 
-CORE_LIBS := -lcjson -lm -lpthread
+CORE_LIBS := -lm -lpthread
+# cJSON is a test oracle only (test/c/cjson_bridge.h, fuzz/fuzz_json_differential.c): it
+# is linked into C tests and fuzz targets, never into the NIF or the port.
+TEST_LIBS := $(CORE_LIBS) -lcjson
 NIF_LIBS  := $(CORE_LIBS)
 PORT_LIBS := -L$(ERL_EI_LIBDIR) -lei -luv -lcurl $(CORE_LIBS) -lpthread
 
@@ -95,7 +98,7 @@ $(CTEST_DIR)/core/%.o: c_src/core/%.c
 
 $(CTEST_DIR)/test_%: test/c/test_%.c $(wildcard test/c/*.h) $(CTEST_CORE)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(INC) -Itest/c $(SAN) $< $(CTEST_CORE) -o $@ $(CORE_LIBS)
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(INC) -Itest/c $(SAN) $< $(CTEST_CORE) -o $@ $(TEST_LIBS)
 
 -include $(CTEST_CORE:.o=.d)
 
@@ -118,9 +121,9 @@ FUZZ_CC  := clang $(CSTD) -g -O1 $(INC) -fsanitize=fuzzer,address,undefined
 FUZZ_PORT := $(FUZZ_DIR)/fuzz_frame $(FUZZ_DIR)/fuzz_http_response
 FUZZ_PORT_SRC := $(filter-out c_src/port/main.c,$(PORT_SRC))
 
-$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC)
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(wildcard test/c/*.h)
 	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) $< $(CORE_SRC) -o $@ $(CORE_LIBS)
+	$(Q)$(FUZZ_CC) -Itest/c $< $(CORE_SRC) -o $@ $(TEST_LIBS)
 
 $(FUZZ_PORT): $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(CORE_SRC) $(FUZZ_PORT_SRC) c_src/port/port.h
 	@mkdir -p $(dir $@)
@@ -142,12 +145,19 @@ lint:
 mix-test:
 	mix test
 
-test: ctest lint mix-test
+# `make test` and `make demo` are all the set-up a fresh Debian machine needs: they
+# install missing packages first (tools/install-deps.sh, the one package list; a
+# no-op when all are there), then run.
+test:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory ctest lint mix-test
 
 bench:
+	@tools/install-deps.sh --bench
 	@for b in $(sort $(wildcard bench/*.exs)); do echo "== $$b"; MIX_ENV=prod mix run $$b || exit 1; done
 
 demo:
+	@tools/install-deps.sh
 	mix run examples/demo.exs
 
 # ---------------------------------------------------------------------------

@@ -85,7 +85,7 @@ defmodule DSPex.MixProject do
 
   def application do
     [
-      extra_applications: [:logger, :crypto],
+      extra_applications: [:logger, :crypto, :inets],
       mod: {DSPex.Application, []}
     ]
   end

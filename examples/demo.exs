@@ -235,6 +235,21 @@ IO.puts(
     "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
 )
 
+# Evaluate -> optimize -> evaluate: examples/demo/optimize.exs
+Code.require_file("demo/optimize.exs", __DIR__)
+Demo.Optimize.run(section)
+
 # A real model in process (examples/demo/local.exs): skipped when SmolLM2 is unavailable.
 Code.require_file("demo/local.exs", __DIR__)
 Demo.Local.run(section)
+
+section.("Your turn: the same fake OpenAI server in iex")
+
+IO.puts("""
+  $ iex -S mix
+  iex> Code.require_file("examples/support/fake_openai.exs")
+  iex> fake = DSPex.Examples.FakeOpenAI.start(answers: %{"answer" => "Paris"})
+  iex> DSPex.configure(lm: DSPex.LM.new("openai/gpt-4o-mini", api_base: fake.url, api_key: "sk-local"))
+  iex> DSPex.call(DSPex.Predict.new("question -> answer"), question: "Capital of France?")
+  (the README's "A first session" goes on from there: fallbacks, health, serving over HTTP)
+""")

@@ -2,12 +2,14 @@
  * ERROR with an in-range offset, never crash or leak), and, on the values it produces,
  * the writer helpers: escaping must succeed on parsed strings and decode back to the
  * same bytes, floats must format and re-parse to the same bits, bignum digit
- * conversion must round-trip. Also drives the cJSON bridge. */
-#include <cjson/cJSON.h>
+ * conversion must round-trip. The lenient mode (DSPEX_JSON_PARSE_REPLACE_INVALID) must
+ * give the same events wherever the strict mode succeeds, and only valid UTF-8 strings
+ * everywhere. Also drives the cJSON bridge (test/c/cjson_bridge.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cjson_bridge.h"
 #include "dspex/json.h"
 
 static void check(int cond) {
@@ -69,12 +71,59 @@ static void check_bigint(const dspex_json_event *ev) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* FNV-1a over the event stream (types and payloads). */
+static uint64_t mix(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t event_hash(uint64_t h, int t, const dspex_json_event *ev) {
+    h = mix(h, &t, sizeof t);
+    switch (t) {
+    case DSPEX_JSON_EV_INT: return mix(h, &ev->i, sizeof ev->i);
+    case DSPEX_JSON_EV_FLOAT: return mix(h, &ev->d, sizeof ev->d);
+    case DSPEX_JSON_EV_BIGINT:
+    case DSPEX_JSON_EV_STRING:
+    case DSPEX_JSON_EV_KEY: return mix(h, ev->str, ev->len);
+    default: return h;
+    }
+}
+
+/* Lenient decoding: returns the event hash, or 0 when it failed. Its strings must be
+ * valid UTF-8. */
+static uint64_t lenient_hash(const uint8_t *data, size_t size, unsigned depth) {
+    dspex_json_parser p;
+    dspex_json_event ev;
+    dspex_json_parser_init(&p, data, size, depth);
+    p.flags = DSPEX_JSON_PARSE_REPLACE_INVALID;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t steps = 0;; steps++) {
+        check(steps <= size + 1);
+        int t = dspex_json_next(&p, &ev);
+        if (t == DSPEX_JSON_EV_ERROR) {
+            check(p.err_offset <= size);
+            h = 0;
+            break;
+        }
+        if (t == DSPEX_JSON_EV_END) break;
+        if (t == DSPEX_JSON_EV_STRING || t == DSPEX_JSON_EV_KEY) {
+            size_t bad;
+            check(dspex_json_escaped_len((const unsigned char *)ev.str, ev.len, 0, &bad) != SIZE_MAX);
+        }
+        h = event_hash(h, t, &ev);
+    }
+    dspex_json_parser_free(&p);
+    return h;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned depth = size ? (data[0] % 4 == 0 ? 8u : 0u) : 0u;
     dspex_json_parser p;
     dspex_json_event ev;
     dspex_json_parser_init(&p, data, size, depth);
     long open = 0;
+    uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t steps = 0;; steps++) {
         check(steps <= size + 1);
         int t = dspex_json_next(&p, &ev);
@@ -85,8 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (t == DSPEX_JSON_EV_END) {
             check(open == 0);
+            check(lenient_hash(data, size, depth) == h); /* same events where strict succeeds */
             break;
         }
+        h = event_hash(h, t, &ev);
         switch (t) {
         case DSPEX_JSON_EV_OBJECT_START:
         case DSPEX_JSON_EV_ARRAY_START: open++; break;
@@ -100,9 +151,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     dspex_json_parser_free(&p);
+    lenient_hash(data, size, depth); /* on every input: no crash, valid UTF-8 strings */
 
     size_t off = 0;
-    cJSON *j = dspex_json_to_cjson(data, size, depth, NULL, 0, &off);
+    cJSON *j = json_to_cjson(data, size, depth, NULL, 0, &off);
     cJSON_Delete(j);
     return 0;
 }

@@ -7,12 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "dspex/infer/grammar_adapter.h"
+#include "nif_compiled.h"
 #include "nif_local.h"
 
 #define MATCH_DIRTY_BYTES (64 * 1024) /* ~10 ns/byte */
 #define ERRLEN 320
-
-int dspex_nif_adapter_sig(ErlNifEnv *env, ERL_NIF_TERM t, dspex_arena *a, dxa_sig *out, const char **err);
 
 typedef struct {
     dspex_grammar *g; /* one reference */
@@ -25,14 +25,14 @@ static void grammar_dtor(ErlNifEnv *env, void *obj) {
 }
 
 int dspex_nif_grammar_init(ErlNifEnv *env, DspexNifPriv *priv) {
-    priv->res_types[RES_GRAMMAR] = enif_open_resource_type(env, NULL, "dspex_local_grammar", grammar_dtor,
+    priv->local_grammar_type = enif_open_resource_type(env, NULL, "dspex_local_grammar", grammar_dtor,
                                                            ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
-    return priv->res_types[RES_GRAMMAR] ? 0 : -1;
+    return priv->local_grammar_type ? 0 : -1;
 }
 
 dspex_grammar *dspex_nif_grammar_get(ErlNifEnv *env, ERL_NIF_TERM t) {
     local_grammar *lg;
-    if (!enif_get_resource(env, t, dspex_priv(env)->res_types[RES_GRAMMAR], (void **)&lg)) return NULL;
+    if (!enif_get_resource(env, t, dspex_priv(env)->local_grammar_type, (void **)&lg)) return NULL;
     return lg->g;
 }
 
@@ -46,7 +46,8 @@ static int limit_arg(ErlNifEnv *env, ERL_NIF_TERM map, ERL_NIF_TERM key, double 
 }
 
 /* local_grammar(model, spec, limits): spec {:json_schema, text} | :json_object |
- * {:chat, signature} | {:json, signature}; limits %{json_depth:, ref_depth:, max_bytes:,
+ * {:chat, id, key} | {:json, id, key} (a compiled signature, nif_compiled.h: :stale when
+ * it is not compiled as given); limits %{json_depth:, ref_depth:, max_bytes:,
  * cache_bytes:} (any subset). */
 ERL_NIF_TERM dspex_nif_local_grammar(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
@@ -74,25 +75,19 @@ ERL_NIF_TERM dspex_nif_local_grammar(ErlNifEnv *env, int argc, const ERL_NIF_TER
     } else if (enif_get_tuple(env, argv[1], &arity, &tup) && arity == 2 && enif_is_identical(tup[0], a->gr_json_schema) &&
                enif_inspect_binary(env, tup[1], &text)) {
         g = dspex_grammar_json_schema((const char *)text.data, text.size, gv, &lim, err, sizeof err);
-    } else if (enif_get_tuple(env, argv[1], &arity, &tup) && arity == 2 &&
+    } else if (enif_get_tuple(env, argv[1], &arity, &tup) && arity == 3 &&
                (enif_is_identical(tup[0], a->ad_chat) || enif_is_identical(tup[0], a->ad_json))) {
-        dspex_arena ar;
-        dspex_arena_init(&ar, (size_t)64 << 20);
-        dxa_sig sig;
-        const char *bad = NULL;
-        if (dspex_nif_adapter_sig(env, tup[1], &ar, &sig, &bad) != 0) {
-            dspex_arena_free(&ar);
-            return dspex_raise_badarg(env, bad);
-        }
-        g = dspex_grammar_adapter(enif_is_identical(tup[0], a->ad_chat) ? DXA_CHAT : DXA_JSON, &sig, gv, &lim, err,
+        dspex_compiled *cs = dspex_compiled_acquire(env, tup[1], tup[2]);
+        if (cs == NULL) return a->ad_stale;
+        g = dspex_grammar_adapter(enif_is_identical(tup[0], a->ad_chat) ? DXA_CHAT : DXA_JSON, cs->sig, gv, &lim, err,
                                   sizeof err);
-        dspex_arena_free(&ar);
+        dspex_compiled_release(cs);
     } else {
         return dspex_raise_badarg(env, "local_grammar/3: spec must be {:json_schema, binary}, :json_object, "
-                                       "{:chat, signature} or {:json, signature}");
+                                       "{:chat, id, key} or {:json, id, key}");
     }
     if (g == NULL) return dspex_error(env, a->lo_grammar, err, -1);
-    local_grammar *r = enif_alloc_resource(dspex_priv(env)->res_types[RES_GRAMMAR], sizeof(local_grammar));
+    local_grammar *r = enif_alloc_resource(dspex_priv(env)->local_grammar_type, sizeof(local_grammar));
     if (r == NULL) {
         dspex_grammar_release(g);
         return enif_raise_exception(env, a->out_of_memory);

@@ -13,15 +13,21 @@
 #include <string.h>
 
 #include "dspex/infer/chat.h"
+#include "dspex/infer/embed.h"
 #include "dspex/infer/generate.h"
 #include "nif_local.h"
+
 #define DIRTY_TEXT_BYTES 1024 /* tokenize: ~0.4 us/byte measured (BPE, 49k vocab), so 1 KiB ~ 0.4 ms */
 #define DIRTY_IDS 4096        /* detokenize: ~0.13 us/id, 4096 ids ~ 0.5 ms */
 #define MAX_PATH_BYTES 4096
 #define MAX_TOP 1000          /* eval_logprobs top-k bound */
 #define ERRLEN 256
 
-int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv);
+struct local_model {
+    dspex_model *m;     /* owned */
+    dspex_gvocab *gv;   /* token index for grammars (owned, built on first use) */
+    ErlNifMutex *gv_mu; /* guards gv's construction */
+};
 
 typedef struct {
     dspex_gen *g;          /* owned */
@@ -51,9 +57,9 @@ static void gen_dtor(ErlNifEnv *env, void *obj) {
 
 int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv) {
     ErlNifResourceFlags fl = ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER;
-    priv->res_types[RES_MODEL] = enif_open_resource_type(env, NULL, "dspex_local_model", model_dtor, fl, NULL);
-    priv->res_types[RES_GEN] = enif_open_resource_type(env, NULL, "dspex_local_gen", gen_dtor, fl, NULL);
-    return priv->res_types[RES_MODEL] && priv->res_types[RES_GEN] ? dspex_nif_grammar_init(env, priv) : -1;
+    priv->local_model_type = enif_open_resource_type(env, NULL, "dspex_local_model", model_dtor, fl, NULL);
+    priv->local_gen_type = enif_open_resource_type(env, NULL, "dspex_local_gen", gen_dtor, fl, NULL);
+    return priv->local_model_type && priv->local_gen_type ? dspex_nif_grammar_init(env, priv) : -1;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -64,7 +70,7 @@ static int on_dirty(void) { return enif_thread_type() == ERL_NIF_THR_DIRTY_CPU_S
 
 static local_model *get_model(ErlNifEnv *env, ERL_NIF_TERM t) {
     local_model *lm;
-    if (!enif_get_resource(env, t, dspex_priv(env)->res_types[RES_MODEL], (void **)&lm) || lm->m == NULL) return NULL;
+    if (!enif_get_resource(env, t, dspex_priv(env)->local_model_type, (void **)&lm) || lm->m == NULL) return NULL;
     return lm;
 }
 
@@ -163,7 +169,7 @@ ERL_NIF_TERM dspex_nif_local_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     dspex_model *m = dspex_model_load(path, &mp, err, sizeof(err));
     free(path);
     if (m == NULL) return err_term(env, a->lo_model_load, err);
-    local_model *lm = enif_alloc_resource(dspex_priv(env)->res_types[RES_MODEL], sizeof(local_model));
+    local_model *lm = enif_alloc_resource(dspex_priv(env)->local_model_type, sizeof(local_model));
     if (lm == NULL) {
         dspex_model_free(m);
         return err_term(env, a->lo_model_load, "out of memory");
@@ -194,7 +200,7 @@ static ERL_NIF_TERM tensor_types(ErlNifEnv *env, const dspex_gguf *g) {
     ERL_NIF_TERM map = enif_make_new_map(env);
     char tb[16];
     for (int t = 0; t < DSPEX_T_COUNT; t++)
-        if (counts[t]) enif_make_map_put(env, map, cstr(env, dspex_type_name(t, tb)), enif_make_uint64(env, counts[t]), &map);
+        if (counts[t]) enif_make_map_put(env, map, cstr(env, dspex_ggml_type_name(t, tb)), enif_make_uint64(env, counts[t]), &map);
     return map;
 }
 
@@ -307,7 +313,7 @@ ERL_NIF_TERM dspex_nif_local_inspect(ErlNifEnv *env, int argc, const ERL_NIF_TER
         ERL_NIF_TERM shape = enif_make_list(env, 0);
         for (int d = t->n_dims; d > 0; d--) shape = enif_make_list_cell(env, enif_make_int64(env, t->ne[d - 1]), shape);
         ERL_NIF_TERM k[4] = {a->lo_name, a->lo_shape, a->lo_type, a->lo_bytes};
-        ERL_NIF_TERM v[4] = {dstr(env, t->name), shape, cstr(env, dspex_type_name(t->type, tb)),
+        ERL_NIF_TERM v[4] = {dstr(env, t->name), shape, cstr(env, dspex_ggml_type_name(t->type, tb)),
                              enif_make_uint64(env, t->nbytes)};
         ERL_NIF_TERM m;
         enif_make_map_from_arrays(env, k, v, 4, &m);
@@ -667,7 +673,7 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
         dspex_matcher_free(matcher);
         return err_term(env, strstr(err, "fit") ? a->lo_context_window : a->lo_inference, err);
     }
-    local_gen *lg = enif_alloc_resource(dspex_priv(env)->res_types[RES_GEN], sizeof(local_gen));
+    local_gen *lg = enif_alloc_resource(dspex_priv(env)->local_gen_type, sizeof(local_gen));
     if (lg == NULL) {
         dspex_gen_free(g);
         dspex_matcher_free(matcher);
@@ -691,7 +697,7 @@ ERL_NIF_TERM dspex_nif_local_gen_step(ErlNifEnv *env, int argc, const ERL_NIF_TE
     local_gen *lg;
     double budget;
     long lb;
-    if (!enif_get_resource(env, argv[0], dspex_priv(env)->res_types[RES_GEN], (void **)&lg))
+    if (!enif_get_resource(env, argv[0], dspex_priv(env)->local_gen_type, (void **)&lg))
         return dspex_raise_badarg(env, "local_gen_step/2 expects a generation");
     if (!enif_get_double(env, argv[1], &budget)) {
         if (!enif_get_long(env, argv[1], &lb)) return dspex_raise_badarg(env, "local_gen_step/2: budget_ms must be a number");
@@ -718,5 +724,52 @@ ERL_NIF_TERM dspex_nif_local_gen_step(ErlNifEnv *env, int argc, const ERL_NIF_TE
         res = enif_make_tuple3(env, status, ids, bin(env, txt, k));
     }
     enif_mutex_unlock(lg->mu);
+    return res;
+}
+
+/* ------------------------------------------------------------------ embeddings */
+
+/* One text's token ids per call, on a dirty CPU scheduler (a forward pass without
+ * logits; the Elixir side loops over texts, so no call holds a scheduler for more than
+ * one text). */
+/* local_embed(model, ids, pooling, normalize): pooling :mean | :last | nil (the file's);
+ * {:ok, [float]} or {:error, {:inference, message, nil}}. */
+ERL_NIF_TERM dspex_nif_local_embed(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = get_model(env, argv[0]);
+    unsigned n;
+    if (lm == NULL || !enif_get_list_length(env, argv[1], &n))
+        return dspex_raise_badarg(env, "local_embed/4 expects a model and a list of token ids");
+    int pooling;
+    if (enif_is_identical(argv[2], a->nil)) pooling = dspex_embed_pooling(lm->m);
+    else if (enif_is_identical(argv[2], a->em_mean)) pooling = DSPEX_POOL_MEAN;
+    else if (enif_is_identical(argv[2], a->em_last)) pooling = DSPEX_POOL_LAST;
+    else return dspex_raise_badarg(env, "local_embed/4: pooling must be :mean, :last or nil");
+    int32_t *ids = malloc((n ? n : 1) * sizeof(int32_t));
+    float *out = malloc((size_t)lm->m->hp.n_embd * sizeof(float));
+    if (ids == NULL || out == NULL) {
+        free(ids), free(out);
+        return enif_raise_exception(env, a->out_of_memory);
+    }
+    ERL_NIF_TERM h, t = argv[1];
+    for (unsigned i = 0; i < n; i++) {
+        int v;
+        if (!enif_get_list_cell(env, t, &h, &t) || !enif_get_int(env, h, &v)) {
+            free(ids), free(out);
+            return dspex_raise_badarg(env, "local_embed/4: token ids must be integers");
+        }
+        ids[i] = v;
+    }
+    char err[ERRLEN];
+    ERL_NIF_TERM res;
+    if (dspex_embed(lm->m, ids, n, pooling, enif_is_identical(argv[3], a->true_), out, err, sizeof err) != 0) {
+        res = dspex_error(env, a->lo_inference, err, -1);
+    } else {
+        ERL_NIF_TERM l = enif_make_list(env, 0);
+        for (int64_t k = lm->m->hp.n_embd; k > 0; k--) l = enif_make_list_cell(env, enif_make_double(env, out[k - 1]), l);
+        res = dspex_ok(env, l);
+    }
+    free(ids), free(out);
     return res;
 }

@@ -4,18 +4,11 @@
 #define DSPEX_NIF_LOCAL_H
 
 #include "dspex/infer/grammar.h"
-#include "dspex/infer/model.h"
 #include "nif_util.h"
 
-#define RES_GRAMMAR 5 /* res_types slots: taken from the end so other concerns can count up */
-#define RES_GEN 6
-#define RES_MODEL 7
-
-typedef struct {
-    dspex_model *m;     /* owned */
-    dspex_gvocab *gv;   /* token index for grammars (owned, built on first use) */
-    ErlNifMutex *gv_mu; /* guards gv's construction */
-} local_model;
+/* Opaque here (nif_local.c): the engine's headers and the type model's cannot meet in one
+ * file (quant.h's dspex_type() function vs type.h's dspex_type). */
+typedef struct local_model local_model;
 
 /* The model behind a term, or NULL. */
 local_model *dspex_nif_local_model(ErlNifEnv *env, ERL_NIF_TERM t);

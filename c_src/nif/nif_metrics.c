@@ -7,12 +7,11 @@
  * Metric: em | f1 | hotpot_f1 | precision | passage_match (batch also: normalize).
  * Preds / Golds: a binary or a list of binaries (passage_match: passages / answers).
  *
- * Single calls run on the normal scheduler while their estimated work stays under
- * SINGLE_NORMAL_BYTES (prediction bytes x golds + gold bytes + 64 per string, since each
- * gold is compared with the whole prediction) and reschedule onto a dirty CPU scheduler
- * above: the worst case measured for the core is ~50 ns per byte of that estimate
- * (passage match of 16 KiB of Hangul against itself, 2 cores shared by 8 builds), so
- * 4 KiB stay under 0.25 ms. Batches are dirty from the start.
+ * Single calls follow the one scheduling rule (nif_util.h): their work is estimated as
+ * (prediction bytes x golds + gold bytes + 64 per string, since each gold is compared
+ * with the whole prediction) x COST_METRIC_BYTE — the worst case measured for the core
+ * is ~50 ns per byte of that estimate (passage match of 16 KiB of Hangul against
+ * itself, 2 cores shared by 8 builds). Batches are dirty from the start.
  *
  * Type errors raise {badarg, Message} (ArgumentError in Elixir, via DSPex.NIF.guard/1);
  * invalid UTF-8 and the core's limits come back as
@@ -25,7 +24,10 @@
 #include "dspex/metrics.h"
 #include "nif_util.h"
 
-#define SINGLE_NORMAL_BYTES 4096
+/* Work units (nif_util.h: ~1 ns) per byte of metric input: 4 KiB measured ~0.25 ms. */
+#define COST_METRIC_BYTE 60u
+/* The size walk over gold lists stops once this many bytes say "dirty" anyway. */
+#define WALK_BYTES (DSPEX_DIRTY_WORK / COST_METRIC_BYTE + 1)
 #define ITEM_STACK_BYTES 2048
 
 #define KIND_NORMALIZE (-1) /* batch(:normalize, texts) */
@@ -150,10 +152,9 @@ ERL_NIF_TERM dspex_nif_metrics_normalize(ErlNifEnv *env, int argc, const ERL_NIF
     ErlNifBinary in;
     if (!enif_inspect_binary(env, argv[0], &in))
         return dspex_raise_badarg(env, "normalize_text/1 expects a string (binary)");
-    if (in.size > SINGLE_NORMAL_BYTES)
-        return enif_schedule_nif(env, "metrics_normalize_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, normalize_run, argc,
-                                 argv);
-    return normalize_run(env, argc, argv);
+    dspex_work w = {0};
+    dspex_work_add(&w, in.size * COST_METRIC_BYTE);
+    return dspex_run(env, &w, "metrics_normalize", normalize_run, argc, argv);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -203,7 +204,7 @@ static void term_size(ErlNifEnv *env, ERL_NIF_TERM t, size_t *bytes, size_t *cou
         return;
     }
     ERL_NIF_TERM head, tail = t;
-    while (*bytes + *count <= SINGLE_NORMAL_BYTES && enif_get_list_cell(env, tail, &head, &tail)) {
+    while (*bytes + *count <= WALK_BYTES && enif_get_list_cell(env, tail, &head, &tail)) {
         (*count)++;
         if (enif_inspect_binary(env, head, &bin)) *bytes += bin.size;
     }
@@ -216,9 +217,9 @@ ERL_NIF_TERM dspex_nif_metrics_score(ErlNifEnv *env, int argc, const ERL_NIF_TER
     term_size(env, argv[1], &pb, &pn);
     term_size(env, argv[2], &gb, &gn);
     size_t cost = pb * (gn ? gn : 1) + gb + 64 * (pn + gn);
-    if (cost > SINGLE_NORMAL_BYTES)
-        return enif_schedule_nif(env, "metrics_score_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, score_run, argc, argv);
-    return score_run(env, argc, argv);
+    dspex_work w = {0};
+    dspex_work_add(&w, cost > WALK_BYTES ? DSPEX_DIRTY_WORK + 1 : cost * COST_METRIC_BYTE);
+    return dspex_run(env, &w, "metrics_score", score_run, argc, argv);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -23,7 +23,8 @@
 
 #include "dspex/optim/pyrandom.h"
 
-#define RANDOM_DIRTY_ITEMS 20000
+/* Work per list item drawn or moved (DSPEX_COST_TERM: copying one term out and back). */
+#define COST_ITEM DSPEX_COST_TERM
 #define RANDOM_MAX_BITS (1u << 20)
 
 static int get_state(ErlNifEnv *env, ERL_NIF_TERM t, dspex_pyrandom *r) {
@@ -125,10 +126,10 @@ static ERL_NIF_TERM shuffle_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 }
 
 ERL_NIF_TERM dspex_nif_random_shuffle(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    unsigned n;
-    if (enif_get_list_length(env, argv[1], &n) && n > RANDOM_DIRTY_ITEMS)
-        return enif_schedule_nif(env, "random_shuffle_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, shuffle_run, argc, argv);
-    return shuffle_run(env, argc, argv);
+    unsigned n = 0;
+    dspex_work w = {0};
+    if (enif_get_list_length(env, argv[1], &n)) dspex_work_add(&w, (size_t)n * COST_ITEM);
+    return dspex_run(env, &w, "random_shuffle", shuffle_run, argc, argv);
 }
 
 static ERL_NIF_TERM sample_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
@@ -165,11 +166,11 @@ static ERL_NIF_TERM sample_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 }
 
 ERL_NIF_TERM dspex_nif_random_sample(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    unsigned n, k;
-    if ((enif_get_list_length(env, argv[1], &n) && n > RANDOM_DIRTY_ITEMS) ||
-        (enif_get_uint(env, argv[2], &k) && k > RANDOM_DIRTY_ITEMS))
-        return enif_schedule_nif(env, "random_sample_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, sample_run, argc, argv);
-    return sample_run(env, argc, argv);
+    unsigned n = 0, k = 0;
+    dspex_work w = {0};
+    if (enif_get_list_length(env, argv[1], &n)) dspex_work_add(&w, (size_t)n * COST_ITEM);
+    if (enif_get_uint(env, argv[2], &k)) dspex_work_add(&w, (size_t)k * COST_ITEM);
+    return dspex_run(env, &w, "random_sample", sample_run, argc, argv);
 }
 
 static int get_number(ErlNifEnv *env, ERL_NIF_TERM t, double *out) {
@@ -230,8 +231,8 @@ static ERL_NIF_TERM choices_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 
 ERL_NIF_TERM dspex_nif_random_choices(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     unsigned n = 0, k = 0;
-    if ((enif_get_list_length(env, argv[1], &n) && n > RANDOM_DIRTY_ITEMS) ||
-        (enif_get_uint(env, argv[3], &k) && k > RANDOM_DIRTY_ITEMS))
-        return enif_schedule_nif(env, "random_choices_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, choices_run, argc, argv);
-    return choices_run(env, argc, argv);
+    dspex_work w = {0};
+    if (enif_get_list_length(env, argv[1], &n)) dspex_work_add(&w, (size_t)n * COST_ITEM);
+    if (enif_get_uint(env, argv[3], &k)) dspex_work_add(&w, (size_t)k * COST_ITEM);
+    return dspex_run(env, &w, "random_choices", choices_run, argc, argv);
 }

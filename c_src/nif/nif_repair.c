@@ -8,14 +8,13 @@
  *   multi     => boolean     (repair: several top-level values become an array; default true)
  *   all       => boolean     (extract: every top-level value as a list; default false)
  *
- * Valid input to json_repair is returned as the same binary (no copy). Inputs over
- * 64 KiB are rescheduled onto a dirty CPU scheduler. */
+ * Valid input to json_repair is returned as the same binary (no copy). Long inputs run on
+ * a dirty CPU scheduler, by the one rule of nif_util.h (repair's worst case per byte). */
 #include <string.h>
 
 #include "dspex/repair.h"
 #include "nif_util.h"
 
-#define REPAIR_DIRTY_THRESHOLD (64 * 1024)
 /* The repairer recurses once per nesting level (about 200 bytes of C stack each); 1000
  * levels stay well inside a dirty CPU scheduler's default stack. */
 #define REPAIR_MAX_DEPTH_LIMIT 1000
@@ -95,9 +94,17 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     if (!enif_inspect_binary(env, argv[0], &in)) return dspex_raise_badarg(env, "JSON extract input must be a binary");
     if (!parse_opts(env, argv[1], &o, &err)) return err;
     const char *s = (const char *)in.data;
+    size_t budget = dspex_repair_rescan_budget(in.size); /* one allowance for the whole walk */
+    o.core.rescan_budget = &budget;
     dspex_repair_result r;
+    if (dspex_json_extract(s, in.size, 0, &o.core, &r) == DSPEX_REPAIR_OK && r.bare_text) {
+        dspex_repair_result_free(&r); /* prose is not a JSON value (see DSPex.JSON.Repair) */
+        r.err = DSPEX_REPAIR_ERR_EMPTY;
+        r.err_msg = "no JSON value found";
+        r.err_offset = in.size;
+    }
     if (!o.all) {
-        if (dspex_json_extract(s, in.size, 0, &o.core, &r) != DSPEX_REPAIR_OK) return repair_error(env, &r);
+        if (r.err != DSPEX_REPAIR_OK) return repair_error(env, &r);
         ERL_NIF_TERM bin = out_binary(env, &r);
         if (enif_has_pending_exception(env, NULL)) return bin;
         return dspex_ok(env, bin);
@@ -105,8 +112,7 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     ERL_NIF_TERM list = enif_make_list(env, 0);
     size_t from = 0;
     int found = 0;
-    while (from < in.size) {
-        int rc = dspex_json_extract(s, in.size, from, &o.core, &r);
+    for (int rc = r.err;; rc = dspex_json_extract(s, in.size, from, &o.core, &r)) {
         if (rc == DSPEX_REPAIR_ERR_EMPTY) break;
         if (rc != DSPEX_REPAIR_OK) {
             if (found && rc == DSPEX_REPAIR_ERR_SYNTAX) break; /* trailing unrepairable text */
@@ -117,7 +123,7 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         if (enif_has_pending_exception(env, NULL)) return bin;
         list = enif_make_list_cell(env, bin, list);
         found = 1;
-        if (end <= from) break; /* defensive: the core always makes progress */
+        if (end <= from || end >= in.size) break; /* end <= from: defensive, the core always makes progress */
         from = end;
     }
     if (!found) {
@@ -131,19 +137,19 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     return dspex_ok(env, rev);
 }
 
-static int is_large(ErlNifEnv *env, ERL_NIF_TERM bin) {
+static dspex_work estimate(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    dspex_work w = {0};
     ErlNifBinary in;
-    return enif_inspect_binary(env, bin, &in) && in.size > REPAIR_DIRTY_THRESHOLD;
+    if (argc == 2 && enif_inspect_binary(env, argv[0], &in)) dspex_work_add(&w, in.size * DSPEX_COST_TEXT_BYTE);
+    return w;
 }
 
 ERL_NIF_TERM dspex_nif_json_repair(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc == 2 && is_large(env, argv[0]))
-        return enif_schedule_nif(env, "json_repair_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_repair, argc, argv);
-    return do_repair(env, argc, argv);
+    dspex_work w = estimate(env, argc, argv);
+    return dspex_run(env, &w, "json_repair", do_repair, argc, argv);
 }
 
 ERL_NIF_TERM dspex_nif_json_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc == 2 && is_large(env, argv[0]))
-        return enif_schedule_nif(env, "json_extract_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_extract, argc, argv);
-    return do_extract(env, argc, argv);
+    dspex_work w = estimate(env, argc, argv);
+    return dspex_run(env, &w, "json_extract", do_extract, argc, argv);
 }

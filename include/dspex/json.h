@@ -9,8 +9,8 @@
  * UTF-8. This parser instead streams events straight from the input (no tree), keeps
  * integers exact (int64 fast path, digit text for bignums), validates UTF-8 and escapes,
  * enforces a depth limit, and reports the byte offset and a readable reason for every
- * error. cJSON stays the C-side tree for C code that wants one (the port program);
- * dspex_json_to_cjson() parses with this validator and builds a cJSON tree.
+ * error. cJSON is not linked into the NIF or the port; it serves only as an oracle in C
+ * tests and fuzz targets (test/c/cjson_bridge.h, fuzz/fuzz_json_differential.c).
  *
  * Parser usage:
  *
@@ -90,12 +90,19 @@ typedef struct {
     size_t stack_cap;
     char *scratch;              /* unescaped strings, number text for strtod */
     size_t scratch_cap;
+    unsigned flags;             /* DSPEX_JSON_PARSE_* bits; set after init (0: strict) */
     int err_code;               /* dspex_json_error_code */
     size_t err_offset;
     char err_msg[192];
 } dspex_json_parser;
 
-/* max_depth 0 means DSPEX_JSON_DEFAULT_MAX_DEPTH. Never fails (allocates lazily). */
+/* Parser flag: a string's ill-formed UTF-8 (each maximal subpart, as browsers decode it)
+ * and lone UTF-16 surrogate escapes (\ud83d alone, which Python's json.dumps writes for
+ * half an emoji) become U+FFFD instead of errors. Everything else stays strict. */
+#define DSPEX_JSON_PARSE_REPLACE_INVALID 1u
+
+/* max_depth 0 means DSPEX_JSON_DEFAULT_MAX_DEPTH; flags start at 0 (strict). Never fails
+ * (allocates lazily). */
 void dspex_json_parser_init(dspex_json_parser *p, const void *buf, size_t len, unsigned max_depth);
 void dspex_json_parser_free(dspex_json_parser *p);
 
@@ -147,16 +154,5 @@ int dspex_json_format_double(char *out, double d);
 
 /* Decimal text of v. Needs out[21]. Returns the length. */
 int dspex_json_format_int64(char *out, int64_t v);
-
-/* ---- cJSON bridge ---- */
-
-struct cJSON;
-/* Validates buf with this parser (strict, UTF-8 checked, depth-limited, error offsets)
- * and builds a cJSON tree. cJSON limits apply to the result: numbers become doubles
- * (bignums lose precision) and strings are NUL-terminated (a \u0000 truncates them).
- * Returns NULL on error, with msg (may be NULL) and *offset (may be NULL) filled. The
- * caller frees the tree with cJSON_Delete. */
-struct cJSON *dspex_json_to_cjson(const void *buf, size_t len, unsigned max_depth, char *msg, size_t msg_cap,
-                                  size_t *offset);
 
 #endif

@@ -1,9 +1,12 @@
 /* JSON extraction and repair for LM output.
  *
  * Pure C11, no BEAM headers. Every call takes an explicit options struct and writes into a
- * caller-owned result; there is no global state. Work is linear in the input: the output
- * is a growable buffer that is only appended to (plus edits of a bounded tail), and every
- * lookahead is bounded by a constant.
+ * caller-owned result; there is no global state. Work is linear in the input on every
+ * path (the output is a growable buffer that is only appended to, plus edits of a
+ * bounded tail; lookaheads are bounded; string re-parses share one budget per input):
+ * measured at 10-150 ns per input byte (-O2, one core), and about 100 ns per value when
+ * extract walks an input of tiny values one call at a time. Memory is proportional to
+ * the input (output at most 8 bytes per input byte).
  *
  *   dspex_repair_result r;
  *   if (dspex_json_repair(text, len, NULL, &r) == 0) use(r.out, r.out_len);
@@ -30,6 +33,11 @@ typedef struct {
     size_t max_depth; /* 0 = DSPEX_REPAIR_DEFAULT_MAX_DEPTH */
     int multi;        /* repair: several top-level values become an array (default 1) */
     int skip_valid;   /* repair: the caller already knows the input is not valid JSON */
+    /* extract: the string re-parse allowance shared by a sequence of calls over one input
+     * (walking its values with from = r.end), initialised to dspex_repair_rescan_budget(len).
+     * It keeps the whole walk linear; NULL gives each call its own allowance, which keeps
+     * one call linear but lets n calls cost n times the input. */
+    size_t *rescan_budget;
 } dspex_repair_opts;
 
 typedef struct {
@@ -41,10 +49,16 @@ typedef struct {
     size_t start;         /* extract: input offset where the value started */
     size_t end;           /* extract: input offset just after the value (and its closers) */
     int repaired;         /* 1 when the output differs from the input (repair only) */
+    int bare_text;        /* extract: the value holds unquoted text outside any object or
+                           * array (prose such as `no json here`, or `see(this)`), repaired
+                           * into a string; callers that want JSON only treat it as none */
 } dspex_repair_result;
 
-/* Initialises opts to defaults (max_depth 512, multi 1, skip_valid 0). */
+/* Initialises opts to defaults (max_depth 512, multi 1, skip_valid 0, rescan_budget NULL). */
 void dspex_repair_opts_init(dspex_repair_opts *o);
+
+/* The string re-parse allowance for an input of len bytes (see rescan_budget). */
+size_t dspex_repair_rescan_budget(size_t len);
 
 /* Strict RFC 8259 validation of a whole JSON text (including UTF-8). Returns 1 if valid. */
 int dspex_json_is_valid(const char *in, size_t len, size_t max_depth);

@@ -30,9 +30,10 @@ defmodule DSPex.Settings do
 
   @schema DSPex.Options.schema!(
             lm: [
-              type: {:or, [:struct, nil]},
+              type: {:or, [:struct, :atom, nil]},
               default: nil,
-              doc: "The default LM of every predictor without its own."
+              doc:
+                "The default LM of every predictor without its own (an LM, or the name of one in `config :dspex, lms:`)."
             ],
             adapter: [
               type: {:or, [:module, nil]},

@@ -28,6 +28,11 @@ defmodule DSPex.Telemetry do
   require Logger
 
   @table :dspex_telemetry_handlers
+  # How many DSPex handlers are attached (an integer, so updating it never triggers the
+  # global GC a changed persistent term can). With none, and no `:telemetry` running,
+  # spans only run their function: adapters and metrics emit spans on every call, and
+  # building events nobody receives cost ~40% of a format+parse.
+  @count_key {__MODULE__, :handler_count}
 
   @type event_name :: [atom, ...]
   @type handler_fun :: (event_name, map, map, term -> any)
@@ -65,7 +70,7 @@ defmodule DSPex.Telemetry do
       {:error, :already_exists}
     else
       :ets.insert(@table, for(e <- events, do: {e, handler_id, fun, config}))
-      :ok
+      recount()
     end
   end
 
@@ -87,7 +92,7 @@ defmodule DSPex.Telemetry do
 
       _ ->
         :ets.match_delete(@table, {:_, handler_id, :_, :_})
-        :ok
+        recount()
     end
   end
 
@@ -121,6 +126,16 @@ defmodule DSPex.Telemetry do
     :ok
   end
 
+  defp recount do
+    :persistent_term.put(@count_key, :ets.info(@table, :size))
+    :ok
+  end
+
+  # Whether any handler could see an event: a DSPex handler, or `:telemetry` running.
+  defp listening? do
+    :persistent_term.get(@count_key, 0) > 0 or Process.whereis(:telemetry_handler_table) != nil
+  end
+
   @compile {:no_warn_undefined, :telemetry}
   # Forward only when the :telemetry application is running: a loaded but unstarted
   # telemetry <= 1.3 logs an error on every execute.
@@ -149,6 +164,17 @@ defmodule DSPex.Telemetry do
   """
   @spec span(event_name, map, (() -> {term, map} | {term, map, map})) :: term
   def span(prefix, start_metadata, fun) when is_list(prefix) and is_map(start_metadata) do
+    if listening?(), do: emit_span(prefix, start_metadata, fun), else: silent_span(fun)
+  end
+
+  defp silent_span(fun) do
+    case fun.() do
+      {result, stop_metadata} when is_map(stop_metadata) -> result
+      {result, extra, stop_metadata} when is_map(extra) and is_map(stop_metadata) -> result
+    end
+  end
+
+  defp emit_span(prefix, start_metadata, fun) do
     start_time = System.monotonic_time()
     ctx = make_ref()
     start_metadata = Map.put_new(start_metadata, :telemetry_span_context, ctx)

@@ -9,7 +9,7 @@
 
 #include "adapter_builders.h"
 #include "ctest.h"
-#include "dspex/infer/grammar.h"
+#include "dspex/infer/grammar_adapter.h"
 #include "dspex/json.h"
 
 /* ---------------------------------------------------------------- a test vocabulary */
@@ -361,24 +361,18 @@ CTEST(patterns_and_formats) {
 }
 
 /* ---------------------------------------------------------------- adapters */
-static dxa_sig *sig_of(dspex_arena *a, int nout, const char **names, dxa_type **types) {
-    dxa_sig *s = dspex_arena_alloc(a, sizeof *s);
-    s->fields = dspex_arena_alloc(a, (size_t)(nout + 1) * sizeof(dxa_field));
-    field(&s->fields[0], "question", 1, T(a, DXT_STR));
-    for (int i = 0; i < nout; i++) field(&s->fields[1 + i], names[i], 0, types[i]);
-    s->nfields = (size_t)nout + 1;
-    s->ninputs = 1;
+static dspex_signature *outputs_sig(dspex_arena *a, int nout, const char **names, dspex_type **types) {
+    dspex_field *f = dspex_arena_alloc(a, (size_t)(nout + 1) * sizeof(dspex_field));
+    field(&f[0], "question", 1, T(a, DSPEX_T_STR));
+    for (int i = 0; i < nout; i++) field(&f[1 + i], names[i], 0, types[i]);
+    dspex_signature *s = dspex_arena_alloc(a, sizeof *s);
+    *s = sig_of(f, (size_t)nout + 1, 1, NULL);
     return s;
 }
 
-static dxa_type *literal_ab(dspex_arena *a) {
-    dxa_type *t = T(a, DXT_LITERAL);
-    t->lits = dspex_arena_alloc(a, 3 * sizeof(dxa_val *));
-    t->lits[0] = dxa_val_str(a, "yes", 3);
-    t->lits[1] = dxa_val_str(a, "no way", 6);
-    t->lits[2] = dxa_val_new(a, DXA_INT);
-    t->nlits = 3;
-    return t;
+static dspex_type *literal_ab(dspex_arena *a) {
+    dspex_val *v[3] = {S(a, "yes"), S(a, "no way"), dspex_val_int(a, 1)};
+    return dspex_type_literal(a, v, 3);
 }
 
 CTEST(chat_layout_language) {
@@ -386,8 +380,8 @@ CTEST(chat_layout_language) {
     dspex_arena_init(&a, 0);
     dspex_gvocab *gv = test_vocab();
     const char *names[] = {"reasoning", "answer", "n"};
-    dxa_type *types[] = {T(&a, DXT_STR), literal_ab(&a), T(&a, DXT_INT)};
-    dxa_sig *sig = sig_of(&a, 3, names, types);
+    dspex_type *types[] = {T(&a, DSPEX_T_STR), literal_ab(&a), T(&a, DSPEX_T_INT)};
+    dspex_signature *sig = outputs_sig(&a, 3, names, types);
     char err[256];
     dspex_grammar *g = dspex_grammar_adapter(DXA_CHAT, sig, gv, NULL, err, sizeof err);
     CHECK(g != NULL);
@@ -415,16 +409,16 @@ CTEST(random_sampling_always_parses) {
     dspex_arena a;
     dspex_arena_init(&a, 0);
     dspex_gvocab *gv = test_vocab();
-    dxa_type *dict = T(&a, DXT_DICT);
-    dict->args = dspex_arena_alloc(&a, 2 * sizeof(dxa_type *));
-    dict->args[0] = T(&a, DXT_STR);
-    dict->args[1] = T(&a, DXT_INT);
+    dspex_type *dict = T(&a, DSPEX_T_DICT);
+    dict->args = dspex_arena_alloc(&a, 2 * sizeof(dspex_type *));
+    dict->args[0] = T(&a, DSPEX_T_STR);
+    dict->args[1] = T(&a, DSPEX_T_INT);
     dict->nargs = 2;
-    dxa_type *opt = T1(&a, DXT_OPTIONAL, T(&a, DXT_FLOAT));
+    dspex_type *opt = OPT(&a, T(&a, DSPEX_T_FLOAT));
     const char *names[] = {"reasoning", "answer", "score", "ok", "choice", "items", "table", "maybe", "anything"};
-    dxa_type *types[] = {T(&a, DXT_STR),  T(&a, DXT_INT),  T(&a, DXT_FLOAT), T(&a, DXT_BOOL), literal_ab(&a),
-                         T1(&a, DXT_LIST, T(&a, DXT_STR)), dict, opt, T(&a, DXT_DICT)};
-    dxa_sig *sig = sig_of(&a, 9, names, types);
+    dspex_type *types[] = {T(&a, DSPEX_T_STR),  T(&a, DSPEX_T_INT),  T(&a, DSPEX_T_FLOAT), T(&a, DSPEX_T_BOOL), literal_ab(&a),
+                         T1(&a, DSPEX_T_LIST, T(&a, DSPEX_T_STR)), dict, opt, T(&a, DSPEX_T_DICT)};
+    dspex_signature *sig = outputs_sig(&a, 9, names, types);
     size_t nout = 9;
     for (int ad = 0; ad < 2; ad++) {
         char err[256];
@@ -445,9 +439,10 @@ CTEST(random_sampling_always_parses) {
             CHECK(dspex_grammar_match(g, out.p ? out.p : "", out.len, NULL) == 2);
             dspex_arena pa;
             dspex_arena_init(&pa, 0);
-            dxa_val **vals = dspex_arena_alloc(&pa, nout * sizeof(dxa_val *));
+            dspex_val **vals = dspex_arena_alloc(&pa, nout * sizeof(dspex_val *));
+            dxa_out *how = dspex_arena_alloc(&pa, nout * sizeof(dxa_out));
             dxa_err *e = dspex_arena_alloc(&pa, sizeof(dxa_err));
-            int prc = dxa_parse(ad ? DXA_JSON : DXA_CHAT, sig, out.p ? out.p : "", out.len, &pa, vals, e);
+            int prc = dxa_parse(ad ? DXA_JSON : DXA_CHAT, sig, out.p ? out.p : "", out.len, &pa, vals, how, e);
             if (prc != 0) fprintf(stderr, "  adapter %d seed %llu: %s\n--\n%s\n--\n", ad, (unsigned long long)seed,
                                   e->message, out.p ? out.p : "");
             CHECK(prc == 0);
@@ -508,8 +503,8 @@ CTEST(budget_forces_completion) {
     dspex_arena_init(&a, 0);
     dspex_gvocab *gv = test_vocab();
     const char *names[] = {"reasoning", "answer"};
-    dxa_type *types[] = {T(&a, DXT_STR), T(&a, DXT_STR)};
-    dxa_sig *sig = sig_of(&a, 2, names, types);
+    dspex_type *types[] = {T(&a, DSPEX_T_STR), T(&a, DSPEX_T_STR)};
+    dspex_signature *sig = outputs_sig(&a, 2, names, types);
     char err[256];
     dspex_grammar *g = dspex_grammar_adapter(DXA_CHAT, sig, gv, NULL, err, sizeof err);
     CHECK(g != NULL);

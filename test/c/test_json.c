@@ -1,10 +1,10 @@
 /* Unit tests for the JSON core (c_src/core/json/json.c). */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cjson_bridge.h"
 #include "ctest.h"
 #include "dspex/json.h"
 
@@ -222,6 +222,68 @@ CTEST(invalid_utf8) {
     CHECK(err_offset("\"\xEF\xBF\xBF\"", msg, sizeof msg) == (size_t)-1);
 }
 
+/* The string (or key) of a one-string document in lenient mode, or "ERR". */
+static const char *lenient(const char *s, size_t len, char *out, size_t cap) {
+    dspex_json_parser p;
+    dspex_json_event ev;
+    dspex_json_parser_init(&p, s, len, 0);
+    p.flags = DSPEX_JSON_PARSE_REPLACE_INVALID;
+    int t = dspex_json_next(&p, &ev);
+    if (t == DSPEX_JSON_EV_OBJECT_START) t = dspex_json_next(&p, &ev);
+    if ((t == DSPEX_JSON_EV_STRING || t == DSPEX_JSON_EV_KEY) && ev.len < cap) {
+        memcpy(out, ev.str, ev.len);
+        out[ev.len] = 0;
+    } else {
+        snprintf(out, cap, "ERR");
+    }
+    dspex_json_parser_free(&p);
+    return out;
+}
+
+#define LENIENT(s) lenient((s), sizeof(s) - 1, buf, sizeof buf)
+#define FFFD "\xEF\xBF\xBD"
+
+CTEST(lenient_unicode_replaces_lone_surrogates) {
+    char buf[256];
+    CHECK_STREQ(LENIENT("\"\\ud83d\""), FFFD);
+    CHECK_STREQ(LENIENT("\"a\\ud83db\""), "a" FFFD "b");
+    CHECK_STREQ(LENIENT("\"\\udc00x\""), FFFD "x");
+    CHECK_STREQ(LENIENT("\"\\ud83d\\u0041\""), FFFD "A");
+    CHECK_STREQ(LENIENT("\"\\ud83d\\ud83d\\ude00\""), FFFD "\xF0\x9F\x98\x80");
+    CHECK_STREQ(LENIENT("\"\\ud83d\\ude00\""), "\xF0\x9F\x98\x80"); /* pairs still decode */
+    CHECK_STREQ(LENIENT("{\"k\\udfff\": 1}"), "k" FFFD);                /* keys too */
+    /* the rest stays strict */
+    CHECK_STREQ(LENIENT("\"\\x\""), "ERR");
+    CHECK_STREQ(LENIENT("\"\\u12g4\""), "ERR");
+    CHECK_STREQ(LENIENT("\"a\nb\""), "ERR");
+    CHECK_STREQ(LENIENT("\"\\ud83d"), "ERR");
+}
+
+/* Each maximal subpart of an ill-formed sequence becomes one U+FFFD (WHATWG decoder). */
+CTEST(lenient_unicode_replaces_invalid_utf8) {
+    char buf[256];
+    CHECK_STREQ(LENIENT("\"\xff\""), FFFD);
+    CHECK_STREQ(LENIENT("\"a\xE2\x82\""), "a" FFFD);                 /* truncated: one */
+    CHECK_STREQ(LENIENT("\"\xE2\x82x\xE2\x82\xAC\""), FFFD "x\xE2\x82\xAC");
+    CHECK_STREQ(LENIENT("\"\xF0\x9F\x98\""), FFFD);
+    CHECK_STREQ(LENIENT("\"\xC0\xAF\""), FFFD FFFD);                  /* overlong */
+    CHECK_STREQ(LENIENT("\"\xED\xA0\x80\""), FFFD FFFD FFFD);         /* encoded surrogate */
+    CHECK_STREQ(LENIENT("\"\xF4\x90\x80\x80\""), FFFD FFFD FFFD FFFD); /* above U+10FFFF */
+    CHECK_STREQ(LENIENT("\"\x80\x80\\n\""), FFFD FFFD "\n");
+    /* valid text is untouched and still points into the input */
+    dspex_json_parser p;
+    dspex_json_event ev;
+    const char *ok = "\"plain \xC3\xA9\"";
+    dspex_json_parser_init(&p, ok, strlen(ok), 0);
+    p.flags = DSPEX_JSON_PARSE_REPLACE_INVALID;
+    CHECK(dspex_json_next(&p, &ev) == DSPEX_JSON_EV_STRING);
+    CHECK(ev.in_input == 1 && ev.len == 8);
+    dspex_json_parser_free(&p);
+    /* strict mode still rejects */
+    char msg[256];
+    CHECK(err_offset("\"\xff\"", msg, sizeof msg) == 1);
+}
+
 CTEST(depth_limit) {
     char msg[256];
     size_t off = 0;
@@ -430,7 +492,7 @@ CTEST(cjson_bridge) {
     char msg[128];
     size_t off = 0;
     const char *s = "{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":null}}";
-    cJSON *j = dspex_json_to_cjson(s, strlen(s), 0, msg, sizeof msg, &off);
+    cJSON *j = json_to_cjson(s, strlen(s), 0, msg, sizeof msg, &off);
     CHECK(j != NULL);
     if (j) {
         cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "a");
@@ -439,7 +501,7 @@ CTEST(cjson_bridge) {
         CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "b"), "c")));
         cJSON_Delete(j);
     }
-    CHECK(dspex_json_to_cjson("[1,", 3, 0, msg, sizeof msg, &off) == NULL);
+    CHECK(json_to_cjson("[1,", 3, 0, msg, sizeof msg, &off) == NULL);
     CHECK(off == 3);
 }
 

@@ -9,7 +9,7 @@
 
 #include "ctest.h"
 #include "dspex/metrics.h"
-#include "dspex/sha256.h"
+#include "sha256.h"
 #include "dspex/utf8.h"
 #include "metrics/text.h"
 

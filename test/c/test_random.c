@@ -10,7 +10,7 @@
 #include "ctest.h"
 #include "dspex/mt19937.h"
 #include "dspex/optim/pyrandom.h"
-#include "dspex/sha256.h"
+#include "sha256.h"
 #include "fixture.h"
 
 /* ---- helpers --------------------------------------------------------------------- */

@@ -185,6 +185,72 @@ CTEST(extract_walks_values) {
     CHECK(dspex_json_extract(t, n, from, NULL, &r) == DSPEX_REPAIR_ERR_EMPTY);
 }
 
+/* extract flags a value that is only prose (unquoted text outside any object or array):
+ * DSPex.JSON.extract reports "no JSON value" for it (issue 8 #12). */
+static int extract_bare(const char *s, const char *want) {
+    dspex_repair_result r;
+    int bare = -1;
+    if (dspex_json_extract(s, strlen(s), 0, NULL, &r) == DSPEX_REPAIR_OK) {
+        bare = r.bare_text;
+        if (want && strcmp(r.out, want) != 0) bare = -2;
+    }
+    dspex_repair_result_free(&r);
+    return bare;
+}
+
+CTEST(extract_marks_bare_text) {
+    CHECK(extract_bare("no json here", NULL) == 1);
+    CHECK(extract_bare("The answer is 42.", NULL) == 1);
+    CHECK(extract_bare("true story", NULL) == 1);
+    CHECK(extract_bare("Hello (world)", NULL) == 1); /* words(...) is not a call with JSON */
+    CHECK(extract_bare("https://example.com", NULL) == 1);
+    CHECK(extract_bare("42 apples", "42 ") == 0);
+    CHECK(extract_bare("None", "null") == 0);
+    CHECK(extract_bare("NumberLong(2)", "2") == 0);
+    CHECK(extract_bare("\"Paris\"", "\"Paris\"") == 0);
+    CHECK(extract_bare("Sure: {\"a\": x}", "{\"a\": \"x\"}") == 0); /* unquoted inside an object */
+    CHECK(extract_bare("```json\n42\n```", "42\n") == 0); /* the opening fence is not a closing one */
+    CHECK(extract_bare("```\nhello\n```", NULL) == -1); /* no value at all */
+}
+
+/* {"a": [1], [2]} continues the array; whether the previous one was empty is recorded,
+ * not found by scanning back over its whitespace (quadratic on repeated continuations). */
+CTEST(array_continuations) {
+    CHECK_REPAIR("{\"a\": [1], [2]}", "{\"a\": [1,2]}");
+    CHECK_REPAIR("{\"a\": [], [], [2]}", "{\"a\": [2]}");
+    CHECK_REPAIR("{\"a\": [ ], [ ],[]}", "{\"a\": [  ]}");
+    CHECK_REPAIR("{\"a\": [1, [2]], [3]}", "{\"a\": [1, [2],3]}");
+    CHECK_REPAIR("{\"a\": [...], [4]}", "{\"a\": [4]}");
+}
+
+/* String re-parses are bounded (issue 8 #5 follow-up): a run of strings that each read to
+ * the end of the input still repairs, into valid JSON. */
+CTEST(string_rescans_are_bounded) {
+    size_t n = 300000;
+    char *b = malloc(n + 16);
+    CHECK(b != NULL);
+    if (b == NULL) return;
+    size_t o = (size_t)snprintf(b, 16, "{\"a\":[\\\"");
+    while (o + 2 < n) {
+        memcpy(b + o, ",\xff", 2);
+        o += 2;
+    }
+    dspex_repair_result r;
+    CHECK(dspex_json_repair(b, o, NULL, &r) == DSPEX_REPAIR_OK);
+    if (r.out) CHECK(dspex_json_is_valid(r.out, r.out_len, 1000));
+    dspex_repair_result_free(&r);
+    o = 1;
+    b[0] = '[';
+    while (o + 4 < n) {
+        memcpy(b + o, "\"a, ", 4);
+        o += 4;
+    }
+    CHECK(dspex_json_repair(b, o, NULL, &r) == DSPEX_REPAIR_OK);
+    if (r.out) CHECK(dspex_json_is_valid(r.out, r.out_len, 1000));
+    dspex_repair_result_free(&r);
+    free(b);
+}
+
 /* Output stays within a constant factor of the input, on every input shape. */
 CTEST(output_size_is_bounded) {
     unsigned seed = 12345;

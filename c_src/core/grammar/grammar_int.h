@@ -20,6 +20,7 @@
 
 #include "dspex/arena.h"
 #include "dspex/infer/grammar.h"
+#include "dspex/infer/grammar_adapter.h"
 
 #define G_MAX_NFA_STATES ((size_t)1 << 20)
 #define G_MAX_NFA_EDGES ((size_t)1 << 22)

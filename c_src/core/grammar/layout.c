@@ -23,6 +23,7 @@
  * its type's pydantic schema. */
 #include <string.h>
 
+#include "dspex/pytext.h"
 #include "grammar_int.h"
 
 /* Free text, ending with "\n" (more newlines) "[[". States: T0 start (first character
@@ -62,17 +63,16 @@ void gl_text_body(gb *b, int32_t from, int32_t to) {
 
 typedef struct {
     dxa_adapter ad;
-    const dxa_sig *sig;
+    const dspex_signature *sig;
 } layout;
 
-static int is_texty(const dxa_type *t, int depth) {
+static int is_texty(const dspex_type *t, int depth) {
     if (depth > 8) return 0;
     switch (t->kind) {
-    case DXT_STR:
-    case DXT_ANY:
-    case DXT_HISTORY: return 1;
-    case DXT_OPTIONAL:
-    case DXT_UNION:
+    case DSPEX_T_STR:
+    case DSPEX_T_ANY:
+    case DSPEX_T_HISTORY: return 1;
+    case DSPEX_T_UNION:
         for (size_t i = 0; i < t->nargs; i++)
             if (is_texty(t->args[i], depth + 1)) return 1;
         return 0;
@@ -81,8 +81,8 @@ static int is_texty(const dxa_type *t, int depth) {
 }
 
 /* The JSON of t's pydantic schema. */
-static void json_of(gb *b, const dxa_type *t, int32_t from, int32_t to) {
-    dxa_val *s = dxa_json_schema_val(t, b->a);
+static void json_of(gb *b, const dspex_type *t, int32_t from, int32_t to) {
+    dspex_val *s = dspex_type_json_schema_val(t, b->a);
     if (s == NULL) {
         gb_fail(b, "out of memory");
         return;
@@ -96,50 +96,57 @@ static int raw_ok(const char *s, size_t n) {
     if (n == 0) return 0;
     const char *p = s;
     size_t k = n;
-    dxa_pystrip(&p, &k);
+    dspex_py_strip(&p, &k);
     if (k != n) return 0;
     for (size_t i = 0; i + 1 < n; i++)
         if (s[i] == '[' && s[i + 1] == '[') return 0;
     return 1;
 }
 
-static void chat_value(gb *b, const dxa_field *f, int32_t from, int32_t to) {
-    const dxa_type *t = f->type;
+static void chat_value(gb *b, const dspex_field *f, const dspex_type *t, int32_t from, int32_t to) {
     switch (t->kind) {
-    case DXT_INT: {
+    case DSPEX_T_INT: {
         gdec none;
         memset(&none, 0, sizeof none);
         gn_integer(b, &none, &none, from, to);
         return;
     }
-    case DXT_FLOAT: gn_number(b, NULL, NULL, from, to); return;
-    case DXT_BOOL:
+    case DSPEX_T_FLOAT: gn_number(b, NULL, NULL, from, to); return;
+    case DSPEX_T_BOOL:
         gb_lits(b, from, "True", to);
         gb_lits(b, from, "False", to);
         return;
-    case DXT_NONE: gb_lits(b, from, "None", to); return;
-    case DXT_LITERAL:
-    case DXT_ENUM: {
-        size_t n = t->kind == DXT_LITERAL ? t->nlits : t->nenum;
+    case DSPEX_T_NONE: gb_lits(b, from, "None", to); return;
+    case DSPEX_T_LITERAL:
+    case DSPEX_T_ENUM: { /* Literal: str values; Enum: member values, then names */
         int any = 0;
-        for (size_t i = 0; i < n; i++) {
-            const dxa_val *v = t->kind == DXT_LITERAL ? t->lits[i] : t->enum_vals[i];
-            if (v->kind == DXA_STR && raw_ok(v->s, v->slen)) {
-                gb_lit(b, from, v->s, v->slen, to);
-                any = 1;
+        for (int pass = 0; pass < (t->kind == DSPEX_T_ENUM ? 2 : 1); pass++)
+            for (size_t i = 0; i < t->nvals; i++) {
+                const dspex_val *v = pass ? t->names[i] : t->vals[i];
+                if (v && v->kind == DSPEX_V_STR && raw_ok(v->s, v->slen)) {
+                    gb_lit(b, from, v->s, v->slen, to);
+                    any = 1;
+                }
             }
-        }
         if (!any)
             gb_fail(b, "output field `%.*s`: no value of its %s can be written so that the ChatAdapter parses it back "
                        "(only str values without surrounding whitespace can)",
-                    (int)f->name_len, f->name, t->kind == DXT_LITERAL ? "Literal" : "Enum");
+                    (int)f->name_len, f->name, t->kind == DSPEX_T_LITERAL ? "Literal" : "Enum");
         return;
     }
-    case DXT_OPTIONAL: {
-        dxa_field inner = *f;
-        inner.type = t->args[0];
-        chat_value(b, &inner, from, to);
-        gb_lits(b, from, "None", to);
+    case DSPEX_T_UNION: { /* X | None: X or "None"; other unions (no str): JSON */
+        const dspex_type *other = NULL;
+        int none = 0, n = 0;
+        for (size_t i = 0; i < t->nargs; i++) {
+            if (t->args[i]->kind == DSPEX_T_NONE) none = 1;
+            else other = t->args[i], n++;
+        }
+        if (none && n == 1) {
+            chat_value(b, f, other, from, to);
+            gb_lits(b, from, "None", to);
+            return;
+        }
+        json_of(b, t, from, to);
         return;
     }
     default: json_of(b, t, from, to); return;
@@ -148,7 +155,7 @@ static void chat_value(gb *b, const dxa_field *f, int32_t from, int32_t to) {
 
 static void root(gb *b, void *ud, int32_t from, int32_t to) {
     const layout *L = ud;
-    const dxa_sig *sig = L->sig;
+    const dspex_signature *sig = L->sig;
     int32_t cur = gb_state(b);
     gb_eps(b, from, cur);
     if (L->ad == DXA_JSON) {
@@ -158,7 +165,7 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
         cur = gb_state(b);
         gj_ws(b, s, cur);
         for (size_t k = sig->ninputs; k < sig->nfields && !b->failed; k++) {
-            const dxa_field *f = &sig->fields[k];
+            const dspex_field *f = &sig->fields[k];
             if (k > sig->ninputs) {
                 int32_t c = gb_state(b), w = gb_state(b);
                 gb_byte(b, cur, ',', c);
@@ -167,7 +174,7 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
             }
             dspex_buf name;
             dspex_buf_init(&name);
-            dxa_json_string(f->name, f->name_len, &name);
+            dspex_json_string(f->name, f->name_len, &name);
             int32_t kv = gb_state(b), col = gb_state(b), v = gb_state(b), end = gb_state(b);
             if (name.oom) gb_fail(b, "out of memory");
             else gb_lit(b, cur, name.p, name.len, kv);
@@ -187,7 +194,7 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
     }
     int open = 0; /* whether the "[[" of the next marker has been written */
     for (size_t k = sig->ninputs; k < sig->nfields && !b->failed; k++) {
-        const dxa_field *f = &sig->fields[k];
+        const dspex_field *f = &sig->fields[k];
         int32_t m = gb_state(b);
         if (!open) gb_lits(b, cur, "[[", m);
         else gb_eps(b, cur, m);
@@ -201,7 +208,7 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
             gb_ref(b, (gkey){GK_TEXT, NULL, NULL, 0}, v, end);
             cur = end;
         } else {
-            chat_value(b, f, v, end);
+            chat_value(b, f, f->type, v, end);
             int32_t n1 = gb_state(b), n2 = gb_state(b);
             gb_byte(b, end, '\n', n1);
             gb_eps(b, n1, n2);
@@ -218,7 +225,7 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
     gb_byte(b, e, '\n', to);
 }
 
-dspex_grammar *dspex_grammar_adapter(dxa_adapter ad, const dxa_sig *sig, dspex_gvocab *gv,
+dspex_grammar *dspex_grammar_adapter(dxa_adapter ad, const dspex_signature *sig, dspex_gvocab *gv,
                                      const dspex_grammar_limits *lim, char *err, size_t errlen) {
     layout L = {ad, sig};
     return g_compile(root, &L, gv, lim, err, errlen);

@@ -451,7 +451,7 @@ void dspex_grammar_get_stats(dspex_grammar *g, dspex_grammar_stats *out) {
 
 /* ---------------------------------------------------------------- entry points */
 typedef struct {
-    const dxa_val *doc;
+    const dspex_val *doc;
     int object_only;
 } json_root;
 
@@ -481,7 +481,7 @@ dspex_grammar *dspex_grammar_json_schema(const char *schema, size_t len, dspex_g
     }
     dspex_arena a;
     dspex_arena_init(&a, (size_t)64 << 20);
-    dxa_val *doc = NULL;
+    dspex_val *doc = NULL;
     dspex_grammar *g = NULL;
     if (dxa_pyliteral(schema, len, 0, &a, &doc) != 0 || doc == NULL) {
         snprintf(err, errlen, "the schema could not be read");

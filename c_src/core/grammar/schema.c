@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "dspex/json.h"
+#include "dspex/pytext.h"
+#include "dspex/value.h"
 #include "grammar_int.h"
 
 #define MAX_TARGETS 1024
@@ -17,22 +19,22 @@
 #define MAX_LEN_BOUND 100000      /* minLength / maxLength / minItems / maxItems */
 
 /* ---------------------------------------------------------------- value helpers */
-static const dxa_val *get(const dxa_val *v, const char *key) {
-    if (v == NULL || v->kind != DXA_DICT) return NULL;
-    return dxa_dict_get(v, key, strlen(key));
+static const dspex_val *get(const dspex_val *v, const char *key) {
+    if (v == NULL || v->kind != DSPEX_V_DICT) return NULL;
+    return dspex_dict_get(v, key, strlen(key));
 }
 
-static int is_str(const dxa_val *v, const char *s) {
-    return v && v->kind == DXA_STR && v->slen == strlen(s) && memcmp(v->s, s, v->slen) == 0;
+static int is_str(const dspex_val *v, const char *s) {
+    return v && v->kind == DSPEX_V_STR && v->slen == strlen(s) && memcmp(v->s, s, v->slen) == 0;
 }
 
-static int num_of(const dxa_val *v, double *out) {
+static int num_of(const dspex_val *v, double *out) {
     if (v == NULL) return 0;
-    if (v->kind == DXA_INT) {
+    if (v->kind == DSPEX_V_INT) {
         *out = v->s ? (v->s[0] == '-' ? -1e300 : 1e300) : (double)v->i;
         return 1;
     }
-    if (v->kind == DXA_FLOAT) {
+    if (v->kind == DSPEX_V_FLOAT) {
         *out = v->f;
         return 1;
     }
@@ -40,8 +42,8 @@ static int num_of(const dxa_val *v, double *out) {
 }
 
 /* A non-negative integer keyword (minLength, maxItems, ...); -1 when absent. */
-static long count_kw(gb *b, const dxa_val *node, const char *kw) {
-    const dxa_val *v = get(node, kw);
+static long count_kw(gb *b, const dspex_val *node, const char *kw) {
+    const dspex_val *v = get(node, kw);
     if (v == NULL) return -1;
     double d;
     if (!num_of(v, &d) || d < 0 || d != (double)(long)d) {
@@ -140,10 +142,10 @@ static void string_len(gb *b, long mn, long mx, int32_t from, int32_t to) {
     gb_eps(b, cur, end);
 }
 
-static void literal_value(gb *b, const dxa_val *v, int32_t from, int32_t to) {
+static void literal_value(gb *b, const dspex_val *v, int32_t from, int32_t to) {
     dspex_buf t;
     dspex_buf_init(&t);
-    dxa_json_dumps(v, -1, &t);
+    dspex_json_dumps(v, -1, &t);
     if (t.oom) gb_fail(b, "out of memory");
     else gb_lit(b, from, t.p, t.len, to);
     dspex_buf_free(&t);
@@ -162,7 +164,7 @@ void gj_any_value(gb *b, int depth, int32_t from, int32_t to) {
 }
 
 /* { "key": value, ... } with values of one schema (NULL: any value at depth - 1) */
-static void dict_body(gb *b, const dxa_val *vs, const dxa_val *doc, int rdepth, int depth, int32_t from,
+static void dict_body(gb *b, const dspex_val *vs, const dspex_val *doc, int rdepth, int depth, int32_t from,
                       int32_t to) {
     int32_t open = gb_state(b), first = gb_state(b), more = gb_state(b), ws = gb_state(b);
     gb_byte(b, from, '{', open);
@@ -197,8 +199,8 @@ static void array_any_body(gb *b, int depth, int32_t from, int32_t to) {
 }
 
 /* ---------------------------------------------------------------- $ref */
-static const dxa_val *resolve(gb *b, const dxa_val *doc, const dxa_val *ref) {
-    if (ref->kind != DXA_STR) {
+static const dspex_val *resolve(gb *b, const dspex_val *doc, const dspex_val *ref) {
+    if (ref->kind != DSPEX_V_STR) {
         gb_fail(b, "schema: $ref must be a string");
         return NULL;
     }
@@ -208,7 +210,7 @@ static const dxa_val *resolve(gb *b, const dxa_val *doc, const dxa_val *ref) {
         gb_fail(b, "schema: only local $refs (\"#...\") are supported, got \"%.*s\"", (int)(n > 80 ? 80 : n), s);
         return NULL;
     }
-    const dxa_val *cur = doc;
+    const dspex_val *cur = doc;
     size_t i = 1;
     if (i < n && s[i] != '/') {
         gb_fail(b, "schema: $ref \"%.*s\" is not a JSON pointer", (int)(n > 80 ? 80 : n), s);
@@ -224,9 +226,9 @@ static const dxa_val *resolve(gb *b, const dxa_val *doc, const dxa_val *ref) {
             if (k < sizeof tok - 1) tok[k++] = c;
         }
         tok[k] = 0;
-        if (cur && cur->kind == DXA_DICT) {
-            cur = dxa_dict_get(cur, tok, k);
-        } else if (cur && (cur->kind == DXA_LIST) && k > 0 && k < 10) {
+        if (cur && cur->kind == DSPEX_V_DICT) {
+            cur = dspex_dict_get(cur, tok, k);
+        } else if (cur && (cur->kind == DSPEX_V_LIST) && k > 0 && k < 10) {
             char *end;
             unsigned long idx = strtoul(tok, &end, 10);
             cur = (*end == 0 && idx < cur->n) ? cur->items[idx] : NULL;
@@ -241,34 +243,34 @@ static const dxa_val *resolve(gb *b, const dxa_val *doc, const dxa_val *ref) {
     return cur;
 }
 
-static int reach_scan(gb *b, const dxa_val *t, const dxa_val *doc);
+static int reach_scan(gb *b, const dspex_val *t, const dspex_val *doc);
 
 /* Collects the $ref targets in node's subtree (not following refs). */
-static void refs_in(gb *b, const dxa_val *node, const dxa_val *doc, const dxa_val **out, size_t *nout, size_t cap,
+static void refs_in(gb *b, const dspex_val *node, const dspex_val *doc, const dspex_val **out, size_t *nout, size_t cap,
                     int depth) {
     if (b->failed || node == NULL || depth > G_MAX_NEST + 8) return;
     if (++b->scan > MAX_SCAN) {
         gb_fail(b, "schema: too large to analyse");
         return;
     }
-    if (node->kind == DXA_DICT) {
+    if (node->kind == DSPEX_V_DICT) {
         for (size_t i = 0; i < node->n; i++) {
-            const dxa_val *k = node->keys[i];
-            if (k->kind == DXA_STR && k->slen == 4 && memcmp(k->s, "$ref", 4) == 0) {
-                const dxa_val *t = resolve(b, doc, node->items[i]);
+            const dspex_val *k = node->keys[i];
+            if (k->kind == DSPEX_V_STR && k->slen == 4 && memcmp(k->s, "$ref", 4) == 0) {
+                const dspex_val *t = resolve(b, doc, node->items[i]);
                 if (t && *nout < cap) out[(*nout)++] = t;
             } else {
                 refs_in(b, node->items[i], doc, out, nout, cap, depth + 1);
             }
         }
-    } else if (node->kind == DXA_LIST) {
+    } else if (node->kind == DSPEX_V_LIST) {
         for (size_t i = 0; i < node->n; i++) refs_in(b, node->items[i], doc, out, nout, cap, depth + 1);
     }
 }
 
 /* Whether target can reach itself through $refs (breadth-first over targets; memoized,
  * and the nodes visited by all these scans together are bounded). */
-static int reaches_itself(gb *b, const dxa_val *t, const dxa_val *doc) {
+static int reaches_itself(gb *b, const dspex_val *t, const dspex_val *doc) {
     for (size_t i = 0; i < b->nrec; i++)
         if (b->rec_node[i] == t) return b->rec_val[i];
     if (b->nrec == b->cap_rec) {
@@ -293,9 +295,9 @@ static int reaches_itself(gb *b, const dxa_val *t, const dxa_val *doc) {
     return r;
 }
 
-static int reach_scan(gb *b, const dxa_val *t, const dxa_val *doc) {
-    const dxa_val **seen = dspex_arena_alloc(b->a, MAX_TARGETS * sizeof(*seen));
-    const dxa_val **found = dspex_arena_alloc(b->a, MAX_TARGETS * sizeof(*found));
+static int reach_scan(gb *b, const dspex_val *t, const dspex_val *doc) {
+    const dspex_val **seen = dspex_arena_alloc(b->a, MAX_TARGETS * sizeof(*seen));
+    const dspex_val **found = dspex_arena_alloc(b->a, MAX_TARGETS * sizeof(*found));
     if (seen == NULL || found == NULL) {
         gb_fail(b, "out of memory");
         return 0;
@@ -323,23 +325,23 @@ static int reach_scan(gb *b, const dxa_val *t, const dxa_val *doc) {
 }
 
 /* ---------------------------------------------------------------- schemas */
-static void schema(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, int32_t from, int32_t to);
+static void schema(gb *b, const dspex_val *node, const dspex_val *doc, int rdepth, int32_t from, int32_t to);
 
-static void object_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, int32_t from, int32_t to) {
-    const dxa_val *props = get(node, "properties");
-    const dxa_val *req = get(node, "required");
-    const dxa_val *addl = get(node, "additionalProperties");
-    if (props && props->kind != DXA_DICT) {
+static void object_body(gb *b, const dspex_val *node, const dspex_val *doc, int rdepth, int32_t from, int32_t to) {
+    const dspex_val *props = get(node, "properties");
+    const dspex_val *req = get(node, "required");
+    const dspex_val *addl = get(node, "additionalProperties");
+    if (props && props->kind != DSPEX_V_DICT) {
         gb_fail(b, "schema: properties must be an object");
         return;
     }
-    if (req && req->kind != DXA_LIST) {
+    if (req && req->kind != DSPEX_V_LIST) {
         gb_fail(b, "schema: required must be an array");
         return;
     }
     size_t n = props ? props->n : 0;
-    int extra = addl ? !(addl->kind == DXA_BOOL && !addl->b) : n == 0;
-    const dxa_val *extra_schema = addl && addl->kind == DXA_DICT ? addl : NULL;
+    int extra = addl ? !(addl->kind == DSPEX_V_BOOL && !addl->b) : n == 0;
+    const dspex_val *extra_schema = addl && addl->kind == DSPEX_V_DICT ? addl : NULL;
     if (n == 0 && (extra_schema || extra)) {
         /* a dict: every key, values of one schema */
         if (extra_schema) dict_body(b, extra_schema, doc, rdepth, 0, from, to);
@@ -347,12 +349,12 @@ static void object_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdep
         return;
     }
     for (size_t i = 0; req && i < req->n; i++) {
-        const dxa_val *r = req->items[i];
-        if (r->kind != DXA_STR) {
+        const dspex_val *r = req->items[i];
+        if (r->kind != DSPEX_V_STR) {
             gb_fail(b, "schema: required must list strings");
             return;
         }
-        if (!props || !dxa_dict_get(props, r->s, r->slen)) {
+        if (!props || !dspex_dict_get(props, r->s, r->slen)) {
             if (!extra) {
                 gb_fail(b, "schema: required property \"%.*s\" is not in properties", (int)(r->slen > 60 ? 60 : r->slen),
                         r->s);
@@ -371,8 +373,8 @@ static void object_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdep
     c[n] = gb_state(b);
     for (size_t ii = n; ii > 0 && !b->failed; ii--) {
         size_t i = ii - 1;
-        const dxa_val *key = props->keys[i];
-        if (key->kind != DXA_STR) {
+        const dspex_val *key = props->keys[i];
+        if (key->kind != DSPEX_V_STR) {
             gb_fail(b, "schema: property names must be strings");
             return;
         }
@@ -385,7 +387,7 @@ static void object_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdep
         int32_t kf = gb_state(b), vf = gb_state(b), kc = gb_state(b), vc = gb_state(b), cm = gb_state(b);
         dspex_buf kt;
         dspex_buf_init(&kt);
-        dxa_json_string(key->s, key->slen, &kt);
+        dspex_json_string(key->s, key->slen, &kt);
         if (kt.oom) {
             dspex_buf_free(&kt);
             gb_fail(b, "out of memory");
@@ -424,15 +426,15 @@ static void object_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdep
     gb_byte(b, close, '}', to);
 }
 
-static void array_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, int32_t from, int32_t to) {
-    const dxa_val *prefix = get(node, "prefixItems");
-    const dxa_val *items = get(node, "items");
-    const dxa_val *rest = items;
-    if (items && items->kind == DXA_LIST) { /* draft 4 tuple form */
+static void array_body(gb *b, const dspex_val *node, const dspex_val *doc, int rdepth, int32_t from, int32_t to) {
+    const dspex_val *prefix = get(node, "prefixItems");
+    const dspex_val *items = get(node, "items");
+    const dspex_val *rest = items;
+    if (items && items->kind == DSPEX_V_LIST) { /* draft 4 tuple form */
         prefix = items;
         rest = get(node, "additionalItems");
     }
-    if (prefix && prefix->kind != DXA_LIST) {
+    if (prefix && prefix->kind != DSPEX_V_LIST) {
         gb_fail(b, "schema: prefixItems must be an array");
         return;
     }
@@ -440,7 +442,7 @@ static void array_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdept
     long mn = count_kw(b, node, "minItems"), mx = count_kw(b, node, "maxItems");
     if (b->failed) return;
     if (mn < 0) mn = 0;
-    int rest_ok = !(rest && rest->kind == DXA_BOOL && !rest->b);
+    int rest_ok = !(rest && rest->kind == DSPEX_V_BOOL && !rest->b);
     if (!rest_ok && (mx < 0 || mx > (long)np)) mx = (long)np;
     if (mx >= 0 && mx < mn) return; /* unsatisfiable: nothing */
     int32_t open = gb_state(b), close = gb_state(b);
@@ -451,7 +453,7 @@ static void array_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdept
     if (mx >= 0 && unroll > mx) unroll = mx;
     if (mx >= 0) unroll = mx; /* bounded: every position */
     for (long k = 0; k < unroll && !b->failed; k++) {
-        const dxa_val *sk = k < (long)np ? prefix->items[k] : rest;
+        const dspex_val *sk = k < (long)np ? prefix->items[k] : rest;
         if (k >= mn) gj_ws(b, p, close);
         int32_t e = gb_state(b), nx = gb_state(b);
         if (k > 0) comma(b, p, e);
@@ -478,7 +480,7 @@ static void array_body(gb *b, const dxa_val *node, const dxa_val *doc, int rdept
     gb_byte(b, close, ']', to);
 }
 
-static const char *format_regex(const dxa_val *f) {
+static const char *format_regex(const dspex_val *f) {
     static const char *const fmts[][2] = {
         {"date", "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
         {"time", "^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"},
@@ -494,11 +496,11 @@ static const char *format_regex(const dxa_val *f) {
     return NULL;
 }
 
-static void string_body(gb *b, const dxa_val *node, int32_t from, int32_t to) {
-    const dxa_val *pat = get(node, "pattern");
+static void string_body(gb *b, const dspex_val *node, int32_t from, int32_t to) {
+    const dspex_val *pat = get(node, "pattern");
     const char *fmt = format_regex(get(node, "format"));
     if (pat || fmt) {
-        if (pat && pat->kind != DXA_STR) {
+        if (pat && pat->kind != DSPEX_V_STR) {
             gb_fail(b, "schema: pattern must be a string");
             return;
         }
@@ -520,20 +522,20 @@ static void string_body(gb *b, const dxa_val *node, int32_t from, int32_t to) {
 }
 
 /* minimum / maximum / exclusive* into gdec bounds (a bound beyond 1e18 is dropped) */
-static void bounds(gb *b, const dxa_val *node, gdec *lo, gdec *hi) {
+static void bounds(gb *b, const dspex_val *node, gdec *lo, gdec *hi) {
     memset(lo, 0, sizeof *lo);
     memset(hi, 0, sizeof *hi);
     static const char *const kws[4] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
     for (int i = 0; i < 4; i++) {
-        const dxa_val *v = get(node, kws[i]);
-        if (v == NULL || v->kind == DXA_BOOL) continue;
-        if (v->kind != DXA_INT && v->kind != DXA_FLOAT) {
+        const dspex_val *v = get(node, kws[i]);
+        if (v == NULL || v->kind == DSPEX_V_BOOL) continue;
+        if (v->kind != DSPEX_V_INT && v->kind != DSPEX_V_FLOAT) {
             gb_fail(b, "schema: %s must be a number", kws[i]);
             return;
         }
         dspex_buf t;
         dspex_buf_init(&t);
-        dxa_json_dumps(v, -1, &t);
+        dspex_json_dumps(v, -1, &t);
         gdec d;
         int ok = !t.oom && gn_parse(t.p, t.len, &d) == 0;
         dspex_buf_free(&t);
@@ -544,21 +546,21 @@ static void bounds(gb *b, const dxa_val *node, gdec *lo, gdec *hi) {
         if (!slot->set || i & 1) *slot = d;
     }
     /* draft 4: exclusiveMinimum: true modifies minimum */
-    const dxa_val *xl = get(node, "exclusiveMinimum"), *xh = get(node, "exclusiveMaximum");
-    if (xl && xl->kind == DXA_BOOL && xl->b && lo->set) lo->excl = 1;
-    if (xh && xh->kind == DXA_BOOL && xh->b && hi->set) hi->excl = 1;
+    const dspex_val *xl = get(node, "exclusiveMinimum"), *xh = get(node, "exclusiveMaximum");
+    if (xl && xl->kind == DSPEX_V_BOOL && xl->b && lo->set) lo->excl = 1;
+    if (xh && xh->kind == DSPEX_V_BOOL && xh->b && hi->set) hi->excl = 1;
 }
 
-static int type_is(const dxa_val *t, const char *name) {
+static int type_is(const dspex_val *t, const char *name) {
     if (t == NULL) return 0;
-    if (t->kind == DXA_STR) return is_str(t, name);
-    if (t->kind == DXA_LIST)
+    if (t->kind == DSPEX_V_STR) return is_str(t, name);
+    if (t->kind == DSPEX_V_LIST)
         for (size_t i = 0; i < t->n; i++)
             if (is_str(t->items[i], name)) return 1;
     return 0;
 }
 
-static void typed(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, const char *type, int32_t from,
+static void typed(gb *b, const dspex_val *node, const dspex_val *doc, int rdepth, const char *type, int32_t from,
                   int32_t to) {
     if (strcmp(type, "object") == 0) {
         object_body(b, node, doc, rdepth, from, to);
@@ -582,29 +584,29 @@ static void typed(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, co
 }
 
 /* allOf: the members' keywords merged into one object (properties and required joined). */
-static const dxa_val *merge_all_of(gb *b, const dxa_val *node, const dxa_val *doc) {
-    const dxa_val *all = get(node, "allOf");
-    if (all->kind != DXA_LIST || all->n == 0) {
+static const dspex_val *merge_all_of(gb *b, const dspex_val *node, const dspex_val *doc) {
+    const dspex_val *all = get(node, "allOf");
+    if (all->kind != DSPEX_V_LIST || all->n == 0) {
         gb_fail(b, "schema: allOf must be a non-empty array");
         return NULL;
     }
     /* collect members: node itself (without allOf) + each member (refs resolved) */
     size_t cap = node->n + 8;
-    dxa_val *m = dxa_val_new(b->a, DXA_DICT);
-    dxa_val *props = dxa_val_new(b->a, DXA_DICT), *req = dxa_val_new(b->a, DXA_LIST);
+    dspex_val *m = dspex_val_new(b->a, DSPEX_V_DICT);
+    dspex_val *props = dspex_val_new(b->a, DSPEX_V_DICT), *req = dspex_val_new(b->a, DSPEX_V_LIST);
     if (!m || !props || !req) goto oom;
     size_t pcap = 0, rcap = 0;
-    m->keys = dspex_arena_alloc(b->a, cap * sizeof(dxa_val *));
-    m->items = dspex_arena_alloc(b->a, cap * sizeof(dxa_val *));
+    m->keys = dspex_arena_alloc(b->a, cap * sizeof(dspex_val *));
+    m->items = dspex_arena_alloc(b->a, cap * sizeof(dspex_val *));
     if (!m->keys || !m->items) goto oom;
-    const dxa_val *parts[65];
+    const dspex_val *parts[65];
     size_t np = 0;
     parts[np++] = node;
     for (size_t i = 0; i < all->n && np < 65; i++) {
-        const dxa_val *p = all->items[i];
+        const dspex_val *p = all->items[i];
         for (int hop = 0; p && get(p, "$ref") && hop < 16; hop++) p = resolve(b, doc, get(p, "$ref"));
         if (b->failed) return NULL;
-        if (p == NULL || p->kind != DXA_DICT) {
+        if (p == NULL || p->kind != DSPEX_V_DICT) {
             gb_fail(b, "schema: allOf members must be objects");
             return NULL;
         }
@@ -615,20 +617,20 @@ static const dxa_val *merge_all_of(gb *b, const dxa_val *node, const dxa_val *do
         parts[np++] = p;
     }
     for (size_t pi = 0; pi < np; pi++) {
-        const dxa_val *p = parts[pi];
+        const dspex_val *p = parts[pi];
         for (size_t i = 0; i < p->n; i++) {
-            const dxa_val *k = p->keys[i], *v = p->items[i];
-            if (k->kind != DXA_STR || is_str(k, "allOf")) continue;
-            if (is_str(k, "properties") && v->kind == DXA_DICT) {
+            const dspex_val *k = p->keys[i], *v = p->items[i];
+            if (k->kind != DSPEX_V_STR || is_str(k, "allOf")) continue;
+            if (is_str(k, "properties") && v->kind == DSPEX_V_DICT) {
                 for (size_t j = 0; j < v->n; j++) {
                     if (props->n == pcap) {
                         size_t nc = pcap ? pcap * 2 : 16;
-                        dxa_val **nk = dspex_arena_alloc(b->a, nc * sizeof(dxa_val *));
-                        dxa_val **nv = dspex_arena_alloc(b->a, nc * sizeof(dxa_val *));
+                        dspex_val **nk = dspex_arena_alloc(b->a, nc * sizeof(dspex_val *));
+                        dspex_val **nv = dspex_arena_alloc(b->a, nc * sizeof(dspex_val *));
                         if (!nk || !nv) goto oom;
                         if (props->n) {
-                            memcpy(nk, props->keys, props->n * sizeof(dxa_val *));
-                            memcpy(nv, props->items, props->n * sizeof(dxa_val *));
+                            memcpy(nk, props->keys, props->n * sizeof(dspex_val *));
+                            memcpy(nv, props->items, props->n * sizeof(dspex_val *));
                         }
                         props->keys = nk;
                         props->items = nv;
@@ -645,13 +647,13 @@ static const dxa_val *merge_all_of(gb *b, const dxa_val *node, const dxa_val *do
                 }
                 continue;
             }
-            if (is_str(k, "required") && v->kind == DXA_LIST) {
+            if (is_str(k, "required") && v->kind == DSPEX_V_LIST) {
                 for (size_t j = 0; j < v->n; j++) {
                     if (req->n == rcap) {
                         size_t nc = rcap ? rcap * 2 : 16;
-                        dxa_val **ni = dspex_arena_alloc(b->a, nc * sizeof(dxa_val *));
+                        dspex_val **ni = dspex_arena_alloc(b->a, nc * sizeof(dspex_val *));
                         if (!ni) goto oom;
-                        if (req->n) memcpy(ni, req->items, req->n * sizeof(dxa_val *));
+                        if (req->n) memcpy(ni, req->items, req->n * sizeof(dspex_val *));
                         req->items = ni;
                         rcap = nc;
                     }
@@ -665,31 +667,31 @@ static const dxa_val *merge_all_of(gb *b, const dxa_val *node, const dxa_val *do
             if (at == m->n) {
                 if (m->n + 3 >= cap) {
                     size_t nc = cap * 2;
-                    dxa_val **nk = dspex_arena_alloc(b->a, nc * sizeof(dxa_val *));
-                    dxa_val **nv = dspex_arena_alloc(b->a, nc * sizeof(dxa_val *));
+                    dspex_val **nk = dspex_arena_alloc(b->a, nc * sizeof(dspex_val *));
+                    dspex_val **nv = dspex_arena_alloc(b->a, nc * sizeof(dspex_val *));
                     if (!nk || !nv) goto oom;
-                    memcpy(nk, m->keys, m->n * sizeof(dxa_val *));
-                    memcpy(nv, m->items, m->n * sizeof(dxa_val *));
+                    memcpy(nk, m->keys, m->n * sizeof(dspex_val *));
+                    memcpy(nv, m->items, m->n * sizeof(dspex_val *));
                     m->keys = nk;
                     m->items = nv;
                     cap = nc;
                 }
                 m->n++;
-            } else if (is_str(k, "type") && m->items[at]->kind == DXA_STR && v->kind == DXA_STR &&
+            } else if (is_str(k, "type") && m->items[at]->kind == DSPEX_V_STR && v->kind == DSPEX_V_STR &&
                        !(m->items[at]->slen == v->slen && memcmp(m->items[at]->s, v->s, v->slen) == 0)) {
                 gb_fail(b, "schema: allOf members have conflicting types");
                 return NULL;
             }
-            m->keys[at] = (dxa_val *)k;
-            m->items[at] = (dxa_val *)v;
+            m->keys[at] = (dspex_val *)k;
+            m->items[at] = (dspex_val *)v;
         }
     }
     if (props->n) {
-        m->keys[m->n] = dxa_val_str(b->a, "properties", 10);
+        m->keys[m->n] = dspex_val_str(b->a, "properties", 10);
         m->items[m->n++] = props;
     }
     if (req->n) {
-        m->keys[m->n] = dxa_val_str(b->a, "required", 8);
+        m->keys[m->n] = dspex_val_str(b->a, "required", 8);
         m->items[m->n++] = req;
     }
     return m;
@@ -698,23 +700,23 @@ oom:
     return NULL;
 }
 
-static void schema(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, int32_t from, int32_t to) {
+static void schema(gb *b, const dspex_val *node, const dspex_val *doc, int rdepth, int32_t from, int32_t to) {
     if (b->failed) return;
     if (++b->nest > G_MAX_NEST) {
         gb_fail(b, "schema: nested more than %d levels", G_MAX_NEST);
         return;
     }
-    if (node->kind == DXA_BOOL) {
+    if (node->kind == DSPEX_V_BOOL) {
         if (node->b) gj_any_value(b, b->lim.json_depth, from, to);
         goto out; /* false: no value */
     }
-    if (node->kind != DXA_DICT) {
+    if (node->kind != DSPEX_V_DICT) {
         gb_fail(b, "schema: a schema must be an object or a boolean");
         goto out;
     }
-    const dxa_val *v;
+    const dspex_val *v;
     if ((v = get(node, "$ref"))) {
-        const dxa_val *t = resolve(b, doc, v);
+        const dspex_val *t = resolve(b, doc, v);
         if (t == NULL) goto out;
         int rec = reaches_itself(b, t, doc);
         int d = rec ? rdepth + 1 : 0;
@@ -727,7 +729,7 @@ static void schema(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, i
         goto out;
     }
     if ((v = get(node, "enum"))) {
-        if (v->kind != DXA_LIST) {
+        if (v->kind != DSPEX_V_LIST) {
             gb_fail(b, "schema: enum must be an array");
             goto out;
         }
@@ -735,32 +737,32 @@ static void schema(gb *b, const dxa_val *node, const dxa_val *doc, int rdepth, i
         goto out;
     }
     if ((v = get(node, "allOf"))) {
-        const dxa_val *m = merge_all_of(b, node, doc);
+        const dspex_val *m = merge_all_of(b, node, doc);
         if (m) schema(b, m, doc, rdepth, from, to);
         goto out;
     }
     if ((v = get(node, "anyOf")) || (v = get(node, "oneOf"))) {
-        if (v->kind != DXA_LIST || v->n == 0) {
+        if (v->kind != DSPEX_V_LIST || v->n == 0) {
             gb_fail(b, "schema: anyOf/oneOf must be a non-empty array");
             goto out;
         }
         for (size_t i = 0; i < v->n && !b->failed; i++) schema(b, v->items[i], doc, rdepth, from, to);
         goto out;
     }
-    const dxa_val *nullable = get(node, "nullable");
-    if (nullable && nullable->kind == DXA_BOOL && nullable->b) gb_lits(b, from, "null", to);
-    const dxa_val *t = get(node, "type");
+    const dspex_val *nullable = get(node, "nullable");
+    if (nullable && nullable->kind == DSPEX_V_BOOL && nullable->b) gb_lits(b, from, "null", to);
+    const dspex_val *t = get(node, "type");
     if (t) {
-        if (t->kind == DXA_STR) {
+        if (t->kind == DSPEX_V_STR) {
             char name[16];
             size_t k = t->slen < sizeof name - 1 ? t->slen : sizeof name - 1;
             memcpy(name, t->s, k);
             name[k] = 0;
             typed(b, node, doc, rdepth, name, from, to);
-        } else if (t->kind == DXA_LIST) {
+        } else if (t->kind == DSPEX_V_LIST) {
             static const char *const all[] = {"object", "array", "string", "integer", "number", "boolean", "null"};
             for (size_t i = 0; i < t->n; i++)
-                if (t->items[i]->kind != DXA_STR) gb_fail(b, "schema: type must be a string or an array of strings");
+                if (t->items[i]->kind != DSPEX_V_STR) gb_fail(b, "schema: type must be a string or an array of strings");
             for (size_t i = 0; i < 7 && !b->failed; i++)
                 if (type_is(t, all[i])) typed(b, node, doc, rdepth, all[i], from, to);
         } else {

@@ -435,7 +435,7 @@ static int parse_tensors(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
         t->type = (int)type;
         if (t->ne[0] % ti->block != 0) {
             seterr(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %d", nb,
-                   (long long)t->ne[0], dspex_type_name(t->type, tb), ti->block);
+                   (long long)t->ne[0], dspex_ggml_type_name(t->type, tb), ti->block);
             return -1;
         }
         uint64_t blocks = count / (uint64_t)ti->block;

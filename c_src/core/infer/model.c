@@ -208,7 +208,7 @@ static int bind_matrix(dspex_model *m, const char *name, int64_t ne0, int64_t ne
         seterr(err, errlen,
                "tensor %s has type %s, which this engine does not support (supported: f32, f16, q4_0, q4_1, q5_0, "
                "q5_1, q8_0, q4_K, q6_K)",
-               name, dspex_type_name(t->type, tb));
+               name, dspex_ggml_type_name(t->type, tb));
         return -1;
     }
     w->data = t->data;
@@ -228,7 +228,7 @@ static int bind_vector(dspex_model *m, const char *name, int64_t n, int required
     char tb[16];
     if (t->type != DSPEX_T_F32 && t->type != DSPEX_T_F16) {
         seterr(err, errlen, "tensor %s has type %s; 1-D norm/bias tensors must be f32 or f16", name,
-               dspex_type_name(t->type, tb));
+               dspex_ggml_type_name(t->type, tb));
         return -1;
     }
     *dst = *pool;

@@ -37,7 +37,7 @@ const dspex_type_info *dspex_type(int type) {
     return &k_types[type];
 }
 
-const char *dspex_type_name(int type, char *buf) {
+const char *dspex_ggml_type_name(int type, char *buf) {
     const dspex_type_info *t = dspex_type(type);
     if (t) return t->name;
     snprintf(buf, 16, "type %d", type);

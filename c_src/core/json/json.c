@@ -1,9 +1,9 @@
-/* DSPex JSON core: strict RFC 8259 pull parser, bignum digit conversion, string escaping
- * and shortest round-trip float formatting. See include/dspex/json.h. */
+/* DSPex JSON core: strict RFC 8259 pull parser, bignum digit conversion and string
+ * escaping. See include/dspex/json.h. */
 #include "dspex/json.h"
+#include "dspex/numfmt.h"
 #include "dspex/utf8.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -132,8 +132,39 @@ static int read_hex4(const unsigned char *b, size_t n, size_t i, unsigned *out) 
     return 0;
 }
 
+/* Length of the maximal subpart of an ill-formed UTF-8 sequence at b[i] (a byte >= 0x80
+ * that dspex_utf8_seq rejected): the lead byte plus the continuation bytes that could
+ * still have completed it. Each maximal subpart becomes one U+FFFD, as in the WHATWG
+ * Encoding Standard's decoder (browsers) and Unicode's recommended practice (3.9). */
+static size_t utf8_invalid_len(const unsigned char *b, size_t n, size_t i) {
+    unsigned char c = b[i];
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the first continuation byte */
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 1;
+    }
+    size_t k = 1;
+    while (k <= need && i + k < n && b[i + k] >= lo && b[i + k] <= hi) {
+        k++;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return k;
+}
+
 /* Parses a string whose opening quote is at b[i-1]. Returns 0 and sets ev->str/len and
- * p->pos past the closing quote, or returns -1 after fail(). */
+ * p->pos past the closing quote, or returns -1 after fail(). With
+ * DSPEX_JSON_PARSE_REPLACE_INVALID, ill-formed UTF-8 and lone surrogate escapes become
+ * U+FFFD instead of errors. */
 static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
     const unsigned char *b = p->buf;
     size_t n = p->len;
@@ -141,6 +172,7 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
     int esc = 0;
     size_t out = 0;       /* bytes in scratch (escape mode) */
     size_t run = start;   /* start of the pending plain run (escape mode) */
+    const int replace = p->flags & DSPEX_JSON_PARSE_REPLACE_INVALID;
 
     for (;;) {
         j = scan_plain(b, n, j);
@@ -172,8 +204,18 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
             do {
                 size_t k = dspex_utf8_seq(b, n, j);
                 if (k == 0) {
-                    fail(p, DSPEX_JSON_ERR_STRING, j, "invalid UTF-8 byte 0x%02X in string at byte %zu", b[j], j);
-                    return -1;
+                    if (!replace) {
+                        fail(p, DSPEX_JSON_ERR_STRING, j, "invalid UTF-8 byte 0x%02X in string at byte %zu", b[j], j);
+                        return -1;
+                    }
+                    esc = 1; /* from here the string is built in scratch */
+                    size_t r = j - run;
+                    if (scratch_reserve(p, out, r + 3) < 0) goto nomem;
+                    memcpy(p->scratch + out, b + run, r);
+                    out += r;
+                    out += dspex_utf8_encode(p->scratch + out, 0xFFFD);
+                    j = run = j + utf8_invalid_len(b, n, j);
+                    continue;
                 }
                 j += k;
             } while (j < n && b[j] >= 0x80);
@@ -220,12 +262,16 @@ static int parse_string(dspex_json_parser *p, size_t i, dspex_json_event *ev) {
                     lo >= 0xDC00 && lo <= 0xDFFF) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                     next += 6;
+                } else if (replace) {
+                    cp = 0xFFFD; /* a lone high surrogate (Python's json.dumps writes them) */
                 } else {
                     fail(p, DSPEX_JSON_ERR_STRING, j,
                          "lone surrogate \\u%04X at byte %zu (a high surrogate must be followed by a \\uDC00-\\uDFFF escape)",
                          cp, j);
                     return -1;
                 }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF && replace) {
+                cp = 0xFFFD;
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 fail(p, DSPEX_JSON_ERR_STRING, j, "lone surrogate \\u%04X at byte %zu (low surrogate without a high one)",
                      cp, j);
@@ -830,276 +876,7 @@ size_t dspex_json_escape(char *dst, const unsigned char *s, size_t n, int flags,
     }
 }
 
-int dspex_json_format_int64(char *out, int64_t v) {
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    int len = 0;
-    if (v < 0) out[len++] = '-';
-    while (n) out[len++] = tmp[--n];
-    out[len] = 0;
-    return len;
-}
+/* Number text lives in c_src/core/base/numfmt.c, shared with the adapters. */
+int dspex_json_format_int64(char *out, int64_t v) { return dspex_fmt_int64(out, v); }
 
-/* Lays out significant digits D (nd of them, no trailing zeros) with decimal exponent x
- * (value = D[0].D[1..] * 10^x). */
-static int layout(char *out, int neg, const char *D, int nd, int x) {
-    int len = 0;
-    if (neg) out[len++] = '-';
-    if (x >= -4 && x < 16) {
-        if (x >= 0) {
-            for (int k = 0; k <= x; k++) out[len++] = k < nd ? D[k] : '0';
-            out[len++] = '.';
-            if (nd > x + 1)
-                for (int k = x + 1; k < nd; k++) out[len++] = D[k];
-            else
-                out[len++] = '0';
-        } else {
-            out[len++] = '0';
-            out[len++] = '.';
-            for (int k = 0; k < -x - 1; k++) out[len++] = '0';
-            for (int k = 0; k < nd; k++) out[len++] = D[k];
-        }
-    } else {
-        out[len++] = D[0];
-        out[len++] = '.';
-        if (nd > 1)
-            for (int k = 1; k < nd; k++) out[len++] = D[k];
-        else
-            out[len++] = '0';
-        out[len++] = 'e';
-        len += snprintf(out + len, 8, "%d", x);
-    }
-    out[len] = 0;
-    return len;
-}
-
-
-typedef unsigned __int128 u128;
-
-/* Exact shortest digits for a positive normal double in roughly [1e-4, 1e37), using
- * 128-bit integer arithmetic. The rounding interval of a is scaled by 10^k so that it
- * spans integers around 10^17; the shortest output is the multiple of the largest power
- * of ten inside the interval, and among those the one nearest the exact value. Returns
- * the digit count (digits in D, decimal exponent in *x), or 0 when a is out of range. */
-static int shortest_exact(double a, char *D, int *x) {
-    uint64_t bits;
-    memcpy(&bits, &a, 8);
-    int be = (int)((bits >> 52) & 0x7FF);
-    uint64_t frac = bits & ((1ULL << 52) - 1);
-    if (be == 0 || be == 0x7FF) return 0;
-    uint64_t m = frac | (1ULL << 52);
-    int q = be - 1075 - 2; /* units of 2^q: value = 4m */
-    u128 v4 = (u128)m << 2;
-    u128 hi = v4 + 2;
-    u128 lo = (frac == 0 && be > 1) ? v4 - 1 : v4 - 2;
-    int incl = (m & 1) == 0; /* round-half-even: the interval ends belong to an even m */
-    /* E is floor(log10(a)) or one less, so a * 10^k lies in [1e16, 1e18). */
-    int E = (int)floor((be - 1023) * 0.30102999566398120);
-    int k = 16 - E;
-    if (k > 21 || k < -38) return 0;
-    u128 N = 1, Dv = 1;
-    int shift = -1; /* Dv == 2^shift when >= 0 */
-    if (k >= 0)
-        N = (u128)U10[k > 19 ? 19 : k] * (k > 19 ? U10[k - 19] : 1);
-    else
-        Dv = (u128)U10[-k > 19 ? 19 : -k] * (-k > 19 ? U10[-k - 19] : 1);
-    if (q >= 0) {
-        if (q > 120) return 0;
-        u128 p2 = (u128)1 << q;
-        if (N > (~(u128)0) / p2) return 0;
-        N *= p2;
-    } else {
-        if (k < 0 || -q > 120) return 0;
-        Dv = (u128)1 << -q;
-        shift = -q;
-    }
-    if (N > (~(u128)0) / hi) return 0;
-    u128 nlo = lo * N, nhi = hi * N, nv = v4 * N;
-    u128 L, H, vq, vr;
-    if (shift >= 0) {
-        u128 mask = Dv - 1;
-        L = incl ? (nlo + mask) >> shift : (nlo >> shift) + 1;
-        H = incl ? nhi >> shift : (nhi - 1) >> shift;
-        vq = nv >> shift;
-        vr = nv & mask;
-    } else {
-        L = incl ? (nlo + Dv - 1) / Dv : nlo / Dv + 1;
-        H = incl ? nhi / Dv : (nhi - 1) / Dv;
-        vq = nv / Dv;
-        vr = nv % Dv;
-    }
-    if (L > H || H >= (u128)U10[19]) return 0;
-    uint64_t l = (uint64_t)L, h = (uint64_t)H, v = (uint64_t)vq;
-    /* v + vr/Dv is the exact value; nearest integer, ties to even */
-    int v_up = (vr > Dv - vr) || (vr == Dv - vr && (v & 1));
-    int v_exact = vr == 0;
-    /* Largest j such that a multiple of 10^j lies in [l, h]: first/last are the indexes
-     * ceil(l / 10^j) and floor(h / 10^j), updated by constant divisions by 10. */
-    int j = 0;
-    uint64_t first = l, last = h;
-    while (j < 19) {
-        uint64_t nf = first / 10 + (first % 10 != 0), nl = last / 10;
-        if (nf > nl) break;
-        first = nf;
-        last = nl;
-        j++;
-    }
-    uint64_t P = U10[j];
-    /* nearest multiple index to (v + vr/Dv) / 10^j */
-    uint64_t idx = v, rem = 0;
-    for (int t = 0; t < j; t++) idx /= 10;
-    rem = v - idx * P;
-    if (P == 1) {
-        if (v_up) idx++;
-    } else if (rem > P - rem || (rem == P - rem && (!v_exact || (idx & 1)))) {
-        idx++;
-    }
-    if (idx < first) idx = first;
-    if (idx > last) idx = last;
-    int nd = dspex_json_format_int64(D, (int64_t)idx);
-    int tz = 0;
-    while (nd > 1 && D[nd - 1] == '0') {
-        nd--;
-        tz++;
-    }
-    *x = nd + tz - 1 + j - k;
-    return nd;
-}
-
-int dspex_json_format_double(char *out, double d) {
-    if (!isfinite(d)) return -1;
-    int neg = signbit(d) ? 1 : 0;
-    double a = fabs(d);
-    if (a == 0.0) return layout(out, neg, "0", 1, 0);
-    char D[24];
-    int nd, x;
-    /* Integral values below 2^53: exact digits (unique in their rounding interval). */
-    if (a < 9007199254740992.0 && a == floor(a)) {
-        int64_t m = (int64_t)a;
-        nd = dspex_json_format_int64(D, m);
-        x = nd - 1;
-        while (nd > 1 && D[nd - 1] == '0') nd--;
-        return layout(out, neg, D, nd, x);
-    }
-    nd = shortest_exact(a, D, &x);
-    if (nd > 0) return layout(out, neg, D, nd, x);
-    /* Elsewhere (tiny, subnormal, huge): fewest of 15, 16, 17 significant digits that
-     * read back exactly, via the C library. */
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*e", prec - 1, a);
-        if (prec == 17 || strtod(buf, NULL) == a) break;
-    }
-    /* buf: "d.dddde[+-]XX" */
-    nd = 0;
-    const char *s = buf;
-    while (*s && *s != 'e') {
-        if (*s >= '0' && *s <= '9') D[nd++] = *s;
-        s++;
-    }
-    x = atoi(s + 1);
-    while (nd > 1 && D[nd - 1] == '0') nd--;
-    return layout(out, neg, D, nd, x);
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* cJSON bridge                                                                         */
-
-cJSON *dspex_json_to_cjson(const void *buf, size_t len, unsigned max_depth, char *msg, size_t msg_cap,
-                           size_t *offset) {
-    dspex_json_parser p;
-    dspex_json_event ev;
-    dspex_json_parser_init(&p, buf, len, max_depth);
-    cJSON **stack = NULL;
-    size_t depth = 0, cap = 0;
-    cJSON *root = NULL;
-    char *key = NULL;
-    int ok = 0;
-    for (;;) {
-        int t = dspex_json_next(&p, &ev);
-        if (t == DSPEX_JSON_EV_ERROR) {
-            if (msg && msg_cap) snprintf(msg, msg_cap, "%s", p.err_msg);
-            if (offset) *offset = p.err_offset;
-            break;
-        }
-        if (t == DSPEX_JSON_EV_END) {
-            ok = 1;
-            break;
-        }
-        if (t == DSPEX_JSON_EV_KEY) {
-            free(key);
-            key = malloc(ev.len + 1);
-            if (key == NULL) goto nomem;
-            memcpy(key, ev.str, ev.len);
-            key[ev.len] = 0;
-            continue;
-        }
-        if (t == DSPEX_JSON_EV_ARRAY_END || t == DSPEX_JSON_EV_OBJECT_END) {
-            depth--;
-            continue;
-        }
-        cJSON *item = NULL;
-        char *tmp = NULL;
-        switch (t) {
-        case DSPEX_JSON_EV_NULL: item = cJSON_CreateNull(); break;
-        case DSPEX_JSON_EV_TRUE: item = cJSON_CreateTrue(); break;
-        case DSPEX_JSON_EV_FALSE: item = cJSON_CreateFalse(); break;
-        case DSPEX_JSON_EV_INT: item = cJSON_CreateNumber((double)ev.i); break;
-        case DSPEX_JSON_EV_FLOAT: item = cJSON_CreateNumber(ev.d); break;
-        case DSPEX_JSON_EV_BIGINT:
-        case DSPEX_JSON_EV_STRING:
-            tmp = malloc(ev.len + 1);
-            if (tmp == NULL) goto nomem;
-            memcpy(tmp, ev.str, ev.len);
-            tmp[ev.len] = 0;
-            item = t == DSPEX_JSON_EV_STRING ? cJSON_CreateString(tmp) : cJSON_CreateNumber(strtod(tmp, NULL));
-            free(tmp);
-            break;
-        case DSPEX_JSON_EV_OBJECT_START: item = cJSON_CreateObject(); break;
-        case DSPEX_JSON_EV_ARRAY_START: item = cJSON_CreateArray(); break;
-        default: break;
-        }
-        if (item == NULL) goto nomem;
-        if (depth == 0) {
-            root = item;
-        } else if (cJSON_IsObject(stack[depth - 1])) {
-            if (!cJSON_AddItemToObject(stack[depth - 1], key ? key : "", item)) {
-                cJSON_Delete(item);
-                goto nomem;
-            }
-        } else {
-            if (!cJSON_AddItemToArray(stack[depth - 1], item)) {
-                cJSON_Delete(item);
-                goto nomem;
-            }
-        }
-        if (t == DSPEX_JSON_EV_OBJECT_START || t == DSPEX_JSON_EV_ARRAY_START) {
-            if (depth == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                cJSON **s = realloc(stack, nc * sizeof(*s));
-                if (s == NULL) goto nomem;
-                stack = s;
-                cap = nc;
-            }
-            stack[depth++] = item;
-        }
-        continue;
-    nomem:
-        if (msg && msg_cap) snprintf(msg, msg_cap, "out of memory");
-        if (offset) *offset = ev.offset;
-        break;
-    }
-    free(key);
-    free(stack);
-    dspex_json_parser_free(&p);
-    if (!ok) {
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
+int dspex_json_format_double(char *out, double d) { return dspex_fmt_double(out, d, DSPEX_FLOAT_JSON); }

@@ -6,8 +6,18 @@
  *   - removing the last comma before the trailing whitespace,
  *   - truncating back to a saved length (a string re-parse, at most twice per string),
  * and the first two are capped at REPAIR_TAIL_CAP bytes of moved whitespace (beyond that
- * the token is appended, or the comma blanked), so every path is linear in the input.
- * Lookaheads are bounded by REPAIR_LOOKAHEAD bytes. Nesting is limited by max_depth.
+ * the token is appended, or the comma blanked). Lookaheads are bounded by
+ * REPAIR_LOOKAHEAD bytes. Nesting is limited by max_depth.
+ *
+ * Work is linear in the input on every path, because
+ *   - every scan either consumes what it reads or is a bounded lookahead;
+ *   - string re-parses draw on one budget per input (may_rescan);
+ *   - after an error no further alternative runs (parse_value), so unwinding max_depth
+ *     levels costs max_depth steps, not max_depth scans of the rest of the input;
+ *   - the only per-level cost that does not consume input is closing the open containers
+ *     before trailing whitespace: at most max_depth * REPAIR_TAIL_CAP bytes moved, a
+ *     constant (2 MiB at the default depth, about 0.1 ms).
+ * test/c/test_repair_linear.c holds the shapes that once broke this (issue 8 #5).
  *
  * No global mutable state: everything lives in the RepairParser context. */
 #include "dspex/repair.h"
@@ -19,7 +29,10 @@
 
 #define REPAIR_TAIL_CAP 4096
 #define REPAIR_LOOKAHEAD 256
+/* String re-parses may re-read this many bytes plus the input length in all. */
+#define REPAIR_RESCAN_SLACK (64 * 1024)
 #define NOPOS ((size_t)-1)
+#define REPAIR_STACK_SMALL 32
 
 enum { QK_NONE = 0, QK_DQ = 1, QK_SQ = 2, QK_DQL = 3, QK_SQL = 4 };
 
@@ -30,12 +43,21 @@ typedef struct {
     char *out;
     size_t olen, ocap;
     size_t depth, max_depth;
+    size_t calls;         /* how many of the open levels are calls (kind 'f') */
+    int bare_text;        /* unquoted text was read outside any container (prose) */
     unsigned char *stack; /* container kinds: 'o' object, 'a' array, 's' set, 't' tuple, 'f' call */
+    size_t stack_cap;
+    /* the first levels live here: extracting many small values (`{}{}{}...`, one call each)
+     * then costs no allocation per value */
+    unsigned char stack_small[REPAIR_STACK_SMALL];
     int err;
     const char *err_msg;
     size_t err_off;
     size_t last_close; /* output position of the last ']' written by parse_seq */
+    int last_seq_empty; /* that sequence holds no element */
     int in_key;        /* parsing an object key */
+    size_t rescan_left;    /* string re-parse allowance (see may_rescan) */
+    size_t *rescan_shared; /* the caller's allowance shared by extract calls, or NULL */
 } RepairParser;
 
 /* ------------------------------------------------------------------------------------ */
@@ -382,12 +404,20 @@ static int fence_close(RepairParser *p) {
 static int push(RepairParser *p, unsigned char kind) {
     if (p->depth >= p->max_depth)
         return fail(p, DSPEX_REPAIR_ERR_DEPTH, "nesting too deep (raise :max_depth)", p->i);
+    if (p->depth == p->stack_cap) { /* past the small stack: one allocation of max_depth */
+        unsigned char *s = malloc(p->max_depth);
+        if (s == NULL) return fail(p, DSPEX_REPAIR_ERR_NOMEM, "out of memory", p->i);
+        memcpy(s, p->stack, p->depth);
+        p->stack = s;
+        p->stack_cap = p->max_depth;
+    }
     p->stack[p->depth++] = kind;
+    if (kind == 'f') p->calls++;
     return 1;
 }
 
 static void pop(RepairParser *p) {
-    if (p->depth > 0) p->depth--;
+    if (p->depth > 0 && p->stack[--p->depth] == 'f') p->calls--;
 }
 
 static int top(const RepairParser *p) { return p->depth ? p->stack[p->depth - 1] : 0; }
@@ -548,6 +578,21 @@ static size_t junk_before_key(const RepairParser *p) {
     return k < lim && p->in[k] == ':' ? q : NOPOS;
 }
 
+/* A string parse that failed to find its end quote starts again from its opening quote
+ * (at most twice). Each restart is charged the bytes the failed pass read, against one
+ * budget per input (REPAIR_RESCAN_SLACK plus the input length): without it, a run of
+ * strings that each read to the end of the input before restarting (`[\"a, "b, "c, ...`)
+ * is quadratic. With the budget spent, a string without an acceptable end quote simply
+ * runs to the end of the input, as it does on the first pass. Returns 1 when the restart
+ * may go ahead. */
+static int may_rescan(RepairParser *p, size_t from, size_t to) {
+    size_t cost = to - from;
+    size_t *left = p->rescan_shared ? p->rescan_shared : &p->rescan_left;
+    if (cost > *left) return 0;
+    *left -= cost;
+    return 1;
+}
+
 /* Parses a string starting at p->i (any quote kind, optionally preceded by a backslash
  * for escaped JSON). stop_delim: the end quote is missing, end at the next delimiter.
  * stop_idx: end the string at that input index. *qpos receives the output position of
@@ -574,7 +619,7 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
         if (p->err) return 0;
         if (i >= p->len) {
             size_t ip = prev_nonws(p, i, i_before);
-            if (!stop_delim && retries < 2 && ip != NOPOS && is_delim(p->in[ip])) {
+            if (!stop_delim && retries < 2 && ip != NOPOS && is_delim(p->in[ip]) && may_rescan(p, i_before, i)) {
                 /* text ends with a delimiter, like ["hello]: the end quote belongs before a
                  * delimiter. If quotes inside were escaped, close before the trailing closers. */
                 p->olen = o_before;
@@ -658,7 +703,7 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
                 size_t ip = prev_nonws(p, i_quote, i_before);
                 if (ip != NOPOS) {
                     int pc = p->in[ip];
-                    if (pc == ',' && looks_like_next(p, i_quote + eqn)) {
+                    if (pc == ',' && looks_like_next(p, i_quote + eqn) && may_rescan(p, i_before, i_quote)) {
                         /* '{"a":"b,c,"d":"e"}': the end quote was missing before the comma */
                         p->olen = o_before;
                         p->i = i_before;
@@ -670,7 +715,7 @@ static int parse_string_raw(RepairParser *p, int stop_delim, size_t stop_idx, in
                         return 1;
                     }
                     if (pc != ',' && pc != '{' && pc != '[' && pc != '}' && pc != ']' && is_delim(pc) &&
-                        (pc != ':' || colon_member_before(p, ip, i_before))) {
+                        (pc != ':' || colon_member_before(p, ip, i_before)) && may_rescan(p, i_before, i_quote)) {
                         p->olen = o_before;
                         p->i = i_before;
                         return parse_string_raw(p, 1, NOPOS, omit_open, qpos, retries + 1);
@@ -877,10 +922,14 @@ static int parse_regex(RepairParser *p) {
 
 static int object_members(RepairParser *p, size_t obrace, int have_key);
 
-/* Elements up to `closer` (the opener is consumed); writes the closing ']'. Returns the
- * number of elements; *commas receives whether a comma was seen. */
+/* Elements up to `closer` (the opener is consumed); writes the closing ']' and records its
+ * output position (last_close) and whether the sequence is empty (initial: no element was
+ * written before). Returns the number of elements; *commas receives whether a comma was
+ * seen. */
 static size_t parse_seq(RepairParser *p, int closer, int initial, int *commas) {
     size_t count = 0;
+    p->last_seq_empty = 0;
+    const int empty_before = initial;
     while (p->i < p->len && p->in[p->i] != closer) {
         if (p->err) return count;
         if (starts_with(p, p->i, "```")) break;
@@ -896,6 +945,7 @@ static size_t parse_seq(RepairParser *p, int closer, int initial, int *commas) {
             if ((parent == 'o' || parent == 's') && at(p, k) == ',') {
                 p->i++; /* ["a", "b"}, "next": ... : the '}' was meant as ']' */
                 p->last_close = p->olen;
+                p->last_seq_empty = empty_before && count == 0;
                 emitc(p, ']');
                 return count;
             }
@@ -941,6 +991,7 @@ static size_t parse_seq(RepairParser *p, int closer, int initial, int *commas) {
     } else {
         p->last_close = ins_before_ws(p, 0, "]", 1);
     }
+    p->last_seq_empty = empty_before && count == 0;
     return count;
 }
 
@@ -1034,11 +1085,12 @@ static int object_members(RepairParser *p, size_t obrace, int have_key) {
                 /* {"a": [1], [2]}: continue the previous array value */
                 strip_last_comma(p);
                 while (p->olen > obrace + 1 && is_ws((unsigned char)p->out[p->olen - 1])) p->olen--;
-                if (p->out[p->olen - 1] == ']') {
+                if (p->out[p->olen - 1] == ']' && p->olen - 1 == p->last_close) {
+                    /* whether the previous array was empty is recorded, not found by a
+                     * scan back over its whitespace (which repeated continuations would
+                     * rescan: quadratic) */
+                    int empty = p->last_seq_empty;
                     p->olen--;
-                    size_t k = p->olen;
-                    while (k > obrace + 1 && is_ws((unsigned char)p->out[k - 1])) k--;
-                    int empty = p->out[k - 1] == '['; /* the previous array was empty */
                     p->i++;
                     if (!push(p, 'a')) return 0;
                     ws_comments(p, 1, 0);
@@ -1055,7 +1107,7 @@ static int object_members(RepairParser *p, size_t obrace, int have_key) {
             quoted_key = is_quote(p, p->i) || (at(p, p->i) == '\\' && is_quote(p, p->i + 1));
             size_t o_key = p->olen;
             p->in_key = 1;
-            int key = parse_string(p) || parse_unquoted(p, 1);
+            int key = parse_string(p) || (!p->err && parse_unquoted(p, 1));
             p->in_key = 0;
             if (p->err) return 0;
             if (!key) {
@@ -1200,16 +1252,26 @@ static int parse_unquoted(RepairParser *p, int is_key) {
     }
     while (i > s && is_ws(p->in[i - 1])) i--;
     if (i == s) return 0;
+    if (!is_key && p->depth == p->calls) p->bare_text = 1; /* prose, perhaps inside words(...) */
     emit_json_string(p, s, i);
     p->i = i;
     if (at(p, i) == '"') p->i++; /* the missing start quote's end quote */
     return 1;
 }
 
+/* Each alternative returns 0 without consuming input when the value is not its kind. After
+ * an error (depth limit, memory) no further alternative may run: parse_unquoted would scan
+ * the rest of the input again at every enclosing level, max_depth times in all (issue 8
+ * #5: `cb(` + objects nested to the limit + whitespace ran at 0.25 MB/s). */
 static int parse_value(RepairParser *p) {
     ws_comments(p, 1, 0);
-    int r = parse_object(p) || parse_array(p) || parse_tuple(p) || parse_string(p) || parse_number(p) ||
-            parse_regex(p) || parse_unquoted(p, 0);
+    int r = parse_object(p);
+    if (!r && !p->err) r = parse_array(p);
+    if (!r && !p->err) r = parse_tuple(p);
+    if (!r && !p->err) r = parse_string(p);
+    if (!r && !p->err) r = parse_number(p);
+    if (!r && !p->err) r = parse_regex(p);
+    if (!r && !p->err) r = parse_unquoted(p, 0);
     if (p->err) return 0;
     ws_comments(p, 1, 1);
     return r;
@@ -1273,13 +1335,21 @@ static void parser_init(RepairParser *p, const char *in, size_t len, const dspex
     p->in = (const unsigned char *)in;
     p->len = len;
     p->max_depth = o && o->max_depth ? o->max_depth : DSPEX_REPAIR_DEFAULT_MAX_DEPTH;
+    p->stack = p->stack_small;
+    p->stack_cap = REPAIR_STACK_SMALL;
+    p->rescan_left = dspex_repair_rescan_budget(len);
+    p->rescan_shared = o ? o->rescan_budget : NULL;
+}
+
+size_t dspex_repair_rescan_budget(size_t len) {
+    return len > SIZE_MAX - REPAIR_RESCAN_SLACK ? SIZE_MAX : len + REPAIR_RESCAN_SLACK;
 }
 
 static int finish(RepairParser *p, dspex_repair_result *r) {
     if (!p->err && !reserve(p, 1)) {
         /* fallthrough to error */
     }
-    free(p->stack);
+    if (p->stack != p->stack_small) free(p->stack);
     p->stack = NULL;
     if (p->err) {
         free(p->out);
@@ -1301,6 +1371,7 @@ void dspex_repair_opts_init(dspex_repair_opts *o) {
     o->max_depth = DSPEX_REPAIR_DEFAULT_MAX_DEPTH;
     o->multi = 1;
     o->skip_valid = 0;
+    o->rescan_budget = NULL;
 }
 
 void dspex_repair_result_free(dspex_repair_result *r) {
@@ -1310,11 +1381,6 @@ void dspex_repair_result_free(dspex_repair_result *r) {
     r->out_len = 0;
 }
 
-static int alloc_stack(RepairParser *p) {
-    p->stack = malloc(p->max_depth + 1);
-    if (p->stack == NULL) return fail(p, DSPEX_REPAIR_ERR_NOMEM, "out of memory", 0);
-    return 1;
-}
 
 int dspex_json_repair(const char *in, size_t len, const dspex_repair_opts *o, dspex_repair_result *r) {
     memset(r, 0, sizeof(*r));
@@ -1335,7 +1401,6 @@ int dspex_json_repair(const char *in, size_t len, const dspex_repair_opts *o, ds
         return DSPEX_REPAIR_OK;
     }
     r->repaired = 1;
-    if (!alloc_stack(&p)) return finish(&p, r);
     ws_comments(&p, 1, 1);
     while (fence_open(&p) == 2) ws_comments(&p, 1, 1);
     skip_prose(&p);
@@ -1424,11 +1489,10 @@ int dspex_json_extract(const char *in, size_t len, size_t from, const dspex_repa
     parser_init(&p, in, len, o);
     if (from > len) from = len;
     p.i = from;
-    if (!alloc_stack(&p)) return finish(&p, r);
     for (;;) {
         size_t before = p.i;
         ws_comments(&p, 1, 1);
-        fence_close(&p);
+        if (from > 0) fence_close(&p); /* the fence after the previous value; at 0 it opens one */
         while (at(&p, p.i) == ',' || at(&p, p.i) == '}' || at(&p, p.i) == ']' || at(&p, p.i) == ';') p.i++;
         if (p.i == before) break;
     }
@@ -1453,6 +1517,7 @@ int dspex_json_extract(const char *in, size_t len, size_t from, const dspex_repa
     }
     r->end = p.i;
     r->repaired = 1;
+    r->bare_text = p.bare_text;
     return finish(&p, r);
 }
 

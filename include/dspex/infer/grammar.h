@@ -66,7 +66,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dspex/adapter.h"
 #include "dspex/infer/vocab.h"
 
 #define DSPEX_GRAMMAR_MAX_SCHEMA_BYTES ((size_t)1 << 20)
@@ -114,10 +113,8 @@ dspex_grammar *dspex_grammar_json_schema(const char *schema, size_t len, dspex_g
                                          const dspex_grammar_limits *lim, char *err, size_t errlen);
 /* Any JSON object (response_format json_object). */
 dspex_grammar *dspex_grammar_json_object(dspex_gvocab *gv, const dspex_grammar_limits *lim, char *err, size_t errlen);
-/* The output of DSPy's ChatAdapter (DXA_CHAT) or JSONAdapter (DXA_JSON) for the output
- * fields of sig, typed as the adapters parse them (see layout.c). */
-dspex_grammar *dspex_grammar_adapter(dxa_adapter ad, const dxa_sig *sig, dspex_gvocab *gv,
-                                     const dspex_grammar_limits *lim, char *err, size_t errlen);
+/* The adapters' output layouts: dspex_grammar_adapter in grammar_adapter.h (it needs the
+ * type model's headers, kept out of this one). */
 
 /* The grammar's vocabulary index (borrowed). */
 dspex_gvocab *dspex_grammar_gvocab(const dspex_grammar *g);

@@ -51,7 +51,7 @@ typedef struct {
 /* NULL for a code that ggml does not define (or defined once and removed). */
 const dspex_type_info *dspex_type(int type);
 /* "q4_0", or "type 31" style text for unknown codes (buf needs 16 bytes). */
-const char *dspex_type_name(int type, char *buf);
+const char *dspex_ggml_type_name(int type, char *buf);
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block size or the
  * type is unknown, or the size would overflow. */
 size_t dspex_row_bytes(int type, int64_t n);

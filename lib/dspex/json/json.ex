@@ -12,6 +12,12 @@ defmodule DSPex.JSON do
   single quotes or trailing text (whitespace aside). Strings must be valid UTF-8;
   `\\u` escapes, including surrogate pairs, are decoded (a lone surrogate is an error).
 
+  Text from outside (LM providers) is not always that clean: Python's `json.dumps` writes
+  half an emoji as a lone surrogate escape (`"\\ud83d"`), and models emit invalid UTF-8.
+  `invalid_unicode: :replace` decodes such strings the way browsers do instead of failing:
+  each lone surrogate escape and each ill-formed UTF-8 sequence (maximal subpart) becomes
+  U+FFFD (`"�"`). The result is always valid UTF-8; nothing else is relaxed.
+
   | JSON           | Elixir                                         |
   |----------------|------------------------------------------------|
   | object         | map with binary keys (`keys: :atoms_existing`) |
@@ -80,7 +86,10 @@ defmodule DSPex.JSON do
   @default_max_depth 512
 
   @typedoc "Options for `decode/2`."
-  @type decode_opt :: {:keys, :binaries | :atoms_existing} | {:max_depth, pos_integer}
+  @type decode_opt ::
+          {:keys, :binaries | :atoms_existing}
+          | {:max_depth, pos_integer}
+          | {:invalid_unicode, :error | :replace}
 
   @typedoc "Options for `encode/2`."
   @type encode_opt ::
@@ -98,6 +107,8 @@ defmodule DSPex.JSON do
     * `:keys` – `:binaries` (default) or `:atoms_existing`: object keys become existing
       atoms; a key that is not an existing atom is an error (atoms are never created).
     * `:max_depth` – the deepest nesting of arrays/objects accepted (default 512).
+    * `:invalid_unicode` – `:error` (default: a lone surrogate escape or invalid UTF-8 in
+      a string is a decode error) or `:replace` (each becomes U+FFFD, see the module doc).
 
   Accepts a binary or iodata.
 
@@ -111,6 +122,9 @@ defmodule DSPex.JSON do
 
       iex> DSPex.JSON.decode(~s({"name": 1}), keys: :atoms_existing)
       {:ok, %{name: 1}}
+
+      iex> DSPex.JSON.decode(~s(["half an emoji: \\\\ud83d"]), invalid_unicode: :replace)
+      {:ok, ["half an emoji: �"]}
 
       iex> {:error, err} = DSPex.JSON.decode(~s({"a": 1 x}))
       iex> err.message
@@ -214,8 +228,17 @@ defmodule DSPex.JSON do
   @doc "Repairs broken JSON text. See `DSPex.JSON.Repair.repair/2`."
   defdelegate repair(text, opts \\ []), to: DSPex.JSON.Repair
 
-  @doc "Extracts the first JSON value from text. See `DSPex.JSON.Repair.extract/2`."
+  @doc "Like `repair/2` but returns the JSON text or raises. See `DSPex.JSON.Repair.repair!/2`."
+  defdelegate repair!(text, opts \\ []), to: DSPex.JSON.Repair
+
+  @doc """
+  Extracts the first JSON value from text; text that holds none is an error. See
+  `DSPex.JSON.Repair.extract/2`.
+  """
   defdelegate extract(text, opts \\ []), to: DSPex.JSON.Repair
+
+  @doc "Like `extract/2` but returns the term or raises. See `DSPex.JSON.Repair.extract!/2`."
+  defdelegate extract!(text, opts \\ []), to: DSPex.JSON.Repair
 
   # -- options -------------------------------------------------------------------------
 
@@ -223,7 +246,7 @@ defmodule DSPex.JSON do
   defp decode_opts(opts) when not is_list(opts), do: bad_opts!(opts)
 
   defp decode_opts(opts) do
-    flags =
+    keys =
       case Keyword.get(opts, :keys, :binaries) do
         :binaries ->
           0
@@ -236,7 +259,20 @@ defmodule DSPex.JSON do
                 "invalid :keys option #{inspect(other)}; expected :binaries or :atoms_existing"
       end
 
-    {flags, max_depth(opts)}
+    unicode =
+      case Keyword.get(opts, :invalid_unicode, :error) do
+        :error ->
+          0
+
+        :replace ->
+          2
+
+        other ->
+          raise ArgumentError,
+                "invalid :invalid_unicode option #{inspect(other)}; expected :error or :replace"
+      end
+
+    {keys + unicode, max_depth(opts)}
   end
 
   defp encode_opts([]), do: {0, @default_max_depth}

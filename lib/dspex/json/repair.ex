@@ -9,9 +9,11 @@ defmodule DSPex.JSON.Repair do
 
   The work happens in C (`c_src/core/json/repair.c`) in a single pass: time is linear in the
   input and memory proportional to it on every path (the output is an append-only
-  buffer; lookaheads are bounded). Valid JSON is returned byte for byte (the same binary,
-  without a copy); repairs keep the input's whitespace. Inputs over 64 KiB run on a dirty
-  CPU scheduler.
+  buffer; lookaheads are bounded; re-reading a string whose end quote is missing draws on
+  one budget per input), including hostile shapes such as a JSONP wrapper around objects
+  nested to `:max_depth` followed by whitespace. Valid JSON is returned byte for byte (the
+  same binary, without a copy); repairs keep the input's whitespace. Inputs over 64 KiB
+  run on a dirty CPU scheduler.
 
   ## What is repaired
 
@@ -51,8 +53,36 @@ defmodule DSPex.JSON.Repair do
   | valid JSON | unchanged | re-serialised | unchanged, byte for byte |
   | `"a\\n"` with a raw trailing newline | kept | dropped | dropped (when the raw whitespace before the end quote holds a newline) |
 
-  Text with no JSON value at all (empty or only whitespace/comments) is an error; plain
-  prose without any `{`/`[` is repaired as a string (`hello world` → `"hello world"`).
+  `repair/2`: text with no JSON value at all (empty or only whitespace/comments) is an
+  error; plain prose without any `{`/`[` is repaired as a string (`hello world` →
+  `"hello world"`), because `repair/2` must return JSON text.
+
+  ## What counts as a JSON value (`extract/2`)
+
+  `extract/2` looks for JSON in text and fails with
+  `%DSPex.Error{type: :json_repair, message: "no JSON value found"}` when there is none.
+  Leading prose is skipped only when an object, an array or a Markdown fence follows it.
+  After that, the text must start with a JSON value:
+
+    * an object or an array (`{`, `[`), anywhere after prose, repaired if broken;
+    * a quoted string (`"..."`, `'...'`, curly quotes);
+    * a number, `true`/`false`/`null` or their Python and JavaScript spellings (`True`,
+      `None`, `undefined`, `NaN`), or a call wrapper around one (`NumberLong(2)`,
+      `callback({...})`).
+
+  Text after the value is ignored. So:
+
+  | text | `extract/2` |
+  |---|---|
+  | `no json here`, `true story`, `Hello (world)` | error: bare words are prose |
+  | `The answer is 42.` | error: a number inside prose is not taken |
+  | `The answer is "Paris".` | error: so is a quoted phrase |
+  | `42`, `42 apples` | `42` |
+  | `Sure: {"a": 1}`, ```` ```json\\n{"a": 1}\\n``` ```` | `%{"a" => 1}` |
+
+  With `all: true` the same holds for the first value. Later values follow it directly
+  (`1\\n2` → `[1, 2]`), or after prose when they are objects or arrays
+  (`see [1] and [2]` → `[[1], [2]]`).
 
   ## Options
 
@@ -125,7 +155,8 @@ defmodule DSPex.JSON.Repair do
 
   @doc """
   Finds the first JSON value in `text` (skipping prose and fences), repairs and decodes
-  it. With `all: true`, returns every top-level value, in order.
+  it. With `all: true`, returns every top-level value, in order. Text that holds no JSON
+  value (see "What counts as a JSON value" above) is an error.
 
   ## Examples
 
@@ -137,6 +168,10 @@ defmodule DSPex.JSON.Repair do
 
       iex> DSPex.JSON.Repair.extract(~s(```json\\n[1, 2, ...]\\n```))
       {:ok, [1, 2]}
+
+      iex> {:error, err} = DSPex.JSON.Repair.extract("no json here")
+      iex> err.message
+      "no JSON value found"
   """
   @spec extract(binary, [extract_opt]) :: {:ok, term} | {:error, DSPex.Error.t()}
   def extract(text, opts \\ [])

@@ -42,6 +42,19 @@ defmodule DSPex.BaseLM do
   or, when the caller streams and the LM `supports?(lm, :stream)`, a function to call
   with `{:delta, text}` for each text delta of the first choice as it arrives.
 
+  ## Named LMs
+
+  Wherever an LM is taken (`request/4`, `stream/5`, `supports?/2`, `DSPex.configure(lm:
+  ...)`, a predictor's `lm:`), the name of an LM declared in `config :dspex, lms: [...]`
+  works too; it is resolved through `DSPex.LM.Registry` at each call.
+
+  ## Telemetry
+
+  Every call of every LM runs in a `[:dspex, :lm, :call]` span: metadata `model`,
+  `predictor`, `stream`; stop adds `response_model`, `usage`, `cache_hit` (or `error`,
+  the error type). A remote LM's transport work is the nested `[:dspex, :lm, :request]`
+  span of `DSPex.LM.Pipeline`.
+
   ## Examples
 
       iex> lm = DSPex.LM.Scripted.new(["Paris"])
@@ -164,11 +177,22 @@ defmodule DSPex.BaseLM do
       iex> {c.model, hd(c.choices).text}
       {"demo/scripted", "hello"}
   """
-  @spec request(struct, [message], map, keyword) :: result
-  def request(%mod{} = lm, messages, params \\ %{}, opts \\ [])
+  @spec request(struct | atom, [message], map, keyword) :: result
+  def request(lm, messages, params \\ %{}, opts \\ [])
+
+  def request(name, messages, params, opts) when is_atom(name) and not is_nil(name) do
+    with {:ok, lm} <- DSPex.LM.Registry.lookup(name), do: request(lm, messages, params, opts)
+  end
+
+  def request(%mod{} = lm, messages, params, opts)
       when is_list(messages) and is_map(params) and is_list(opts) do
     call = Keyword.get(opts, :call, %{})
-    result = mod.forward(lm, messages, params, %{call: call, sink: nil})
+
+    result =
+      call_span(lm, call, false, fn ->
+        mod.forward(lm, messages, params, %{call: call, sink: nil})
+      end)
+
     finish(lm, messages, params, call, result)
   end
 
@@ -186,22 +210,53 @@ defmodule DSPex.BaseLM do
       iex> for _ <- 1..3, do: receive(do: ({:delta, d} -> d))
       ["Paris", " is b", "ig"]
   """
-  @spec stream(struct, [message], map, sink, keyword) :: result
-  def stream(%mod{} = lm, messages, params, sink, opts \\ [])
+  @spec stream(struct | atom, [message], map, sink, keyword) :: result
+  def stream(lm, messages, params, sink, opts \\ [])
+
+  def stream(name, messages, params, sink, opts) when is_atom(name) and not is_nil(name) do
+    with {:ok, lm} <- DSPex.LM.Registry.lookup(name),
+         do: stream(lm, messages, params, sink, opts)
+  end
+
+  def stream(%mod{} = lm, messages, params, sink, opts)
       when is_list(messages) and is_map(params) and is_function(sink, 1) and is_list(opts) do
     call = Keyword.get(opts, :call, %{})
 
     result =
-      if mod.supports?(lm, :stream) do
-        mod.forward(lm, messages, params, %{call: call, sink: sink})
-      else
-        with {:ok, completion} <- mod.forward(lm, messages, params, %{call: call, sink: nil}) do
-          replay_text(completion, sink)
-          {:ok, completion}
+      call_span(lm, call, true, fn ->
+        if mod.supports?(lm, :stream) do
+          mod.forward(lm, messages, params, %{call: call, sink: sink})
+        else
+          with {:ok, completion} <- mod.forward(lm, messages, params, %{call: call, sink: nil}) do
+            replay_text(completion, sink)
+            {:ok, completion}
+          end
         end
-      end
+      end)
 
     finish(lm, messages, params, call, result)
+  end
+
+  # Every LM call, whatever the LM: a [:dspex, :lm, :call] span. Stop metadata: the
+  # answering model (`response_model`, e.g. the LM of a fallback chain that answered),
+  # `usage`, `cache_hit`, or the error type.
+  defp call_span(lm, call, stream?, fun) do
+    meta = %{model: model(lm), predictor: Map.get(call, :predictor), stream: stream?}
+
+    DSPex.Telemetry.span([:dspex, :lm, :call], meta, fn ->
+      case fun.() do
+        {:ok, completion} = result ->
+          {result,
+           Map.merge(meta, %{
+             response_model: Map.get(completion, :model) || meta.model,
+             usage: Map.get(completion, :usage) || %{},
+             cache_hit: Map.get(completion, :cache_hit, false) == true
+           })}
+
+        {:error, %Error{type: type}} = result ->
+          {result, Map.put(meta, :error, type)}
+      end
+    end)
   end
 
   @doc """
@@ -214,9 +269,16 @@ defmodule DSPex.BaseLM do
       iex> DSPex.BaseLM.supports?(DSPex.LM.Scripted.new([]), :tools)
       false
   """
-  @spec supports?(struct, atom) :: boolean
+  @spec supports?(struct | atom, atom) :: boolean
   def supports?(%mod{} = lm, feature) when is_atom(feature),
     do: mod.supports?(lm, feature) == true
+
+  def supports?(name, feature) when is_atom(name) and is_atom(feature) do
+    case DSPex.LM.Registry.lookup(name) do
+      {:ok, lm} -> supports?(lm, feature)
+      {:error, _} -> false
+    end
+  end
 
   @doc """
   The LM's saved state (`c:dump_state/1`), or `nil` for an LM that has none to save.
@@ -247,6 +309,14 @@ defmodule DSPex.BaseLM do
   @spec model(term) :: binary
   def model(%{model: model}) when is_binary(model), do: model
   def model(%mod{}), do: inspect(mod)
+
+  def model(name) when is_atom(name) and not is_nil(name) do
+    case DSPex.LM.Registry.lookup(name) do
+      {:ok, lm} -> model(lm)
+      {:error, _} -> "unknown"
+    end
+  end
+
   def model(_), do: "unknown"
 
   @doc """

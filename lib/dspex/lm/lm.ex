@@ -21,7 +21,10 @@ defmodule DSPex.LM do
   ## API keys
 
   From `api_key:` or the provider's environment variable (`OPENAI_API_KEY`,
-  `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, ...), read at request time. The struct keeps a
+  `ANTHROPIC_API_KEY`; for Gemini `GOOGLE_API_KEY`, `GEMINI_API_KEY`, `PALM_API_KEY`, in
+  LiteLLM's order; ...), read at request time. A hosted provider on its default
+  endpoint without a key fails before any request with an `:auth` error naming the
+  variable (`require_key/1`). The struct keeps a
   given key inside a closure, so neither `inspect/1` nor a crash report — Elixir's or
   Erlang's `:logger` formatter — can print it; it is never part of an error message,
   cache key, telemetry metadata, the call history or `dump_state/1`.
@@ -39,7 +42,7 @@ defmodule DSPex.LM do
             model_type: "chat",
             api_key: nil,
             api_base: nil,
-            api_key_env: nil,
+            api_key_env: [],
             headers: [],
             cache: true,
             num_retries: 3,
@@ -59,7 +62,7 @@ defmodule DSPex.LM do
           model_type: binary,
           api_key: secret,
           api_base: binary | nil,
-          api_key_env: binary | nil,
+          api_key_env: [binary],
           headers: [{binary, binary}],
           cache: boolean,
           num_retries: non_neg_integer,
@@ -69,11 +72,14 @@ defmodule DSPex.LM do
           options: keyword
         }
 
-  # provider prefix => {module, env var for the key, default api_base or nil}
+  # provider prefix => {module, env var(s) for the key, default api_base or nil}.
+  # Gemini: LiteLLM (1.110, what DSPy 3.3 calls) reads GOOGLE_API_KEY, then
+  # GEMINI_API_KEY, then the legacy PALM_API_KEY (`get_api_key_from_env` + main.py).
   @providers %{
     "openai" => {DSPex.LM.Providers.OpenAI, "OPENAI_API_KEY", nil},
     "anthropic" => {DSPex.LM.Providers.Anthropic, "ANTHROPIC_API_KEY", nil},
-    "gemini" => {DSPex.LM.Providers.Gemini, "GEMINI_API_KEY", nil},
+    "gemini" =>
+      {DSPex.LM.Providers.Gemini, ["GOOGLE_API_KEY", "GEMINI_API_KEY", "PALM_API_KEY"], nil},
     "hosted_vllm" => {DSPex.LM.Providers.OpenAI, "HOSTED_VLLM_API_KEY", nil},
     "vllm" => {DSPex.LM.Providers.OpenAI, "VLLM_API_KEY", nil},
     "ollama" => {DSPex.LM.Providers.OpenAI, "OLLAMA_API_KEY", "http://localhost:11434/v1"},
@@ -198,6 +204,19 @@ defmodule DSPex.LM do
 
   #{Options.docs(@schema)}
 
+  `model` may also be:
+
+    * the name of an LM declared in `config :dspex, lms: [...]` (or registered with
+      `DSPex.LM.Registry.register/2`): `DSPex.LM.new(:fast)`; options given with a name
+      are applied with `copy/2`;
+    * a list — a fallback chain (`DSPex.LM.Fallback`) of model ids, `{model, opts}`
+      pairs, names or LM structs, e.g.
+      `DSPex.LM.new(["anthropic/claude-sonnet-4-5", "openai/gpt-4o"], fallback_on: [:rate_limit, :server, :circuit_open, :timeout])`;
+      `fallback_on:` is the chain's option, the others apply to every model id.
+
+  With no key (`api_key:` or the provider's variable), a hosted provider's call fails
+  before any request with an `:auth` error naming the variable (`require_key/1`).
+
   The request params (`temperature` ... `cache`) become the LM's default `kwargs`, as in
   DSPy; an unknown option raises `ArgumentError` (put extra provider fields in
   `kwargs:`). Also raises for an unknown provider, and for OpenAI reasoning models with
@@ -212,14 +231,46 @@ defmodule DSPex.LM do
       false
       iex> DSPex.LM.new("gpt-4o").model
       "openai/gpt-4o"
+      iex> chain = DSPex.LM.new(["anthropic/claude-x", "openai/gpt-4o"], fallback_on: [:rate_limit], temperature: 0.0)
+      iex> {chain.model, Enum.map(chain.lms, & &1.kwargs)}
+      {"anthropic/claude-x,openai/gpt-4o", [%{temperature: 0.0}, %{temperature: 0.0}]}
       iex> DSPex.LM.new("openai/gpt-4o", temprature: 0.0)
       ** (ArgumentError) unknown option :temprature for DSPex.LM.new/2 (did you mean :temperature?); valid options: :anthropic_version, :api_base, :api_key, :base_url, :cache, :circuit_breaker, :connect_timeout_ms, :first_byte_timeout_ms, :frequency_penalty, :headers, :idle_timeout_ms, :kwargs, :logprobs, :max_response_bytes, :max_retries, :max_tokens, :model_type, :n, :num_retries, :pool, :presence_penalty, :provider, :reasoning_effort, :response_format, :retry_base_ms, :retry_max_ms, :rollout_id, :seed, :session, :stop, :temperature, :timeout, :tool_choice, :tools, :top_logprobs, :top_p
   """
-  @spec new(binary, keyword) :: t | DSPex.LM.Local.t()
+  @spec new(binary | atom | [term, ...], keyword) ::
+          t | DSPex.LM.Fallback.t() | DSPex.LM.Local.t() | struct
   def new(model, opts \\ [])
 
   # In-process GGUF models implement DSPex.BaseLM themselves, with their own options.
   def new("local/" <> name, opts) when is_list(opts), do: DSPex.LM.Local.new(name, opts)
+
+  def new(name, opts) when is_atom(name) and not is_nil(name) and is_list(opts) do
+    case {DSPex.LM.Registry.lookup!(name), opts} do
+      {lm, []} ->
+        lm
+
+      {%__MODULE__{} = lm, opts} ->
+        copy(lm, opts)
+
+      {lm, _} ->
+        raise ArgumentError,
+              "#{inspect(name)} is a #{inspect(lm.__struct__)}: only a DSPex.LM takes options here"
+    end
+  end
+
+  def new([_ | _] = models, opts) when is_list(opts) do
+    Options.validate!(opts, @copy_schema ++ DSPex.LM.Fallback.options_schema(), "DSPex.LM.new/2")
+    {chain_opts, lm_opts} = Keyword.split(opts, [:fallback_on])
+
+    models
+    |> Enum.map(fn
+      %_{} = lm -> lm
+      {model, own} when is_list(own) -> new(model, Keyword.merge(lm_opts, own))
+      model when is_binary(model) -> new(model, lm_opts)
+      name when is_atom(name) -> new(name, [])
+    end)
+    |> DSPex.LM.Fallback.new(chain_opts)
+  end
 
   def new(model, opts) when is_binary(model) and is_list(opts) do
     opts = Options.validate!(opts, @schema, "DSPex.LM.new/2")
@@ -256,7 +307,7 @@ defmodule DSPex.LM do
       model_type: to_string(opts[:model_type]),
       api_key: wrap_secret(opts[:api_key]),
       api_base: opts[:api_base] || env_base(provider) || default_base,
-      api_key_env: env,
+      api_key_env: List.wrap(env),
       headers: opts[:headers] || [],
       cache: opts[:cache],
       num_retries: opts[:num_retries],
@@ -318,10 +369,66 @@ defmodule DSPex.LM do
 
   def resolve_key(%__MODULE__{api_key: key} = lm) when is_binary(key) and key != "", do: lm
 
-  def resolve_key(%__MODULE__{api_key_env: env} = lm) when is_binary(env),
-    do: %{lm | api_key: System.get_env(env)}
+  def resolve_key(%__MODULE__{api_key_env: envs} = lm) when is_list(envs),
+    do: %{lm | api_key: Enum.find_value(envs, &non_empty_env/1)}
 
   def resolve_key(lm), do: lm
+
+  defp non_empty_env(name) do
+    case System.get_env(name) do
+      "" -> nil
+      value -> value
+    end
+  end
+
+  @doc """
+  Checks that `lm` has an API key where it needs one: a hosted provider (its default
+  server is `https://`) reached at that default server. Returns `:ok`, or an `:auth`
+  error naming the environment variable to set — before any request is sent. An LM
+  pointed at another server (`api_base:`, `OPENAI_BASE_URL`) or a local one (`ollama/`,
+  `llamacpp/`, ...) may go without a key. The key itself is never part of the error.
+
+  ## Examples
+
+      iex> System.delete_env("ANTHROPIC_API_KEY")
+      iex> {:error, e} = DSPex.LM.require_key(DSPex.LM.new("anthropic/claude-x"))
+      iex> {e.type, e.message}
+      {:auth, "no API key for anthropic: set ANTHROPIC_API_KEY or pass api_key:"}
+      iex> DSPex.LM.require_key(DSPex.LM.new("anthropic/claude-x", api_key: "sk-ant-x"))
+      :ok
+      iex> DSPex.LM.require_key(DSPex.LM.new("openai/qwen", api_base: "http://127.0.0.1:8080/v1"))
+      :ok
+      iex> DSPex.LM.require_key(DSPex.LM.new("ollama/llama3"))
+      :ok
+  """
+  @spec require_key(t) :: :ok | {:error, DSPex.Error.t()}
+  def require_key(%__MODULE__{} = lm) do
+    %{api_key: key} = resolve_key(lm)
+    hosted? = String.starts_with?(default_base(lm), "https://")
+
+    if key in [nil, ""] and hosted? and Pipeline.custom_endpoint(lm) == nil do
+      {:error,
+       DSPex.Error.new(
+         :auth,
+         "no API key for #{lm.provider}: set #{key_vars(lm.provider, lm.api_key_env)} or pass api_key:",
+         %{provider: lm.provider, env: lm.api_key_env}
+       )}
+    else
+      :ok
+    end
+  end
+
+  # The provider's own variable first in the message (GEMINI_API_KEY for gemini), the
+  # others it also reads after it.
+  defp key_vars(provider, envs) do
+    own = String.upcase(provider) <> "_API_KEY"
+
+    case if(own in envs, do: [own | List.delete(envs, own)], else: envs) do
+      [] -> "an API key variable"
+      [one] -> one
+      [first | rest] -> first <> " (or " <> Enum.join(rest, ", ") <> ")"
+    end
+  end
 
   @doc """
   Returns a copy of `lm` with `overrides` applied (options of `new/2`): LM options
@@ -464,6 +571,23 @@ defmodule DSPex.LM do
     lm = new(model, Keyword.merge(base_opts, opts))
     %{lm | kwargs: Map.merge(kwargs, lm.kwargs)}
   end
+
+  @doc """
+  Probes the endpoints of `lms` — an LM, a fallback chain, a registered name, a list of
+  them, or `:all` (every named LM) — and returns one report per endpoint:
+  `%{model:, endpoint:, status: :ok | :error, breaker:, latency_ms:, error:}`. By
+  default a probe lists the provider's models (no tokens spent); `probe: :completion`
+  asks the model for one token. See `DSPex.LM.Health`.
+
+  ## Examples
+
+      iex> System.delete_env("ANTHROPIC_API_KEY")
+      iex> [report] = DSPex.LM.health(DSPex.LM.new("anthropic/claude-x"))
+      iex> {report.status, report.error.type, report.endpoint}
+      {:error, :auth, "https://api.anthropic.com:443"}
+  """
+  @spec health(term, keyword) :: [DSPex.LM.Health.report()]
+  def health(lms \\ :all, opts \\ []), do: DSPex.LM.Health.check(lms, opts)
 
   @doc """
   Sends `messages` to `lm` — any LM, through `DSPex.BaseLM.request/4`.

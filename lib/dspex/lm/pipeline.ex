@@ -26,8 +26,9 @@ defmodule DSPex.LM.Pipeline do
   ## Secrets
 
   The API key is read (from the LM or the provider's environment variable) right before
-  the request is built and exists only in the request headers handed to the transport;
-  provider errors that echo it are scrubbed (`DSPex.LM.Provider.http_error/6`), and an
+  the request is built — a hosted provider on its default endpoint without one fails
+  there with an `:auth` error (`DSPex.LM.require_key/1`), before any request — and
+  exists only in the request headers handed to the transport; provider errors that echo it are scrubbed (`DSPex.LM.Provider.http_error/6`), and an
   exit from the transport becomes an error whose message names the failure, never the
   request.
   """
@@ -189,7 +190,10 @@ defmodule DSPex.LM.Pipeline do
     patient = if lm.options[:reasoning_model], do: lm.timeout, else: nil
     patient = if patient == :infinity, do: 86_400_000, else: patient
 
-    with {:ok, http} <- provider.build(lm, messages, params, sink != nil),
+    # A hosted provider without a key would only answer 401 after the retries: say
+    # which variable to set, before any request.
+    with :ok <- DSPex.LM.require_key(lm),
+         {:ok, http} <- provider.build(lm, messages, params, sink != nil),
          {:ok, body} <- encode_body(http.body) do
       req =
         %{

@@ -310,8 +310,8 @@ defmodule DSPex.LM.Provider do
   in the result is valid UTF-8 and one bad character never fails a whole call.
   Anything else that is not JSON is a `:server` error.
 
-  Replies that decode as they are (all well-behaved ones) take no extra pass; the
-  repair runs only after a failed decode.
+  The replacement happens inside the C decoder (`DSPex.JSON.decode/2`'s
+  `invalid_unicode: :replace`), in the same single pass as a strict decode.
 
   ## Examples
 
@@ -323,17 +323,10 @@ defmodule DSPex.LM.Provider do
       iex> e.type
       :server
   """
-  # Note for the lead: DSPex.JSON.decode/2 gains a lenient option on branch `json`;
-  # when it lands, this becomes `DSPex.JSON.decode(data, <that option>)`.
   @spec decode_json(binary) :: {:ok, term} | {:error, Error.t()}
   def decode_json(data) do
-    with {:error, %Error{} = e} <- DSPex.JSON.decode(data) do
-      repaired = data |> valid_utf8() |> replace_lone_surrogates()
-
-      case repaired != data && DSPex.JSON.decode(repaired) do
-        {:ok, term} -> {:ok, term}
-        _ -> {:error, Error.new(:server, "provider sent invalid JSON: " <> e.message)}
-      end
+    with {:error, %Error{} = e} <- DSPex.JSON.decode(data, invalid_unicode: :replace) do
+      {:error, Error.new(:server, "provider sent invalid JSON: " <> e.message)}
     end
   end
 
@@ -362,21 +355,6 @@ defmodule DSPex.LM.Provider do
 
       {:incomplete, good, _rest} ->
         IO.iodata_to_binary(Enum.reverse(["\uFFFD", good | acc]))
-    end
-  end
-
-  # JSON escapes left to right (so "\\\\ud83d" stays an escaped backslash): a surrogate
-  # pair is kept, a lone high or low surrogate becomes \uFFFD, other escapes are kept.
-  @escape ~r/\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[dD][89a-fA-F][0-9a-fA-F]{2}|.)/s
-
-  defp replace_lone_surrogates(json) do
-    if String.contains?(json, ["\\ud", "\\uD"]) do
-      Regex.replace(@escape, json, fn
-        <<"\\u", d, h, _, _>> when d in [?d, ?D] and h in ~c"89abcdefABCDEF" -> "\\ufffd"
-        esc -> esc
-      end)
-    else
-      json
     end
   end
 

@@ -120,7 +120,7 @@ defmodule DSPex.Local.Grammar do
 
     Telemetry.span([:dspex, :local, :grammar], %{spec: kind}, fn ->
       result =
-        case NIF.guard(fn -> NIF.local_grammar(ref, native, limits) end) do
+        case native_call(native, &NIF.local_grammar(ref, &1, limits)) do
           {:ok, g} -> {:ok, %__MODULE__{ref: g, spec: kind}}
           {:error, reason} -> {:error, NIF.wrap_error(reason)}
         end
@@ -312,6 +312,14 @@ defmodule DSPex.Local.Grammar do
           "grammar spec: expected {:json_schema, schema}, :json_object, {:chat, signature} " <>
             "or {:json, signature}, got: #{inspect(other, limit: 5)}"
   end
+
+  # The adapter specs go to C as a compiled signature (compiled on :stale, as the
+  # adapters' own calls do).
+  defp native_call({kind, %DSPex.Signature{} = sig}, fun) do
+    DSPex.Adapter.Native.call(sig, nil, fn id, key, _ -> fun.({kind, id, key}) end)
+  end
+
+  defp native_call(native, fun), do: NIF.guard(fn -> fun.(native) end)
 
   # What identifies a spec in the cache: the adapter specs by their output fields (names
   # and types decide the grammar; instructions and inputs do not).

@@ -74,8 +74,9 @@ defmodule DSPex.Predict do
                      "Few-shot examples: maps with atom keys, keyword lists or `%DSPex.Example{}`."
                  ],
                  lm: [
-                   type: {:or, [:struct, nil]},
-                   doc: "The LM; else the configured one (`DSPex.configure(lm: ...)`)."
+                   type: {:or, [:struct, :atom, nil]},
+                   doc:
+                     "The LM (or the name of one in `config :dspex, lms:`); else the configured one (`DSPex.configure(lm: ...)`)."
                  ],
                  adapter: [
                    type: {:or, [:module, nil]},
@@ -108,7 +109,10 @@ defmodule DSPex.Predict do
   @param_keys DSPex.Options.keys(DSPex.BaseLM.params_schema())
 
   @call_options DSPex.Options.schema!(
-                  lm: [type: {:or, [:struct, nil]}, doc: "The LM for this call."],
+                  lm: [
+                    type: {:or, [:struct, :atom, nil]},
+                    doc: "The LM (or its name) for this call."
+                  ],
                   adapter: [type: {:or, [:module, nil]}, doc: "The adapter for this call."],
                   config: [
                     type: {:or, [:map, :keyword]},

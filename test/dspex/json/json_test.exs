@@ -184,6 +184,53 @@ defmodule DSPex.JSONTest do
       assert dec_error(~S("\u12G4")).message =~ "\\u escape"
     end
 
+    # Issue 8 #9: a provider reply holding a lone surrogate (Python's json.dumps writes
+    # half an emoji as "\ud83d") failed the whole call.
+    test "invalid_unicode: :replace turns lone surrogates into U+FFFD" do
+      r = [invalid_unicode: :replace]
+      assert dec(~S("\ud83d"), r) == {:ok, "\uFFFD"}
+      assert dec(~S("a\ud83db"), r) == {:ok, "a\uFFFDb"}
+      assert dec(~S("\udc00"), r) == {:ok, "\uFFFD"}
+      assert dec(~S("\ud800\u0041"), r) == {:ok, "\uFFFDA"}
+      assert dec(~S("\ud83d\ud83d\ude00"), r) == {:ok, "\uFFFD😀"}
+      assert dec(~S("\ud83d\ude00"), r) == {:ok, "😀"}
+      assert dec(~S({"k\udfff": "\ud83d"}), r) == {:ok, %{"k\uFFFD" => "\uFFFD"}}
+
+      reply = ~S({"choices": [{"message": {"content": "Great job! \ud83d"}}]})
+      assert {:ok, %{"choices" => [%{"message" => %{"content" => content}}]}} = dec(reply, r)
+      assert content == "Great job! \uFFFD" and String.valid?(content)
+      # the default stays strict
+      assert dec_error(reply).message =~ "lone surrogate"
+      assert dec_error(reply, invalid_unicode: :error).message =~ "lone surrogate"
+    end
+
+    test "invalid_unicode: :replace turns each ill-formed UTF-8 sequence into one U+FFFD" do
+      r = [invalid_unicode: :replace]
+      assert dec(<<?", ?a, 0xFF, ?">>, r) == {:ok, "a\uFFFD"}
+      assert dec(<<?", ?x, 0xE2, 0x82, ?">>, r) == {:ok, "x\uFFFD"}
+      assert dec(<<?", 0xE2, 0x82, ?x, 0xE2, 0x82, 0xAC, ?">>, r) == {:ok, "\uFFFDx€"}
+      assert dec(<<?", 0xC0, 0xAF, ?">>, r) == {:ok, "\uFFFD\uFFFD"}
+      assert dec(<<?", 0xED, 0xA0, 0x80, ?">>, r) == {:ok, "\uFFFD\uFFFD\uFFFD"}
+      assert dec(<<?", 0xF4, 0x90, 0x80, 0x80, ?">>, r) == {:ok, String.duplicate("\uFFFD", 4)}
+      assert dec(<<"{\"k", 0x80, "\":1}">>, r) == {:ok, %{"k\uFFFD" => 1}}
+      # everything else stays strict
+      assert dec_error("\"a\nb\"", r).message =~ "control character"
+      assert dec_error(~S("\x"), r).message =~ "invalid escape"
+      assert dec_error(~S("\u12G4"), r).message =~ "\\u escape"
+      assert dec_error(~S([1,]), r).message =~ "expected a value"
+    end
+
+    test "invalid_unicode: :replace on a large input (dirty scheduler) and with atom keys" do
+      big = "[" <> String.duplicate(~S("ok \ud83d", ), 20_000) <> "1]"
+      assert {:ok, list} = dec(big, invalid_unicode: :replace)
+      assert length(list) == 20_001 and hd(list) == "ok \uFFFD"
+
+      assert dec(~S({"name": "\ud83d"}), invalid_unicode: :replace, keys: :atoms_existing) ==
+               {:ok, %{name: "\uFFFD"}}
+
+      assert_raise ArgumentError, ~r/invalid_unicode/, fn -> dec("1", invalid_unicode: :drop) end
+    end
+
     test "long strings (sub-binaries) are correct and usable after the input is gone" do
       long = String.duplicate("abcdefgh", 100)
       {:ok, [s]} = dec(~s(["#{long}"]))
