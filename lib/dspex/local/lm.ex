@@ -326,10 +326,16 @@ defmodule DSPex.LM.Local do
     Cache.key(request)
   end
 
-  defp grammar_key({kind, %DSPex.Signature{outputs: outs}}, limits) when kind in [:chat, :json],
-    do: inspect({kind, Enum.map(outs, &{&1.name, &1.type}), limits}, limit: :infinity)
+  # The grammar's identity in the cache key: its spec, its limits, and the version of the
+  # layouts (bump when what a spec admits changes, so older entries stop answering).
+  @grammar_version 1
 
-  defp grammar_key(spec, limits), do: inspect({spec, limits}, limit: :infinity)
+  defp grammar_key({kind, %DSPex.Signature{} = sig}, limits) when kind in [:chat, :json] do
+    fields = Enum.map(sig.outputs, &{&1.name, &1.type})
+    inspect({@grammar_version, kind, fields, limits}, limit: :infinity)
+  end
+
+  defp grammar_key(spec, limits), do: inspect({@grammar_version, spec, limits}, limit: :infinity)
 
   defp stringify(m) when is_map(m), do: Map.new(m, fn {k, v} -> {to_string(k), stringify(v)} end)
   defp stringify(l) when is_list(l), do: Enum.map(l, &stringify/1)
