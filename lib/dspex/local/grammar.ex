@@ -323,9 +323,8 @@ defmodule DSPex.Local.Grammar do
 
   # What identifies a spec in the cache: the adapter specs by their output fields (names
   # and types decide the grammar; instructions and inputs do not).
-  defp cache_term({kind, %DSPex.Signature{inputs: ins, outputs: outs}})
-       when kind in [:chat, :json],
-       do: {kind, Enum.map(ins, & &1.name), Enum.map(outs, &{&1.name, &1.type})}
+  defp cache_term({kind, %DSPex.Signature{outputs: outs}}) when kind in [:chat, :json],
+    do: {kind, Enum.map(outs, &{&1.name, &1.type})}
 
   defp cache_term({kind, sig}) when kind in [:chat, :json] and is_binary(sig),
     do: cache_term({kind, DSPex.Signature.resolve!(sig)})
