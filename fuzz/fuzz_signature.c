@@ -1,9 +1,11 @@
-/* libFuzzer target for the DSPy signature parser (c_src/core/signature/signature.c).
+/* libFuzzer target for the DSPy signature parser (c_src/core/signature/signature.c) and
+ * the type model's signature-string rendering (type.c).
  *
- * Any input must parse or fail cleanly (no crash, leak or UB). When it parses, the
- * signature is rendered back to text ("a: list[str] -> b") and parsed again; the second
- * rendering must equal the first (the parser and renderer agree). Every field carries
- * its inferred prefix. */
+ * Any input must parse or fail cleanly (no crash, leak or UB), in the mode chosen by the
+ * first byte (DSPy's string parser or a class-body annotation). When it parses, every
+ * field type is rendered in the signature syntax, parsed back as a type (class mode) and
+ * must compare equal; its DSPy name, JSON schema and the field's inferred prefix must
+ * render. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,82 +15,44 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Renders sig into a malloc'd string (caller frees), or NULL on allocation failure. */
-static char *render_sig(const dspex_signature *sig, size_t *out_len) {
-    size_t cap = 256, n = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) return NULL;
-    for (size_t i = 0; i < sig->nfields; i++) {
-        const dspex_sig_field *f = &sig->fields[i];
-        size_t tlen = dspex_sig_type_render(f->type, NULL, 0);
-        size_t need = n + f->name_len + tlen + 16;
-        if (need > cap) {
-            while (cap < need) cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (nb == NULL) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-        }
-        if (i == sig->ninputs) n += (size_t)snprintf(buf + n, cap - n, " -> ");
-        else if (i > 0) n += (size_t)snprintf(buf + n, cap - n, ", ");
-        memcpy(buf + n, f->name, f->name_len);
-        n += f->name_len;
-        memcpy(buf + n, ": ", 2);
-        n += 2;
-        dspex_sig_type_render(f->type, buf + n, cap - n);
-        n += tlen;
-    }
-    if (sig->ninputs == sig->nfields) {
-        if (n + 8 > cap) {
-            char *nb = realloc(buf, n + 8);
-            if (nb == NULL) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-        }
-        n += (size_t)snprintf(buf + n, 8, " ->");
-    }
-    *out_len = n;
-    return buf;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    dspex_sig_mode mode = (data[0] & 1) ? DSPEX_SIG_CLASS : DSPEX_SIG_STRING;
     dspex_signature *sig = NULL;
     dspex_sig_error err;
-    if (dspex_sig_parse((const char *)data, size, &sig, &err) != DSPEX_SIG_OK) {
+    if (dspex_sig_parse((const char *)data + 1, size - 1, mode, &sig, &err) != DSPEX_SIG_OK) {
         if (err.message[0] == '\0' || memchr(err.message, '\0', sizeof err.message) == NULL) abort();
         return 0;
     }
+    dspex_arena a;
+    dspex_arena_init(&a, 64u << 20);
     for (size_t i = 0; i < sig->nfields; i++) {
-        const dspex_sig_field *f = &sig->fields[i];
-        if (f->prefix == NULL || strlen(f->prefix) != f->prefix_len ||
-            dspex_sig_infer_prefix(f->name, f->name_len, NULL, 0) != f->prefix_len)
-            abort();
+        const dspex_field *f = &sig->fields[i];
+        if (!dspex_sig_valid_name(f->name, f->name_len, 0)) abort();
+        dspex_buf b;
+        dspex_buf_init(&b);
+        if (dspex_sig_infer_prefix(f->name, f->name_len, &b) != 0) abort();
+        b.len = 0;
+        dspex_type_name(f->type, &b);
+        b.len = 0;
+        if (dspex_type_json_schema(f->type, &a, &b) != 0 && !b.oom) abort();
+        b.len = 0;
+        dspex_type_string(f->type, &b);
+        dspex_type *back = NULL;
+        if (!b.oom && b.len <= DSPEX_SIG_MAX_INPUT) {
+            if (dspex_sig_parse_type(b.p, b.len, DSPEX_SIG_CLASS, &a, &back, &err) != DSPEX_SIG_OK) {
+                fprintf(stderr, "rendered type does not parse: %.*s\n  %s (column %zu)\n", (int)b.len, b.p, err.message,
+                        err.column);
+                abort();
+            }
+            if (!dspex_type_equal(f->type, back)) {
+                fprintf(stderr, "type round trip differs: %.*s\n", (int)b.len, b.p);
+                abort();
+            }
+        }
+        dspex_buf_free(&b);
     }
-    size_t len1 = 0, len2 = 0;
-    char *r1 = render_sig(sig, &len1);
+    dspex_arena_free(&a);
     dspex_sig_free(sig);
-    if (r1 == NULL) return 0;
-    if (len1 > DSPEX_SIG_MAX_INPUT) { /* rendering can be longer than the input */
-        free(r1);
-        return 0;
-    }
-    dspex_signature *again = NULL;
-    if (dspex_sig_parse(r1, len1, &again, &err) != DSPEX_SIG_OK) {
-        fprintf(stderr, "rendered signature does not parse: %.*s\n  %s (column %zu)\n", (int)len1, r1,
-                err.message, err.column);
-        abort();
-    }
-    char *r2 = render_sig(again, &len2);
-    dspex_sig_free(again);
-    if (r2 != NULL && (len1 != len2 || memcmp(r1, r2, len1) != 0)) {
-        fprintf(stderr, "round trip differs:\n  %.*s\n  %.*s\n", (int)len1, r1, (int)len2, r2);
-        abort();
-    }
-    free(r1);
-    free(r2);
     return 0;
 }

@@ -1,6 +1,6 @@
 """Golden fixtures for DSPex's adapters, produced by the real DSPy 3.3.1.
 
-Run with:  /opt/dspy-venv/bin/python tools/gen_dspy_fixtures.py
+Run with:  /work/wt/venv/bin/python tools/gen_dspy_fixtures.py  (any venv with dspy==3.3.1)
 
 Writes test/fixtures/dspy/render/*.json, test/fixtures/dspy/parse/*.json and
 test/fixtures/dspy/saved/*.json. Deterministic and rerunnable; no LM is called.
@@ -63,6 +63,8 @@ def py_type(t):
     if tag == "union":
         return Union[tuple(py_type(a) for a in t[1])]
     if tag == "enum":
+        if t[2] and isinstance(t[2][0], list):
+            return get_enum2(t[1], t[2])
         return get_enum(t[1], t[2])
     raise ValueError(t)
 
@@ -336,6 +338,24 @@ parse_case("json_missing_comma_comment", "json", sig([fld("q")], [fld("a"), fld(
 parse_case("json_unquoted", "json", sig([fld("q")], [fld("answer"), fld("ok", "bool")]), "Sure! {answer: yes, ok: true}")
 parse_case("json_two_objects", "json", QA, "{\"answer\": \"first\"} and then {\"answer\": \"second\"}")
 parse_case("chat_list_no_commas", "chat", sig([fld("q")], [fld("m", ["list", "int"])]), "[[ ## m ## ]]\n[1 2 3]")
+LEVEL = ["enum", "Level", [["LOW", 1], ["HIGH", 3]]]
+COLOR = ["enum", "Color", [["RED", "red"], ["GREEN", "green"]]]
+parse_case("chat_enum_by_name", "chat", sig([fld("q")], [fld("c", COLOR), fld("l", LEVEL)]),
+           "[[ ## c ## ]]\nGREEN\n[[ ## l ## ]]\nHIGH")
+parse_case("chat_int_enum_by_value_text", "chat", sig([fld("q")], [fld("l", LEVEL)]), "[[ ## l ## ]]\n3")
+parse_case("json_int_enum_by_value", "json", sig([fld("q")], [fld("l", LEVEL), fld("c", COLOR)]),
+           '{"l": 3, "c": "RED"}')
+parse_case("chat_union_smart", "chat", sig([fld("q")], [fld("u", ["union", ["float", "int"]]),
+                                                       fld("v", ["union", ["int", "bool", "str", "none"]])]),
+           "[[ ## u ## ]]\n7\n[[ ## v ## ]]\nfalse")
+parse_case("json_union_smart", "json", sig([fld("q")], [fld("u", ["union", ["float", "int"]]),
+                                                       fld("v", ["union", ["int", "bool", "str", "none"]])]),
+           '{"u": 7, "v": false}')
+parse_case("chat_big_int_quoted", "chat", sig([fld("q")], [fld("n", "int")]), '[[ ## n ## ]]\n"99999999999999999999"')
+parse_case("chat_nested_set", "chat", sig([fld("q")], [fld("s", ["optional", ["list", ["set", "int"]]])]),
+           "[[ ## s ## ]]\n[[1, 2, 2], [3]]")
+parse_case("json_unclosed_newline", "json", sig([fld("q")], [fld("a"), fld("b")]), '{"a": "x\\n", "b": "y\\n"')
+parse_case("json_negative_int_keys", "json", sig([fld("q")], [fld("d", ["dict", "str", "str"])]), '{"d": {-1: "neg", "a": "b"}}')
 parse_case("chat_dict_trailing_prose", "chat", sig([fld("q")], [fld("d", ["dict", "str", "str"])]),
            "[[ ## d ## ]]\n{\"k\": \"v\"}\nThat is the dict.")
 
@@ -483,13 +503,619 @@ def gen_saved():
     return 3
 
 
+# --------------------------------------------------------------------------- random cases
+# Seeded random signatures, demos, inputs and completions with types combined inside each
+# other (test/dspex/adapters/random_fixtures_test.exs requires DSPex to match every case).
+#
+# A random case's signature is described by how it is *built*, so DSPex builds it the
+# same way through its public API:
+#   {"form": "string", "text": "a: int, b -> c", "instructions": str|null}
+#   {"form": "fields", "fields": [FIELD], "instructions": str|null}
+#   FIELD = {"name", "kind": "input"|"output", "type": TYPE|null (untyped), "type_src": str|null
+#            (the type as Python source, evaluated in a class body), "desc": str|null,
+#            "constraints": [[k, v]], "default": {"value": v}|null}
+#   "ops": [["with_instructions", s] | ["append_instructions", s] | ["delete", name]
+#           | ["with_updated_fields", name, {"desc": s}|{"type": TYPE}]
+#           | ["insert", index, FIELD] | ["cot"]]
+# TYPE adds to the neutral form above: "datetime", "date", "frozenset", ["frozenset", T],
+# ["pipe", [T]] (PEP 604 `A | B` in a class body: types.UnionType), "none" inside unions
+# (kept where written), ["enum", Name, [[member_name, value]]] (str or int values).
+# Values add {"__frozenset__": [...]}, {"__datetime__": iso}, {"__date__": iso}.
+import datetime as _dt
+import functools
+import operator
+import random
+import typing
+
+RANDOM_SEED = 20240607
+N_RANDOM_RENDER = 320
+N_RANDOM_PARSE = 480
+
+WORDS = ["question", "context", "answer", "score", "items", "label", "text", "summary", "reason", "notes",
+         "count", "tags", "value", "query", "result", "data", "title", "flag", "rank", "info"]
+ODD_NAMES = ["résumé", "größe", "名前", "données", "HTMLText", "userQuery2", "text2number", "camelCaseName",
+             "x_1", "_private", "ABC", "über_score", "naïve"]
+STRINGS = ["hello", "", " padded ", "multi\nline", "tab\tsep", "it's", 'say "hi"', "both ' and \"",
+           "«guillemets»", "é ü 日本 🚀", "zero\u200bwidth", "nb\xa0sp", "ctl\x01\x1f", "del\x7f",
+           "ls\u2028ps", "[[ ## x ## ]]", "{braces}", "back\\slash", "soft\xadhyphen", "bom\ufeff",
+           "pua\ue000", "c1\x85", "42", "true", "None", "[1, 2]", "a, b", "  ", "\n"]
+FLOATS = [0.1, 1e-05, 1e16, 1.0, -2.5, 123.456, 1e22, 3.0, 0.0, -0.0, 2.5e-07, 1234567.125, 0.30000000000000004,
+          5e-324, 1.7976931348623157e308, 100.0, 1e-4, 9007199254740993.0]
+INTS = [0, 1, -1, 42, -7, 1000, 2 ** 31, -(2 ** 40), 2 ** 63 - 1, 2 ** 64 + 5, -(10 ** 20)]
+ENUM_DEFS = [("Color", [["RED", "red"], ["GREEN", "green"], ["BLUE", "blue"]]),
+             ("Level", [["LOW", 1], ["MID", 2], ["HIGH", 3]]),
+             ("Mode", [["fast", "F"], ["slow", "S"]])]
+
+
+def get_enum2(name, members):
+    key = (name, tuple(tuple(m) for m in members))
+    if key not in _ENUMS:
+        _ENUMS[key] = enum.Enum(name, [(n, v) for n, v in members])
+    return _ENUMS[key]
+
+
+def py_type2(t):
+    if isinstance(t, str):
+        return {"datetime": _dt.datetime, "date": _dt.date, "frozenset": frozenset}.get(t) or SCALARS[t]
+    tag = t[0]
+    if tag == "frozenset":
+        return frozenset[py_type2(t[1])]
+    if tag == "pipe":
+        return functools.reduce(operator.or_, [py_type2(a) for a in t[1]])
+    if tag == "union":
+        return Union[tuple(py_type2(a) for a in t[1])]
+    if tag == "enum" and t[2] and isinstance(t[2][0], list):
+        return get_enum2(t[1], t[2])
+    if tag in ("list", "set", "dict", "tuple", "optional"):
+        if tag == "list":
+            return list[py_type2(t[1])]
+        if tag == "set":
+            return set[py_type2(t[1])]
+        if tag == "dict":
+            return dict[py_type2(t[1]), py_type2(t[2])]
+        if tag == "tuple":
+            return tuple[tuple(... if a == "ellipsis" else py_type2(a) for a in t[1])]
+        return Optional[py_type2(t[1])]
+    return py_type(t)
+
+
+def lit_src(v):
+    return repr(v)
+
+
+def type_src(t, rng, string_mode):
+    """Python source text for a type. string_mode: the DSPy string-signature syntax (no
+    enums), else a class-body annotation (pipes stay pipes)."""
+    if isinstance(t, str):
+        if t == "datetime":
+            return "datetime.datetime"
+        if t == "date":
+            return "datetime.date"
+        names = {"str": "str", "int": "int", "float": "float", "bool": "bool", "any": "Any", "none": "None",
+                 "list": rng.choice(["list", "List"]), "dict": rng.choice(["dict", "Dict"]),
+                 "tuple": rng.choice(["tuple", "Tuple"]), "set": rng.choice(["set", "Set"]),
+                 "frozenset": rng.choice(["frozenset", "FrozenSet"])}
+        return names[t]
+    tag = t[0]
+    sub = lambda x: type_src(x, rng, string_mode)
+    if tag in ("list", "set", "frozenset"):
+        return f"{tag}[{sub(t[1])}]"
+    if tag == "dict":
+        return f"dict[{sub(t[1])}, {sub(t[2])}]"
+    if tag == "tuple":
+        return "tuple[" + ", ".join("..." if a == "ellipsis" else sub(a) for a in t[1]) + "]"
+    if tag == "literal":
+        return "Literal[" + ", ".join(lit_src(v) for v in t[1]) + "]"
+    if tag == "optional":
+        if string_mode and rng.random() < 0.4:
+            return f"{sub(t[1])} | None"
+        return f"Optional[{sub(t[1])}]"
+    if tag == "union":
+        if string_mode and rng.random() < 0.3:
+            return " | ".join(sub(a) for a in t[1])
+        return "Union[" + ", ".join(sub(a) for a in t[1]) + "]"
+    if tag == "pipe":
+        return " | ".join(sub(a) for a in t[1])
+    raise ValueError(t)
+
+
+def has_enum(t):
+    if isinstance(t, str):
+        return False
+    if t[0] == "enum":
+        return True
+    if t[0] == "literal":
+        return False
+    subs = [x for a in t[1:] for x in (a if isinstance(a, list) and a and isinstance(a[0], (list, str))
+                                       and t[0] in ("tuple", "union", "pipe") else [a])]
+    return any(has_enum(x) for x in subs if x != "ellipsis")
+
+
+def rand_literal(rng):
+    pools = [["yes", "no", "maybe"], ["a", "b"], [1, 2, 3], ["x", 1, True, None], ["only"], ["it's", 'q"d'],
+             [0, -1], ["A", "a"], [2.5, "half"], [True, False]]
+    return ["literal", rng.choice(pools)]
+
+
+def rand_enum(rng):
+    name, members = rng.choice(ENUM_DEFS)
+    return ["enum", name, members]
+
+
+def rand_type(rng, depth, hashable=False, pipe_ok=False, key=False):
+    if key:
+        return rng.choice(["str"] * 6 + ["int", "int", ["literal", ["a", "b", "c"]], ["enum", *ENUM_DEFS[0]],
+                                          ["optional", "str"]])
+    leaves = ["str", "str", "int", "float", "bool", "datetime", "date"]
+    if not hashable:
+        leaves += ["any", "list", "dict"]
+    r = rng.random()
+    if depth <= 0 or r < 0.40:
+        r2 = rng.random()
+        if r2 < 0.12:
+            return rand_literal(rng)
+        if r2 < 0.20:
+            return rand_enum(rng)
+        if r2 < 0.24 and not hashable:
+            return rng.choice(["tuple", "set", "frozenset"])
+        return rng.choice(leaves)
+    kinds = ["list", "set", "frozenset", "dict", "tuple", "tuplev", "optional", "union"]
+    if pipe_ok:
+        kinds += ["pipe", "pipe"]
+    if hashable:
+        kinds = ["tuple", "tuplev", "frozenset", "optional", "union"]
+    k = rng.choice(kinds)
+    d = depth - 1
+    if k == "list":
+        return ["list", rand_type(rng, d, pipe_ok=pipe_ok)]
+    if k in ("set", "frozenset"):
+        return [k, rand_type(rng, d, hashable=True, pipe_ok=pipe_ok)]
+    if k == "dict":
+        return ["dict", rand_type(rng, 0, key=True), rand_type(rng, d, pipe_ok=pipe_ok)]
+    if k == "tuple":
+        return ["tuple", [rand_type(rng, d, hashable, pipe_ok) for _ in range(rng.randint(1, 3))]]
+    if k == "tuplev":
+        return ["tuple", [rand_type(rng, d, hashable, pipe_ok), "ellipsis"]]
+    if k == "optional":
+        return ["optional", rand_type(rng, d, hashable, pipe_ok)]
+    members = [rand_type(rng, d, hashable, pipe_ok) for _ in range(rng.randint(2, 3))]
+    if rng.random() < 0.45:
+        members.insert(rng.randint(0, len(members)), "none")
+    return ["union" if k == "union" else "pipe", members]
+
+
+def rand_str(rng):
+    n = rng.choice([1, 1, 1, 2])
+    return "".join(rng.choice(STRINGS) for _ in range(n)) if rng.random() < 0.7 else rng.choice(WORDS)
+
+
+def rand_datetime(rng):
+    base = _dt.datetime(2000 + rng.randint(0, 30), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
+                        rng.randint(0, 59), rng.randint(0, 59), rng.choice([0, 0, 123456, 500000]))
+    tz = rng.choice([None, None, _dt.timezone.utc, _dt.timezone(_dt.timedelta(hours=2)),
+                     _dt.timezone(_dt.timedelta(hours=-5, minutes=-30))])
+    return base.replace(tzinfo=tz) if tz else base
+
+
+def members_of(t):
+    return [m for m in t[1]] if t[0] in ("union", "pipe") else [t[1], "none"]
+
+
+def rand_value(rng, t, depth=0, rendered=False):
+    """A value of type t (rendered=True: sets with at most one item, so the order a Python
+    set iterates in never matters)."""
+    if isinstance(t, str):
+        if t == "str":
+            return rand_str(rng)
+        if t == "int":
+            return rng.choice(INTS) if rng.random() < 0.5 else rng.randint(-1000, 1000)
+        if t == "float":
+            return rng.choice(FLOATS) if rng.random() < 0.6 else round(rng.uniform(-1e4, 1e4), rng.randint(0, 6))
+        if t == "bool":
+            return rng.random() < 0.5
+        if t == "datetime":
+            return rand_datetime(rng)
+        if t == "date":
+            return _dt.date(2000 + rng.randint(0, 30), rng.randint(1, 12), rng.randint(1, 28))
+        if t == "none":
+            return None
+        if t in ("any", "list", "dict", "tuple", "set", "frozenset"):
+            pool = {"any": [rand_str(rng), 3, 2.5, None, True, [1, "a"], {"k": [1, None]}],
+                    "list": [[], [1, "x"], ["a"]], "dict": [{}, {"k": 1}, {"a": [1], "b": None}],
+                    "tuple": [(), (1,), (1, "a")], "set": [set(), {1}], "frozenset": [frozenset(), frozenset({"a"})]}
+            return rng.choice(pool[t])
+        raise ValueError(t)
+    tag = t[0]
+    sub = lambda x: rand_value(rng, x, depth + 1, rendered)
+    n = rng.randint(0, 3 if depth < 2 else 1)
+    if tag == "list":
+        return [sub(t[1]) for _ in range(n)]
+    if tag in ("set", "frozenset"):
+        items = [sub(t[1]) for _ in range(min(n, 1) if rendered else n)]
+        try:
+            return (set if tag == "set" else frozenset)(items)
+        except TypeError:
+            return (set if tag == "set" else frozenset)()
+    if tag == "dict":
+        d = {}
+        for _ in range(n):
+            k = rand_value(rng, t[1], depth + 1, rendered)
+            if isinstance(k, enum.Enum):
+                k = k.value
+            d[k] = sub(t[2])
+        return d
+    if tag == "tuple":
+        if t[1][-1] == "ellipsis":
+            return tuple(sub(t[1][0]) for _ in range(n))
+        return tuple(sub(a) for a in t[1])
+    if tag == "literal":
+        return rng.choice(t[1])
+    if tag == "enum":
+        return rng.choice(t[2])[1]
+    if tag in ("optional", "union", "pipe"):
+        return sub(rng.choice(members_of(t)))
+    raise ValueError(t)
+
+
+def enc2(v):
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, _dt.datetime):
+        return {"__datetime__": v.isoformat()}
+    if isinstance(v, _dt.date):
+        return {"__date__": v.isoformat()}
+    if isinstance(v, tuple):
+        return {"__tuple__": [enc2(x) for x in v]}
+    if isinstance(v, frozenset):
+        return {"__frozenset__": sorted((enc2(x) for x in v), key=repr)}
+    if isinstance(v, set):
+        return {"__set__": sorted((enc2(x) for x in v), key=repr)}
+    if isinstance(v, dict):
+        return {"__ordered__": [[enc2(k), enc2(x)] for k, x in v.items()]}
+    if isinstance(v, list):
+        return [enc2(x) for x in v]
+    return v
+
+
+def dec2(v):
+    if isinstance(v, dict):
+        if "__datetime__" in v:
+            return _dt.datetime.fromisoformat(v["__datetime__"])
+        if "__date__" in v:
+            return _dt.date.fromisoformat(v["__date__"])
+        if "__tuple__" in v:
+            return tuple(dec2(x) for x in v["__tuple__"])
+        if "__set__" in v:
+            return set(dec2(x) for x in v["__set__"])
+        if "__frozenset__" in v:
+            return frozenset(dec2(x) for x in v["__frozenset__"])
+        if "__ordered__" in v:
+            return {dec2(k) if not isinstance(k, list) else tuple(k): dec2(x) for k, x in v["__ordered__"]}
+        return {k: dec2(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [dec2(x) for x in v]
+    return v
+
+
+def rand_name(rng, used):
+    for _ in range(100):
+        r = rng.random()
+        if r < 0.15:
+            n = rng.choice(ODD_NAMES)
+        elif r < 0.35:
+            n = rng.choice(WORDS) + rng.choice(["_", ""]) + rng.choice(WORDS).capitalize() + rng.choice(["", "2", "_3"])
+        else:
+            n = rng.choice(WORDS) + rng.choice(["", "", "_2", "_v2", "X"])
+        if n not in used:
+            used.add(n)
+            return n
+    raise RuntimeError("names")
+
+
+def rand_instructions(rng):
+    return rng.choice([None, None, "", "   ", "Answer the question.", "  Indented first.\n    Second line.\n      Third.\n",
+                       "\tTabbed\n\t\tmore", "Line one.\n\nLine three.", "Use {braces} and `ticks`.", "\n\nLeading blanks.\n",
+                       "Résumé: 日本語 🚀"])
+
+
+def rand_constraints(rng, t):
+    if t in ("int", "float") and rng.random() < 0.3:
+        c = [["ge", 0]] if rng.random() < 0.5 else [["gt", -1.5], ["le", 100]]
+        return c
+    if t == "str" and rng.random() < 0.15:
+        return [["min_length", 1], ["max_length", 50]]
+    return []
+
+
+def rand_field(rng, used, kind, form):
+    name = rand_name(rng, used)
+    f = {"name": name, "kind": kind, "type": None, "type_src": None, "desc": None, "constraints": [], "default": None}
+    if rng.random() < 0.15:
+        return f  # untyped
+    t = rand_type(rng, rng.randint(0, 3), pipe_ok=(form == "fields"))
+    f["type"] = t
+    if form == "fields":
+        if not has_enum(t) and rng.random() < 0.35:
+            f["type_src"] = type_src(t, rng, string_mode=False)
+        if rng.random() < 0.3:
+            f["desc"] = rng.choice(["A short description.", "Often between 1 and 5 words", "Ünïcödé ✓", "${" + name + "}",
+                                    "multi\nline desc"])
+        f["constraints"] = rand_constraints(rng, t)
+        if kind == "output" and rng.random() < 0.12:
+            f["default"] = {"value": enc2(rand_value(rng, t, 2, True))}
+    return f
+
+
+def class_field_type(f, ns):
+    if f["type"] is None:
+        return None
+    if f["type_src"] is not None:
+        return eval(f["type_src"], ns)
+    return py_type2(f["type"])
+
+
+def type_ns():
+    ns = dict(typing.__dict__)
+    ns["datetime"] = _dt
+    ns["NoneType"] = type(None)
+    return ns
+
+
+def dspy_field(f):
+    kw = {}
+    if f["desc"] is not None:
+        kw["desc"] = f["desc"]
+    for k, v in f["constraints"]:
+        kw[k] = v
+    if f.get("default") is not None:
+        kw["default"] = dec2(f["default"]["value"])
+    return dspy.InputField(**kw) if f["kind"] == "input" else dspy.OutputField(**kw)
+
+
+def build_random_signature(spec):
+    # typing caches Union[...] by its (set-equal) arguments, so a union built earlier with
+    # another member order can come back; every case starts from empty caches, as a fresh
+    # process would.
+    for clear in typing._cleanups:
+        clear()
+    ns = type_ns()
+    if spec["form"] == "string":
+        sigcls = dspy.Signature(spec["text"], spec["instructions"])
+    else:
+        fields = {}
+        for f in spec["fields"]:
+            fields[f["name"]] = (class_field_type(f, ns), dspy_field(f))
+        sigcls = dspy.Signature(fields, spec["instructions"])
+    for op in spec["ops"]:
+        if op[0] == "with_instructions":
+            sigcls = sigcls.with_instructions(op[1])
+        elif op[0] == "append_instructions":
+            sigcls = sigcls.append_instructions(op[1])
+        elif op[0] == "delete":
+            sigcls = sigcls.delete(op[1])
+        elif op[0] == "with_updated_fields":
+            upd = op[2]
+            if "type" in upd:
+                sigcls = sigcls.with_updated_fields(op[1], type_=py_type2(upd["type"]))
+            else:
+                sigcls = sigcls.with_updated_fields(op[1], **upd)
+        elif op[0] == "insert":
+            f = op[2]
+            sigcls = sigcls.insert(op[1], f["name"], dspy_field(f), class_field_type(f, ns))
+        elif op[0] == "cot":
+            sigcls = dspy.ChainOfThought(sigcls).predict.signature
+    return sigcls
+
+
+def rand_signature(rng, n_in, n_out):
+    """A random signature spec, and the type of every field it ends up with (for values)."""
+    used = set()
+    form = "string" if rng.random() < 0.4 else "fields"
+    ins = [rand_field(rng, used, "input", form) for _ in range(n_in)]
+    outs = [rand_field(rng, used, "output", form) for _ in range(n_out)]
+    instr = rand_instructions(rng)
+    if form == "string":
+        for f in ins + outs:
+            if f["type"] is not None and has_enum(f["type"]):
+                f["type"] = "str"
+        side = lambda fs: ", ".join(f["name"] if f["type"] is None else f"{f['name']}: {type_src(f['type'], rng, True)}"
+                                   for f in fs)
+        spec = {"form": "string", "text": f"{side(ins)} -> {side(outs)}", "instructions": instr}
+    else:
+        spec = {"form": "fields", "fields": ins + outs, "instructions": instr}
+    types = {f["name"]: f["type"] or "str" for f in ins + outs}
+    ops = []
+    for _ in range(rng.choice([0, 0, 0, 1, 2])):
+        r = rng.random()
+        if r < 0.25:
+            ops.append(["with_instructions", rng.choice(["", "   ", "New task.", "  Indented\n    text\n"])])
+        elif r < 0.35:
+            ops.append(["append_instructions", rng.choice(["More.", "", "  x\n    y"])])
+        elif r < 0.55 and ins + outs:
+            f = rng.choice(ins + outs)
+            upd = rng.choice([{"desc": "Updated."}, {"type": rand_type(rng, 1)}])
+            if "type" in upd:
+                types[f["name"]] = upd["type"]
+            ops.append(["with_updated_fields", f["name"], upd])
+        elif r < 0.75:
+            f = rand_field(rng, used, rng.choice(["input", "output"]), "fields")
+            n = len(ins) if f["kind"] == "input" else len(outs)
+            ops.append(["insert", rng.randint(-n - 1, n), f])
+            (ins if f["kind"] == "input" else outs).append(f)
+            types[f["name"]] = f["type"] or "str"
+        elif r < 0.85 and len(ins) > 1:
+            f = ins.pop(rng.randrange(len(ins)))
+            ops.append(["delete", f["name"]])
+        elif "reasoning" not in types:
+            ops.append(["cot"])
+            types["reasoning"] = "str"
+    spec["ops"] = ops
+    return spec, types
+
+
+def neutral_of(sigcls):
+    """What DSPex compares against besides the messages: field names in order."""
+    return {"inputs": list(sigcls.input_fields.keys()), "outputs": list(sigcls.output_fields.keys()),
+            "instructions": sigcls.instructions}
+
+
+def gen_random():
+    rng = random.Random(RANDOM_SEED)
+    renders, parses = [], []
+    while len(renders) < N_RANDOM_RENDER:
+        spec, types = rand_signature(rng, rng.randint(0, 3), rng.randint(1, 3))
+        try:
+            sigcls = build_random_signature(spec)
+        except Exception:  # a combination DSPy itself rejects: not a case
+            continue
+        ins = list(sigcls.input_fields)
+        outs = list(sigcls.output_fields)
+
+        def value_for(name):
+            if rng.random() < 0.08:
+                return rand_str(rng)
+            return rand_value(rng, types.get(name, "str"), 0, True)
+
+        demos = []
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            d = {}
+            for n in ins + outs:
+                r = rng.random()
+                if r < 0.8:
+                    d[n] = value_for(n)
+                elif r < 0.9:
+                    d[n] = None
+            demos.append(d)
+        inputs = {n: value_for(n) for n in ins if rng.random() < 0.92}
+        outputs = {n: value_for(n) for n in outs if rng.random() < 0.9}
+        adapter_name = rng.choice(["chat", "json"])
+        adapter = dspy.ChatAdapter() if adapter_name == "chat" else dspy.JSONAdapter()
+        try:
+            msgs = adapter.format(sigcls, demos, inputs)
+            assistant = adapter.format_assistant_message_content(sigcls, outputs)
+        except Exception:  # DSPy cannot render this combination (e.g. a datetime in a str list)
+            continue
+        renders.append({"name": f"random_render_{len(renders)}", "adapter": adapter_name, "signature": spec,
+                        "fields": neutral_of(sigcls), "demos": [enc2(d) for d in demos], "inputs": enc2(inputs),
+                        "outputs": enc2(outputs), "assistant": assistant,
+                        "messages": [{"role": m["role"], "content": m["content"]} for m in msgs]})
+    while len(parses) < N_RANDOM_PARSE:
+        spec, types = rand_signature(rng, rng.randint(0, 2), rng.randint(1, 3))
+        try:
+            sigcls = build_random_signature(spec)
+        except Exception:
+            continue
+        outs = list(sigcls.output_fields)
+        adapter_name = rng.choice(["chat", "json"])
+        values = {n: rand_value(rng, types.get(n, "str"), 0, False) for n in outs}
+        completion = rand_completion(rng, adapter_name, values)
+        adapter = dspy.ChatAdapter() if adapter_name == "chat" else dspy.JSONAdapter()
+        fx = {"name": f"random_parse_{len(parses)}", "adapter": adapter_name, "signature": spec,
+              "fields": neutral_of(sigcls), "completion": completion}
+        try:
+            fx["result"] = {k: enc2(v) for k, v in adapter.parse(sigcls, completion).items()}
+        except AdapterParseError as e:
+            fx["error"] = {"class": "AdapterParseError", "message": str(e),
+                           "missing_fields": e.parsed_result is not None and "Failed to parse" not in str(e)
+                           and "cannot be serialized" not in str(e)}
+        except Exception as e:
+            fx["error"] = {"class": type(e).__name__, "message": str(e), "missing_fields": False}
+        parses.append(fx)
+    os.makedirs(os.path.join(ROOT, "random"), exist_ok=True)
+    for name, cases in (("render", renders), ("parse", parses)):
+        with open(os.path.join(ROOT, "random", name + ".json"), "w", encoding="utf-8") as fh:
+            json.dump({"seed": RANDOM_SEED, "dspy": dspy.__version__, "cases": cases}, fh, ensure_ascii=False, indent=1)
+            fh.write("\n")
+    return len(renders), len(parses)
+
+
+def py_text(rng, v, mode):
+    """Text an LM might write for value v: DSPy's own rendering, Python repr or JSON."""
+    if mode == "repr":
+        return repr(v)
+    jv = to_jsonable(v)
+    if mode == "json":
+        return json.dumps(jv, ensure_ascii=rng.random() < 0.2)
+    if isinstance(jv, (dict, list)):
+        return json.dumps(jv, ensure_ascii=False)
+    return str(jv)
+
+
+def to_jsonable(v):
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, (_dt.datetime, _dt.date)):
+        return v.isoformat()
+    if isinstance(v, (tuple, list, set, frozenset)):
+        return [to_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {(k if isinstance(k, str) else json.dumps(to_jsonable(k)) if not isinstance(k, (int, float, bool))
+                 else k): to_jsonable(x) for k, x in v.items()}
+    return v
+
+
+MALFORM = ["trailing_comma", "single_quotes", "unclosed", "unclosed_nl", "fence", "prose", "neg_keys", "none"]
+
+
+def rand_completion(rng, adapter_name, values):
+    outs = list(values)
+    if adapter_name == "chat":
+        parts = []
+        if rng.random() < 0.2:
+            parts.append(rng.choice(["Sure, here you go.", "Thinking...\n", "[[ ## unknown ## ]]\nzzz"]))
+        order = outs[:]
+        if rng.random() < 0.3:
+            rng.shuffle(order)
+        for n in order:
+            if rng.random() < 0.1:
+                continue
+            mode = rng.choice(["dspy", "dspy", "dspy", "repr", "json"])
+            text = py_text(rng, values[n], mode)
+            if rng.random() < 0.1:
+                text = text + rng.choice(["\nThat is all.", " ", "\n\n"])
+            sep = "\n" if rng.random() < 0.85 else " "
+            parts.append(f"[[ ## {n} ## ]]{sep}{text}")
+        if rng.random() < 0.7:
+            parts.append("[[ ## completed ## ]]")
+        return "\n\n".join(parts)
+    obj = {n: to_jsonable(values[n]) for n in outs if rng.random() < 0.92}
+    m = rng.choice(MALFORM)
+    if m == "single_quotes":
+        return repr({n: values[n] if not isinstance(values[n], (_dt.date, enum.Enum)) else to_jsonable(values[n])
+                     for n in obj})
+    text = json.dumps(obj, ensure_ascii=False, indent=rng.choice([None, 2]))
+    if m == "trailing_comma" and text.endswith("}") and len(obj):
+        text = text[:-1].rstrip() + ",}"
+    elif m == "unclosed":
+        text = text[:-1]
+    elif m == "unclosed_nl":
+        text = text[:-1].rstrip()
+        if text.endswith('"'):
+            text = text[:-1] + '\\n"'
+    elif m == "fence":
+        text = "```json\n" + text + "\n```"
+    elif m == "prose":
+        text = "Here is the answer:\n" + text + "\nHope this helps."
+    elif m == "neg_keys":
+        text = text.replace('": ', '": ', 1)
+        text = "{-1: \"neg\", " + text[1:] if text.startswith("{") and len(obj) else text
+    return text
+
+
 def main():
+    # Python set iteration order of strings depends on the hash seed: pin it so the random
+    # cases (which print sets) are the same on every run.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     dspy.settings.configure(lm=None)
     r = gen_render()
     p = gen_parse()
     m = gen_matrix()
     s = gen_saved()
-    print(f"render fixtures: {r}, parse fixtures: {p}, parse_value rows: {m}, saved programs: {s}", file=sys.stderr)
+    rr, rp = gen_random()
+    print(f"render fixtures: {r}, parse fixtures: {p}, parse_value rows: {m}, saved programs: {s}, "
+          f"random render: {rr}, random parse: {rp}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /* NIF library entry point: the function table, load/upgrade/unload.
  * One C file per concern implements the functions listed in nif_table.h. */
-#include "nif_util.h"
-
 #include <string.h>
+
+#include "nif_compiled.h"
+#include "nif_util.h"
 
 static int make_priv(ErlNifEnv *env, void **priv_data) {
     DspexNifPriv *priv = enif_alloc(sizeof(*priv));
@@ -11,6 +12,11 @@ static int make_priv(ErlNifEnv *env, void **priv_data) {
 #define DSPEX_ATOM(field, text) priv->atoms.field = enif_make_atom(env, text);
 #include "nif_atoms.h"
 #undef DSPEX_ATOM
+    if (dspex_compiled_load(env, priv) != 0) {
+        dspex_compiled_unload(priv);
+        enif_free(priv);
+        return 1;
+    }
     *priv_data = priv;
     return 0;
 }
@@ -28,6 +34,7 @@ static int upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_N
 
 static void unload(ErlNifEnv *env, void *priv_data) {
     (void)env;
+    dspex_compiled_unload(priv_data);
     enif_free(priv_data);
 }
 

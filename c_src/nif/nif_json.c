@@ -5,10 +5,10 @@
  * json_encode(Term, {Flags, MaxDepth}) -> {ok, Binary} | {error, {json_encode, Msg, nil | {term, T}}}
  *   Flags bit 0: pretty, bit 1: sort_keys, bit 2: escape non-ASCII as \uXXXX.
  *
- * Both start on a normal scheduler. Decode moves to a dirty CPU scheduler when the input
- * is over 64 KiB (or holds an integer literal over 1000 digits); encode gives up after
- * ~16 KiB of work on a normal scheduler and restarts from scratch on a dirty CPU
- * scheduler (at most ~16 KiB of work is redone).
+ * Both start on a normal scheduler and move to a dirty CPU scheduler by the one rule of
+ * nif_util.h: decode by its input size, encode by an estimate over the whole term (walked
+ * up to the bound). A decode also restarts on a dirty scheduler when it meets an integer
+ * literal over 1000 digits (quadratic to convert), which its size alone does not show.
  * Neither recurses on the C stack: nesting uses heap stacks bounded by MaxDepth. */
 #include "nif_util.h"
 
@@ -21,20 +21,12 @@
 
 #include "dspex/json.h"
 
-#define JSON_DIRTY_BYTES (64 * 1024)
-/* Encode work (output bytes + per-term cost) allowed on a normal scheduler before the
- * encode restarts on a dirty one. Kept below 64 KiB so that the work thrown away on a
- * restart stays small (about 0.1 ms). */
-#define ENC_NORMAL_BUDGET (16 * 1024)
 #define DEC_KEYS_EXISTING_ATOMS 1
 #define ENC_PRETTY 1
 #define ENC_SORT_KEYS 2
 #define ENC_ESCAPE_UNICODE 4
 /* Integer literals longer than this move the decode to a dirty scheduler. */
 #define BIGINT_NORMAL_DIGITS 1000
-/* Containers with more elements than this move the encode to a dirty scheduler before
- * their entries are collected (collection is not interruptible). */
-#define ENC_NORMAL_ELEMENTS 4096
 /* Strings longer than this that needed no unescaping become sub-binaries of the input. */
 #define SUB_BINARY_MIN 64
 
@@ -209,7 +201,7 @@ static ERL_NIF_TERM decode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         case DSPEX_JSON_EV_INT: v = enif_make_int64(env, ev.i); break;
         case DSPEX_JSON_EV_FLOAT: v = enif_make_double(env, ev.d); break;
         case DSPEX_JSON_EV_BIGINT:
-            if (ev.len > BIGINT_NORMAL_DIGITS && enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER) {
+            if (ev.len > BIGINT_NORMAL_DIGITS && dspex_on_normal_scheduler()) {
                 resched = 1; /* quadratic conversion: redo the whole decode on a dirty scheduler */
                 goto done;
             }
@@ -308,10 +300,9 @@ done:;
 
 ERL_NIF_TERM dspex_nif_json_decode(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     ErlNifBinary bin;
-    if (argc == 2 && enif_inspect_binary(env, argv[0], &bin) && bin.size > JSON_DIRTY_BYTES &&
-        enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER)
-        return enif_schedule_nif(env, "json_decode", ERL_NIF_DIRTY_JOB_CPU_BOUND, decode_impl, argc, argv);
-    return decode_impl(env, argc, argv);
+    dspex_work w = {0};
+    if (argc == 2 && enif_inspect_binary(env, argv[0], &bin)) dspex_work_add(&w, bin.size * DSPEX_COST_SCAN_BYTE);
+    return dspex_run(env, &w, "json_decode", decode_impl, argc, argv);
 }
 
 /* ==================================================================================== */
@@ -333,15 +324,13 @@ typedef struct {
     size_t arena_start;
 } EncFrame;
 
-enum { ENC_OK = 0, ENC_ERR = 1, ENC_RESCHEDULE = 2, ENC_NOMEM = 3 };
+enum { ENC_OK = 0, ENC_ERR = 1, ENC_NOMEM = 2 };
 
 typedef struct {
     ErlNifEnv *env;
     const DspexAtoms *a;
     int flags;
     unsigned max_depth;
-    int limited;               /* on a normal scheduler: give up past the work budget */
-    size_t work;
     /* output: local buffer first, then a growable ErlNifBinary */
     char *buf;
     size_t len, cap;
@@ -375,7 +364,6 @@ static int enc_error(Enc *e, ERL_NIF_TERM term, int with_term, const char *fmt, 
 }
 
 static int reserve_slow(Enc *e, size_t extra) {
-    if (e->limited && e->len + extra > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
     size_t cap = e->cap * 2;
     while (cap < e->len + extra) {
         if (cap > SIZE_MAX / 4) return ENC_NOMEM;
@@ -426,7 +414,6 @@ static int newline_indent(Enc *e, size_t level) {
 #define ESC_CHUNK 4096
 
 static int write_string(Enc *e, const unsigned char *s, size_t n, ERL_NIF_TERM term, int is_key) {
-    if (e->limited && n > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
     int ef = (e->flags & ENC_ESCAPE_UNICODE) ? DSPEX_JSON_ESCAPE_UNICODE : 0;
     size_t bad = 0, done = 0;
     int r;
@@ -450,7 +437,6 @@ static int write_string(Enc *e, const unsigned char *s, size_t n, ERL_NIF_TERM t
     }
     if ((r = reserve(e, 1))) return r;
     e->buf[e->len++] = '"';
-    e->work += n;
     return ENC_OK;
 }
 
@@ -521,10 +507,6 @@ static int write_bigint(Enc *e, ERL_NIF_TERM t) {
         enif_release_binary(&b);
         return enc_error(e, t, 1, "cannot read integer");
     }
-    if (e->limited && nb > 1024) {
-        enif_release_binary(&b);
-        return ENC_RESCHEDULE;
-    }
     size_t cap = nb * 25 / 10 + 4;
     int r = reserve(e, cap + 1);
     if (r) {
@@ -536,7 +518,6 @@ static int write_bigint(Enc *e, ERL_NIF_TERM t) {
     enif_release_binary(&b);
     if (w == 0) return ENC_NOMEM;
     e->len += w;
-    e->work += nb * nb / 64 + nb;
     return ENC_OK;
 }
 
@@ -608,13 +589,10 @@ static int is_kw_pair(Enc *e, ERL_NIF_TERM h, ERL_NIF_TERM *k, ERL_NIF_TERM *v) 
  * {:ordered, list} object (a list holding one of those is an array). */
 static int is_keyword_list(Enc *e, ERL_NIF_TERM t) {
     ERL_NIF_TERM h, tl, k, v;
-    size_t n = 0;
     while (enif_get_list_cell(e->env, t, &h, &tl)) {
         if (!is_kw_pair(e, h, &k, &v)) return 0;
         if (k == e->a->json_ordered && enif_is_list(e->env, v)) return 0;
-        if (e->limited && ++n > ENC_NORMAL_ELEMENTS) return -1;
         t = tl;
-        e->work += 2;
     }
     return enif_is_empty_list(e->env, t);
 }
@@ -623,7 +601,6 @@ static int is_keyword_list(Enc *e, ERL_NIF_TERM t) {
 static int encode_value(Enc *e, ERL_NIF_TERM t) {
     ErlNifEnv *env = e->env;
     const DspexAtoms *a = e->a;
-    e->work += 8;
     switch (enif_term_type(env, t)) {
     case ERL_NIF_TERM_TYPE_ATOM: {
         if (t == a->nil) {
@@ -678,7 +655,6 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
             return ENC_OK;
         }
         int kw = is_kw_pair(e, h, &k, &v) ? is_keyword_list(e, t) : 0;
-        if (kw < 0) return ENC_RESCHEDULE;
         if (kw) {
             /* keyword list: an object keeping the list's order */
             size_t estart = e->ne, astart = e->na;
@@ -688,7 +664,6 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
                 int r = add_ent(e, k, v);
                 if (r) return r;
                 cur = tl;
-                e->work += 8;
             }
             PUTC(e, '{');
             return push_frame(e, 1, 0, estart, astart, 0);
@@ -706,7 +681,6 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
             PUT(e, "{}", 2);
             return ENC_OK;
         }
-        if (e->limited && size > ENC_NORMAL_ELEMENTS) return ENC_RESCHEDULE;
         if (!grow((void **)&e->ents, &e->ce, e->ne + size, sizeof(Ent))) return ENC_NOMEM;
         size_t estart = e->ne, astart = e->na;
         ErlNifMapIterator it;
@@ -720,7 +694,6 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
         }
         enif_map_iterator_destroy(env, &it);
         if (r) return r;
-        e->work += 8 * size;
         PUTC(e, '{');
         return push_frame(e, 1, 0, estart, astart, t);
     }
@@ -731,17 +704,14 @@ static int encode_value(Enc *e, ERL_NIF_TERM t) {
         if (arity == 2 && el[0] == a->json_ordered && enif_is_list(env, el[1])) {
             size_t estart = e->ne, astart = e->na;
             ERL_NIF_TERM cur = el[1], h, tl;
-            size_t count = 0;
             while (enif_get_list_cell(env, cur, &h, &tl)) {
                 const ERL_NIF_TERM *pe;
                 int pa;
-                if (e->limited && ++count > ENC_NORMAL_ELEMENTS) return ENC_RESCHEDULE;
                 if (!enif_get_tuple(env, h, &pa, &pe) || pa != 2)
                     return enc_error(e, h, 1, "cannot encode {:ordered, pairs}: every element must be a {key, value} tuple, found");
                 int r = add_ent(e, pe[0], pe[1]);
                 if (r) return r;
                 cur = tl;
-                e->work += 8;
             }
             if (!enif_is_empty_list(env, cur)) return enc_error(e, t, 1, "cannot encode an improper list");
             PUTC(e, '{');
@@ -768,7 +738,6 @@ static int encode_loop(Enc *e, ERL_NIF_TERM root) {
     int r = encode_value(e, root);
     if (r) return r;
     while (e->nf > 0) {
-        if (e->limited && e->work + e->len > ENC_NORMAL_BUDGET) return ENC_RESCHEDULE;
         EncFrame *f = &e->frames[e->nf - 1];
         size_t level = e->nf;
         if (!f->is_obj) {
@@ -830,8 +799,6 @@ static ERL_NIF_TERM encode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
     e->a = a;
     e->flags = flags;
     e->max_depth = max_depth;
-    e->limited = enif_thread_type() == ERL_NIF_THR_NORMAL_SCHEDULER;
-    e->work = 0;
     e->buf = e->local;
     e->len = 0;
     e->cap = sizeof(e->local);
@@ -852,8 +819,6 @@ static ERL_NIF_TERM encode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
             out = dspex_make_binary(env, e->buf, e->len);
         }
         ret = dspex_ok(env, out);
-    } else if (r == ENC_RESCHEDULE) {
-        ret = 0;
     } else if (r == ENC_ERR) {
         ERL_NIF_TERM pos = e->has_err_term ? enif_make_tuple2(env, a->json_term, e->err_term) : a->nil;
         ERL_NIF_TERM msg = dspex_make_binary(env, e->msg, strlen(e->msg));
@@ -867,11 +832,11 @@ cleanup:
     if (e->ents) enif_free(e->ents);
     if (e->arena) enif_free(e->arena);
     enif_free(e);
-    if (r == ENC_RESCHEDULE)
-        return enif_schedule_nif(env, "json_encode", ERL_NIF_DIRTY_JOB_CPU_BOUND, encode_impl, argc, argv);
     return ret;
 }
 
 ERL_NIF_TERM dspex_nif_json_encode(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    return encode_impl(env, argc, argv);
+    dspex_work w = {0};
+    if (argc == 2) dspex_work_term(env, &w, argv[0], DSPEX_COST_COPY_BYTE);
+    return dspex_run(env, &w, "json_encode", encode_impl, argc, argv);
 }

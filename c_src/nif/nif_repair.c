@@ -8,14 +8,13 @@
  *   multi     => boolean     (repair: several top-level values become an array; default true)
  *   all       => boolean     (extract: every top-level value as a list; default false)
  *
- * Valid input to json_repair is returned as the same binary (no copy). Inputs over
- * 64 KiB are rescheduled onto a dirty CPU scheduler. */
+ * Valid input to json_repair is returned as the same binary (no copy). Long inputs run on
+ * a dirty CPU scheduler, by the one rule of nif_util.h (repair's worst case per byte). */
 #include <string.h>
 
 #include "dspex/repair.h"
 #include "nif_util.h"
 
-#define REPAIR_DIRTY_THRESHOLD (64 * 1024)
 /* The repairer recurses once per nesting level (about 200 bytes of C stack each); 1000
  * levels stay well inside a dirty CPU scheduler's default stack. */
 #define REPAIR_MAX_DEPTH_LIMIT 1000
@@ -131,19 +130,19 @@ static ERL_NIF_TERM do_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     return dspex_ok(env, rev);
 }
 
-static int is_large(ErlNifEnv *env, ERL_NIF_TERM bin) {
+static dspex_work estimate(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    dspex_work w = {0};
     ErlNifBinary in;
-    return enif_inspect_binary(env, bin, &in) && in.size > REPAIR_DIRTY_THRESHOLD;
+    if (argc == 2 && enif_inspect_binary(env, argv[0], &in)) dspex_work_add(&w, in.size * DSPEX_COST_TEXT_BYTE);
+    return w;
 }
 
 ERL_NIF_TERM dspex_nif_json_repair(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc == 2 && is_large(env, argv[0]))
-        return enif_schedule_nif(env, "json_repair_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_repair, argc, argv);
-    return do_repair(env, argc, argv);
+    dspex_work w = estimate(env, argc, argv);
+    return dspex_run(env, &w, "json_repair", do_repair, argc, argv);
 }
 
 ERL_NIF_TERM dspex_nif_json_extract(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc == 2 && is_large(env, argv[0]))
-        return enif_schedule_nif(env, "json_extract_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_extract, argc, argv);
-    return do_extract(env, argc, argv);
+    dspex_work w = estimate(env, argc, argv);
+    return dspex_run(env, &w, "json_extract", do_extract, argc, argv);
 }

@@ -2,10 +2,10 @@
  *
  *   DSPEX_NIF(erlang_name, arity, c_function, flags)
  *
- * flags: 0 for calls that always finish well under 1 ms, ERL_NIF_DIRTY_JOB_CPU_BOUND for
- * anything that can run longer (or schedule onto a dirty scheduler from a normal entry
- * point with enif_schedule_nif when the input is large). The Elixir stubs live in
- * lib/dspex/nif.ex and must list the same names and arities.
+ * Every function starts on a normal scheduler (flags 0): each estimates its work with the
+ * one rule in nif_util.h (dspex_work, dspex_run) and moves itself to a dirty CPU
+ * scheduler when that is over DSPEX_DIRTY_WORK. The Elixir stubs live in lib/dspex/nif.ex
+ * and must list the same names and arities.
  *
  * Included by dspex_nif.c (to build the table) and nif_util.h (to declare prototypes).
  */
@@ -19,17 +19,24 @@ DSPEX_NIF(json_encode, 2, dspex_nif_json_encode, 0)
 DSPEX_NIF(json_repair, 2, dspex_nif_json_repair, 0)
 DSPEX_NIF(json_extract, 2, dspex_nif_json_extract, 0)
 
-/* Signature parser (nif_signature.c) */
-DSPEX_NIF(signature_parse, 1, dspex_nif_signature_parse, 0)
+/* Signatures and the type model (nif_signature.c) */
+DSPEX_NIF(signature_parse, 2, dspex_nif_signature_parse, 0)
+DSPEX_NIF(type_normalize, 2, dspex_nif_type_normalize, 0)
+DSPEX_NIF(type_text, 2, dspex_nif_type_text, 0)
+DSPEX_NIF(value_text, 2, dspex_nif_value_text, 0)
+DSPEX_NIF(constraints_text, 1, dspex_nif_constraints_text, 0)
+DSPEX_NIF(infer_prefix, 1, dspex_nif_infer_prefix, 0)
+DSPEX_NIF(field_name_valid, 1, dspex_nif_field_name_valid, 0)
+DSPEX_NIF(cleandoc, 1, dspex_nif_cleandoc, 0)
 
-/* Adapters (nif_adapter.c): large inputs reschedule onto a dirty CPU scheduler */
-DSPEX_NIF(adapter_format, 4, dspex_nif_adapter_format, 0)
-DSPEX_NIF(adapter_format_assistant, 4, dspex_nif_adapter_format_assistant, 0)
-DSPEX_NIF(adapter_parse, 3, dspex_nif_adapter_parse, 0)
+/* Compiled signatures (nif_compiled.c) */
+DSPEX_NIF(signature_compile, 3, dspex_nif_signature_compile, 0)
+
+/* Adapters (nif_adapter.c) */
+DSPEX_NIF(adapter_format, 5, dspex_nif_adapter_format, 0)
+DSPEX_NIF(adapter_format_assistant, 5, dspex_nif_adapter_format_assistant, 0)
+DSPEX_NIF(adapter_parse, 4, dspex_nif_adapter_parse, 0)
 DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
-
-/* SHA-256 for cache keys (nif_hash.c); dirty above 64 KiB via enif_schedule_nif */
-DSPEX_NIF(sha256, 1, dspex_nif_sha256, 0)
 
 /* CPython random.Random (nif_random.c): state in, {result, state} out */
 DSPEX_NIF(random_seed_int, 1, dspex_nif_random_seed_int, 0)

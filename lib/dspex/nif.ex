@@ -3,6 +3,9 @@ defmodule DSPex.NIF do
   # The raw NIF module (c_src/nif/). Function names and arities mirror
   # c_src/nif/nif_table.h. Public modules wrap these and turn
   # `{:error, {type, message, position}}` into `%DSPex.Error{}` via `wrap_error/2`.
+  #
+  # Every NIF starts on a normal scheduler and moves itself to a dirty CPU scheduler when
+  # its estimated work is over one bound (c_src/nif/nif_util.h, DSPEX_DIRTY_WORK).
 
   @compile {:autoload, false}
   @on_load :load_nif
@@ -11,37 +14,78 @@ defmodule DSPex.NIF do
     @external_resource file
   end
 
+  @typedoc "A NIF error: `{type, message, position}` (position: byte offset, column or nil)."
+  @type nif_error :: {atom, binary, term}
+  @typedoc "A type term (see `DSPex.Signature.Field`)."
+  @type type_term :: term
+  @typedoc "A compiled signature's id (see DSPex.Signature.compile/1) or nil."
+  @type compiled :: non_neg_integer | nil
+  @typedoc "The terms a compiled signature was made from: `{instructions, inputs, outputs}`."
+  @type compile_key :: {binary, list, list}
+
   @doc false
   def load_nif do
     path = :filename.join(:code.priv_dir(:dspex), ~c"dspex_nif")
     :erlang.load_nif(path, 0)
   end
 
-  @doc false
+  @spec nif_loaded() :: true
   def nif_loaded, do: :erlang.nif_error(:not_loaded)
 
-  # JSON codec
+  # JSON codec (nif_json.c)
+  @spec json_decode(binary, {integer, pos_integer}) :: {:ok, term} | {:error, nif_error}
   def json_decode(_bin, _opts), do: :erlang.nif_error(:not_loaded)
+  @spec json_encode(term, {integer, pos_integer}) :: {:ok, binary} | {:error, nif_error}
   def json_encode(_term, _opts), do: :erlang.nif_error(:not_loaded)
 
-  # JSON repair / extraction
+  # JSON repair / extraction (nif_repair.c)
+  @spec json_repair(binary, map) :: {:ok, binary} | {:error, nif_error}
   def json_repair(_bin, _opts), do: :erlang.nif_error(:not_loaded)
+  @spec json_extract(binary, map) :: {:ok, binary | [binary]} | {:error, nif_error}
   def json_extract(_bin, _opts), do: :erlang.nif_error(:not_loaded)
 
-  # Signatures
-  def signature_parse(_bin), do: :erlang.nif_error(:not_loaded)
+  # Signatures and the type model (nif_signature.c)
+  @spec signature_parse(binary, :string | :class) ::
+          {:ok, {list, list}} | {:error, nif_error}
+  def signature_parse(_bin, _mode), do: :erlang.nif_error(:not_loaded)
+
+  @spec type_normalize(type_term | binary, :string | :class) ::
+          {:ok, type_term} | {:error, nif_error}
+  def type_normalize(_type, _mode), do: :erlang.nif_error(:not_loaded)
+  @spec type_text(type_term, :name | :string | :json_schema) :: binary
+  def type_text(_type, _what), do: :erlang.nif_error(:not_loaded)
+  @spec value_text(term, :str | :repr) :: binary
+  def value_text(_value, _what), do: :erlang.nif_error(:not_loaded)
+  @spec constraints_text(keyword) :: binary
+  def constraints_text(_constraints), do: :erlang.nif_error(:not_loaded)
+  @spec infer_prefix(binary) :: binary
+  def infer_prefix(_name), do: :erlang.nif_error(:not_loaded)
+  @spec field_name_valid(binary) :: boolean
+  def field_name_valid(_name), do: :erlang.nif_error(:not_loaded)
+  @spec cleandoc(binary) :: binary
+  def cleandoc(_text), do: :erlang.nif_error(:not_loaded)
+
+  # Compiled signatures (nif_compiled.c)
+  @spec signature_compile(non_neg_integer, compile_key, {binary, list}) :: :ok
+  def signature_compile(_id, _key, _plain), do: :erlang.nif_error(:not_loaded)
 
   # Adapters (nif_adapter.c)
-  def adapter_format(_adapter, _sig, _demos, _inputs), do: :erlang.nif_error(:not_loaded)
+  @spec adapter_format(:chat | :json, compiled, compile_key, [map], map) ::
+          {:ok, [%{role: binary, content: binary}]} | :stale | :plain
+  def adapter_format(_adapter, _id, _key, _demos, _inputs), do: :erlang.nif_error(:not_loaded)
 
-  def adapter_format_assistant(_adapter, _sig, _outputs, _missing),
+  @spec adapter_format_assistant(:chat | :json, compiled, compile_key, map, binary | nil) ::
+          {:ok, binary} | :stale | :plain
+  def adapter_format_assistant(_adapter, _id, _key, _outputs, _missing),
     do: :erlang.nif_error(:not_loaded)
 
-  def adapter_parse(_adapter, _sig, _text), do: :erlang.nif_error(:not_loaded)
-  def adapter_parse_value(_type, _text), do: :erlang.nif_error(:not_loaded)
+  @spec adapter_parse(:chat | :json, compiled, compile_key, binary) ::
+          {:ok, map} | {:ok_tagged, map} | {:error, {atom, binary, tuple}} | :stale
+  def adapter_parse(_adapter, _id, _key, _text), do: :erlang.nif_error(:not_loaded)
 
-  # SHA-256 (nif_hash.c)
-  def sha256(_bin), do: :erlang.nif_error(:not_loaded)
+  @spec adapter_parse_value(type_term, binary) ::
+          {:ok, term} | {:ok_tagged, term} | {:error, nif_error}
+  def adapter_parse_value(_type, _text), do: :erlang.nif_error(:not_loaded)
 
   # Metrics (nif_metrics.c)
   def metrics_normalize(_text), do: :erlang.nif_error(:not_loaded)

@@ -1,440 +1,150 @@
 /* LM output parsing, like DSPy 3.3.1's ChatAdapter.parse / JSONAdapter.parse and
- * utils.parse_value, with pydantic-style (lax) validation of each value against its
- * field type. */
-#include <math.h>
+ * utils.parse_value, with each value validated against its field type (validate.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dspex/adapter.h"
-
-/* ---------------------------------------------------------------- validation */
-static int fail(dxa_err *err, const char *fmt, const char *arg) {
-    if (err) snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
-    return 1;
-}
-
-static int ieq(const char *s, size_t n, const char *w) {
-    size_t l = strlen(w);
-    if (n != l) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-        if (c != w[i]) return 0;
-    }
-    return 1;
-}
-
-static int str_to_int(const char *s, size_t n, long long *out) {
-    dxa_pystrip(&s, &n);
-    if (n == 0 || n > 40) return 1;
-    char tmp[48];
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '_' && i > 0 && i + 1 < n) continue;
-        tmp[k++] = s[i];
-    }
-    tmp[k] = '\0';
-    char *end;
-    long long x = strtoll(tmp, &end, 10);
-    if (*end == '\0' && end != tmp) {
-        *out = x;
-        return 0;
-    }
-    double d = strtod(tmp, &end);
-    if (*end == '\0' && end != tmp && isfinite(d) && d == trunc(d) && fabs(d) < 9.2e18) {
-        *out = (long long)d;
-        return 0;
-    }
-    return 1;
-}
-
-static int str_to_float(const char *s, size_t n, double *out) {
-    dxa_pystrip(&s, &n);
-    if (n == 0 || n > 400) return 1;
-    char tmp[408];
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    char *end;
-    double d = strtod(tmp, &end);
-    if (*end != '\0' || end == tmp) return 1;
-    if (!isfinite(d)) return 1; /* Elixir floats cannot hold inf/nan */
-    *out = d;
-    return 0;
-}
-
-static double int_as_double(const dxa_val *v) { return v->s ? strtod(v->s, NULL) : (double)v->i; }
-
-static int py_equal(const dxa_val *a, const dxa_val *b) {
-    int an = a->kind == DXA_INT || a->kind == DXA_FLOAT || a->kind == DXA_BOOL;
-    int bn = b->kind == DXA_INT || b->kind == DXA_FLOAT || b->kind == DXA_BOOL;
-    if (an && bn) {
-        double x = a->kind == DXA_FLOAT ? a->f : a->kind == DXA_INT ? int_as_double(a) : a->b;
-        double y = b->kind == DXA_FLOAT ? b->f : b->kind == DXA_INT ? int_as_double(b) : b->b;
-        return x == y;
-    }
-    if (a->kind != b->kind) return 0;
-    if (a->kind == DXA_NONE) return 1;
-    if (a->kind == DXA_STR) return a->slen == b->slen && memcmp(a->s, b->s, a->slen) == 0;
-    return 0;
-}
-
-static int validate(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
-                    int depth);
-
-static int validate_seq(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
-                        int depth) {
-    if (v->kind != DXA_LIST && v->kind != DXA_TUPLE && v->kind != DXA_SET)
-        return fail(err, "Input should be a valid %s", t->kind == DXT_TUPLE ? "tuple" : t->kind == DXT_SET ? "set" : "list");
-    dxa_vkind kind = t->kind == DXT_TUPLE ? DXA_TUPLE : t->kind == DXT_SET ? DXA_SET : DXA_LIST;
-    if (strict && t->kind == DXT_LIST && v->kind != DXA_LIST) return fail(err, "Input should be a valid list", NULL);
-    if (t->kind == DXT_TUPLE && t->nargs && !t->variadic && v->n != t->nargs)
-        return fail(err, "Tuple should have exactly the declared number of items", NULL);
-    dxa_val *r = dxa_val_new(a, kind);
-    if (r == NULL) return -1;
-    r->items = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
-    if (r->items == NULL) return -1;
-    for (size_t i = 0; i < v->n; i++) {
-        const dxa_type *et = t->nargs ? t->args[(t->kind == DXT_TUPLE && !t->variadic) ? i : 0] : NULL;
-        dxa_val *x = v->items[i];
-        if (et) {
-            int rc = validate(et, v->items[i], strict, a, &x, err, depth + 1);
-            if (rc) return rc;
-        }
-        if (kind == DXA_SET) {
-            int dup = 0;
-            for (size_t j = 0; j < r->n && !dup; j++) dup = py_equal(r->items[j], x);
-            if (dup) continue;
-        }
-        r->items[r->n++] = x;
-    }
-    *out = r;
-    return 0;
-}
-
-static int validate(const dxa_type *t, const dxa_val *v, int strict, dspex_arena *a, dxa_val **out, dxa_err *err,
-                    int depth) {
-    if (depth > DXA_MAX_DEPTH) return fail(err, "value nested too deeply", NULL);
-    dxa_val *r;
-    switch (t->kind) {
-    case DXT_ANY:
-    case DXT_HISTORY: *out = (dxa_val *)v; return 0;
-    case DXT_NONE:
-        if (v->kind != DXA_NONE) return fail(err, "Input should be None", NULL);
-        *out = (dxa_val *)v;
-        return 0;
-    case DXT_STR:
-        if (v->kind != DXA_STR) return fail(err, "Input should be a valid string", NULL);
-        *out = (dxa_val *)v;
-        return 0;
-    case DXT_INT: {
-        long long x;
-        if (v->kind == DXA_INT) {
-            *out = (dxa_val *)v;
-            return 0;
-        }
-        if (strict) return fail(err, "Input should be a valid integer", NULL);
-        if (v->kind == DXA_BOOL)
-            x = v->b;
-        else if (v->kind == DXA_FLOAT) {
-            if (!isfinite(v->f) || v->f != trunc(v->f) || fabs(v->f) > 9.2e18)
-                return fail(err, "Input should be a valid integer, got a number with a fractional part", NULL);
-            x = (long long)v->f;
-        } else if (v->kind == DXA_STR) {
-            if (str_to_int(v->s, v->slen, &x)) {
-                /* an integer string beyond 64 bits */
-                dxa_val *big = NULL;
-                const char *t = v->s;
-                size_t tn = v->slen;
-                dxa_pystrip(&t, &tn);
-                int digits = tn > 0;
-                for (size_t i = (tn && (t[0] == '-' || t[0] == '+')); i < tn; i++)
-                    if ((t[i] < '0' || t[i] > '9') && t[i] != '_') digits = 0;
-                if (digits && dxa_pyliteral(t, tn, 0, a, &big) == 0 && big->kind == DXA_INT) {
-                    *out = big;
-                    return 0;
-                }
-                return fail(err, "Input should be a valid integer, unable to parse string as an integer", NULL);
-            }
-        } else
-            return fail(err, "Input should be a valid integer", NULL);
-        r = dxa_val_new(a, DXA_INT);
-        if (r == NULL) return -1;
-        r->i = x;
-        *out = r;
-        return 0;
-    }
-    case DXT_FLOAT: {
-        double x;
-        if (v->kind == DXA_FLOAT) {
-            if (!isfinite(v->f)) return fail(err, "Input should be a finite number", NULL);
-            *out = (dxa_val *)v;
-            return 0;
-        }
-        if (v->kind == DXA_INT)
-            x = int_as_double(v);
-        else if (strict)
-            return fail(err, "Input should be a valid number", NULL);
-        else if (v->kind == DXA_BOOL)
-            x = v->b;
-        else if (v->kind == DXA_STR) {
-            if (str_to_float(v->s, v->slen, &x))
-                return fail(err, "Input should be a valid number, unable to parse string as a number", NULL);
-        } else
-            return fail(err, "Input should be a valid number", NULL);
-        r = dxa_val_new(a, DXA_FLOAT);
-        if (r == NULL) return -1;
-        r->f = x;
-        *out = r;
-        return 0;
-    }
-    case DXT_BOOL: {
-        int b;
-        if (v->kind == DXA_BOOL) {
-            *out = (dxa_val *)v;
-            return 0;
-        }
-        if (strict) return fail(err, "Input should be a valid boolean", NULL);
-        if (v->kind == DXA_INT && (v->i == 0 || v->i == 1))
-            b = (int)v->i;
-        else if (v->kind == DXA_FLOAT && (v->f == 0.0 || v->f == 1.0))
-            b = v->f == 1.0;
-        else if (v->kind == DXA_STR) {
-            const char *s = v->s;
-            size_t n = v->slen;
-            dxa_pystrip(&s, &n);
-            if (ieq(s, n, "0") || ieq(s, n, "off") || ieq(s, n, "f") || ieq(s, n, "false") || ieq(s, n, "n") ||
-                ieq(s, n, "no"))
-                b = 0;
-            else if (ieq(s, n, "1") || ieq(s, n, "on") || ieq(s, n, "t") || ieq(s, n, "true") || ieq(s, n, "y") ||
-                     ieq(s, n, "yes"))
-                b = 1;
-            else
-                return fail(err, "Input should be a valid boolean, unable to interpret input", NULL);
-        } else
-            return fail(err, "Input should be a valid boolean", NULL);
-        r = dxa_val_new(a, DXA_BOOL);
-        if (r == NULL) return -1;
-        r->b = b;
-        *out = r;
-        return 0;
-    }
-    case DXT_LIST:
-    case DXT_SET:
-    case DXT_TUPLE: return validate_seq(t, v, strict, a, out, err, depth);
-    case DXT_DICT: {
-        if (v->kind != DXA_DICT) return fail(err, "Input should be a valid dictionary", NULL);
-        if (t->nargs < 2) {
-            *out = (dxa_val *)v;
-            return 0;
-        }
-        r = dxa_val_new(a, DXA_DICT);
-        if (r == NULL) return -1;
-        r->keys = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
-        r->items = dspex_arena_alloc(a, (v->n + 1) * sizeof(dxa_val *));
-        if (r->keys == NULL || r->items == NULL) return -1;
-        for (size_t i = 0; i < v->n; i++) {
-            dxa_val *k, *x;
-            int rc = validate(t->args[0], v->keys[i], strict, a, &k, err, depth + 1);
-            if (rc) return rc;
-            rc = validate(t->args[1], v->items[i], strict, a, &x, err, depth + 1);
-            if (rc) return rc;
-            r->keys[r->n] = k;
-            r->items[r->n] = x;
-            r->n++;
-        }
-        *out = r;
-        return 0;
-    }
-    case DXT_LITERAL:
-        for (size_t i = 0; i < t->nlits; i++) {
-            const dxa_val *l = t->lits[i];
-            if (py_equal(l, v) && (l->kind == DXA_BOOL) == (v->kind == DXA_BOOL)) {
-                *out = (dxa_val *)l;
-                return 0;
-            }
-        }
-        return fail(err, "Input should be one of the literal values", NULL);
-    case DXT_ENUM:
-        if (v->kind == DXA_STR)
-            for (size_t i = 0; i < t->nenum; i++)
-                if (py_equal(t->enum_vals[i], v)) {
-                    *out = t->enum_vals[i];
-                    return 0;
-                }
-        return fail(err, "Input should be one of the enum values", NULL);
-    case DXT_OPTIONAL:
-    case DXT_UNION: {
-        if (t->kind == DXT_OPTIONAL && v->kind == DXA_NONE) {
-            *out = (dxa_val *)v;
-            return 0;
-        }
-        /* smart mode: an exact (strict) match first, then lax in order */
-        for (int pass = strict ? 1 : 0; pass < 2; pass++) {
-            for (size_t i = 0; i < t->nargs; i++) {
-                dxa_err tmp;
-                int rc = validate(t->args[i], v, pass == 0, a, out, &tmp, depth + 1);
-                if (rc < 0) return rc;
-                if (rc == 0) return 0;
-            }
-        }
-        return fail(err, "Input does not match any member of the union", NULL);
-    }
-    }
-    return fail(err, "unsupported type", NULL);
-}
-
-int dxa_validate(const dxa_type *t, const dxa_val *v, dspex_arena *a, dxa_val **out, dxa_err *err) {
-    return validate(t, v, 0, a, out, err, 0);
-}
+#include "dspex/pytext.h"
 
 /* ---------------------------------------------------------------- parse_value */
-static int is_optional_str(const dxa_type *t) {
-    /* `str | None`, Optional[str], Union[str, int, None] (flattened args) */
-    int has_none = t->kind == DXT_OPTIONAL, has_str = 0;
-    const dxa_type *stack[64];
-    size_t sp = 0;
-    if (t->kind != DXT_OPTIONAL && t->kind != DXT_UNION) return 0;
-    stack[sp++] = t;
-    while (sp) {
-        const dxa_type *u = stack[--sp];
-        if (u->kind == DXT_OPTIONAL) has_none = 1;
-        for (size_t i = 0; i < u->nargs; i++) {
-            const dxa_type *m = u->args[i];
-            if ((m->kind == DXT_UNION || m->kind == DXT_OPTIONAL) && sp < 64)
-                stack[sp++] = m;
-            else if (m->kind == DXT_NONE)
-                has_none = 1;
-            else if (m->kind == DXT_STR)
-                has_str = 1;
-        }
+/* `str | None`, Optional[str], Union[str, int, None]: DSPy validates the raw text. */
+static int is_optional_str(const dspex_type *t) {
+    if (t->kind != DSPEX_T_UNION) return 0;
+    int has_none = 0, has_str = 0;
+    for (size_t i = 0; i < t->nargs; i++) {
+        has_none |= t->args[i]->kind == DSPEX_T_NONE;
+        has_str |= t->args[i]->kind == DSPEX_T_STR;
     }
     return has_none && has_str;
 }
 
-static int value_error(dxa_err *err, const char *s, size_t n, const dxa_type *t, const char *why) {
+static void set_message(dxa_err *err, dspex_buf *b, const char *fallback) {
+    if (err) snprintf(err->message, sizeof err->message, "%s", b->oom || b->p == NULL ? fallback : b->p);
+}
+
+static int value_error(dxa_err *err, const char *s, size_t n, const dspex_type *t, const char *why) {
     dspex_buf b;
     dspex_buf_init(&b);
-    dxa_py_repr_str(s, n, &b);
+    dspex_py_repr_str(s, n, &b);
     dspex_buf_puts(&b, " is not a valid ");
-    dxa_type_name(t, &b);
+    dspex_type_name(t, &b);
     dspex_buf_puts(&b, ": ");
     dspex_buf_puts(&b, why);
-    if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid value" : b.p);
+    set_message(err, &b, "invalid value");
     dspex_buf_free(&b);
     return 1;
 }
 
-static int parse_typed(const dxa_type *t, const dxa_val *value, dspex_arena *a, dxa_val **out, dxa_err *err) {
-    if (t->kind == DXT_STR) {
-        if (value->kind == DXA_STR) {
-            *out = (dxa_val *)value;
+/* find_enum_member(enum, identifier): a member by value (Python ==), then by name. */
+static int enum_member(const dspex_type *t, const dspex_val *v, dspex_val **out, dxa_err *err) {
+    for (size_t i = 0; i < t->nvals; i++)
+        if (dspex_val_equal(t->vals[i], v)) {
+            *out = t->vals[i];
+            return 0;
+        }
+    for (size_t i = 0; i < t->nvals; i++)
+        if (dspex_val_equal(t->names[i], v)) {
+            *out = t->vals[i];
+            return 0;
+        }
+    dspex_buf b;
+    dspex_buf_init(&b);
+    dspex_py_str(v, &b);
+    dspex_buf_puts(&b, " is not a valid name or value for the enum ");
+    dspex_buf_put(&b, t->name, t->name_len);
+    set_message(err, &b, "invalid enum value");
+    dspex_buf_free(&b);
+    return 1;
+}
+
+/* parse_value(value, annotation) where value is text (ChatAdapter) or a JSON value
+ * (JSONAdapter). */
+static int parse_typed(const dspex_type *t, const dspex_val *value, dspex_arena *a, dspex_val **out, dxa_err *err) {
+    if (t->kind == DSPEX_T_STR) {
+        /* str(value): strings as they are, other values as Python prints them */
+        if (value->kind == DSPEX_V_STR) {
+            *out = (dspex_val *)value;
             return 0;
         }
         dspex_buf b;
         dspex_buf_init(&b);
-        dxa_py_repr(value, &b);
-        if (value->kind == DXA_INT || value->kind == DXA_FLOAT || value->kind == DXA_BOOL || value->kind == DXA_NONE) {
-            b.len = 0;
-            dxa_py_str(value, &b);
-        }
-        *out = b.oom ? NULL : dxa_val_str(a, b.p ? b.p : "", b.len);
+        if (dspex_val_is_container(value))
+            dspex_py_repr(value, &b);
+        else
+            dspex_py_str(value, &b);
+        *out = b.oom ? NULL : dspex_val_str(a, b.p ? b.p : "", b.len);
         dspex_buf_free(&b);
         return *out ? 0 : -1;
     }
-    if (value->kind != DXA_STR) {
-        if (t->kind == DXT_ENUM) {
-            return fail(err, "value is not a valid name or value for the enum %s", t->enum_name);
-        }
-        return validate(t, value, 0, a, out, err, 0);
-    }
-    const char *s = value->s;
-    size_t n = value->slen;
-    if (t->kind == DXT_ENUM) {
-        for (size_t i = 0; i < t->nenum; i++)
-            if (py_equal(t->enum_vals[i], value)) {
-                *out = t->enum_vals[i];
+    if (t->kind == DSPEX_T_ENUM) return enum_member(t, value, out, err);
+    if (t->kind == DSPEX_T_LITERAL) {
+        /* `value in allowed`: Python == (1 == True), the value itself is returned */
+        for (size_t i = 0; i < t->nvals; i++)
+            if (dspex_val_equal(t->vals[i], value)) {
+                *out = value->kind == DSPEX_V_STR ? t->vals[i] : (dspex_val *)value;
                 return 0;
             }
+        if (value->kind == DSPEX_V_STR) {
+            const char *v = value->s;
+            size_t vn = value->slen;
+            dspex_py_strip(&v, &vn);
+            if (vn >= 1 && v[vn - 1] == ']' &&
+                ((vn >= 8 && memcmp(v, "Literal[", 8) == 0) || (vn >= 4 && memcmp(v, "str[", 4) == 0))) {
+                const char *br = memchr(v, '[', vn);
+                size_t off = (size_t)(br - v) + 1;
+                v += off;
+                vn = vn - off - 1;
+            }
+            if (vn > 1 && v[0] == v[vn - 1] && (v[0] == '"' || v[0] == '\'')) {
+                v++;
+                vn -= 2;
+            }
+            dspex_val tmp = {.kind = DSPEX_V_STR, .s = v, .slen = vn};
+            for (size_t i = 0; i < t->nvals; i++)
+                if (dspex_val_equal(t->vals[i], &tmp)) {
+                    *out = t->vals[i];
+                    return 0;
+                }
+        }
         dspex_buf b;
         dspex_buf_init(&b);
-        dspex_buf_put(&b, s, n);
-        dspex_buf_puts(&b, " is not a valid name or value for the enum ");
-        dspex_buf_puts(&b, t->enum_name ? t->enum_name : "Enum");
-        if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid enum value" : b.p);
-        dspex_buf_free(&b);
-        return 1;
-    }
-    if (t->kind == DXT_LITERAL) {
-        for (size_t i = 0; i < t->nlits; i++)
-            if (py_equal(t->lits[i], value)) {
-                *out = t->lits[i];
-                return 0;
-            }
-        const char *v = s;
-        size_t vn = n;
-        dxa_pystrip(&v, &vn);
-        if (vn >= 1 && v[vn - 1] == ']' &&
-            ((vn >= 8 && memcmp(v, "Literal[", 8) == 0) || (vn >= 4 && memcmp(v, "str[", 4) == 0))) {
-            const char *br = memchr(v, '[', vn);
-            size_t off = (size_t)(br - v) + 1;
-            v += off;
-            vn = vn - off - 1;
-        }
-        if (vn > 1 && v[0] == v[vn - 1] && (v[0] == '"' || v[0] == '\'')) {
-            v++;
-            vn -= 2;
-        }
-        dxa_val tmp = {.kind = DXA_STR, .s = v, .slen = vn};
-        for (size_t i = 0; i < t->nlits; i++)
-            if (py_equal(t->lits[i], &tmp)) {
-                *out = t->lits[i];
-                return 0;
-            }
-        dspex_buf b;
-        dspex_buf_init(&b);
-        dxa_py_repr_str(s, n, &b);
+        dspex_py_repr(value, &b);
         dspex_buf_puts(&b, " is not one of (");
-        for (size_t i = 0; i < t->nlits; i++) {
+        for (size_t i = 0; i < t->nvals; i++) {
             if (i) dspex_buf_puts(&b, ", ");
-            dxa_py_repr(t->lits[i], &b);
+            dspex_py_repr(t->vals[i], &b);
         }
-        if (t->nlits == 1) dspex_buf_putc(&b, ',');
+        if (t->nvals == 1) dspex_buf_putc(&b, ',');
         dspex_buf_putc(&b, ')');
-        if (err) snprintf(err->message, sizeof err->message, "%s", b.oom ? "invalid literal" : b.p);
+        set_message(err, &b, "invalid literal");
         dspex_buf_free(&b);
         return 1;
     }
-    if (is_optional_str(t)) return validate(t, value, 0, a, out, err, 0);
-    dxa_val *cand = NULL;
-    int rc = dxa_pyliteral(s, n, 1, a, &cand);
+    if (value->kind != DSPEX_V_STR || is_optional_str(t)) return dxa_validate(t, value, a, out, err);
+    /* json_repair.loads, then ast.literal_eval, then the text itself */
+    dspex_val *cand = NULL;
+    int rc = dxa_pyliteral(value->s, value->slen, 1, a, &cand);
     if (rc < 0) return -1;
-    if (rc != 0) cand = (dxa_val *)value;
+    if (rc != 0) cand = (dspex_val *)value;
     dxa_err e2;
-    rc = validate(t, cand, 0, a, out, &e2, 0);
-    if (rc > 0) return value_error(err, s, n, t, e2.message);
+    e2.message[0] = '\0';
+    rc = dxa_validate(t, cand, a, out, &e2);
+    if (rc > 0) return value_error(err, value->s, value->slen, t, e2.message);
     return rc;
 }
 
-int dxa_parse_value(const dxa_type *t, const char *s, size_t n, dspex_arena *a, dxa_val **out, dxa_err *err) {
-    dxa_val *v = dxa_val_str(a, s, n);
-    if (v == NULL) return -1;
-    return parse_typed(t, v, a, out, err);
+int dxa_parse_value(const dspex_type *t, const char *s, size_t n, dspex_arena *a, dspex_val **out, dxa_err *err) {
+    /* a copy: the text may live in a buffer the caller reuses, and a str result keeps it */
+    dspex_val *copy = dspex_val_str(a, s, n);
+    if (copy == NULL) return -1;
+    return parse_typed(t, copy, a, out, err);
 }
 
 /* ---------------------------------------------------------------- errors */
-static int allows_none(const dxa_type *t, int depth) {
-    if (depth > DXA_MAX_DEPTH) return 0;
-    if (t->kind == DXT_NONE || t->kind == DXT_OPTIONAL) return 1;
-    if (t->kind == DXT_UNION)
-        for (size_t i = 0; i < t->nargs; i++)
-            if (allows_none(t->args[i], depth + 1)) return 1;
-    return 0;
-}
-
-static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const dxa_sig *sig, const char *pre,
-                        const char *text,
-                        size_t len, dxa_val **vals, int with_parsed) {
+/* AdapterParseError's text: "Adapter X failed to parse the LM response. ..." */
+static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const dspex_signature *sig,
+                        const char *pre, const char *text, size_t len, const dxa_out *how, int with_parsed) {
     dspex_buf b;
     dspex_buf_init(&b);
     if (pre) {
@@ -453,13 +163,15 @@ static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const
         dspex_buf_puts(&b, "Actual output fields parsed from the LM response: [");
         int first = 1;
         for (size_t i = sig->ninputs, k = 0; i < sig->nfields; i++, k++) {
-            if (!vals[k]) continue;
+            if (how[k] == DXA_OUT_MISSING) continue;
             if (!first) dspex_buf_puts(&b, ", ");
             first = 0;
             dspex_buf_put(&b, sig->fields[i].name, sig->fields[i].name_len);
         }
         dspex_buf_puts(&b, "] \n\n");
     }
+    err->response = text;
+    err->response_len = len;
     if (b.oom) {
         snprintf(err->message, sizeof err->message, "Adapter %s failed to parse the LM response.", adapter);
     } else {
@@ -477,28 +189,49 @@ static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const
     dspex_buf_free(&b);
 }
 
-static int finish(const char *adapter, const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out,
-                  dxa_err *err) {
+/* "Failed to parse field X [with value V] from the LM response. Error message: E" */
+static void field_error(dspex_arena *a, dxa_err *err, const char *adapter, const dspex_signature *sig,
+                        const dspex_field *f, const char *v, size_t vn, const char *why, const char *text,
+                        size_t len, const dxa_out *how) {
+    dspex_buf m;
+    dspex_buf_init(&m);
+    dspex_buf_puts(&m, "Failed to parse field ");
+    dspex_buf_put(&m, f->name, f->name_len);
+    if (v) {
+        dspex_buf_puts(&m, " with value ");
+        dspex_buf_put(&m, v, vn);
+    }
+    dspex_buf_puts(&m, " from the LM response. Error message: ");
+    dspex_buf_puts(&m, why);
+    parse_error(a, err, adapter, sig, m.oom ? "Failed to parse field" : m.p, text, len, how, 0);
+    dspex_buf_free(&m);
+}
+
+/* apply_output_field_defaults, then the check that every output is there. */
+static int finish(const char *adapter, const dspex_signature *sig, const char *text, size_t len, dspex_arena *a,
+                  dxa_out *how, dxa_err *err) {
     size_t nout = sig->nfields - sig->ninputs;
     int missing = 0;
     for (size_t k = 0; k < nout; k++) {
-        if (out[k]) continue;
-        if (allows_none(sig->fields[sig->ninputs + k].type, 0)) {
-            out[k] = dxa_val_new(a, DXA_NONE);
-            if (out[k] == NULL) return -1;
-        } else {
+        if (how[k] != DXA_OUT_MISSING) continue;
+        const dspex_field *f = &sig->fields[sig->ninputs + k];
+        if (f->has_default)
+            how[k] = DXA_OUT_DEFAULT;
+        else if (dspex_type_allows_none(f->type))
+            how[k] = DXA_OUT_NONE;
+        else
             missing = 1;
-        }
     }
     if (missing) {
-        parse_error(a, err, adapter, sig, NULL, text, len, out, 1);
+        parse_error(a, err, adapter, sig, NULL, text, len, how, 1);
         return 1;
     }
     return 0;
 }
 
-/* Index of a Python \w+ header "[[ ## name ## ]]" at the start of s; returns the byte
- * length of the marker (0 when none) and the name span. */
+/* ---------------------------------------------------------------- ChatAdapter */
+/* A Python \w+ header "[[ ## name ## ]]" at the start of s: returns the byte length of
+ * the marker (0 when none) and the name span. */
 static size_t header_at(const char *s, size_t n, const char **name, size_t *nlen) {
     if (n < 12 || memcmp(s, "[[ ## ", 6) != 0) return 0;
     size_t i = 6;
@@ -536,13 +269,13 @@ static size_t cp_offset(const char *s, size_t n, size_t cps) {
     return n;
 }
 
-static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out, dxa_err *err) {
+static int parse_chat(const dspex_signature *sig, const char *text, size_t len, dspex_arena *a, dspex_val **out,
+                      dxa_out *how, dxa_err *err) {
     const char **lines;
     size_t *lens;
-    size_t nl = dxa_splitlines(a, text, len, &lines, &lens);
+    size_t nl = dspex_py_splitlines(a, text, len, &lines, &lens);
     if (nl == (size_t)-1) return -1;
     size_t nout = sig->nfields - sig->ninputs;
-    /* section state */
     long cur = -1; /* output index of the current section, -1 = none/ignored */
     dspex_buf sec;
     dspex_buf_init(&sec);
@@ -555,7 +288,7 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_ar
         if (li < nl) {
             const char *st = lines[li];
             size_t sn = lens[li];
-            dxa_pystrip(&st, &sn);
+            dspex_py_strip(&st, &sn);
             mlen = header_at(st, sn, &name, &nlen);
             if (mlen) {
                 /* DSPy slices the *unstripped* line at the match end in the stripped one */
@@ -563,7 +296,7 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_ar
                 size_t off = cp_offset(lines[li], lens[li], end_cp);
                 rest = lines[li] + off;
                 restlen = lens[li] - off;
-                dxa_pystrip(&rest, &restlen);
+                dspex_py_strip(&rest, &restlen);
             }
         }
         if (li == nl || mlen) {
@@ -575,34 +308,29 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_ar
                     rc = -1;
                     break;
                 }
-                dxa_pystrip(&v, &vn);
-                const dxa_field *f = &sig->fields[sig->ninputs + (size_t)cur];
+                dspex_py_strip(&v, &vn);
+                const dspex_field *f = &sig->fields[sig->ninputs + (size_t)cur];
                 dxa_err e;
+                e.message[0] = '\0';
                 int r = dxa_parse_value(f->type, v, vn, a, &out[cur], &e);
                 if (r < 0) {
                     rc = -1;
                     break;
                 }
                 if (r > 0) {
-                    dspex_buf m;
-                    dspex_buf_init(&m);
-                    dspex_buf_puts(&m, "Failed to parse field ");
-                    dspex_buf_put(&m, f->name, f->name_len);
-                    dspex_buf_puts(&m, " with value ");
-                    dspex_buf_put(&m, v, vn);
-                    dspex_buf_puts(&m, " from the LM response. Error message: ");
-                    dspex_buf_puts(&m, e.message);
-                    parse_error(a, err, "ChatAdapter", sig, m.oom ? "Failed to parse field" : m.p, text, len, out, 0);
-                    dspex_buf_free(&m);
+                    out[cur] = NULL;
+                    field_error(a, err, "ChatAdapter", sig, f, v, vn, e.message, text, len, how);
                     rc = 1;
                     break;
                 }
+                how[cur] = DXA_OUT_PARSED;
             }
             if (li == nl) break;
             cur = -1;
             for (size_t k = 0; k < nout; k++) {
-                const dxa_field *f = &sig->fields[sig->ninputs + k];
-                if (f->name_len == nlen && memcmp(f->name, name, nlen) == 0 && out[k] == NULL) cur = (long)k;
+                const dspex_field *f = &sig->fields[sig->ninputs + k];
+                if (f->name_len == nlen && memcmp(f->name, name, nlen) == 0 && how[k] == DXA_OUT_MISSING)
+                    cur = (long)k;
             }
             sec.len = 0;
             if (sec.p) sec.p[0] = '\0';
@@ -617,16 +345,18 @@ static int parse_chat(const dxa_sig *sig, const char *text, size_t len, dspex_ar
     }
     dspex_buf_free(&sec);
     if (rc) return rc;
-    return finish("ChatAdapter", sig, text, len, a, out, err);
+    return finish("ChatAdapter", sig, text, len, a, how, err);
 }
 
-static int parse_json(const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out, dxa_err *err) {
-    dxa_val *obj = NULL;
+/* ---------------------------------------------------------------- JSONAdapter */
+static int parse_json(const dspex_signature *sig, const char *text, size_t len, dspex_arena *a, dspex_val **out,
+                      dxa_out *how, dxa_err *err) {
+    dspex_val *obj = NULL;
     const char *resp = text;
     size_t resplen = len;
     int rc = dxa_pyliteral(text, len, 1, a, &obj);
     if (rc < 0) return -1;
-    if (rc != 0 || obj->kind != DXA_DICT) {
+    if (rc != 0 || obj->kind != DSPEX_V_DICT) {
         size_t st, en;
         int f = dxa_find_object(text, len, &st, &en);
         if (f < 0) return -1;
@@ -640,42 +370,44 @@ static int parse_json(const dxa_sig *sig, const char *text, size_t len, dspex_ar
         }
     }
     size_t nout = sig->nfields - sig->ninputs;
-    if (obj == NULL || obj->kind != DXA_DICT) {
-        parse_error(a, err, "JSONAdapter", sig, "LM response cannot be serialized to a JSON object.", resp, resplen, out,
-                    0);
+    if (obj == NULL || obj->kind != DSPEX_V_DICT) {
+        parse_error(a, err, "JSONAdapter", sig, "LM response cannot be serialized to a JSON object.", resp, resplen,
+                    how, 0);
         return 1;
     }
     for (size_t i = 0; i < obj->n; i++) {
-        const dxa_val *k = obj->keys[i];
-        if (k->kind != DXA_STR) continue;
+        const dspex_val *k = obj->keys[i];
+        if (k->kind != DSPEX_V_STR) continue;
         for (size_t j = 0; j < nout; j++) {
-            const dxa_field *f = &sig->fields[sig->ninputs + j];
+            const dspex_field *f = &sig->fields[sig->ninputs + j];
             if (f->name_len != k->slen || memcmp(f->name, k->s, k->slen) != 0) continue;
             dxa_err e;
+            e.message[0] = '\0';
             int r = parse_typed(f->type, obj->items[i], a, &out[j], &e);
             if (r < 0) return -1;
             if (r > 0) {
-                dspex_buf m;
-                dspex_buf_init(&m);
-                dspex_buf_puts(&m, "Failed to parse field ");
-                dspex_buf_put(&m, f->name, f->name_len);
-                dspex_buf_puts(&m, " from the LM response. Error message: ");
-                dspex_buf_puts(&m, e.message);
-                parse_error(a, err, "JSONAdapter", sig, m.oom ? "Failed to parse field" : m.p, resp, resplen, out, 0);
-                dspex_buf_free(&m);
+                out[j] = NULL;
+                field_error(a, err, "JSONAdapter", sig, f, NULL, 0, e.message, resp, resplen, how);
                 return 1;
             }
+            how[j] = DXA_OUT_PARSED;
         }
     }
-    return finish("JSONAdapter", sig, resp, resplen, a, out, err);
+    return finish("JSONAdapter", sig, resp, resplen, a, how, err);
 }
 
-int dxa_parse(dxa_adapter ad, const dxa_sig *sig, const char *text, size_t len, dspex_arena *a, dxa_val **out,
-              dxa_err *err) {
+int dxa_parse(dxa_adapter ad, const dspex_signature *sig, const char *text, size_t len, dspex_arena *a,
+              dspex_val **vals, dxa_out *how, dxa_err *err) {
     size_t nout = sig->nfields - sig->ninputs;
-    for (size_t k = 0; k < nout; k++) out[k] = NULL;
+    for (size_t k = 0; k < nout; k++) {
+        vals[k] = NULL;
+        how[k] = DXA_OUT_MISSING;
+    }
     err->message[0] = '\0';
     err->full = NULL;
     err->full_len = 0;
-    return ad == DXA_JSON ? parse_json(sig, text, len, a, out, err) : parse_chat(sig, text, len, a, out, err);
+    err->response = text;
+    err->response_len = len;
+    return ad == DXA_JSON ? parse_json(sig, text, len, a, vals, how, err)
+                          : parse_chat(sig, text, len, a, vals, how, err);
 }

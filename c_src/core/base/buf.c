@@ -17,7 +17,7 @@ void dspex_buf_free(dspex_buf *b) {
     dspex_buf_init(b);
 }
 
-static int buf_reserve(dspex_buf *b, size_t extra) {
+int dspex_buf_reserve(dspex_buf *b, size_t extra) {
     if (b->oom) return -1;
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
@@ -38,17 +38,6 @@ static int buf_reserve(dspex_buf *b, size_t extra) {
     return 0;
 }
 
-void dspex_buf_put(dspex_buf *b, const char *s, size_t n) {
-    if (n == 0 || buf_reserve(b, n) != 0) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void dspex_buf_puts(dspex_buf *b, const char *s) { dspex_buf_put(b, s, strlen(s)); }
-
-void dspex_buf_putc(dspex_buf *b, char c) { dspex_buf_put(b, &c, 1); }
-
 void dspex_buf_printf(dspex_buf *b, const char *fmt, ...) {
     char tmp[128];
     va_list ap;
@@ -60,7 +49,7 @@ void dspex_buf_printf(dspex_buf *b, const char *fmt, ...) {
         dspex_buf_put(b, tmp, (size_t)n);
         return;
     }
-    if (buf_reserve(b, (size_t)n) != 0) return;
+    if (dspex_buf_reserve(b, (size_t)n) != 0) return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -1,7 +1,13 @@
 defmodule DSPex.Adapter.Native do
   @moduledoc false
   # Shared plumbing of DSPex.Adapter.Chat and DSPex.Adapter.JSON: argument
-  # normalization, the NIF calls (c_src/nif/nif_adapter.c) and telemetry spans.
+  # normalization, the NIF calls on compiled signatures (c_src/nif/nif_adapter.c),
+  # plain data in and out, and telemetry spans.
+  #
+  # The NIF takes plain tagged data (c_src/nif/nif_terms.h). It answers :stale when the
+  # signature is not compiled as it is now (then it is compiled and the call repeated)
+  # and :plain when a value holds a struct (then the values are converted with plain/1
+  # and the call repeated); the common case crosses once.
 
   alias DSPex.{Error, NIF, Signature, Telemetry}
 
@@ -10,11 +16,14 @@ defmodule DSPex.Adapter.Native do
     sig = resolve(signature)
     demos = Enum.map(List.wrap(demos), &fields/1)
     inputs = fields(inputs)
-
     meta = meta(module, sig)
 
     Telemetry.span([:dspex, :adapter, :format], meta, fn ->
-      {:ok, messages} = NIF.guard(fn -> NIF.adapter_format(kind, sig, demos, inputs) end)
+      {:ok, messages} =
+        call(sig, {demos, inputs}, fn ref, key, {d, i} ->
+          NIF.adapter_format(kind, ref, key, d, i)
+        end)
+
       {messages, meta}
     end)
   end
@@ -24,7 +33,9 @@ defmodule DSPex.Adapter.Native do
     sig = resolve(signature)
 
     {:ok, text} =
-      NIF.guard(fn -> NIF.adapter_format_assistant(kind, sig, fields(outputs), missing) end)
+      call(sig, fields(outputs), fn ref, key, o ->
+        NIF.adapter_format_assistant(kind, ref, key, o, missing)
+      end)
 
     text
   end
@@ -36,9 +47,23 @@ defmodule DSPex.Adapter.Native do
 
     Telemetry.span([:dspex, :adapter, :parse], meta, fn ->
       result =
-        case NIF.guard(fn -> NIF.adapter_parse(kind, sig, text) end) do
-          {:ok, map} -> {:ok, sets(sig.outputs, map)}
-          {:error, {type, message, _}} -> {:error, Error.new(type, message, %{adapter: module})}
+        case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t) end) do
+          {:ok, map} ->
+            {:ok, map}
+
+          {:ok_tagged, map} ->
+            {:ok, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end)}
+
+          {:error, {type, message, {response, missing, found}}} ->
+            details = %{
+              adapter: kind,
+              lm_response: response,
+              missing: missing,
+              found: found,
+              signature: sig
+            }
+
+            {:error, Error.new(type, message, details)}
         end
 
       {result, Map.put(meta, :ok, match?({:ok, _}, result))}
@@ -57,16 +82,119 @@ defmodule DSPex.Adapter.Native do
     end
   end
 
-  # set[...] outputs come back from C as lists
-  defp sets(outputs, map) do
-    Enum.reduce(outputs, map, fn
-      %{name: name, type: t}, acc when t == :set or (is_tuple(t) and elem(t, 0) == :set) ->
-        Map.update!(acc, name, &MapSet.new/1)
-
-      _, acc ->
-        acc
-    end)
+  @doc false
+  # DSPy's parse_value(text, type) for one type term: {:ok, value} | {:error, %Error{}}.
+  @spec parse_value(term, binary) :: {:ok, term} | {:error, Error.t()}
+  def parse_value(type, text) when is_binary(text) do
+    case NIF.guard(fn -> NIF.adapter_parse_value(type, text) end) do
+      {:ok, v} -> {:ok, v}
+      {:ok_tagged, v} -> {:ok, from_tagged(v)}
+      {:error, triple} -> {:error, NIF.wrap_error(triple)}
+    end
   end
+
+  # One NIF call on the compiled signature, compiling it when it is stale (or was never
+  # compiled) and converting the values when they hold structs, at most once each.
+  defp call(sig, args, fun) do
+    key = Signature.compile_key(sig)
+    call(sig, key, sig.compiled || 0, args, fun, 2)
+  end
+
+  defp call(sig, key, id, args, fun, tries) do
+    case NIF.guard(fn -> fun.(id, key, args) end) do
+      :stale when tries > 0 ->
+        call(sig, key, Signature.compile_id(sig, key), args, fun, tries - 1)
+
+      :plain when tries > 0 ->
+        call(sig, key, id, plain_args(args), fun, tries - 1)
+
+      result ->
+        result
+    end
+  end
+
+  defp plain_args({demos, inputs}), do: {Enum.map(demos, &plain/1), plain(inputs)}
+  defp plain_args(text) when is_binary(text), do: text
+  defp plain_args(values), do: plain(values)
+
+  @doc false
+  # A value as plain tagged data (c_src/nif/nif_terms.h): structs become what Python
+  # would see (a set, a History, a datetime, a dict of the struct's fields).
+  @spec plain(term) :: term
+  def plain(%MapSet{} = s), do: {:__dspex__, :set, Enum.map(s, &plain/1)}
+  def plain(%DSPex.History{messages: m}), do: {:__dspex__, :history, Enum.map(m, &plain/1)}
+  def plain(%Date{} = d), do: {:__dspex__, :date, Date.to_iso8601(d)}
+  def plain(%NaiveDateTime{} = d), do: {:__dspex__, :datetime, iso(d, "")}
+
+  def plain(%DateTime{} = d) do
+    offset = d.utc_offset + d.std_offset
+    zone = if offset == 0, do: "Z", else: utc_offset(offset)
+    {:__dspex__, :datetime, iso(DateTime.to_naive(d), zone)}
+  end
+
+  def plain(%_{} = s), do: s |> fields() |> plain()
+  def plain(m) when is_map(m), do: Map.new(m, fn {k, v} -> {plain(k), plain(v)} end)
+
+  def plain({:ordered, pairs}) when is_list(pairs) do
+    {:ordered,
+     Enum.map(pairs, fn
+       {k, v} -> {plain(k), plain(v)}
+       other -> other
+     end)}
+  end
+
+  def plain(t) when is_tuple(t), do: t |> Tuple.to_list() |> Enum.map(&plain/1) |> List.to_tuple()
+  def plain(l) when is_list(l), do: plain_list(l)
+  def plain(other), do: other
+
+  # an improper list stays improper (the NIF names it)
+  defp plain_list([h | t]), do: [plain(h) | plain_list(t)]
+  defp plain_list(other), do: other
+
+  # pydantic's JSON form of a datetime: seconds always, microseconds when not zero.
+  defp iso(%NaiveDateTime{} = d, zone) do
+    d = %{d | microsecond: {elem(d.microsecond, 0), 6}}
+    base = d |> NaiveDateTime.truncate(:second) |> NaiveDateTime.to_iso8601()
+    frac = if elem(d.microsecond, 0) == 0, do: "", else: "." <> pad6(elem(d.microsecond, 0))
+    base <> frac <> zone
+  end
+
+  defp pad6(us), do: us |> Integer.to_string() |> String.pad_leading(6, "0")
+
+  defp utc_offset(seconds) do
+    sign = if seconds < 0, do: "-", else: "+"
+    s = abs(seconds)
+    pad = &(&1 |> Integer.to_string() |> String.pad_leading(2, "0"))
+    sign <> pad.(div(s, 3600)) <> ":" <> pad.(rem(div(s, 60), 60))
+  end
+
+  @doc false
+  # Parse results back from plain tagged data: sets and frozensets as MapSet, datetimes
+  # as NaiveDateTime (naive) or DateTime (aware, in UTC), dates as Date.
+  @spec from_tagged(term) :: term
+  def from_tagged({:__dspex__, tag, items}) when tag in [:set, :frozenset],
+    do: MapSet.new(items, &from_tagged/1)
+
+  def from_tagged({:__dspex__, :date, iso}), do: Date.from_iso8601!(iso)
+
+  def from_tagged({:__dspex__, :datetime, iso}) do
+    case DateTime.from_iso8601(iso) do
+      {:ok, dt, _offset} -> dt
+      {:error, _} -> NaiveDateTime.from_iso8601!(iso)
+    end
+  end
+
+  def from_tagged(%_{} = struct), do: struct
+
+  def from_tagged(m) when is_map(m),
+    do: Map.new(m, fn {k, v} -> {from_tagged(k), from_tagged(v)} end)
+
+  def from_tagged(l) when is_list(l), do: Enum.map(l, &from_tagged/1)
+
+  def from_tagged(t) when is_tuple(t),
+    do: t |> Tuple.to_list() |> Enum.map(&from_tagged/1) |> List.to_tuple()
+
+  def from_tagged(other), do: other
 
   @doc false
   def resolve(%Signature{} = sig), do: sig
@@ -95,12 +223,5 @@ defmodule DSPex.Adapter.Native do
             inspect(other, limit: 8, printable_limit: 80)
   end
 
-  defp meta(module, sig) do
-    %{adapter: module, signature: signature_string(sig)}
-  end
-
-  defp signature_string(%Signature{inputs: ins, outputs: outs}) do
-    Enum.map_join(ins, ", ", &Atom.to_string(&1.name)) <>
-      " -> " <> Enum.map_join(outs, ", ", &Atom.to_string(&1.name))
-  end
+  defp meta(module, sig), do: %{adapter: module, signature: Signature.signature_string(sig)}
 end

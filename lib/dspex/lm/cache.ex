@@ -4,7 +4,7 @@ defmodule DSPex.LM.Cache do
   on-disk store (one file per entry, sharded by hash prefix, bounded by total bytes), like
   DSPy's `dspy.cache`.
 
-  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`) of the canonical JSON
+  * **Key**: lowercase hex SHA-256 (`DSPex.Hash`, `:crypto`) of the canonical JSON
     (`DSPex.JSON.encode(request, sort_keys: true)`) of the request: model, messages, and
     every request parameter that reaches the provider, plus `rollout_id`, plus the
     endpoint when the LM talks to a server other than its provider's default; minus

@@ -63,7 +63,21 @@ defmodule DSPex.ChainOfThought do
           prefix: "Reasoning:"
         }
 
-    sig = %{sig | outputs: [field | Enum.reject(sig.outputs, &(&1.name == field.name))]}
+    # DSPy's signature.prepend: the instructions are cleaned again (empty ones become the
+    # default instructions of the new fields)
+    sig =
+      if DSPex.Signature.field(sig, field.name),
+        do: DSPex.Signature.delete(sig, field.name),
+        else: sig
+
+    sig =
+      DSPex.Signature.prepend(sig, field.name,
+        kind: :output,
+        type: field.type,
+        desc: field.desc,
+        prefix: field.prefix
+      )
+
     predict = DSPex.Predict.new(sig, Keyword.delete(opts, :rationale_field))
     DSPex.Module.assign_names(%__MODULE__{predict: predict})
   end

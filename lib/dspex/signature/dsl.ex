@@ -1,6 +1,7 @@
 defmodule DSPex.Signature.DSL do
   @moduledoc """
-  The macros behind `use DSPex.Signature` (see `DSPex.Signature` for the guide).
+  The macros behind `use DSPex.Signature` (see `DSPex.Signature` for the guide), DSPy's
+  class-based signatures.
 
       defmodule MyApp.Classify do
         @moduledoc "Classify the sentiment of a sentence."
@@ -9,15 +10,21 @@ defmodule DSPex.Signature.DSL do
         input :sentence, desc: "one sentence"
         output :sentiment, {:enum, "Sentiment", ["positive", "negative", "neutral"]}
         output :confidence, :float, ge: 0.0, le: 1.0
+        output :note, "str | None", default: nil
       end
 
       MyApp.Classify.__signature__()
       #=> %DSPex.Signature{instructions: "Classify the sentiment of a sentence.", ...}
 
   Each `input`/`output` takes a name, an optional type (default `:str`, untyped) and
-  options: `desc:`, `prefix:`, and constraints `gt ge lt le min_length max_length
-  multiple_of`. Errors (duplicate names, unknown types, bad options) are compile errors
-  pointing at the offending line.
+  options: `desc:`, `prefix:`, `default:` (outputs), and constraints `gt ge lt le
+  min_length max_length multiple_of`. A type given as a string is read as a Python
+  annotation in a class body, so `"int | None"` is a PEP 604 union (`UnionType[...]` in
+  prompts), as in a Python class. Errors (duplicate names, unknown types, bad options)
+  are compile errors pointing at the offending line.
+
+  The signature is built and compiled on the first `__signature__/0` call and kept in
+  `:persistent_term` (one entry per signature module).
   """
 
   @doc false
@@ -56,123 +63,122 @@ defmodule DSPex.Signature.DSL do
 
   @doc false
   defmacro __before_compile__(env) do
-    specs = env.module |> Module.get_attribute(:dspex_signature_fields) |> Enum.reverse()
-    opts = Module.get_attribute(env.module, :dspex_signature_opts) || []
-
-    fields =
-      Enum.map(specs, fn {kind, name, type_or_opts, fopts, line} ->
+    specs =
+      env.module
+      |> Module.get_attribute(:dspex_signature_fields)
+      |> Enum.reverse()
+      |> Enum.map(fn {kind, name, type_or_opts, fopts, line} ->
         {type, fopts} =
-          cond do
-            Keyword.keyword?(type_or_opts) and type_or_opts != [] and fopts == [] ->
-              {nil, type_or_opts}
-
-            true ->
-              {type_or_opts, fopts}
-          end
-
-        # A DSPy type string needs the NIF. While the project compiles from scratch the
-        # NIF is not loaded yet: then the string is parsed on the first __signature__/0.
-        {type, pending} =
-          if is_binary(type) and not DSPex.Signature.nif_available?(),
-            do: {:str, type},
-            else: {type, nil}
+          if Keyword.keyword?(type_or_opts) and type_or_opts != [] and fopts == [],
+            do: {nil, type_or_opts},
+            else: {type_or_opts, fopts}
 
         fopts = if type == nil, do: fopts, else: Keyword.put(fopts, :type, type)
-
-        try do
-          field = DSPex.Signature.Field.new(name, kind, fopts)
-          {if(pending, do: {:pending, field, pending}, else: field), line}
-        rescue
-          e in ArgumentError ->
-            raise CompileError,
-              file: env.file,
-              line: line,
-              description: "#{kind} #{inspect(name)}: " <> Exception.message(e)
-        end
+        {kind, name, fopts, line}
       end)
 
-    pending = for {{:pending, f, type}, _} <- fields, do: {f.name, type}
-    fields = Enum.map(fields, fn {f, line} -> {unpend(f), line} end)
+    opts = Module.get_attribute(env.module, :dspex_signature_opts) || []
 
-    Enum.reduce(fields, %{}, fn {f, line}, seen ->
-      case Map.fetch(seen, f.name) do
+    instructions =
+      case Keyword.fetch(opts, :instructions) do
+        {:ok, text} when is_binary(text) ->
+          text
+
+        {:ok, other} ->
+          raise CompileError,
+            file: env.file,
+            line: env.line,
+            description: "instructions: must be a string, got: #{inspect(other)}"
+
+        :error ->
+          case Module.get_attribute(env.module, :moduledoc) do
+            {_, doc} when is_binary(doc) -> doc
+            doc when is_binary(doc) -> doc
+            _ -> nil
+          end
+      end
+
+    check_duplicates!(specs, env)
+    # The type rules live in C: check every field now when the NIF is loaded (it is not
+    # while DSPex itself compiles from scratch; then the first __signature__/0 checks).
+    if DSPex.Signature.DSL.__nif_available__?(), do: check_fields!(specs, env)
+
+    # a module redefined with other fields must not find the old one's signature
+    version = :erlang.phash2({specs, instructions})
+
+    quote do
+      @doc false
+      def __signature__ do
+        DSPex.Signature.DSL.__signature__(
+          {__MODULE__, unquote(version)},
+          unquote(Macro.escape(specs)),
+          unquote(instructions)
+        )
+      end
+    end
+  end
+
+  defp check_duplicates!(specs, env) do
+    Enum.reduce(specs, %{}, fn {kind, name, _, line}, seen ->
+      case Map.fetch(seen, name) do
         {:ok, {other_kind, other_line}} ->
           raise CompileError,
             file: env.file,
             line: line,
             description:
-              "duplicate field name #{inspect(f.name)} (already declared as #{other_kind} on " <>
+              "duplicate field name #{inspect(name)} (already declared as #{other_kind} on " <>
                 "line #{other_line}; input and output fields must have distinct names)"
 
-        _ ->
-          Map.put(seen, f.name, {f.kind, line})
+        :error ->
+          Map.put(seen, name, {kind, line})
       end
     end)
+  end
 
-    fields = Enum.map(fields, &elem(&1, 0))
-    inputs = Enum.filter(fields, &(&1.kind == :input))
-    outputs = Enum.filter(fields, &(&1.kind == :output))
-
-    instructions =
-      case Keyword.get(opts, :instructions) do
-        text when is_binary(text) ->
-          DSPex.Signature.cleandoc(text)
-
-        nil ->
-          case Module.get_attribute(env.module, :moduledoc) do
-            {_, doc} when is_binary(doc) -> DSPex.Signature.cleandoc(doc)
-            doc when is_binary(doc) -> DSPex.Signature.cleandoc(doc)
-            _ -> DSPex.Signature.default_instructions(inputs, outputs)
-          end
-
-        other ->
+  defp check_fields!(specs, env) do
+    for {kind, name, fopts, line} <- specs do
+      try do
+        DSPex.Signature.Field.new(name, kind, fopts)
+      rescue
+        e in ArgumentError ->
           raise CompileError,
             file: env.file,
-            line: env.line,
-            description: "instructions: must be a string, got: #{inspect(other)}"
-      end
-
-    sig = %DSPex.Signature{instructions: instructions, inputs: inputs, outputs: outputs}
-
-    if pending == [] do
-      quote do
-        @doc false
-        def __signature__, do: unquote(Macro.escape(sig))
-      end
-    else
-      quote do
-        @doc false
-        def __signature__ do
-          DSPex.Signature.DSL.__resolve_pending__(
-            __MODULE__,
-            unquote(Macro.escape(sig)),
-            unquote(Macro.escape(pending))
-          )
-        end
+            line: line,
+            description: "#{kind} #{inspect(name)}: " <> Exception.message(e)
       end
     end
   end
 
-  defp unpend({:pending, f, _}), do: f
-  defp unpend(f), do: f
+  @doc false
+  # Whether the NIF can be called right now (it cannot while the project itself is being
+  # compiled from scratch: DSPex.NIF is not loaded until compilation ends).
+  def __nif_available__? do
+    Code.ensure_loaded?(DSPex.NIF) and function_exported?(DSPex.NIF, :type_normalize, 2)
+  end
 
   @doc false
-  # Parses DSL type strings that could not be parsed at compile time; cached per module.
-  def __resolve_pending__(module, sig, pending) do
-    key = {__MODULE__, module}
+  # Builds (and compiles) the module's signature once; later calls read it from
+  # :persistent_term (bounded by the number of signature modules).
+  def __signature__(module_version, specs, instructions) do
+    key = {__MODULE__, module_version}
 
     case :persistent_term.get(key, nil) do
       nil ->
-        resolved =
-          Enum.reduce(pending, sig, fn {name, type}, acc ->
-            DSPex.Signature.update_field(acc, name, type: type)
-          end)
+        fields =
+          for {kind, name, fopts, _line} <- specs,
+              do: DSPex.Signature.Field.new(name, kind, fopts)
 
-        :persistent_term.put(key, resolved)
-        resolved
+        sig = DSPex.Signature.new(fields, instructions: class_instructions(instructions))
+        :persistent_term.put(key, sig)
+        sig
 
-      resolved ->
-        resolved
+      sig ->
+        sig
     end
   end
+
+  # A class docstring is kept even when empty (DSPy only defaults a missing one).
+  defp class_instructions(nil), do: nil
+  defp class_instructions(""), do: " "
+  defp class_instructions(text), do: text
 end

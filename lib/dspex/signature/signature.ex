@@ -2,7 +2,7 @@ defmodule DSPex.Signature do
   @moduledoc """
   A DSPy signature: instructions plus ordered input and output fields.
 
-  Three ways to get one, all giving the same `%DSPex.Signature{}`:
+  Four ways to get one, all giving the same `%DSPex.Signature{}`:
 
     * a string in DSPy's syntax, parsed by a C parser:
 
@@ -23,38 +23,62 @@ defmodule DSPex.Signature do
             output :answer, desc: "often between 1 and 5 words"
           end
 
-    * building or changing one with `insert/4`, `append/3`, `update_field/3`, ...
+    * a list of fields (DSPy's dict form) with `new/2`;
+    * changing one with `insert/4`, `append/3`, `update_field/3`, ...
 
   `resolve!/1` accepts any of these (a struct, a string, or a signature module).
+
+  ## Compiled signatures
+
+  A signature made by these functions is compiled once, in C, into the form the adapters
+  render and parse with: a NIF resource kept by DSPex (c_src/nif/nif_compiled.h) under an
+  id derived from the signature's content, which the struct holds in its `compiled`
+  field (hidden from `inspect`). The struct stays plain data, so it compares with `==`,
+  prints, saves and fits in a module attribute. The compiled form remembers the fields
+  and instructions it was made from: a signature changed any other way (say
+  `%{sig | outputs: [...]}`) is compiled again when it is next used, never rendered from
+  a stale one. `equals?/2` is DSPy's comparison.
 
   ## String syntax
 
   Exactly one `->`; each side is a comma-separated list of `name` or `name: type`
   (Python parameter syntax; whitespace anywhere, trailing comma allowed, either side may
-  be empty). Types: `str int float bool Any None`, `list[T] set[T] dict[K, V]
-  tuple[A, B] tuple[T, ...]`, bare `list dict tuple set`, `Literal['a', 1, True, None]`,
-  `Optional[T]`, `Union[A, B]`, `A | B`, `History`/`dspy.History`, the capitalized
-  `typing` aliases (`List`, `Dict`, ...) with or without `typing.`. Untyped fields are
-  `:str` with `type_defined?: false`. Errors carry the 1-based byte column:
+  be empty). Types: `str int float bool Any None`, `list[T] set[T] frozenset[T]
+  dict[K, V] tuple[A, B] tuple[T, ...]`, bare `list dict tuple set frozenset`,
+  `Literal['a', 1, True, None]`, `Optional[T]`, `Union[A, B]`, `A | B`,
+  `datetime.datetime`, `datetime.date`, `History`/`dspy.History`, the capitalized
+  `typing` aliases (`List`, `Dict`, ...) with or without `typing.`. Names may use
+  non-ASCII letters (`résumé`). Untyped fields are `:str` with `type_defined?: false`.
+  Errors carry the 1-based byte column:
 
       iex> {:error, err} = DSPex.Signature.parse("question: strng -> answer")
       iex> {err.type, err.details.column}
       {:signature_parse, 11}
       iex> err.message =~ "unknown type 'strng' at column 11; supported: str, int"
       true
+
+  ## Atoms
+
+  Field names are atoms. Parsing untrusted text never exhausts the atom table: names that
+  already exist as atoms are always accepted, `atoms: :existing` never creates one, and
+  `atoms: :create` (the default) creates new ones only within a VM-wide budget (see
+  `DSPex.Signature.Atoms`).
   """
 
   import Kernel, except: [to_string: 1]
 
-  alias DSPex.Signature.Field
+  alias DSPex.NIF
+  alias DSPex.Signature.{Atoms, Field}
 
   @type t :: %__MODULE__{
           instructions: binary,
           inputs: [Field.t()],
-          outputs: [Field.t()]
+          outputs: [Field.t()],
+          compiled: non_neg_integer | nil
         }
 
-  defstruct instructions: "", inputs: [], outputs: []
+  @derive {Inspect, except: [:compiled]}
+  defstruct instructions: "", inputs: [], outputs: [], compiled: nil
 
   @doc false
   defmacro __using__(opts) do
@@ -64,9 +88,14 @@ defmodule DSPex.Signature do
   end
 
   @doc """
-  Parses a DSPy signature string. `opts`: `instructions:` (default, also for `""`:
-  DSPy's ``Given the fields `a`, `b`, produce the fields `c`.``); instructions are cleaned
-  like Python's `inspect.cleandoc`.
+  Parses a DSPy signature string.
+
+  Options:
+
+    * `:instructions` — the instructions; `nil` or `""` give DSPy's default
+      (``Given the fields `a`, `b`, produce the fields `c`.``); others are cleaned like
+      Python's `inspect.cleandoc`;
+    * `:atoms` — `:create` (default) or `:existing`, see "Atoms" above.
 
   Returns `{:error, %DSPex.Error{type: :signature_parse, details: %{column: c}}}` with a
   message saying what to write instead.
@@ -84,28 +113,29 @@ defmodule DSPex.Signature do
       iex> {:error, err} = DSPex.Signature.parse("question answer")
       iex> err.message
       ~s|expected exactly one '->' but found none (write "inputs -> outputs", e.g. "question -> answer")|
+
+      iex> {:error, err} = DSPex.Signature.parse("q -> never_seen_before_name_41d", atoms: :existing)
+      iex> {err.type, err.details.field, err.details.option}
+      {:signature_parse, "never_seen_before_name_41d", :atoms}
   """
   @spec parse(binary, keyword) :: {:ok, t} | {:error, DSPex.Error.t()}
   def parse(string, opts \\ [])
 
   def parse(string, opts) when is_binary(string) and is_list(opts) do
-    case DSPex.Signature.nif_parse(string) do
-      {:ok, {ins, outs}} ->
-        inputs = Enum.map(ins, &nif_field(&1, :input))
-        outputs = Enum.map(outs, &nif_field(&1, :output))
+    atoms = Keyword.get(opts, :atoms, :create)
 
-        instructions =
-          case Keyword.get(opts, :instructions) do
-            # like DSPy, an empty string also means "use the default"
-            empty when empty in [nil, ""] -> default_instructions(inputs, outputs)
-            text when is_binary(text) -> cleandoc(text)
-            other -> raise ArgumentError, "instructions: must be a string, got: #{inspect(other)}"
-          end
+    if atoms not in [:create, :existing] do
+      raise ArgumentError, "atoms: must be :create or :existing, got: #{inspect(atoms)}"
+    end
 
-        {:ok, %__MODULE__{instructions: instructions, inputs: inputs, outputs: outputs}}
-
-      {:error, triple} ->
-        {:error, DSPex.NIF.wrap_error(triple, :column)}
+    with {:ok, {ins, outs}} <- nif_parse(string),
+         {:ok, inputs} <- nif_fields(ins, :input, atoms),
+         {:ok, outputs} <- nif_fields(outs, :output, atoms) do
+      instructions = instructions_for(Keyword.get(opts, :instructions), inputs, outputs)
+      {:ok, compile(%__MODULE__{instructions: instructions, inputs: inputs, outputs: outputs})}
+    else
+      {:error, {_, _, _} = triple} -> {:error, NIF.wrap_error(triple, :column)}
+      {:error, %DSPex.Error{}} = error -> error
     end
   end
 
@@ -114,33 +144,36 @@ defmodule DSPex.Signature do
           "a signature string is a binary like \"question -> answer\", got: #{inspect(other)}"
   end
 
-  @doc false
-  # The raw NIF result for a signature string: {:ok, {inputs, outputs}} with fields as
-  # {name_binary, type_term, type_defined?, prefix_with_colon}, or {:error, {:signature_parse, msg, column}}.
-  @spec nif_parse(binary) :: {:ok, {list, list}} | {:error, {atom, binary, integer | nil}}
-  def nif_parse(string) when is_binary(string) do
-    DSPex.NIF.guard(fn -> DSPex.NIF.signature_parse(string) end)
+  defp nif_parse(string), do: NIF.guard(fn -> NIF.signature_parse(string, :string) end)
+
+  defp nif_fields(fields, kind, atoms) do
+    Enum.reduce_while(fields, {:ok, []}, fn {name, type, defined?, prefix, column}, {:ok, acc} ->
+      case field_atom(name, atoms) do
+        {:ok, atom} ->
+          field = %Field{
+            name: atom,
+            kind: kind,
+            type: type,
+            type_defined?: defined?,
+            prefix: prefix
+          }
+
+          {:cont, {:ok, [field | acc]}}
+
+        {:error, message} ->
+          details = %{column: column, field: name, option: :atoms}
+          {:halt, {:error, DSPex.Error.new(:signature_parse, message, details)}}
+      end
+    end)
+    |> case do
+      {:ok, acc} -> {:ok, Enum.reverse(acc)}
+      error -> error
+    end
   end
 
-  @doc false
-  # Whether the NIF can be called right now (it cannot while the project itself is
-  # being compiled from scratch: DSPex.NIF is not loaded until compilation ends).
-  @spec nif_available?() :: boolean
-  def nif_available? do
-    Code.ensure_loaded?(DSPex.NIF) and function_exported?(DSPex.NIF, :signature_parse, 1)
-  end
-
-  defp nif_field({name, type, defined?, prefix}, kind) do
-    %Field{
-      name: String.to_atom(name),
-      kind: kind,
-      type: type,
-      type_defined?: defined?,
-      desc: nil,
-      prefix: prefix,
-      constraints: []
-    }
-  end
+  # The C parser returns existing atoms as atoms and other names as binaries.
+  defp field_atom(name, _atoms) when is_atom(name), do: {:ok, name}
+  defp field_atom(name, atoms), do: Atoms.to_atom(name, atoms)
 
   @doc """
   Like `parse/2` but raises `DSPex.Error`.
@@ -156,6 +189,44 @@ defmodule DSPex.Signature do
       {:ok, sig} -> sig
       {:error, err} -> raise err
     end
+  end
+
+  @doc """
+  Builds a signature from fields, like DSPy's dict form
+  (`dspy.Signature({"q": (str, InputField()), ...}, "instructions")`): inputs keep their
+  order, then outputs. `opts`: `instructions:` as in `parse/2`. Raises `ArgumentError`
+  for repeated names.
+
+  ## Examples
+
+      iex> alias DSPex.Signature.Field
+      iex> sig = DSPex.Signature.new([Field.new(:q, :input), Field.new(:n, :output, type: :int, default: 0)])
+      iex> {DSPex.Signature.to_string(sig), sig.instructions}
+      {"q -> n: int", "Given the fields `q`, produce the fields `n`."}
+  """
+  @spec new([Field.t()], keyword) :: t
+  def new(fields, opts \\ []) when is_list(fields) and is_list(opts) do
+    {inputs, outputs} = Enum.split_with(fields, &match?(%Field{kind: :input}, &1))
+
+    Enum.each(fields, fn
+      %Field{} ->
+        :ok
+
+      other ->
+        raise ArgumentError,
+              "signature fields are %DSPex.Signature.Field{}, got: #{inspect(other)}"
+    end)
+
+    duplicates = (fields |> Enum.map(& &1.name)) -- Enum.uniq(Enum.map(fields, & &1.name))
+
+    if duplicates != [] do
+      raise ArgumentError,
+            "duplicate field names #{inspect(Enum.uniq(duplicates))} (input and output fields " <>
+              "must have distinct names)"
+    end
+
+    instructions = instructions_for(Keyword.get(opts, :instructions), inputs, outputs)
+    compile(%__MODULE__{instructions: instructions, inputs: inputs, outputs: outputs})
   end
 
   @doc """
@@ -220,6 +291,24 @@ defmodule DSPex.Signature do
   defp field_name(%Field{name: n}), do: n
   defp field_name(n), do: n
 
+  # DSPy's rule at every signature change (make_signature and the metaclass): no
+  # instructions or "" give the default for the fields; anything else is cleandoc-ed (so
+  # blank text gives "", and the next change then gives the default).
+  defp instructions_for(text, inputs, outputs) when text in [nil, ""],
+    do: default_instructions(inputs, outputs)
+
+  defp instructions_for(text, _inputs, _outputs) when is_binary(text), do: cleandoc(text)
+
+  defp instructions_for(other, _inputs, _outputs) do
+    raise ArgumentError, "instructions: must be a string, got: #{inspect(other)}"
+  end
+
+  # A signature rebuilt from changed fields (DSPy: Signature(fields, cls.instructions)).
+  defp rebuild(%__MODULE__{} = sig, inputs, outputs) do
+    instructions = instructions_for(sig.instructions, inputs, outputs)
+    compile(%{sig | instructions: instructions, inputs: inputs, outputs: outputs})
+  end
+
   @doc """
   Cleans instruction text like Python's `inspect.cleandoc`: tabs expanded, the first
   line's leading whitespace removed, the common indentation of the other lines removed,
@@ -231,49 +320,7 @@ defmodule DSPex.Signature do
       "Answer the question.\\nBe brief.\\n  Really."
   """
   @spec cleandoc(binary) :: binary
-  def cleandoc(doc) when is_binary(doc) do
-    [first | rest] = doc |> expandtabs() |> String.split("\n")
-
-    margin =
-      rest
-      |> Enum.flat_map(fn line ->
-        content = String.length(String.trim_leading(line))
-        if content > 0, do: [String.length(line) - content], else: []
-      end)
-      |> Enum.min(fn -> nil end)
-
-    rest = if margin, do: Enum.map(rest, &String.slice(&1, margin..-1//1)), else: rest
-
-    [String.trim_leading(first) | rest]
-    |> Enum.drop_while(&(&1 == ""))
-    |> Enum.reverse()
-    |> Enum.drop_while(&(&1 == ""))
-    |> Enum.reverse()
-    |> Enum.join("\n")
-  end
-
-  defp expandtabs(s) do
-    if String.contains?(s, "\t") do
-      {out, _} =
-        s
-        |> String.codepoints()
-        |> Enum.reduce({[], 0}, fn
-          "\t", {acc, col} ->
-            n = 8 - rem(col, 8)
-            {[String.duplicate(" ", n) | acc], col + n}
-
-          c, {acc, _col} when c in ["\n", "\r"] ->
-            {[c | acc], 0}
-
-          c, {acc, col} ->
-            {[c | acc], col + 1}
-        end)
-
-      out |> Enum.reverse() |> IO.iodata_to_binary()
-    else
-      s
-    end
-  end
+  def cleandoc(doc) when is_binary(doc), do: NIF.guard(fn -> NIF.cleandoc(doc) end)
 
   @doc """
   Renders the signature in the string syntax; `parse/1` reads it back to the same
@@ -304,8 +351,12 @@ defmodule DSPex.Signature do
   """
   @spec signature_string(t) :: binary
   def signature_string(%__MODULE__{inputs: ins, outputs: outs}) do
-    Enum.map_join(ins, ", ", & &1.name) <> " -> " <> Enum.map_join(outs, ", ", & &1.name)
+    IO.iodata_to_binary([names(ins), " -> ", names(outs)])
   end
+
+  defp names([]), do: []
+  defp names([f]), do: Atom.to_string(f.name)
+  defp names([f | rest]), do: [Atom.to_string(f.name), ", " | names(rest)]
 
   @doc """
   All fields, inputs first then outputs.
@@ -338,9 +389,10 @@ defmodule DSPex.Signature do
   defp key(name) when is_atom(name), do: name
 
   defp key(name) when is_binary(name) do
-    String.to_existing_atom(name)
-  rescue
-    ArgumentError -> nil
+    case Atoms.to_atom(name, :existing) do
+      {:ok, atom} -> atom
+      {:error, _} -> nil
+    end
   end
 
   @doc """
@@ -366,17 +418,20 @@ defmodule DSPex.Signature do
   def output_names(%__MODULE__{outputs: outs}), do: Enum.map(outs, & &1.name)
 
   @doc """
-  Replaces the instructions (cleaned like `inspect.cleandoc`). Fields are unchanged.
+  Replaces the instructions (DSPy's `with_instructions`): cleaned like
+  `inspect.cleandoc`; `""` gives the default instructions. Fields are unchanged.
 
   ## Examples
 
       iex> sig = DSPex.Signature.parse!("q -> a") |> DSPex.Signature.with_instructions("Be brief.")
       iex> sig.instructions
       "Be brief."
+      iex> DSPex.Signature.with_instructions(sig, "").instructions
+      "Given the fields `q`, produce the fields `a`."
   """
   @spec with_instructions(t, binary) :: t
   def with_instructions(%__MODULE__{} = sig, instructions) when is_binary(instructions) do
-    %{sig | instructions: cleandoc(instructions)}
+    compile(%{sig | instructions: instructions_for(instructions, sig.inputs, sig.outputs)})
   end
 
   @doc """
@@ -390,14 +445,16 @@ defmodule DSPex.Signature do
   """
   @spec append_instructions(t, binary) :: t
   def append_instructions(%__MODULE__{} = sig, text) when is_binary(text) do
-    %{sig | instructions: cleandoc(sig.instructions <> "\n\n" <> text)}
+    joined = (sig.instructions || "") <> "\n\n" <> text
+    compile(%{sig | instructions: instructions_for(joined, sig.inputs, sig.outputs)})
   end
 
   @doc """
   Inserts a new field at `index` within the inputs or the outputs (`kind:` in `opts`,
   required). A negative index counts from the end like DSPy (`-1` appends). Other opts:
-  `type:`, `desc:`, `prefix:`, constraints. The instructions are kept as they are (as
-  in DSPy, default instructions are not recomputed). Raises `ArgumentError` for a
+  those of `DSPex.Signature.Field.new/3` (`type:`, `desc:`, `prefix:`, constraints,
+  `default:`, `atoms:`). As in DSPy the instructions are kept (cleaned again; empty
+  instructions become the default ones of the new fields). Raises `ArgumentError` for a
   duplicate name or an index out of range.
 
   ## Examples
@@ -441,7 +498,10 @@ defmodule DSPex.Signature do
     end
 
     list = List.insert_at(list, pos, field)
-    if kind == :input, do: %{sig | inputs: list}, else: %{sig | outputs: list}
+
+    if kind == :input,
+      do: rebuild(sig, list, sig.outputs),
+      else: rebuild(sig, sig.inputs, list)
   end
 
   @doc """
@@ -480,17 +540,18 @@ defmodule DSPex.Signature do
   def delete(%__MODULE__{} = sig, name) do
     name = key(name)
 
-    %{
-      sig
-      | inputs: Enum.reject(sig.inputs, &(&1.name == name)),
-        outputs: Enum.reject(sig.outputs, &(&1.name == name))
-    }
+    rebuild(
+      sig,
+      Enum.reject(sig.inputs, &(&1.name == name)),
+      Enum.reject(sig.outputs, &(&1.name == name))
+    )
   end
 
   @doc """
   Updates the field `name` (DSPy's `with_updated_fields`): `type:`, `desc:`, `prefix:`,
-  `constraints:` (replaces them) or inline constraint keys (merged). Raises
-  `ArgumentError` when there is no such field.
+  `default:`, `constraints:` (replaces them) or inline constraint keys (merged). Raises
+  `ArgumentError` when there is no such field. `with_updated_fields/3` is the same
+  function under DSPy's name.
 
   ## Examples
 
@@ -516,16 +577,11 @@ defmodule DSPex.Signature do
     end
 
     inline = Enum.filter(opts, fn {k, _} -> k in Field.constraint_keys() end)
-
     constraints = Keyword.merge(Keyword.get(opts, :constraints, old.constraints), inline)
 
-    base = [
-      desc: old.desc,
-      prefix: old.prefix,
-      constraints: constraints
-    ]
-
+    base = [desc: old.desc, prefix: old.prefix, constraints: constraints]
     base = if old.type_defined?, do: Keyword.put(base, :type, old.type), else: base
+    base = if old.default, do: Keyword.put(base, :default, elem(old.default, 1)), else: base
 
     new_opts =
       opts
@@ -533,14 +589,25 @@ defmodule DSPex.Signature do
       |> then(&Keyword.merge(base, &1))
 
     new = Field.new(old.name, old.kind, new_opts)
-
     replace = fn list -> Enum.map(list, &if(&1.name == old.name, do: new, else: &1)) end
-    %{sig | inputs: replace.(sig.inputs), outputs: replace.(sig.outputs)}
+    rebuild(sig, replace.(sig.inputs), replace.(sig.outputs))
   end
 
   @doc """
+  DSPy's name for `update_field/3`.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("q -> a") |> DSPex.Signature.with_updated_fields(:a, desc: "yes or no")
+      iex> DSPex.Signature.field(sig, :a).desc
+      "yes or no"
+  """
+  @spec with_updated_fields(t, atom | binary, keyword) :: t
+  def with_updated_fields(sig, name, opts), do: update_field(sig, name, opts)
+
+  @doc """
   Whether two signatures are equivalent (like DSPy's `equals`): same instructions and,
-  for every field name, the same kind, type, description, prefix and constraints.
+  for every field name, the same kind, type, description, prefix, constraints and default.
   Field order does not matter.
 
   ## Examples
@@ -560,8 +627,46 @@ defmodule DSPex.Signature do
 
   defp comparable(sig) do
     Map.new(fields(sig), fn f ->
-      {f.name, {f.kind, f.type, f.type_defined?, f.desc, f.prefix, f.constraints}}
+      {f.name, {f.kind, f.type, f.type_defined?, f.desc, f.prefix, f.constraints, f.default}}
     end)
+  end
+
+  # ------------------------------------------------------------------------------------
+  # Compiled form (c_src/nif/nif_compiled.c)
+
+  @doc false
+  # The signature compiled (once per distinct content; the C cache keeps it), its id set.
+  @spec compile(t) :: t
+  def compile(%__MODULE__{} = sig) do
+    key = compile_key(sig)
+    %{sig | compiled: compile_id(sig, key)}
+  end
+
+  @doc false
+  # What a compiled signature is checked against: the signature's own terms.
+  @spec compile_key(t) :: NIF.compile_key()
+  def compile_key(%__MODULE__{instructions: i, inputs: ins, outputs: outs}), do: {i, ins, outs}
+
+  @doc false
+  # Compiles `key` (from plain tagged data: the NIF never reads struct internals) and
+  # returns its id: a hash of the key, so equal signatures get equal ids.
+  @spec compile_id(t, NIF.compile_key()) :: non_neg_integer
+  def compile_id(%__MODULE__{} = sig, key) do
+    fields =
+      Enum.map(sig.inputs, &plain_field(:input, &1)) ++
+        Enum.map(sig.outputs, &plain_field(:output, &1))
+
+    id = :erlang.phash2(key, 4_294_967_296)
+    :ok = NIF.guard(fn -> NIF.signature_compile(id, key, {sig.instructions || "", fields}) end)
+    id
+  end
+
+  defp plain_field(kind, %Field{} = f) do
+    {kind, f.name, f.type, f.type_defined? != false, f.desc, f.constraints || [], f.default}
+  end
+
+  defp plain_field(_kind, other) do
+    raise ArgumentError, "signature fields are %DSPex.Signature.Field{}, got: #{inspect(other)}"
   end
 end
 

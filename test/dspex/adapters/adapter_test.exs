@@ -20,6 +20,8 @@ defmodule DSPex.AdapterTest do
     }
   end
 
+  @attr_sig Signature.parse!("q -> a")
+
   @qa %Signature{
     instructions: "Do it.",
     inputs: [%Field{name: :question, kind: :input, type: :str}],
@@ -77,7 +79,7 @@ defmodule DSPex.AdapterTest do
 
       bad = %{@qa | outputs: [field(:answer, :output, :strng)]}
 
-      assert_raise ArgumentError, ~r/unknown type atom/, fn ->
+      assert_raise ArgumentError, ~r/unknown type; supported: :str/, fn ->
         Chat.format(bad, [], %{question: "q"})
       end
     end
@@ -112,6 +114,51 @@ defmodule DSPex.AdapterTest do
 
       assert_received {^ref, [:dspex, :adapter, :parse, :stop],
                        %{adapter: JSON, signature: "question -> answer"}}
+    end
+  end
+
+  describe "compiled signatures" do
+    test "a signature changed by hand is compiled again, never rendered stale" do
+      sig = Signature.parse!("question -> answer")
+      [system, _] = Chat.format(sig, [], %{question: "q"})
+      refute system.content =~ "extra"
+
+      changed = %{sig | outputs: sig.outputs ++ [Field.new(:extra, :output, type: :int)]}
+      [system, user] = Chat.format(changed, [], %{question: "q"})
+      assert system.content =~ "2. `extra` (int)"
+      assert user.content =~ "`[[ ## extra ## ]]` (must be formatted as a valid Python int)"
+
+      assert Chat.parse(changed, "[[ ## answer ## ]]\na\n[[ ## extra ## ]]\n2") ==
+               {:ok, %{answer: "a", extra: 2}}
+
+      renamed = %{sig | instructions: "Other."}
+      [system, _] = Chat.format(renamed, [], %{question: "q"})
+      assert system.content =~ "your objective is: \n        Other."
+    end
+
+    test "signatures stay plain data: ==, inspect, module attributes, term_to_binary" do
+      a = Signature.parse!("question -> answer: int")
+      b = Signature.parse!("question->answer:int")
+      assert a == b
+      refute inspect(a) =~ "compiled"
+      assert a |> :erlang.term_to_binary() |> :erlang.binary_to_term() == a
+      assert Chat.format(@attr_sig, [], %{q: "x"}) == Chat.format("q -> a", [], %{q: "x"})
+    end
+
+    test "a 1e6-float input runs off the normal schedulers" do
+      s = sig([x: {:list, :float}], y: :str)
+      floats = for i <- 1..1_000_000, do: i * 0.5
+      :erlang.system_monitor(self(), [{:long_schedule, 100}])
+
+      try do
+        [_, user] = Chat.format(s, [], %{x: floats})
+        assert byte_size(user.content) > 7_000_000
+      after
+        :erlang.system_monitor(:undefined)
+      end
+
+      me = self()
+      refute_received {:monitor, ^me, :long_schedule, _}
     end
   end
 
@@ -179,6 +226,73 @@ defmodule DSPex.AdapterTest do
       assert {:error, err} = Chat.parse(@qa, long)
       assert err.message =~ "LM Response: " <> long <> " \n\n"
       assert String.valid?(err.message)
+    end
+
+    test "parse errors carry the response, the missing and found fields, adapter and signature" do
+      s = sig([q: :str], a: :str, b: {:optional, :int}, c: :int)
+      assert {:error, err} = Chat.parse(s, "[[ ## b ## ]]\n3")
+
+      assert %{adapter: :chat, lm_response: "[[ ## b ## ]]\n3", missing: [:a, :c], found: [:b]} =
+               err.details
+
+      assert err.details.signature == s
+
+      # a value that fails to parse: its field is missing, the ones before it found
+      assert {:error, err} = Chat.parse(s, "[[ ## a ## ]]\nx\n[[ ## c ## ]]\nseven")
+      assert err.message =~ "Failed to parse field c with value seven"
+      assert {err.details.missing, err.details.found} == {[:b, :c], [:a]}
+
+      assert {:error, err} = JSON.parse(s, ~s|Sure: {"b": 1} done|)
+
+      assert %{
+               adapter: :json,
+               lm_response: ~s|Sure: {"b": 1} done|,
+               missing: [:a, :c],
+               found: [:b]
+             } = Map.take(err.details, [:adapter, :lm_response, :missing, :found])
+    end
+
+    test "nested sets, frozensets, datetimes and dates come back as Elixir values" do
+      s =
+        sig([q: :str],
+          s: {:list, {:set, :int}},
+          f: {:frozenset, :str},
+          when: :datetime,
+          naive: :datetime,
+          day: :date
+        )
+
+      text = """
+      [[ ## s ## ]]
+      [[1, 1, 2], []]
+      [[ ## f ## ]]
+      ["a"]
+      [[ ## when ## ]]
+      2024-01-02T03:04:05+02:00
+      [[ ## naive ## ]]
+      2024-01-02 03:04:05.5
+      [[ ## day ## ]]
+      2024-02-29
+      """
+
+      assert {:ok, out} = Chat.parse(s, text)
+      assert out.s == [MapSet.new([1, 2]), MapSet.new()]
+      assert out.f == MapSet.new(["a"])
+      assert out.when == ~U[2024-01-02 01:04:05Z]
+      assert out.naive == ~N[2024-01-02 03:04:05.500000]
+      assert out.day == ~D[2024-02-29]
+    end
+
+    test "an output default fills a missing field" do
+      s =
+        Signature.new([
+          Field.new(:q, :input),
+          Field.new(:a, :output),
+          Field.new(:n, :output, type: :int, default: 3)
+        ])
+
+      assert Chat.parse(s, "[[ ## a ## ]]\nx") == {:ok, %{a: "x", n: 3}}
+      assert Chat.parse(s, "[[ ## a ## ]]\nx\n[[ ## n ## ]]\n4") == {:ok, %{a: "x", n: 4}}
     end
 
     test "non-binary completion raises" do

@@ -105,8 +105,11 @@ defmodule DSPex.SignatureTest do
       assert type_of("bool") == :bool
       assert type_of("Any") == :any
       assert type_of("typing.Any") == :any
-      assert type_of("None") == :none
+      # DSPy's make_signature turns a `None` annotation (the constant) into str
+      assert type_of("None") == :str
       assert type_of("NoneType") == :none
+      assert type_of("datetime.datetime") == :datetime
+      assert type_of("datetime.date") == :date
       assert type_of("History") == :history
       assert type_of("dspy.History") == :history
     end
@@ -121,7 +124,8 @@ defmodule DSPex.SignatureTest do
       assert type_of("List[int]") == {:list, :int}
       assert type_of("typing.List[int]") == {:list, :int}
       assert type_of("set[int]") == {:set, :int}
-      assert type_of("frozenset[str]") == {:set, :str}
+      assert type_of("frozenset[str]") == {:frozenset, :str}
+      assert type_of("FrozenSet") == :frozenset
       assert type_of("dict[str, int]") == {:dict, :str, :int}
       assert type_of("Dict[str, Any]") == {:dict, :str, :any}
       assert type_of("tuple[int, str]") == {:tuple, [:int, :str]}
@@ -153,7 +157,11 @@ defmodule DSPex.SignatureTest do
     test "Optional and unions normalize like typing.Union" do
       assert type_of("Optional[int]") == {:optional, :int}
       assert type_of("int | None") == {:optional, :int}
-      assert type_of("None | int") == {:optional, :int}
+      # DSPy's string parser: `X | NoneType` and `NoneType | X` are Optional[X]; the
+      # constant None keeps its place (Union[None, int])
+      assert type_of("NoneType | int") == {:optional, :int}
+      assert type_of("None | int") == {:union, [:none, :int]}
+      assert type_of("Union[None, int, str]") == {:union, [:none, :int, :str]}
       assert type_of("int | str") == {:union, [:int, :str]}
       assert type_of("Union[int, str]") == {:union, [:int, :str]}
       assert type_of("Union[int, str, None]") == {:optional, {:union, [:int, :str]}}
@@ -327,7 +335,7 @@ defmodule DSPex.SignatureTest do
       assert Enum.map(Signature.fields(sig), &{&1.name, &1.type}) == [
                text: :str,
                history: :history,
-               tags: {:optional, {:set, :str}},
+               tags: {:union_type, [{:set, :str}, :none]},
                sentiment: {:enum, "Sentiment", ["positive", "negative", "neutral"]},
                confidence: :float,
                rating: :int,
@@ -609,7 +617,9 @@ defmodule DSPex.SignatureTest do
       assert Field.normalize_type(:integer) == {:ok, :int}
       assert Field.normalize_type({:list, :boolean}) == {:ok, {:list, :bool}}
       assert Field.normalize_type({:union, [:int, :none]}) == {:ok, {:optional, :int}}
-      assert Field.normalize_type("int | None") == {:ok, {:optional, :int}}
+      # a type string is a Python annotation in a class body: `|` is PEP 604
+      assert Field.normalize_type("int | None") == {:ok, {:union_type, [:int, :none]}}
+      assert Field.normalize_type("Optional[int]") == {:ok, {:optional, :int}}
       assert {:error, msg} = Field.normalize_type("list[")
       assert msg =~ "invalid type string"
       assert {:error, _} = Field.normalize_type({:literal, [%{}]})

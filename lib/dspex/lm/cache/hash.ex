@@ -1,9 +1,9 @@
 defmodule DSPex.Hash do
   @moduledoc """
-  SHA-256 in C (`c_src/core/sha256.c`) through a NIF, for cache keys.
+  SHA-256 for cache keys, from OTP's `:crypto` (OpenSSL; already loaded by DSPex).
 
-  Inputs over 64 KiB are hashed on a dirty CPU scheduler. Results equal
-  `:crypto.hash(:sha256, data)`.
+  `:crypto.hash/2` is a NIF that yields the scheduler on large inputs, so hashing a long
+  prompt never blocks a normal scheduler.
 
   ## Examples
 
@@ -20,10 +20,17 @@ defmodule DSPex.Hash do
       32
   """
   @spec sha256(iodata) :: <<_::256>>
-  def sha256(data) when is_binary(data), do: DSPex.NIF.sha256(data)
-  def sha256(data) when is_list(data), do: sha256(IO.iodata_to_binary(data))
+  def sha256(data) when is_binary(data), do: :crypto.hash(:sha256, data)
 
-  def sha256(other) do
+  def sha256(data) when is_list(data) do
+    :crypto.hash(:sha256, IO.iodata_to_binary(data))
+  rescue
+    ArgumentError -> not_iodata!(data)
+  end
+
+  def sha256(other), do: not_iodata!(other)
+
+  defp not_iodata!(other) do
     raise ArgumentError,
           "DSPex.Hash.sha256/1 expects a binary or iodata, got: #{inspect(other, limit: 5)}"
   end

@@ -1,0 +1,311 @@
+/* pydantic's JSON schema for a type (TypeAdapter(T).json_schema()), with DSPy's key order:
+ * "type" first, then alphabetical, recursively. See include/dspex/type.h. */
+#include <string.h>
+
+#include "dspex/pytext.h"
+#include "dspex/type.h"
+
+typedef struct {
+    dspex_arena *a;
+    const dspex_type *defs[64]; /* enums referenced below the top level ($defs) */
+    size_t ndefs;
+    int oom;
+} schema_ctx;
+
+static dspex_val *sdict(schema_ctx *c, size_t cap) {
+    dspex_val *d = dspex_val_new(c->a, DSPEX_V_DICT);
+    if (d) {
+        d->keys = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+        d->items = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+    }
+    if (d == NULL || d->keys == NULL || d->items == NULL) {
+        c->oom = 1;
+        return NULL;
+    }
+    return d;
+}
+
+static void sset(schema_ctx *c, dspex_val *d, const char *k, dspex_val *v) {
+    if (d == NULL || v == NULL) {
+        c->oom = 1;
+        return;
+    }
+    dspex_val *key = dspex_val_str(c->a, k, strlen(k));
+    if (key == NULL) {
+        c->oom = 1;
+        return;
+    }
+    d->keys[d->n] = key;
+    d->items[d->n] = v;
+    d->n++;
+}
+
+static dspex_val *sstr(schema_ctx *c, const char *s) {
+    dspex_val *v = dspex_val_str(c->a, s, strlen(s));
+    if (v == NULL) c->oom = 1;
+    return v;
+}
+
+static dspex_val *stype(schema_ctx *c, const char *ty, const char *format) {
+    dspex_val *d = sdict(c, 2);
+    sset(c, d, "type", sstr(c, ty));
+    if (format) sset(c, d, "format", sstr(c, format));
+    return d;
+}
+
+static dspex_val *slist(schema_ctx *c, size_t n) {
+    dspex_val *l = dspex_val_new(c->a, DSPEX_V_LIST);
+    if (l) l->items = dspex_arena_alloc(c->a, (n ? n : 1) * sizeof(dspex_val *));
+    if (l == NULL || l->items == NULL) {
+        c->oom = 1;
+        return NULL;
+    }
+    return l;
+}
+
+static dspex_val *sbool(schema_ctx *c, int b) {
+    dspex_val *v = dspex_val_new(c->a, DSPEX_V_BOOL);
+    if (v == NULL) {
+        c->oom = 1;
+        return NULL;
+    }
+    v->b = b;
+    return v;
+}
+
+static dspex_val *sint(schema_ctx *c, long long i) {
+    dspex_val *v = dspex_val_int(c->a, i);
+    if (v == NULL) c->oom = 1;
+    return v;
+}
+
+/* The JSON type shared by all values, or NULL when they differ (pydantic then omits it). */
+static const char *values_type(dspex_val *const *vals, size_t n) {
+    const char *ty = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *o;
+        switch (vals[i]->kind) {
+        case DSPEX_V_STR: o = "string"; break;
+        case DSPEX_V_INT: o = "integer"; break;
+        case DSPEX_V_FLOAT: o = "number"; break;
+        case DSPEX_V_BOOL: o = "boolean"; break;
+        case DSPEX_V_NONE: o = "null"; break;
+        default: return NULL;
+        }
+        if (ty && strcmp(ty, o) != 0) return NULL;
+        ty = o;
+    }
+    return ty;
+}
+
+/* {"type": ..., "const": v} for one value, {"type": ..., "enum": [...]} for several. */
+static dspex_val *values_schema(schema_ctx *c, dspex_val *const *vals, size_t n, size_t cap) {
+    dspex_val *d = sdict(c, cap + 2);
+    const char *ty = values_type(vals, n);
+    if (ty) sset(c, d, "type", sstr(c, ty));
+    if (n == 1) {
+        sset(c, d, "const", vals[0]);
+    } else {
+        dspex_val *l = slist(c, n);
+        if (l)
+            for (size_t i = 0; i < n; i++) l->items[l->n++] = vals[i];
+        sset(c, d, "enum", l);
+    }
+    return d;
+}
+
+static dspex_val *enum_schema(schema_ctx *c, const dspex_type *t) {
+    /* an Enum always lists its values (even one), titled by its class name */
+    dspex_val *d = sdict(c, 3);
+    const char *ty = values_type(t->vals, t->nvals);
+    if (ty) sset(c, d, "type", sstr(c, ty));
+    dspex_val *l = slist(c, t->nvals);
+    if (l)
+        for (size_t i = 0; i < t->nvals; i++) l->items[l->n++] = t->vals[i];
+    sset(c, d, "enum", l);
+    sset(c, d, "title", sstr(c, t->name));
+    return d;
+}
+
+static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth);
+
+/* The key schema of dict[K, V] as pydantic writes it under "propertyNames": a $ref for
+ * an enum, a string schema without its "type" when it says more than "string" (a
+ * Literal's enum/const, a date format); NULL when there is nothing to say. */
+static dspex_val *property_names(schema_ctx *c, const dspex_type *k, int depth) {
+    dspex_val *ks = schema_rec(c, k, depth + 1);
+    if (ks == NULL || ks->kind != DSPEX_V_DICT) return NULL;
+    if (dspex_dict_get(ks, "$ref", 4)) return ks;
+    dspex_val *ty = dspex_dict_get(ks, "type", 4);
+    if (ty == NULL || ty->kind != DSPEX_V_STR || ty->slen != 6 || memcmp(ty->s, "string", 6) != 0 || ks->n < 2)
+        return NULL;
+    dspex_val *rest = sdict(c, ks->n);
+    if (rest == NULL) return NULL;
+    for (size_t i = 0; i < ks->n; i++) {
+        if (ks->keys[i]->slen == 4 && memcmp(ks->keys[i]->s, "type", 4) == 0) continue;
+        rest->keys[rest->n] = ks->keys[i];
+        rest->items[rest->n++] = ks->items[i];
+    }
+    return rest;
+}
+
+static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth) {
+    if (depth > DSPEX_TYPE_MAX_DEPTH + 2 || c->oom) {
+        c->oom = 1;
+        return NULL;
+    }
+    switch (t->kind) {
+    case DSPEX_T_STR: return stype(c, "string", NULL);
+    case DSPEX_T_INT: return stype(c, "integer", NULL);
+    case DSPEX_T_FLOAT: return stype(c, "number", NULL);
+    case DSPEX_T_BOOL: return stype(c, "boolean", NULL);
+    case DSPEX_T_NONE: return stype(c, "null", NULL);
+    case DSPEX_T_DATETIME: return stype(c, "string", "date-time");
+    case DSPEX_T_DATE: return stype(c, "string", "date");
+    case DSPEX_T_ANY:
+    case DSPEX_T_HISTORY: return sdict(c, 1);
+    case DSPEX_T_LIST:
+    case DSPEX_T_SET:
+    case DSPEX_T_FROZENSET: {
+        dspex_val *d = sdict(c, 3);
+        sset(c, d, "type", sstr(c, "array"));
+        sset(c, d, "items", t->nargs ? schema_rec(c, t->args[0], depth + 1) : sdict(c, 1));
+        if (t->kind != DSPEX_T_LIST) sset(c, d, "uniqueItems", sbool(c, 1));
+        return d;
+    }
+    case DSPEX_T_TUPLE: {
+        dspex_val *d = sdict(c, 4);
+        sset(c, d, "type", sstr(c, "array"));
+        if (t->nargs == 0 || (t->flags & DSPEX_TF_VARIADIC)) {
+            sset(c, d, "items", t->nargs ? schema_rec(c, t->args[0], depth + 1) : sdict(c, 1));
+        } else {
+            sset(c, d, "maxItems", sint(c, (long long)t->nargs));
+            sset(c, d, "minItems", sint(c, (long long)t->nargs));
+            dspex_val *l = slist(c, t->nargs);
+            if (l)
+                for (size_t i = 0; i < t->nargs; i++) l->items[l->n++] = schema_rec(c, t->args[i], depth + 1);
+            sset(c, d, "prefixItems", l);
+        }
+        return d;
+    }
+    case DSPEX_T_DICT: {
+        dspex_val *d = sdict(c, 3);
+        sset(c, d, "type", sstr(c, "object"));
+        if (t->nargs < 2 || t->args[1]->kind == DSPEX_T_ANY)
+            sset(c, d, "additionalProperties", sbool(c, 1));
+        else
+            sset(c, d, "additionalProperties", schema_rec(c, t->args[1], depth + 1));
+        if (t->nargs == 2) {
+            dspex_val *pn = property_names(c, t->args[0], depth);
+            if (pn) sset(c, d, "propertyNames", pn);
+        }
+        return d;
+    }
+    case DSPEX_T_LITERAL: return values_schema(c, t->vals, t->nvals, 0);
+    case DSPEX_T_UNION: {
+        /* pydantic makes a union with None a nullable schema of the rest: "null" comes
+         * last wherever None was written */
+        dspex_val *d = sdict(c, 1);
+        dspex_val *l = slist(c, t->nargs);
+        int nullable = 0;
+        if (l)
+            for (size_t i = 0; i < t->nargs; i++) {
+                if (t->args[i]->kind == DSPEX_T_NONE) {
+                    nullable = 1;
+                    continue;
+                }
+                /* members with the same schema (typing.List and list) appear once */
+                dspex_val *m = schema_rec(c, t->args[i], depth + 1);
+                if (m == NULL) return NULL;
+                size_t j = 0;
+                while (j < l->n && !dspex_val_equal(l->items[j], m)) j++;
+                if (j == l->n) l->items[l->n++] = m;
+            }
+        if (l && l->n == 1 && !nullable) return l->items[0];
+        if (l && nullable) l->items[l->n++] = stype(c, "null", NULL);
+        sset(c, d, "anyOf", l);
+        return d;
+    }
+    case DSPEX_T_ENUM: {
+        if (depth == 0) return enum_schema(c, t);
+        int seen = 0;
+        for (size_t i = 0; i < c->ndefs; i++)
+            if (c->defs[i]->name_len == t->name_len && memcmp(c->defs[i]->name, t->name, t->name_len) == 0) seen = 1;
+        if (!seen && c->ndefs < 64) c->defs[c->ndefs++] = t;
+        dspex_buf b;
+        dspex_buf_init(&b);
+        dspex_buf_puts(&b, "#/$defs/");
+        dspex_buf_put(&b, t->name, t->name_len);
+        dspex_val *ref = b.oom ? NULL : dspex_val_str(c->a, b.p, b.len);
+        dspex_buf_free(&b);
+        dspex_val *d = sdict(c, 1);
+        sset(c, d, "$ref", ref);
+        return d;
+    }
+    }
+    return NULL;
+}
+
+/* "type" first, then byte order (== code point order for UTF-8). */
+static int key_before(const dspex_val *a, const dspex_val *b) {
+    int at = a->slen == 4 && memcmp(a->s, "type", 4) == 0;
+    int bt = b->slen == 4 && memcmp(b->s, "type", 4) == 0;
+    if (at != bt) return at;
+    size_t m = a->slen < b->slen ? a->slen : b->slen;
+    int r = memcmp(a->s, b->s, m);
+    if (r != 0) return r < 0;
+    return a->slen < b->slen;
+}
+
+static void sort_schema(dspex_val *v, int depth) {
+    if (v == NULL || depth > 2 * DSPEX_TYPE_MAX_DEPTH + 8) return;
+    if (v->kind == DSPEX_V_DICT) {
+        for (size_t i = 1; i < v->n; i++) {
+            dspex_val *k = v->keys[i], *x = v->items[i];
+            size_t j = i;
+            while (j > 0 && key_before(k, v->keys[j - 1])) {
+                v->keys[j] = v->keys[j - 1];
+                v->items[j] = v->items[j - 1];
+                j--;
+            }
+            v->keys[j] = k;
+            v->items[j] = x;
+        }
+    }
+    if (v->kind == DSPEX_V_DICT || v->kind == DSPEX_V_LIST)
+        for (size_t i = 0; i < v->n; i++) sort_schema(v->items[i], depth + 1);
+}
+
+dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a) {
+    schema_ctx c = {.a = a};
+    dspex_val *s = schema_rec(&c, t, 0);
+    if (c.oom || s == NULL) return NULL;
+    if (c.ndefs) {
+        dspex_val *defs = sdict(&c, c.ndefs);
+        for (size_t i = 0; i < c.ndefs && !c.oom; i++) {
+            char *name = dspex_arena_strndup(a, c.defs[i]->name, c.defs[i]->name_len);
+            if (name == NULL) return NULL;
+            sset(&c, defs, name, enum_schema(&c, c.defs[i]));
+        }
+        /* grow s by one key */
+        dspex_val *s2 = sdict(&c, s->n + 1);
+        if (c.oom) return NULL;
+        for (size_t i = 0; i < s->n; i++) {
+            s2->keys[i] = s->keys[i];
+            s2->items[i] = s->items[i];
+        }
+        s2->n = s->n;
+        sset(&c, s2, "$defs", defs);
+        s = s2;
+    }
+    if (c.oom) return NULL;
+    sort_schema(s, 0);
+    return s;
+}
+
+int dspex_type_json_schema(const dspex_type *t, dspex_arena *a, dspex_buf *out) {
+    dspex_val *s = dspex_type_json_schema_val(t, a);
+    if (s == NULL) return -1;
+    dspex_json_dumps(s, -1, out);
+    return out->oom ? -1 : 0;
+}
