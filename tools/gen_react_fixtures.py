@@ -10,7 +10,8 @@ trajectory and the final prediction. Deterministic and rerunnable; no network.
 Tools are described neutrally so the Elixir test can build the same ones:
   {"name": str, "desc": str|null, "params": [{"name", "type": TYPE, "default"?: value,
    "desc"?: str}], "results": [value, ...]}     (TYPE as in gen_dspy_fixtures.py)
-A tool returns its results in order, one per call. `desc` null means the function has
+A tool returns its results in order, one per call (values in gen_dspy_fixtures.py's
+encoding: {"__ordered__": ...} keeps a dict's key order). `desc` null means the function has
 no docstring; a tool built with explicit name=/desc= says so with "explicit": true.
 """
 
@@ -124,7 +125,7 @@ def run_case(name, adapter, s, tools, inputs, script, max_iters=None, call_max_i
         "name": name,
         "adapter": adapter,
         "signature": out,
-        "tools": tools,
+        "tools": [t | {"results": [enc_value(r) for r in t["results"]]} for t in tools],
         "max_iters": max_iters,
         "call_max_iters": call_max_iters,
         "inputs": {k: enc_value(v) for k, v in inputs.items()},

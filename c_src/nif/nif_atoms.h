@@ -85,3 +85,5 @@ DSPEX_ATOM(mt_gold, "gold")
 DSPEX_ATOM(mt_answer, "answer")
 DSPEX_ATOM(mt_passage, "passage")
 DSPEX_ATOM(mt_prediction, "prediction")
+/* Tools (nif_tool.c) */
+DSPEX_ATOM(tl_value, "value")

@@ -486,6 +486,7 @@ typedef struct {
     ErlNifEnv *env;
     const DspexAtoms *at;
     int tagged;
+    int ordered; /* dicts as {:ordered, [{k, v}]} */
 } from_ctx;
 
 /* A decimal integer beyond 64 bits (at most 4300 digits) as an Erlang bignum, built as
@@ -595,6 +596,17 @@ static int from_val(from_ctx *c, const dspex_val *v, ERL_NIF_TERM *out, int dept
         return 0;
     }
     case DSPEX_V_DICT: {
+        if (c->ordered) {
+            ERL_NIF_TERM l = enif_make_list(env, 0);
+            for (size_t i = v->n; i > 0; i--) {
+                ERL_NIF_TERM k, x;
+                if (from_val(c, v->keys[i - 1], &k, depth + 1) != 0 || from_val(c, v->items[i - 1], &x, depth + 1) != 0)
+                    return -1;
+                l = enif_make_list_cell(env, enif_make_tuple2(env, k, x), l);
+            }
+            *out = enif_make_tuple2(env, at->nt_ordered, l);
+            return 0;
+        }
         ERL_NIF_TERM m = enif_make_new_map(env);
         for (size_t i = 0; i < v->n; i++) {
             ERL_NIF_TERM k, x, m2;
@@ -612,7 +624,11 @@ static int from_val(from_ctx *c, const dspex_val *v, ERL_NIF_TERM *out, int dept
 }
 
 int nt_from_val(ErlNifEnv *env, const dspex_val *v, ERL_NIF_TERM *out, int *tagged) {
-    from_ctx c = {.env = env, .at = dspex_atoms(env)};
+    return nt_from_val_as(env, v, 0, out, tagged);
+}
+
+int nt_from_val_as(ErlNifEnv *env, const dspex_val *v, int ordered, ERL_NIF_TERM *out, int *tagged) {
+    from_ctx c = {.env = env, .at = dspex_atoms(env), .ordered = ordered};
     int rc = from_val(&c, v, out, 0);
     if (tagged) *tagged |= c.tagged;
     return rc;

@@ -96,5 +96,9 @@ void dspex_type_string(const dspex_type *t, dspex_buf *out);
 int dspex_type_json_schema(const dspex_type *t, dspex_arena *a, dspex_buf *out);
 /* The schema as a value tree (dicts with keys already in DSPy's order); NULL on OOM. */
 dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a);
+/* pydantic's own schema of the type as dspy.Tool keeps it for an argument: pydantic's key
+ * order (sorted, "properties" in declaration order), every "$ref" replaced by its
+ * definition and "$defs" dropped (_resolve_json_schema_reference). NULL on OOM. */
+dspex_val *dspex_type_json_schema_inline_val(const dspex_type *t, dspex_arena *a);
 
 #endif

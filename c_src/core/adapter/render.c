@@ -370,6 +370,16 @@ static int assistant_content(dxa_adapter ad, dspex_arena *a, const sview *v, con
     return out->oom ? -1 : 0;
 }
 
+int dxa_format_user(const dspex_signature *sig, const dspex_val *inputs, dspex_buf *out) {
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
+    sview v;
+    int rc = view_init(&a, sig, NULL, &v);
+    if (rc == 0) user_content(&v, inputs, "", NULL, out);
+    dspex_arena_free(&a);
+    return rc != 0 || out->oom ? -1 : 0;
+}
+
 int dxa_format_assistant(dxa_adapter ad, const dspex_signature *sig, const dspex_val *outputs, const char *missing,
                          dspex_buf *out) {
     dspex_arena a;

@@ -246,24 +246,35 @@ static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth) {
     return NULL;
 }
 
-/* "type" first, then byte order (== code point order for UTF-8). */
-static int key_before(const dspex_val *a, const dspex_val *b) {
-    int at = a->slen == 4 && memcmp(a->s, "type", 4) == 0;
-    int bt = b->slen == 4 && memcmp(b->s, "type", 4) == 0;
-    if (at != bt) return at;
+/* Byte order (== code point order for UTF-8); with type_first, "type" before the rest. */
+static int key_before(const dspex_val *a, const dspex_val *b, int type_first) {
+    if (type_first) {
+        int at = a->slen == 4 && memcmp(a->s, "type", 4) == 0;
+        int bt = b->slen == 4 && memcmp(b->s, "type", 4) == 0;
+        if (at != bt) return at;
+    }
     size_t m = a->slen < b->slen ? a->slen : b->slen;
     int r = memcmp(a->s, b->s, m);
     if (r != 0) return r < 0;
     return a->slen < b->slen;
 }
 
-static void sort_schema(dspex_val *v, int depth) {
+static int key_is(const dspex_val *k, const char *s) {
+    size_t n = strlen(s);
+    return k && k->kind == DSPEX_V_STR && k->slen == n && memcmp(k->s, s, n) == 0;
+}
+
+/* DSPy's order (type_first): every dict sorted, "type" first (_get_json_schema).
+ * pydantic's order: sorted, except the names under "properties" (declaration order)
+ * and values under "default" (GenerateJsonSchema.sort). */
+static void sort_schema(dspex_val *v, int type_first, const dspex_val *parent_key, int depth) {
     if (v == NULL || depth > 2 * DSPEX_TYPE_MAX_DEPTH + 8) return;
-    if (v->kind == DSPEX_V_DICT) {
+    int keep = !type_first && (key_is(parent_key, "properties") || key_is(parent_key, "default"));
+    if (v->kind == DSPEX_V_DICT && !keep) {
         for (size_t i = 1; i < v->n; i++) {
             dspex_val *k = v->keys[i], *x = v->items[i];
             size_t j = i;
-            while (j > 0 && key_before(k, v->keys[j - 1])) {
+            while (j > 0 && key_before(k, v->keys[j - 1], type_first)) {
                 v->keys[j] = v->keys[j - 1];
                 v->items[j] = v->items[j - 1];
                 j--;
@@ -272,11 +283,15 @@ static void sort_schema(dspex_val *v, int depth) {
             v->items[j] = x;
         }
     }
-    if (v->kind == DSPEX_V_DICT || v->kind == DSPEX_V_LIST)
-        for (size_t i = 0; i < v->n; i++) sort_schema(v->items[i], depth + 1);
+    if (!type_first && key_is(parent_key, "default")) return;
+    if (v->kind == DSPEX_V_DICT)
+        for (size_t i = 0; i < v->n; i++) sort_schema(v->items[i], type_first, v->keys[i], depth + 1);
+    else if (v->kind == DSPEX_V_LIST)
+        for (size_t i = 0; i < v->n; i++) sort_schema(v->items[i], type_first, NULL, depth + 1);
 }
 
-dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a) {
+/* The schema with its "$defs" (unsorted). */
+static dspex_val *schema_with_defs(const dspex_type *t, dspex_arena *a) {
     schema_ctx c = {.a = a};
     dspex_val *s = schema_rec(&c, t, 0);
     if (c.oom || s == NULL) return NULL;
@@ -298,8 +313,12 @@ dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a) {
         sset(&c, s2, "$defs", defs);
         s = s2;
     }
-    if (c.oom) return NULL;
-    sort_schema(s, 0);
+    return c.oom ? NULL : s;
+}
+
+dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a) {
+    dspex_val *s = schema_with_defs(t, a);
+    if (s) sort_schema(s, 1, NULL, 0);
     return s;
 }
 
@@ -308,4 +327,41 @@ int dspex_type_json_schema(const dspex_type *t, dspex_arena *a, dspex_buf *out) 
     if (s == NULL) return -1;
     dspex_json_dumps(s, -1, out);
     return out->oom ? -1 : 0;
+}
+
+/* DSPy's _resolve_json_schema_reference: each {"$ref": "#/$defs/N", ...} becomes the
+ * (resolved) definition N. Copies what it changes; shares the rest. */
+static dspex_val *inline_refs(dspex_val *v, const dspex_val *defs, dspex_arena *a, int depth) {
+    if (v == NULL || depth > 2 * DSPEX_TYPE_MAX_DEPTH + 8) return NULL;
+    if (v->kind == DSPEX_V_DICT) {
+        dspex_val *ref = dspex_dict_get(v, "$ref", 4);
+        if (ref && ref->kind == DSPEX_V_STR) {
+            const char *slash = ref->s + ref->slen;
+            while (slash > ref->s && slash[-1] != '/') slash--;
+            dspex_val *def = dspex_dict_get(defs, slash, (size_t)(ref->s + ref->slen - slash));
+            return def ? inline_refs(def, defs, a, depth + 1) : v;
+        }
+    }
+    if (v->kind != DSPEX_V_DICT && v->kind != DSPEX_V_LIST) return v;
+    dspex_val *c = dspex_val_new(a, v->kind);
+    if (c == NULL) return NULL;
+    c->items = dspex_arena_alloc(a, (v->n + 1) * sizeof(dspex_val *));
+    c->keys = v->kind == DSPEX_V_DICT ? dspex_arena_alloc(a, (v->n + 1) * sizeof(dspex_val *)) : NULL;
+    if (c->items == NULL || (v->kind == DSPEX_V_DICT && c->keys == NULL)) return NULL;
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->kind == DSPEX_V_DICT && depth == 0 && key_is(v->keys[i], "$defs")) continue;
+        dspex_val *x = inline_refs(v->items[i], defs, a, depth + 1);
+        if (x == NULL) return NULL;
+        if (c->keys) c->keys[c->n] = v->keys[i];
+        c->items[c->n++] = x;
+    }
+    return c;
+}
+
+dspex_val *dspex_type_json_schema_inline_val(const dspex_type *t, dspex_arena *a) {
+    dspex_val *s = schema_with_defs(t, a);
+    if (s == NULL) return NULL;
+    sort_schema(s, 0, NULL, 0);
+    dspex_val *defs = dspex_dict_get(s, "$defs", 5);
+    return defs ? inline_refs(s, defs, a, 0) : s;
 }

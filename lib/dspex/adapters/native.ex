@@ -40,14 +40,27 @@ defmodule DSPex.Adapter.Native do
     text
   end
 
-  @spec parse(module, :chat | :json, term, binary) :: {:ok, map} | {:error, Error.t()}
-  def parse(module, kind, signature, text) when is_binary(text) do
+  @spec format_user(:chat | :json, term, term) :: binary
+  def format_user(kind, signature, inputs) do
+    sig = resolve(signature)
+
+    {:ok, text} =
+      call(sig, fields(inputs), fn ref, key, i -> NIF.adapter_format_user(kind, ref, key, i) end)
+
+    text
+  end
+
+  @spec parse(module, :chat | :json, term, binary, keyword) :: {:ok, map} | {:error, Error.t()}
+  def parse(module, kind, signature, text, opts \\ [])
+
+  def parse(module, kind, signature, text, opts) when is_binary(text) do
     sig = resolve(signature)
     meta = meta(module, sig)
+    ordered = Keyword.get(opts, :ordered_dicts, false) == true
 
     Telemetry.span([:dspex, :adapter, :parse], meta, fn ->
       result =
-        case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t) end) do
+        case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t, ordered) end) do
           {:ok, map} ->
             {:ok, map}
 
@@ -70,7 +83,7 @@ defmodule DSPex.Adapter.Native do
     end)
   end
 
-  def parse(_module, _kind, _signature, other) do
+  def parse(_module, _kind, _signature, other, _opts) do
     raise ArgumentError, "completion text must be a binary, got: #{inspect(other)}"
   end
 

@@ -1,24 +1,45 @@
 defmodule DSPex.Tool.Args do
   @moduledoc false
-  # The type model's side of tools: validating an argument value against a parameter's
-  # type term. The rules are the C type model's (pydantic lax mode, as for parsed LM
-  # outputs); this module only adapts a decoded JSON value to that entry point.
+  # The type model's side of tools (c_src/core/signature/tool.c, validate.c, through
+  # c_src/nif/nif_tool.c and nif_signature.c): argument values validated against their
+  # parameter's type, the argument schemas and a tool's text. Every rule is the C type
+  # model's; this module only converts terms.
 
+  alias DSPex.Adapter.Native
   alias DSPex.NIF
 
   @doc false
+  # pydantic's lax validation of one value: {:ok, coerced} | {:error, message}.
   @spec validate(term, term) :: {:ok, term} | {:error, binary}
   def validate(:any, value), do: {:ok, value}
-  def validate(:str, value) when is_binary(value), do: {:ok, value}
-  def validate(:str, _value), do: {:error, "Input should be a valid string"}
 
   def validate(type, value) do
-    with {:ok, json} <- DSPex.JSON.encode(value),
-         {:ok, v} <- NIF.guard(fn -> NIF.adapter_parse_value(type, json) end) do
-      {:ok, v}
-    else
-      {:error, %DSPex.Error{message: m}} -> {:error, m}
-      {:error, {_type, message, _pos}} -> {:error, message}
+    case NIF.guard(fn -> NIF.type_validate(type, Native.plain(value)) end) do
+      {:ok, v} -> {:ok, v}
+      {:ok_tagged, v} -> {:ok, Native.from_tagged(v)}
+      {:error, message} -> {:error, message}
     end
+  end
+
+  @doc false
+  # dspy.Tool.args: {:ordered, [{name, schema}]} with every dict ordered.
+  @spec schemas(DSPex.Tool.t()) :: {:ordered, list}
+  def schemas(tool), do: NIF.guard(fn -> NIF.tool_args(params(tool)) end)
+
+  @doc false
+  # str(dspy.Tool)
+  @spec text(DSPex.Tool.t()) :: binary
+  def text(tool), do: NIF.guard(fn -> NIF.tool_text(tool.name, tool.desc, params(tool)) end)
+
+  defp params(tool) do
+    Enum.map(tool.params, fn p ->
+      default =
+        case p.default do
+          {:value, v} -> {:value, Native.plain(v)}
+          nil -> nil
+        end
+
+      {p.key, p.type, default, p.desc}
+    end)
   end
 end

@@ -274,6 +274,64 @@ defmodule DSPex.Tool do
     end
   end
 
+  # --- what the LM sees -----------------------------------------------------------
+
+  @doc """
+  The tool as DSPy writes it into prompts (`str(dspy.Tool)`, e.g. in `DSPex.ReAct`'s
+  instructions): `name, whose description is <desc>...</desc>. It takes arguments
+  {...}.` with the argument schemas as a Python dict.
+
+  ## Examples
+
+      iex> t = DSPex.Tool.new(fn q, k -> {q, k} end, name: "search", desc: "Search the web.",
+      ...>   args: [query: :string, k: [type: :integer, default: 3]])
+      iex> DSPex.Tool.format(t)
+      "search, whose description is <desc>Search the web.</desc>. It takes arguments {'query': {'type': 'string'}, 'k': {'type': 'integer', 'default': 3}}."
+  """
+  @spec format(t) :: binary
+  def format(%__MODULE__{} = tool), do: Args.text(tool)
+
+  @doc """
+  The argument schemas, DSPy's `Tool.args`: each parameter's JSON schema (pydantic's,
+  derived from its type), with `"default"` and `"description"` when it has them — as an
+  ordered object `{:ordered, [{name, schema}]}` (`DSPex.JSON` encodes it in that order).
+
+  ## Examples
+
+      iex> t = DSPex.Tool.new(fn tags -> tags end, name: "tag", args: [tags: [type: {:list, :str}, desc: "Tags"]])
+      iex> DSPex.Tool.args(t)
+      {:ordered, [{"tags", {:ordered, [{"items", {:ordered, [{"type", "string"}]}}, {"type", "array"}, {"description", "Tags"}]}}]}
+  """
+  @spec args(t) :: {:ordered, [{binary, term}]}
+  def args(%__MODULE__{} = tool), do: Args.schemas(tool)
+
+  @doc """
+  The tool as a native function definition, DSPy's `format_as_litellm_function_call()`
+  (OpenAI's shape; every DSPex provider converts it): parameters are a JSON-schema
+  object of `args/1`, `required` lists the parameters without a default.
+
+  ## Examples
+
+      iex> t = DSPex.Tool.new(fn q -> q end, name: "echo", desc: "Echo.", args: [q: :string])
+      iex> spec = DSPex.Tool.function_spec(t)
+      iex> {spec.type, spec.function.name, DSPex.JSON.encode!(spec.function.parameters)}
+      {"function", "echo", ~s({"type":"object","properties":{"q":{"type":"string"}},"required":["q"]})}
+  """
+  @spec function_spec(t) :: map
+  def function_spec(%__MODULE__{} = tool) do
+    required = for p <- tool.params, Param.required?(p), do: p.key
+
+    %{
+      type: "function",
+      function: %{
+        name: tool.name,
+        description: tool.desc || "",
+        parameters:
+          {:ordered, [{"type", "object"}, {"properties", args(tool)}, {"required", required}]}
+      }
+    }
+  end
+
   # --- calling -------------------------------------------------------------------
 
   @doc """
