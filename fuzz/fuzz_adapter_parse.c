@@ -1,6 +1,6 @@
 /* libFuzzer target: ChatAdapter / JSONAdapter parsing of arbitrary completion text
  * against a signature with typed outputs (nested containers, unions, Literal, datetime,
- * an output with a default). The first byte picks the adapter. */
+ * dspy.ToolCalls, an output with a default). The first byte picks the adapter. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char SIG[] =
     "q -> answer, n: int, tags: list[str], d: dict[str, list[float]], opt: Optional[int], "
     "lit: Literal['yes', 0], t: tuple[bool, Any], u: Union[float, int, None], s: set[frozenset[int]], "
-    "when: datetime.datetime, day: datetime.date, k: dict[Literal['a', 'b'], Union[None, str]]";
+    "when: datetime.datetime, day: datetime.date, calls: dspy.ToolCalls, mc: list[ToolCalls], "
+    "k: dict[Literal['a', 'b'], Union[None, str]]";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;

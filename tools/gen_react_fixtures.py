@@ -26,7 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dspy  # noqa: E402
 from dspy.utils.exceptions import ContextWindowExceededError  # noqa: E402
+import gen_dspy_fixtures  # noqa: E402
 from gen_dspy_fixtures import build_signature, enc_value, fld, py_type, sig  # noqa: E402
+
+# DSPy's tool types in the neutral type form: "tool", "tool_calls"
+gen_dspy_fixtures.SCALARS.update({"tool": dspy.Tool, "tool_calls": dspy.ToolCalls})
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "react")
 
@@ -260,6 +264,127 @@ def cases():
     ])
 
 
+# ------------------------------------------------------------------------------------
+# Tool types in signatures: list[dspy.Tool] / dspy.Tool inputs and dspy.ToolCalls
+# outputs, rendered and parsed as text, and sent as native function calls.
+
+TYPES_ROOT = os.path.join(ROOT, "tool_types")
+
+
+class NativeLM(ScriptLM):
+    """A scripted LM that supports function calling; replies may carry tool calls."""
+
+    @property
+    def supports_function_calling(self):
+        return True
+
+    def forward(self, prompt=None, messages=None, **kwargs):
+        self.calls.append([dict(m) for m in messages])
+        self.kwargs_seen = {k: v for k, v in kwargs.items() if k in ("tools", "tool_choice", "parallel_tool_calls")}
+        item = self.script.pop(0)
+        calls = None
+        if item.get("tool_calls"):
+            calls = [dspy.dsp.utils.dotdict(id=c["id"], type="function",
+                                             function=dspy.dsp.utils.dotdict(name=c["name"], arguments=c["arguments"]))
+                     for c in item["tool_calls"]]
+        message = dspy.dsp.utils.dotdict(content=item.get("reply"), tool_calls=calls)
+        return dspy.dsp.utils.dotdict(
+            choices=[dspy.dsp.utils.dotdict(message=message, finish_reason="tool_calls" if calls else "stop")],
+            usage=dspy.dsp.utils.dotdict(prompt_tokens=0, completion_tokens=0, total_tokens=0),
+            model="scripted",
+        )
+
+
+def enc_calls(calls):
+    return {"tool_calls": [{"id": c.id, "name": c.name, "args": enc_value(c.args)} for c in calls.tool_calls]}
+
+
+def write_types(name, obj):
+    os.makedirs(TYPES_ROOT, exist_ok=True)
+    with open(os.path.join(TYPES_ROOT, name + ".json"), "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, ensure_ascii=False, indent=2)
+        fh.write("\n")
+
+
+WEATHER = {"name": "get_weather", "desc": "Get the weather.", "params": [
+    {"name": "city", "type": "str", "desc": "City name"},
+    {"name": "days", "type": "int", "default": 1}], "results": []}
+CLOCK = {"name": "now", "desc": None, "params": [], "results": []}
+
+
+def tool_sig(single=False, extra_output=False):
+    outputs = ([fld("answer")] if extra_output else []) + [fld("calls", "tool_calls")]
+    return sig([fld("question"), fld("tools", "tool" if single else ["list", "tool"])], outputs, "Use the tools.")
+
+
+def tool_types_cases():
+    n = 0
+    py = lambda specs: [make_tool(t, []) for t in specs]  # noqa: E731
+    for ad_name, ad in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter(use_native_function_calling=False))):
+        # rendering: list[Tool], Tool, a demo whose output is a ToolCalls value
+        for case, s, tools, demos in (
+            ("list", tool_sig(), [WEATHER, CLOCK], []),
+            ("single", tool_sig(single=True), [WEATHER], []),
+            ("demo", tool_sig(extra_output=True), [CLOCK], [
+                {"question": "What time is it?", "tools": [CLOCK], "answer": "Let me check.",
+                 "calls": {"tool_calls": [{"name": "now", "args": {}}]}}]),
+        ):
+            sigcls = build_signature(s)
+            single = case == "single"
+            inputs = {"question": "Weather in Paris?", "tools": py(tools)[0] if single else py(tools)}
+            py_demos = [d | {"tools": py(d["tools"]),
+                             "calls": dspy.ToolCalls.model_validate(d["calls"])} for d in demos]
+            msgs = ad.format(sigcls, py_demos, inputs)
+            write_types(f"render_{case}_{ad_name}", {
+                "kind": "render", "adapter": ad_name, "signature": s, "tools": tools, "single": single,
+                "demos": [d | {"tools": [t["name"] for t in d["tools"]]} for d in demos],
+                "inputs": {"question": inputs["question"]}, "messages": msgs})
+            n += 1
+        # parsing the text form
+        s = tool_sig()
+        sigcls = build_signature(s)
+        completions = {
+            "wrapped": {"tool_calls": [{"name": "get_weather", "args": {"city": "Paris"}}, {"name": "now", "args": {}}]},
+            "bare_list": [{"name": "get_weather", "args": {"city": "Oslo", "days": 2}}],
+            "one_call": {"name": "now", "args": {}},
+            "arguments_text": {"tool_calls": [{"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}]},
+            "openai_shape": [{"id": "call_1", "type": "function",
+                              "function": {"name": "get_weather", "arguments": "{\"city\": \"Kyiv\"}"}}],
+        }
+        for cname, value in completions.items():
+            text = (f"[[ ## calls ## ]]\n{json.dumps(value)}\n\n[[ ## completed ## ]]" if ad_name == "chat"
+                    else json.dumps({"calls": value}))
+            out = ad.parse(sigcls, text)
+            write_types(f"parse_{cname}_{ad_name}", {
+                "kind": "parse", "adapter": ad_name, "signature": s, "completion": text,
+                "outputs": {"calls": enc_calls(out["calls"])}})
+            n += 1
+
+    # native function calling: the tools go as function definitions, the fields leave the
+    # prompt, the reply's tool calls fill the output
+    for ad_name, ad in (("chat", dspy.ChatAdapter(use_native_function_calling=True)), ("json", dspy.JSONAdapter())):
+        for case, s, reply in (
+            ("calls_only", tool_sig(), {"reply": None, "tool_calls": [
+                {"id": "call_a", "name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 3}"},
+                {"id": "call_b", "name": "now", "arguments": "{}"}]}),
+            ("with_answer", tool_sig(extra_output=True), {
+                "reply": ("[[ ## answer ## ]]\nChecking.\n\n[[ ## completed ## ]]" if ad_name == "chat"
+                          else json.dumps({"answer": "Checking."})),
+                "tool_calls": [{"id": "call_c", "name": "now", "arguments": "{}"}]}),
+        ):
+            sigcls = build_signature(s)
+            lm = NativeLM([reply])
+            with dspy.context(lm=lm, adapter=ad):
+                pred = dspy.Predict(sigcls)(question="Weather in Paris?", tools=py([WEATHER, CLOCK]))
+            outputs = {k: (enc_calls(v) if isinstance(v, dspy.ToolCalls) else enc_value(v)) for k, v in pred.items()}
+            write_types(f"native_{case}_{ad_name}", {
+                "kind": "native", "adapter": ad_name, "signature": s, "tools": [WEATHER, CLOCK],
+                "inputs": {"question": "Weather in Paris?"}, "reply": reply, "messages": lm.calls[0],
+                "lm_kwargs": lm.kwargs_seen, "outputs": outputs})
+            n += 1
+    return n
+
+
 def main():
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
@@ -267,7 +392,8 @@ def main():
     for case in cases():
         run_case(*case)
         n += 1
-    print(f"react fixtures: {n}", file=sys.stderr)
+    t = tool_types_cases()
+    print(f"react fixtures: {n}, tool type fixtures: {t}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ static dspex_type *new_type(nt_ctx *c, dspex_type_kind kind) {
 
 static const char TYPE_HELP[] =
     "unknown type; supported: :str (:string), :int (:integer), :float, :bool (:boolean), :any, :none, :history, "
-    ":datetime, :date, :list, :dict (:map), :tuple, :set, :frozenset, {:list, t}, {:set, t}, {:frozenset, t}, "
+    ":datetime, :date, :tool, :tool_calls, :image, :list, :dict (:map), :tuple, :set, :frozenset, {:list, t}, {:set, t}, {:frozenset, t}, "
     "{:dict, k, v}, {:tuple, [t]}, {:tuple, [t, :ellipsis]}, {:literal, [values]}, {:optional, t}, "
     "{:union, [t]}, {:union_type, [t]}, {:typing, generic}, {:enum, \"Name\", [value | {name, value}]}, or a DSPy "
     "type string such as \"list[str]\"";
@@ -414,7 +414,10 @@ dspex_type *nt_to_type(nt_ctx *c, ERL_NIF_TERM t, int depth) {
             {at->sig_history, DSPEX_T_HISTORY}, {at->sig_history_mod, DSPEX_T_HISTORY},
             {at->sig_datetime, DSPEX_T_DATETIME}, {at->sig_date, DSPEX_T_DATE}, {at->sig_list, DSPEX_T_LIST},
             {at->sig_dict, DSPEX_T_DICT},       {at->sig_map, DSPEX_T_DICT},       {at->sig_tuple, DSPEX_T_TUPLE},
-            {at->sig_set, DSPEX_T_SET},         {at->sig_frozenset, DSPEX_T_FROZENSET}};
+            {at->sig_set, DSPEX_T_SET},         {at->sig_frozenset, DSPEX_T_FROZENSET},
+            {at->sig_tool, DSPEX_T_TOOL},       {at->sig_tool_mod, DSPEX_T_TOOL},
+            {at->sig_tool_calls, DSPEX_T_TOOL_CALLS}, {at->sig_tool_calls_mod, DSPEX_T_TOOL_CALLS},
+            {at->sig_image, DSPEX_T_IMAGE},     {at->sig_image_mod, DSPEX_T_IMAGE}};
         for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
             if (enif_is_identical(t, scalars[i].atom)) return new_type(c, scalars[i].kind);
         return bad(c, TYPE_HELP);
@@ -677,6 +680,9 @@ static int from_type(ErlNifEnv *env, const DspexAtoms *at, const dspex_type *t, 
     case DSPEX_T_HISTORY: *out = at->sig_history; return 0;
     case DSPEX_T_DATETIME: *out = at->sig_datetime; return 0;
     case DSPEX_T_DATE: *out = at->sig_date; return 0;
+    case DSPEX_T_TOOL: *out = at->sig_tool; return 0;
+    case DSPEX_T_TOOL_CALLS: *out = at->sig_tool_calls; return 0;
+    case DSPEX_T_IMAGE: *out = at->sig_image; return 0;
     case DSPEX_T_LITERAL:
         if (vals_list(env, t->vals, NULL, t->nvals, &x) != 0) return -1;
         *out = enif_make_tuple2(env, at->sig_literal, x);

@@ -45,7 +45,10 @@ typedef enum {
     DSPEX_T_TUPLE,    /* args: 0 (bare) or >= 1; DSPEX_TF_VARIADIC: tuple[T, ...] */
     DSPEX_T_LITERAL,  /* vals: >= 1 distinct values (str, int, float, bool, None) */
     DSPEX_T_UNION,    /* args: >= 2 distinct members, none of them a union; NONE where written */
-    DSPEX_T_ENUM      /* name, vals (str or int values), names (member names) */
+    DSPEX_T_ENUM,     /* name, vals (str or int values), names (member names) */
+    DSPEX_T_TOOL,       /* dspy.Tool: an input; its value is the tool's text (str(tool)) */
+    DSPEX_T_TOOL_CALLS, /* dspy.ToolCalls: {"tool_calls": [{"id"?, "name", "args"}]} */
+    DSPEX_T_IMAGE       /* dspy.Image: an input; its value is the image's content-part marker text */
 } dspex_type_kind;
 
 /* flags */

@@ -5,6 +5,7 @@
 
 #include "ctest.h"
 #include "adapter_builders.h"
+#include "dspex/adapter.h"
 #include "dspex/pytext.h"
 #include "dspex/tool.h"
 
@@ -91,6 +92,43 @@ CTEST(refs_are_inlined_and_defs_dropped) {
     CHECK_STREQ(b.p, "{\"type\": \"array\", \"$defs\": {\"Color\": {\"type\": \"string\", \"enum\": [\"red\", "
                      "\"blue\"], \"title\": \"Color\"}}, \"items\": {\"$ref\": \"#/$defs/Color\"}}");
     dspex_buf_free(&b);
+    dspex_arena_free(&a);
+}
+
+static const char *validated(const char *text, dspex_arena *a, char *out, size_t cap) {
+    dspex_val *v = NULL, *r = NULL;
+    dxa_err err;
+    err.message[0] = 0;
+    if (dxa_pyliteral(text, strlen(text), 1, a, &v) != 0) return "(not a value)";
+    int rc = dxa_validate(T(a, DSPEX_T_TOOL_CALLS), v, a, &r, &err);
+    if (rc != 0) {
+        snprintf(out, cap, "error: %s", err.message);
+        return out;
+    }
+    dspex_buf b;
+    dspex_buf_init(&b);
+    dspex_json_dumps(r, -1, &b);
+    snprintf(out, cap, "%s", b.p ? b.p : "");
+    dspex_buf_free(&b);
+    return out;
+}
+
+CTEST(tool_calls_validate_like_dspy) {
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
+    char t[512];
+    CHECK_STREQ(validated("{\"tool_calls\": [{\"name\": \"f\", \"args\": {\"x\": 1}}]}", &a, t, sizeof t),
+                "{\"tool_calls\": [{\"id\": null, \"name\": \"f\", \"args\": {\"x\": 1}}]}");
+    CHECK_STREQ(validated("[{\"name\": \"f\", \"arguments\": \"{\\\"x\\\": 2\"}]", &a, t, sizeof t),
+                "{\"tool_calls\": [{\"id\": null, \"name\": \"f\", \"args\": {\"x\": 2}}]}");
+    CHECK_STREQ(validated("{\"id\": \"c1\", \"function\": {\"name\": \"g\", \"arguments\": \"{}\"}}", &a, t, sizeof t),
+                "{\"tool_calls\": [{\"id\": \"c1\", \"name\": \"g\", \"args\": {}}]}");
+    CHECK_STREQ(validated("{\"name\": \"f\"}", &a, t, sizeof t),
+                "error: Received invalid value for `dspy.ToolCalls`");
+    CHECK_STREQ(validated("{\"tool_calls\": [{\"name\": 3, \"args\": {}}]}", &a, t, sizeof t),
+                "error: name: Input should be a valid string");
+    CHECK_STREQ(validated("{\"tool_calls\": \"f(x)\"}", &a, t, sizeof t),
+                "error: Received invalid value for `dspy.ToolCalls`");
     dspex_arena_free(&a);
 }
 

@@ -368,6 +368,106 @@ static int validate_dict(vctx *c, const dspex_type *t, const dspex_val *v, dspex
     return ex;
 }
 
+/* ---------------------------------------------------------------- dspy.ToolCalls */
+static const dspex_val *dget(const dspex_val *d, const char *k) { return dspex_dict_get(d, k, strlen(k)); }
+
+/* _is_tool_call_dict */
+static int is_call_dict(const dspex_val *d) {
+    return d->kind == DSPEX_V_DICT && ((dget(d, "name") && (dget(d, "args") || dget(d, "arguments"))) || dget(d, "function"));
+}
+
+static dspex_val *dict_of(vctx *c, size_t cap) {
+    dspex_val *d = dspex_val_new(c->a, DSPEX_V_DICT);
+    if (d) {
+        d->keys = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+        d->items = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+    }
+    return d && d->keys && d->items ? d : NULL;
+}
+
+static int put(vctx *c, dspex_val *d, const char *k, dspex_val *v) {
+    dspex_val *key = dspex_val_str(c->a, k, strlen(k));
+    if (key == NULL || v == NULL) return -1;
+    d->keys[d->n] = key;
+    d->items[d->n++] = v;
+    return 0;
+}
+
+/* _normalize_tool_call_dict, then ToolCall's fields: {"id", "name", "args"}. EX_LAX on
+ * success, EX_FAIL (message set), -1 when out of memory. */
+static int tool_call(vctx *c, const dspex_val *d, dspex_val **out) {
+    if (d->kind != DSPEX_V_DICT) return fail(c, "tool_calls: each call should be a dictionary with `name` and `args`");
+    const dspex_val *fn = dget(d, "function"), *name, *args;
+    if (fn) {
+        if (fn->kind != DSPEX_V_DICT) return fail(c, "Received invalid function value for `dspy.ToolCalls`");
+        args = dget(fn, "arguments");
+        name = dget(fn, "name");
+        if (name == NULL || (name->kind == DSPEX_V_STR && name->slen == 0)) name = dget(d, "name");
+    } else {
+        args = dget(d, "args");
+        if (args == NULL) args = dget(d, "arguments");
+        name = dget(d, "name");
+    }
+    dspex_val *parsed = NULL;
+    if (args && args->kind == DSPEX_V_STR) {
+        /* json_repair.loads(arguments) */
+        int rc = dxa_pyliteral(args->s, args->slen, 1, c->a, &parsed);
+        if (rc < 0) return -1;
+        if (rc > 0 || parsed->kind != DSPEX_V_DICT) return fail(c, "args: Input should be a valid dictionary");
+    } else if (args && args->kind == DSPEX_V_DICT) {
+        parsed = (dspex_val *)args;
+    } else {
+        parsed = dict_of(c, 1);
+        if (parsed == NULL) return -1;
+    }
+    if (name == NULL || name->kind != DSPEX_V_STR) return fail(c, "name: Input should be a valid string");
+    const dspex_val *id = dget(d, "id");
+    if (id == NULL || id->kind != DSPEX_V_STR || id->slen == 0) id = dget(d, "call_id");
+    dspex_val *none = dspex_val_new(c->a, DSPEX_V_NONE);
+    dspex_val *r = dict_of(c, 3);
+    if (r == NULL || none == NULL) return -1;
+    if (put(c, r, "id", id && id->kind == DSPEX_V_STR ? (dspex_val *)id : none) || put(c, r, "name", (dspex_val *)name) ||
+        put(c, r, "args", parsed))
+        return -1;
+    *out = r;
+    return EX_LAX;
+}
+
+/* ToolCalls.validate_input: {"tool_calls": [call]}, [call, ...] or one call */
+static int validate_tool_calls(vctx *c, const dspex_val *v, dspex_val **out) {
+    const dspex_val *list = NULL;
+    dspex_val one = {.kind = DSPEX_V_LIST};
+    dspex_val *single[1];
+    if (v->kind == DSPEX_V_LIST) {
+        for (size_t i = 0; i < v->n; i++)
+            if (!is_call_dict(v->items[i])) return fail(c, "Received invalid value for `dspy.ToolCalls`");
+        list = v;
+    } else if (v->kind == DSPEX_V_DICT && dget(v, "tool_calls")) {
+        list = dget(v, "tool_calls");
+        if (list->kind != DSPEX_V_LIST) return fail(c, "Received invalid value for `dspy.ToolCalls`");
+    } else if (is_call_dict(v)) {
+        single[0] = (dspex_val *)v;
+        one.items = single;
+        one.n = 1;
+        list = &one;
+    } else {
+        return fail(c, "Received invalid value for `dspy.ToolCalls`");
+    }
+    dspex_val *calls = dspex_val_new(c->a, DSPEX_V_LIST);
+    if (calls == NULL) return -1;
+    calls->items = dspex_arena_alloc(c->a, (list->n + 1) * sizeof(dspex_val *));
+    if (calls->items == NULL) return -1;
+    for (size_t i = 0; i < list->n; i++) {
+        int e = tool_call(c, list->items[i], &calls->items[calls->n]);
+        if (e <= 0) return e;
+        calls->n++;
+    }
+    dspex_val *r = dict_of(c, 1);
+    if (r == NULL || put(c, r, "tool_calls", calls)) return -1;
+    *out = r;
+    return EX_LAX;
+}
+
 static int validate(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val **out, int depth) {
     if (depth > DXA_MAX_DEPTH) return fail(c, "value nested too deeply");
     dspex_val *r;
@@ -522,6 +622,13 @@ static int validate(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val 
         c->failed = 0;
         return fail(c, "Input does not match any member of the union");
     }
+    case DSPEX_T_TOOL_CALLS: return validate_tool_calls(c, v, out);
+    case DSPEX_T_TOOL:
+    case DSPEX_T_IMAGE:
+        /* inputs: the caller renders them to text first */
+        if (v->kind != DSPEX_V_STR) return fail(c, "Input should be a tool or an image (an input value)");
+        *out = (dspex_val *)v;
+        return EX_EXACT;
     }
     return fail(c, "unsupported type");
 }

@@ -5,9 +5,17 @@
 #include "dspex/pytext.h"
 #include "dspex/type.h"
 
+#define SCHEMA_MAX_DEFS 64 /* distinct named types ($defs) in one schema */
+
+typedef struct {
+    const char *name; /* the definition's name (an enum's or a model's class name) */
+    size_t len;
+    dspex_val *schema; /* NULL while it is being built (a recursive reference) */
+} schema_def;
+
 typedef struct {
     dspex_arena *a;
-    const dspex_type *defs[64]; /* enums referenced below the top level ($defs) */
+    schema_def defs[SCHEMA_MAX_DEFS]; /* named types referenced below the top level */
     size_t ndefs;
     int oom;
 } schema_ctx;
@@ -129,6 +137,85 @@ static dspex_val *enum_schema(schema_ctx *c, const dspex_type *t) {
 
 static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth);
 
+typedef dspex_val *(*body_fn)(schema_ctx *c, const dspex_type *t, int depth);
+
+/* {"$ref": "#/$defs/<name>"} */
+static dspex_val *ref_of(schema_ctx *c, const char *name, size_t len) {
+    dspex_buf b;
+    dspex_buf_init(&b);
+    dspex_buf_puts(&b, "#/$defs/");
+    dspex_buf_put(&b, name, len);
+    dspex_val *ref = b.oom ? NULL : dspex_val_str(c->a, b.p, b.len);
+    dspex_buf_free(&b);
+    dspex_val *d = sdict(c, 1);
+    sset(c, d, "$ref", ref);
+    return d;
+}
+
+/* A named type (enum, model): its body at the top level, else a $ref to its definition,
+ * built once (registered before its body, so a type that refers to itself terminates). */
+static dspex_val *named(schema_ctx *c, const char *name, size_t len, body_fn body, const dspex_type *t, int depth) {
+    if (depth == 0) return body(c, t, depth);
+    size_t i = 0;
+    while (i < c->ndefs && !(c->defs[i].len == len && memcmp(c->defs[i].name, name, len) == 0)) i++;
+    if (i == c->ndefs) {
+        if (c->ndefs == SCHEMA_MAX_DEFS) {
+            c->oom = 1;
+            return NULL;
+        }
+        c->defs[c->ndefs++] = (schema_def){name, len, NULL};
+        dspex_val *def = body(c, t, depth);
+        if (def == NULL) return NULL;
+        c->defs[i].schema = def;
+    }
+    return ref_of(c, name, len);
+}
+
+static dspex_val *enum_body(schema_ctx *c, const dspex_type *t, int depth) {
+    (void)depth;
+    return enum_schema(c, t);
+}
+
+static dspex_val *toolcall_body(schema_ctx *c, const dspex_type *t, int depth) {
+    (void)t;
+    (void)depth;
+    /* dspy.ToolCalls.ToolCall without its "id" (DSPy removes it from the schema) */
+    dspex_val *name = sdict(c, 2), *args = sdict(c, 3), *props = sdict(c, 2), *req = slist(c, 2);
+    sset(c, name, "title", sstr(c, "Name"));
+    sset(c, name, "type", sstr(c, "string"));
+    sset(c, args, "additionalProperties", sbool(c, 1));
+    sset(c, args, "title", sstr(c, "Args"));
+    sset(c, args, "type", sstr(c, "object"));
+    sset(c, props, "name", name);
+    sset(c, props, "args", args);
+    if (req) {
+        req->items[req->n++] = sstr(c, "name");
+        req->items[req->n++] = sstr(c, "args");
+    }
+    dspex_val *d = sdict(c, 4);
+    sset(c, d, "properties", props);
+    sset(c, d, "required", req);
+    sset(c, d, "title", sstr(c, "ToolCall"));
+    sset(c, d, "type", sstr(c, "object"));
+    return d;
+}
+
+static dspex_val *tool_calls_body(schema_ctx *c, const dspex_type *t, int depth) {
+    /* dspy.ToolCalls without its "tool_call_results" (DSPy removes it from the schema) */
+    dspex_val *calls = sdict(c, 3), *props = sdict(c, 1), *req = slist(c, 1);
+    sset(c, calls, "items", named(c, "ToolCall", 8, toolcall_body, t, depth + 1));
+    sset(c, calls, "title", sstr(c, "Tool Calls"));
+    sset(c, calls, "type", sstr(c, "array"));
+    sset(c, props, "tool_calls", calls);
+    if (req) req->items[req->n++] = sstr(c, "tool_calls");
+    dspex_val *d = sdict(c, 4);
+    sset(c, d, "properties", props);
+    sset(c, d, "required", req);
+    sset(c, d, "title", sstr(c, "ToolCalls"));
+    sset(c, d, "type", sstr(c, "object"));
+    return d;
+}
+
 /* The key schema of dict[K, V] as pydantic writes it under "propertyNames": a $ref for
  * an enum, a string schema without its "type" when it says more than "string" (a
  * Literal's enum/const, a date format); NULL when there is nothing to say. */
@@ -226,22 +313,10 @@ static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth) {
         sset(c, d, "anyOf", l);
         return d;
     }
-    case DSPEX_T_ENUM: {
-        if (depth == 0) return enum_schema(c, t);
-        int seen = 0;
-        for (size_t i = 0; i < c->ndefs; i++)
-            if (c->defs[i]->name_len == t->name_len && memcmp(c->defs[i]->name, t->name, t->name_len) == 0) seen = 1;
-        if (!seen && c->ndefs < 64) c->defs[c->ndefs++] = t;
-        dspex_buf b;
-        dspex_buf_init(&b);
-        dspex_buf_puts(&b, "#/$defs/");
-        dspex_buf_put(&b, t->name, t->name_len);
-        dspex_val *ref = b.oom ? NULL : dspex_val_str(c->a, b.p, b.len);
-        dspex_buf_free(&b);
-        dspex_val *d = sdict(c, 1);
-        sset(c, d, "$ref", ref);
-        return d;
-    }
+    case DSPEX_T_ENUM: return named(c, t->name, t->name_len, enum_body, t, depth);
+    case DSPEX_T_TOOL_CALLS: return named(c, "ToolCalls", 9, tool_calls_body, t, depth);
+    case DSPEX_T_TOOL:
+    case DSPEX_T_IMAGE: return sdict(c, 1); /* inputs only: no schema is shown for them */
     }
     return NULL;
 }
@@ -298,9 +373,9 @@ static dspex_val *schema_with_defs(const dspex_type *t, dspex_arena *a) {
     if (c.ndefs) {
         dspex_val *defs = sdict(&c, c.ndefs);
         for (size_t i = 0; i < c.ndefs && !c.oom; i++) {
-            char *name = dspex_arena_strndup(a, c.defs[i]->name, c.defs[i]->name_len);
+            char *name = dspex_arena_strndup(a, c.defs[i].name, c.defs[i].len);
             if (name == NULL) return NULL;
-            sset(&c, defs, name, enum_schema(&c, c.defs[i]));
+            sset(&c, defs, name, c.defs[i].schema);
         }
         /* grow s by one key */
         dspex_val *s2 = sdict(&c, s->n + 1);

@@ -148,7 +148,8 @@ static const char *const BASE_NAMES[] = {
     [DSPEX_T_HISTORY] = "History",  [DSPEX_T_DATETIME] = "datetime", [DSPEX_T_DATE] = "date",
     [DSPEX_T_LIST] = "list",        [DSPEX_T_SET] = "set",       [DSPEX_T_FROZENSET] = "frozenset",
     [DSPEX_T_DICT] = "dict",        [DSPEX_T_TUPLE] = "tuple",   [DSPEX_T_LITERAL] = "Literal",
-    [DSPEX_T_UNION] = "Union",      [DSPEX_T_ENUM] = "Enum"};
+    [DSPEX_T_UNION] = "Union",      [DSPEX_T_ENUM] = "Enum",     [DSPEX_T_TOOL] = "Tool",
+    [DSPEX_T_TOOL_CALLS] = "ToolCalls", [DSPEX_T_IMAGE] = "Image"};
 
 /* DSPy's _quoted_string_for_literal_type_annotation */
 static void literal_str_name(const dspex_val *v, dspex_buf *out) {
@@ -239,6 +240,9 @@ static void string_rec(const dspex_type *t, dspex_buf *out, int depth) {
     case DSPEX_T_NONE: dspex_buf_puts(out, "None"); return;
     case DSPEX_T_DATETIME: dspex_buf_puts(out, "datetime.datetime"); return;
     case DSPEX_T_DATE: dspex_buf_puts(out, "datetime.date"); return;
+    case DSPEX_T_TOOL: dspex_buf_puts(out, "dspy.Tool"); return;
+    case DSPEX_T_TOOL_CALLS: dspex_buf_puts(out, "dspy.ToolCalls"); return;
+    case DSPEX_T_IMAGE: dspex_buf_puts(out, "dspy.Image"); return;
     case DSPEX_T_LITERAL:
     case DSPEX_T_ENUM: literal_values(t, out); return;
     case DSPEX_T_UNION: {

@@ -78,6 +78,20 @@ defmodule DSPex.Adapter.Chat do
     do: Native.parse(__MODULE__, :chat, signature, completion, opts)
 
   @doc """
+  Whether predictors use the LM's native function calling with this adapter unless told
+  otherwise (`use_native_function_calling:`): `false`, DSPy's `ChatAdapter` default. See
+  `DSPex.Adapter.plan/6`.
+
+  ## Examples
+
+      iex> DSPex.Adapter.Chat.native_function_calling?()
+      false
+  """
+  @impl true
+  @spec native_function_calling?() :: boolean
+  def native_function_calling?, do: false
+
+  @doc """
   DSPy's `format_user_message_content`: the `[[ ## name ## ]]` blocks of the inputs
   present in `inputs`, without the output reminder.
 

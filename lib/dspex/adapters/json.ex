@@ -68,6 +68,20 @@ defmodule DSPex.Adapter.JSON do
     do: Native.parse(__MODULE__, :json, signature, completion, opts)
 
   @doc """
+  Whether predictors use the LM's native function calling with this adapter unless told
+  otherwise (`use_native_function_calling:`): `true`, DSPy's `JSONAdapter` default. See
+  `DSPex.Adapter.plan/6`.
+
+  ## Examples
+
+      iex> DSPex.Adapter.JSON.native_function_calling?()
+      true
+  """
+  @impl true
+  @spec native_function_calling?() :: boolean
+  def native_function_calling?, do: true
+
+  @doc """
   DSPy's `format_user_message_content`: the `[[ ## name ## ]]` blocks of the inputs
   present in `inputs`, without the output reminder.
 

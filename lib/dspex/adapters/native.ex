@@ -62,10 +62,10 @@ defmodule DSPex.Adapter.Native do
       result =
         case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t, ordered) end) do
           {:ok, map} ->
-            {:ok, map}
+            {:ok, cast_outputs(sig, map)}
 
           {:ok_tagged, map} ->
-            {:ok, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end)}
+            {:ok, cast_outputs(sig, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end))}
 
           {:error, {type, message, {response, missing, found}}} ->
             details = %{
@@ -100,11 +100,31 @@ defmodule DSPex.Adapter.Native do
   @spec parse_value(term, binary) :: {:ok, term} | {:error, Error.t()}
   def parse_value(type, text) when is_binary(text) do
     case NIF.guard(fn -> NIF.adapter_parse_value(type, text) end) do
-      {:ok, v} -> {:ok, v}
-      {:ok_tagged, v} -> {:ok, from_tagged(v)}
+      {:ok, v} -> {:ok, cast(type, v)}
+      {:ok_tagged, v} -> {:ok, cast(type, from_tagged(v))}
       {:error, triple} -> {:error, NIF.wrap_error(triple)}
     end
   end
+
+  defp cast_outputs(sig, map) do
+    Enum.reduce(sig.outputs, map, fn %{name: name, type: type}, acc ->
+      case acc do
+        %{^name => v} -> %{acc | name => cast(type, v)}
+        _ -> acc
+      end
+    end)
+  end
+
+  @doc false
+  # A validated value (plain data from C) as the Elixir value of its type: dspy.ToolCalls
+  # as %DSPex.ToolCalls{}, inside lists, dicts and optionals too.
+  @spec cast(term, term) :: term
+  def cast(_type, nil), do: nil
+  def cast(:tool_calls, %{} = v), do: DSPex.ToolCalls.new!(v)
+  def cast({:optional, t}, v), do: cast(t, v)
+  def cast({:list, t}, v) when is_list(v), do: Enum.map(v, &cast(t, &1))
+  def cast({:dict, _k, t}, %{} = v), do: Map.new(v, fn {k, x} -> {k, cast(t, x)} end)
+  def cast(_type, v), do: v
 
   # One NIF call on the compiled signature, compiling it when it is stale (or was never
   # compiled) and converting the values when they hold structs, at most once each.
@@ -143,6 +163,14 @@ defmodule DSPex.Adapter.Native do
     offset = d.utc_offset + d.std_offset
     zone = if offset == 0, do: "Z", else: utc_offset(offset)
     {:__dspex__, :datetime, iso(DateTime.to_naive(d), zone)}
+  end
+
+  def plain(%DSPex.Tool{} = t), do: DSPex.Tool.format(t)
+
+  def plain(%DSPex.ToolCalls{tool_calls: calls}) do
+    # ToolCalls.format(): {"tool_calls": [{"name": ..., "args": ...}]}, in that key order
+    {:ordered,
+     [{"tool_calls", Enum.map(calls, &{:ordered, [{"name", &1.name}, {"args", plain(&1.args)}]})}]}
   end
 
   def plain(%_{} = s), do: s |> fields() |> plain()

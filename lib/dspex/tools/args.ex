@@ -15,8 +15,8 @@ defmodule DSPex.Tool.Args do
 
   def validate(type, value) do
     case NIF.guard(fn -> NIF.type_validate(type, Native.plain(value)) end) do
-      {:ok, v} -> {:ok, v}
-      {:ok_tagged, v} -> {:ok, Native.from_tagged(v)}
+      {:ok, v} -> {:ok, Native.cast(type, v)}
+      {:ok_tagged, v} -> {:ok, Native.cast(type, Native.from_tagged(v))}
       {:error, message} -> {:error, message}
     end
   end

@@ -308,7 +308,8 @@ defmodule DSPex.Tool do
   @doc """
   The tool as a native function definition, DSPy's `format_as_litellm_function_call()`
   (OpenAI's shape; every DSPex provider converts it): parameters are a JSON-schema
-  object of `args/1`, `required` lists the parameters without a default.
+  object of `args/1`, `required` lists the parameters without a default; `description`
+  is left out for a tool without one.
 
   ## Examples
 
@@ -321,15 +322,15 @@ defmodule DSPex.Tool do
   def function_spec(%__MODULE__{} = tool) do
     required = for p <- tool.params, Param.required?(p), do: p.key
 
-    %{
-      type: "function",
-      function: %{
-        name: tool.name,
-        description: tool.desc || "",
-        parameters:
-          {:ordered, [{"type", "object"}, {"properties", args(tool)}, {"required", required}]}
-      }
+    function = %{
+      name: tool.name,
+      parameters:
+        {:ordered, [{"type", "object"}, {"properties", args(tool)}, {"required", required}]}
     }
+
+    # a tool without a description sends none (DSPy's None is dropped on the wire)
+    function = if tool.desc, do: Map.put(function, :description, tool.desc), else: function
+    %{type: "function", function: function}
   end
 
   # --- calling -------------------------------------------------------------------

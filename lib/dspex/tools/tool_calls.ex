@@ -88,6 +88,22 @@ defmodule DSPex.ToolCalls do
     end
   end
 
+  @doc """
+  Like `new/1` but raises the `%DSPex.Error{}`.
+
+  ## Examples
+
+      iex> DSPex.ToolCalls.new!([]).tool_calls
+      []
+  """
+  @spec new!(term) :: t
+  def new!(value) do
+    case new(value) do
+      {:ok, calls} -> calls
+      {:error, e} -> raise e
+    end
+  end
+
   defp collect(list) do
     Enum.reduce_while(list, [], fn item, acc ->
       case item do
