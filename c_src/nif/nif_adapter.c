@@ -8,7 +8,8 @@
  * adapter_parse(Adapter, Id, Key, Text, Ordered) ->
  *     {ok, %{name => value}} | {ok_tagged, ...} (values hold {:__dspex__, tag, payload})
  *   | {error, {adapter_parse, Message, Details}} | stale
- *     Details = {LmResponse, [MissingName], [FoundName]}
+ *     Details = {LmResponse, [MissingName], [FoundName], [{Name, Reason}]} (the field whose
+ *     value did not parse or validate, and why)
  *     Ordered: true gives dict values as {:ordered, [{k, v}]} in the LM's key order
  * adapter_parse_value(Type, Text) -> {ok, Value} | {ok_tagged, Value} | {error, {adapter_parse, Msg, nil}}
  *
@@ -254,7 +255,14 @@ static ERL_NIF_TERM parse_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         ERL_NIF_TERM resp = off <= text.size && err->response_len <= text.size - off
                                 ? enif_make_sub_binary(env, argv[3], off, err->response_len)
                                 : argv[3];
-        ERL_NIF_TERM details = enif_make_tuple3(env, resp, names_where(env, cs, how, 1), names_where(env, cs, how, 0));
+        ERL_NIF_TERM bad = enif_make_list(env, 0);
+        if (err->bad_field) {
+            size_t fi = (size_t)(err->bad_field - sig->fields);
+            bad = enif_make_list1(
+                env, enif_make_tuple2(env, cs->names[fi], dspex_make_binary(env, err->reason, strlen(err->reason))));
+        }
+        ERL_NIF_TERM details =
+            enif_make_tuple4(env, resp, names_where(env, cs, how, 1), names_where(env, cs, how, 0), bad);
         result = enif_make_tuple2(env, at->error, enif_make_tuple3(env, at->ad_adapter_parse, msg, details));
     } else {
         ERL_NIF_TERM m = enif_make_new_map(env);

@@ -48,7 +48,7 @@ static int params_arg(ErlNifEnv *env, ERL_NIF_TERM list, dspex_arena *a, dspex_t
                                       : dspex_raise_badarg(env, c.err ? c.err : "invalid type");
             return -1;
         }
-        if (enif_get_tuple(env, el[2], &dar, &del) && dar == 2 && enif_is_identical(del[0], at->tl_value)) {
+        if (enif_get_tuple(env, el[2], &dar, &del) && dar == 2 && enif_is_identical(del[0], at->value)) {
             if ((p->default_value = nt_to_val(&c, del[1], 0)) == NULL) {
                 *err = c.status == NT_OOM ? enif_raise_exception(env, at->out_of_memory)
                                           : dspex_raise_badarg(env, c.err ? c.err : "invalid default value");

@@ -70,6 +70,9 @@ typedef struct {
     size_t full_len;
     const char *response; /* the LM response the message quotes (JSON: the object found) */
     size_t response_len;
+    const dspex_field *bad_field; /* dxa_parse: the output whose value did not parse or
+                                     validate (NULL when outputs were missing) */
+    char reason[1024];            /* ...and why ("items[2].price: Input should be ...") */
 } dxa_err;
 
 /* Parses completion text. vals and how have one slot per output field (k counts outputs

@@ -47,3 +47,29 @@ defmodule DSPex.Test.NamedTool do
   @impl DSPex.Tool
   def run(%{keys: keys}), do: {:ok, Map.new(keys, &{&1, String.length(&1)})}
 end
+
+defmodule DSPex.Test.LineItem do
+  @moduledoc "One line of an invoice."
+  use DSPex.Schema
+
+  field(:description, :string, desc: "What was sold")
+  field(:quantity, :integer, ge: 1)
+  field(:unit_price, :float, gt: 0)
+end
+
+defmodule DSPex.Test.Invoice do
+  @moduledoc false
+  use DSPex.Schema, title: "Invoice"
+
+  field(:number, :string)
+  field(:items, {:list, DSPex.Test.LineItem})
+  field(:status, {:literal, ["open", "paid"]}, default: "open")
+  field(:due, {:optional, :date}, default: nil)
+end
+
+defmodule DSPex.Test.Loop do
+  @moduledoc false
+  use DSPex.Schema
+
+  field(:next, {:optional, DSPex.Test.Loop}, default: nil)
+end

@@ -2,7 +2,9 @@
  * from LM text against a field type: scalar coercions, containers, Literal, Enum,
  * datetime/date, and smart-mode unions. Each validator reports how exactly the input
  * matched (pydantic-core's Exactness); a union takes the first member that matches
- * exactly, else the member with the best exactness (the first among equals). */
+ * exactly, else the member with the best exactness (the first among equals). Models
+ * (DSPex.Schema) fill defaults and check their fields' constraints; a failure names
+ * where it happened ("items[2].price: Input should be a valid number"). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,16 +16,45 @@
 
 enum { EX_FAIL = 0, EX_LAX = 1, EX_STRICT = 2, EX_EXACT = 3 };
 
+#define VPATH_MAX 256 /* bytes of the path shown in a failure (longer paths are cut) */
+
 typedef struct {
     dspex_arena *a;
     dxa_err *err; /* message of the first failure */
     int failed;
+    char path[VPATH_MAX]; /* where the value being validated sits: "items[2].price" */
+    size_t plen;
 } vctx;
 
 static int fail(vctx *c, const char *msg) {
-    if (!c->failed && c->err) snprintf(c->err->message, sizeof c->err->message, "%s", msg);
+    if (!c->failed && c->err) {
+        if (c->plen)
+            snprintf(c->err->message, sizeof c->err->message, "%.*s: %s", (int)c->plen, c->path, msg);
+        else
+            snprintf(c->err->message, sizeof c->err->message, "%s", msg);
+    }
     c->failed = 1;
     return EX_FAIL;
+}
+
+/* Path steps: push returns the length to pop back to. */
+static size_t push_index(vctx *c, size_t i) {
+    size_t old = c->plen;
+    int n = snprintf(c->path + c->plen, VPATH_MAX - c->plen, "[%zu]", i);
+    if (n > 0) c->plen = c->plen + (size_t)n < VPATH_MAX ? c->plen + (size_t)n : VPATH_MAX - 1;
+    return old;
+}
+
+static size_t push_key(vctx *c, const char *k, size_t n) {
+    size_t old = c->plen;
+    int w = snprintf(c->path + c->plen, VPATH_MAX - c->plen, "%s%.*s", c->plen ? "." : "", (int)n, k);
+    if (w > 0) c->plen = c->plen + (size_t)w < VPATH_MAX ? c->plen + (size_t)w : VPATH_MAX - 1;
+    return old;
+}
+
+static void pop(vctx *c, size_t len) {
+    c->plen = len;
+    c->path[len] = '\0';
 }
 
 static int min_ex(int a, int b) { return a < b ? a : b; }
@@ -322,7 +353,9 @@ static int validate_seq(vctx *c, const dspex_type *t, const dspex_val *v, dspex_
         const dspex_type *et = t->nargs ? t->args[(t->kind == DSPEX_T_TUPLE && !variadic) ? i : 0] : NULL;
         dspex_val *x = v->items[i];
         if (et) {
+            size_t mark = push_index(c, i);
             int e = validate(c, et, v->items[i], &x, depth + 1);
+            pop(c, mark);
             if (e <= 0) return e;
             ex = min_ex(ex, e);
         }
@@ -354,7 +387,9 @@ static int validate_dict(vctx *c, const dspex_type *t, const dspex_val *v, dspex
         int e = validate(c, t->args[0], v->keys[i], &k, depth + 1);
         if (e <= 0) return e;
         ex = min_ex(ex, e);
+        size_t mark = k->kind == DSPEX_V_STR ? push_key(c, k->s, k->slen) : push_index(c, i);
         e = validate(c, t->args[1], v->items[i], &x, depth + 1);
+        pop(c, mark);
         if (e <= 0) return e;
         ex = min_ex(ex, e);
         /* keys equal after validation ("1" and 1 for dict[int, ...]): the last value wins */
@@ -431,6 +466,119 @@ static int tool_call(vctx *c, const dspex_val *d, dspex_val **out) {
         return -1;
     *out = r;
     return EX_LAX;
+}
+
+/* ---------------------------------------------------------------- models */
+static double num_of(const dspex_val *v) {
+    return v->kind == DSPEX_V_FLOAT ? v->f : v->kind == DSPEX_V_BOOL ? v->b : int_as_double(v);
+}
+
+static int is_num(const dspex_val *v) {
+    return v->kind == DSPEX_V_INT || v->kind == DSPEX_V_FLOAT || v->kind == DSPEX_V_BOOL;
+}
+
+static size_t utf8_len(const char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80) k++;
+    return k;
+}
+
+/* pydantic's constraint checks and messages for one validated field value. */
+static int check_constraints(vctx *c, const dspex_model_field *f, const dspex_val *v) {
+    for (size_t k = 0; k < f->nconstraints; k++) {
+        const char *key = f->constraints[k].key;
+        const dspex_val *lim = f->constraints[k].value;
+        if (lim == NULL || !is_num(lim)) continue;
+        double L = num_of(lim);
+        char msg[256], num[64];
+        dspex_buf b;
+        dspex_buf_init(&b);
+        dspex_py_str(lim, &b);
+        snprintf(num, sizeof num, "%s", b.oom || b.p == NULL ? "?" : b.p);
+        dspex_buf_free(&b);
+        const char *op = NULL;
+        if (is_num(v)) {
+            double x = num_of(v);
+            if (strcmp(key, "gt") == 0 && !(x > L)) op = "greater than";
+            else if (strcmp(key, "ge") == 0 && !(x >= L)) op = "greater than or equal to";
+            else if (strcmp(key, "lt") == 0 && !(x < L)) op = "less than";
+            else if (strcmp(key, "le") == 0 && !(x <= L)) op = "less than or equal to";
+            else if (strcmp(key, "multiple_of") == 0 && L != 0) {
+                /* pydantic-core's float test: the remainder is within |x| / 1e9 of 0 or of L */
+                double rem = fmod(x, L), thr = fabs(x) / 1e9;
+                if (fabs(rem) > thr && fabs(rem - L) > thr && fabs(rem + L) > thr) op = "a multiple of";
+            }
+            if (op) {
+                snprintf(msg, sizeof msg, "Input should be %s %s", op, num);
+                return fail(c, msg);
+            }
+        }
+        int min = strcmp(key, "min_length") == 0, max = strcmp(key, "max_length") == 0;
+        if (!min && !max) continue;
+        size_t len;
+        const char *what;
+        if (v->kind == DSPEX_V_STR) {
+            len = utf8_len(v->s, v->slen);
+            what = "String";
+        } else if (v->kind == DSPEX_V_LIST || v->kind == DSPEX_V_TUPLE || v->kind == DSPEX_V_SET ||
+                   v->kind == DSPEX_V_FROZENSET || v->kind == DSPEX_V_DICT) {
+            len = v->n;
+            what = v->kind == DSPEX_V_DICT ? "Dictionary" : v->kind == DSPEX_V_LIST ? "List"
+                   : v->kind == DSPEX_V_TUPLE ? "Tuple" : "Set";
+        } else {
+            continue;
+        }
+        if ((min && (double)len >= L) || (max && (double)len <= L)) continue;
+        int plural = L != 1;
+        if (v->kind == DSPEX_V_STR)
+            snprintf(msg, sizeof msg, "String should have %s %s character%s", min ? "at least" : "at most", num,
+                     plural ? "s" : "");
+        else
+            snprintf(msg, sizeof msg, "%s should have %s %s item%s after validation, not %zu", what,
+                     min ? "at least" : "at most", num, plural ? "s" : "", len);
+        return fail(c, msg);
+    }
+    return EX_EXACT;
+}
+
+/* A model from a dict (pydantic's model validation, extra keys ignored): every field
+ * validated at its path, missing ones take their default or fail as required. */
+static int validate_model(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val **out, int depth) {
+    if (v->kind != DSPEX_V_DICT) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Input should be a valid dictionary or instance of %.*s", (int)t->name_len, t->name);
+        return fail(c, msg);
+    }
+    dspex_val *r = dict_of(c, t->nfields + 1);
+    if (r == NULL) return -1;
+    int ex = EX_STRICT;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const dspex_model_field *f = &t->fields[i];
+        size_t mark = push_key(c, f->name, f->name_len);
+        const dspex_val *x = dspex_dict_get(v, f->name, f->name_len);
+        dspex_val *y;
+        if (x == NULL) {
+            if (f->default_value == NULL) {
+                fail(c, "Field required");
+                pop(c, mark);
+                return EX_FAIL;
+            }
+            y = f->default_value;
+        } else {
+            int e = validate(c, f->type, x, &y, depth + 1);
+            if (e > 0) e = check_constraints(c, f, y) > 0 ? e : EX_FAIL;
+            if (e <= 0) {
+                pop(c, mark);
+                return e;
+            }
+            ex = min_ex(ex, e);
+        }
+        pop(c, mark);
+        if (put(c, r, f->name, y)) return -1;
+    }
+    *out = r;
+    return ex;
 }
 
 /* ToolCalls.validate_input: {"tool_calls": [call]}, [call, ...] or one call */
@@ -623,6 +771,7 @@ static int validate(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val 
         return fail(c, "Input does not match any member of the union");
     }
     case DSPEX_T_TOOL_CALLS: return validate_tool_calls(c, v, out);
+    case DSPEX_T_MODEL: return validate_model(c, t, v, out, depth);
     case DSPEX_T_TOOL:
     case DSPEX_T_IMAGE:
         /* inputs: the caller renders them to text first */

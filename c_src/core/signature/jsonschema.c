@@ -48,11 +48,13 @@ static void sset(schema_ctx *c, dspex_val *d, const char *k, dspex_val *v) {
     d->n++;
 }
 
-static dspex_val *sstr(schema_ctx *c, const char *s) {
-    dspex_val *v = dspex_val_str(c->a, s, strlen(s));
+static dspex_val *sstr_n(schema_ctx *c, const char *s, size_t n) {
+    dspex_val *v = dspex_val_str(c->a, s, n);
     if (v == NULL) c->oom = 1;
     return v;
 }
+
+static dspex_val *sstr(schema_ctx *c, const char *s) { return sstr_n(c, s, strlen(s)); }
 
 static dspex_val *stype(schema_ctx *c, const char *ty, const char *format) {
     dspex_val *d = sdict(c, 2);
@@ -216,6 +218,99 @@ static dspex_val *tool_calls_body(schema_ctx *c, const dspex_type *t, int depth)
     return d;
 }
 
+/* GenerateJsonSchema.get_title_from_name: str.title() of the name, "_" as a space. The
+ * case mapping is ASCII; other characters are kept as written. */
+static dspex_val *field_title(schema_ctx *c, const char *name, size_t n) {
+    char *t = dspex_arena_alloc(c->a, n + 1);
+    if (t == NULL) {
+        c->oom = 1;
+        return NULL;
+    }
+    int prev_cased = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        int lower = ch >= 'a' && ch <= 'z', upper = ch >= 'A' && ch <= 'Z';
+        if (lower && !prev_cased) ch = (char)(ch - 'a' + 'A');
+        else if (upper && prev_cased) ch = (char)(ch - 'A' + 'a');
+        prev_cased = lower || upper || ((unsigned char)ch >= 0x80);
+        t[i] = ch == '_' ? ' ' : ch;
+    }
+    /* .strip() */
+    size_t s = 0, e = n;
+    while (s < e && t[s] == ' ') s++;
+    while (e > s && t[e - 1] == ' ') e--;
+    return sstr_n(c, t + s, e - s);
+}
+
+/* pydantic leaves the title off a field whose (nullable-unwrapped) type is a named type
+ * it references ($ref): a model, an enum, ToolCalls. */
+static int titled(const dspex_type *t) {
+    if (t->kind == DSPEX_T_UNION && t->nargs == 2 && (t->args[0]->kind == DSPEX_T_NONE || t->args[1]->kind == DSPEX_T_NONE))
+        t = t->args[t->args[0]->kind == DSPEX_T_NONE ? 1 : 0];
+    return !(t->kind == DSPEX_T_MODEL || t->kind == DSPEX_T_ENUM || t->kind == DSPEX_T_TOOL_CALLS);
+}
+
+static int key_eq(const char *k, const char *w) { return strcmp(k, w) == 0; }
+
+/* The JSON-schema keyword of a constraint for a field of type t (pydantic's names). */
+static const char *constraint_keyword(const char *key, const dspex_type *t) {
+    int str = t->kind == DSPEX_T_STR;
+    int obj = t->kind == DSPEX_T_DICT || t->kind == DSPEX_T_MODEL;
+    if (key_eq(key, "gt")) return "exclusiveMinimum";
+    if (key_eq(key, "ge")) return "minimum";
+    if (key_eq(key, "lt")) return "exclusiveMaximum";
+    if (key_eq(key, "le")) return "maximum";
+    if (key_eq(key, "multiple_of")) return "multipleOf";
+    if (key_eq(key, "min_length")) return str ? "minLength" : obj ? "minProperties" : "minItems";
+    if (key_eq(key, "max_length")) return str ? "maxLength" : obj ? "maxProperties" : "maxItems";
+    return NULL;
+}
+
+/* A dict value copied with room for `extra` more keys. */
+static dspex_val *grown(schema_ctx *c, dspex_val *d, size_t extra) {
+    dspex_val *g = sdict(c, (d ? d->n : 0) + extra);
+    if (g == NULL || d == NULL) return g;
+    for (size_t i = 0; i < d->n; i++) {
+        g->keys[i] = d->keys[i];
+        g->items[i] = d->items[i];
+    }
+    g->n = d->n;
+    return g;
+}
+
+/* pydantic's model_json_schema(): properties with title / description / default /
+ * constraints, required in declaration order, the class name as title, the docstring as
+ * description. */
+static dspex_val *model_body(schema_ctx *c, const dspex_type *t, int depth) {
+    dspex_val *props = sdict(c, t->nfields + 1), *req = slist(c, t->nfields);
+    for (size_t i = 0; i < t->nfields && !c->oom; i++) {
+        const dspex_model_field *f = &t->fields[i];
+        dspex_val *fs = grown(c, schema_rec(c, f->type, depth + 1), 4 + f->nconstraints);
+        if (fs == NULL) return NULL;
+        if (titled(f->type)) sset(c, fs, "title", field_title(c, f->name, f->name_len));
+        if (f->desc) sset(c, fs, "description", sstr_n(c, f->desc, f->desc_len));
+        if (f->default_value) sset(c, fs, "default", f->default_value);
+        for (size_t k = 0; k < f->nconstraints; k++) {
+            const char *kw = constraint_keyword(f->constraints[k].key, f->type);
+            if (kw) sset(c, fs, kw, f->constraints[k].value);
+        }
+        char *name = dspex_arena_strndup(c->a, f->name, f->name_len);
+        if (name == NULL) {
+            c->oom = 1;
+            return NULL;
+        }
+        sset(c, props, name, fs);
+        if (f->default_value == NULL && req) req->items[req->n++] = sstr_n(c, f->name, f->name_len);
+    }
+    dspex_val *d = sdict(c, 5);
+    if (t->desc) sset(c, d, "description", sstr_n(c, t->desc, t->desc_len));
+    sset(c, d, "properties", props);
+    if (req && req->n) sset(c, d, "required", req);
+    sset(c, d, "title", sstr_n(c, t->name, t->name_len));
+    sset(c, d, "type", sstr(c, "object"));
+    return d;
+}
+
 /* The key schema of dict[K, V] as pydantic writes it under "propertyNames": a $ref for
  * an enum, a string schema without its "type" when it says more than "string" (a
  * Literal's enum/const, a date format); NULL when there is nothing to say. */
@@ -315,6 +410,7 @@ static dspex_val *schema_rec(schema_ctx *c, const dspex_type *t, int depth) {
     }
     case DSPEX_T_ENUM: return named(c, t->name, t->name_len, enum_body, t, depth);
     case DSPEX_T_TOOL_CALLS: return named(c, "ToolCalls", 9, tool_calls_body, t, depth);
+    case DSPEX_T_MODEL: return named(c, t->name, t->name_len, model_body, t, depth);
     case DSPEX_T_TOOL:
     case DSPEX_T_IMAGE: return sdict(c, 1); /* inputs only: no schema is shown for them */
     }

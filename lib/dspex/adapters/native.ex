@@ -67,12 +67,13 @@ defmodule DSPex.Adapter.Native do
           {:ok_tagged, map} ->
             {:ok, cast_outputs(sig, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end))}
 
-          {:error, {type, message, {response, missing, found}}} ->
+          {:error, {type, message, {response, missing, found, bad}}} ->
             details = %{
               adapter: kind,
               lm_response: response,
               missing: missing,
               found: found,
+              errors: Map.new(bad),
               signature: sig
             }
 
@@ -99,7 +100,7 @@ defmodule DSPex.Adapter.Native do
   # DSPy's parse_value(text, type) for one type term: {:ok, value} | {:error, %Error{}}.
   @spec parse_value(term, binary) :: {:ok, term} | {:error, Error.t()}
   def parse_value(type, text) when is_binary(text) do
-    case NIF.guard(fn -> NIF.adapter_parse_value(type, text) end) do
+    case NIF.guard(fn -> NIF.adapter_parse_value(DSPex.Schema.expand(type), text) end) do
       {:ok, v} -> {:ok, cast(type, v)}
       {:ok_tagged, v} -> {:ok, cast(type, from_tagged(v))}
       {:error, triple} -> {:error, NIF.wrap_error(triple)}
@@ -117,10 +118,16 @@ defmodule DSPex.Adapter.Native do
 
   @doc false
   # A validated value (plain data from C) as the Elixir value of its type: dspy.ToolCalls
-  # as %DSPex.ToolCalls{}, inside lists, dicts and optionals too.
+  # as %DSPex.ToolCalls{}, a schema's dict as its struct (DSPex.Schema), inside lists,
+  # dicts and optionals too.
   @spec cast(term, term) :: term
   def cast(_type, nil), do: nil
   def cast(:tool_calls, %{} = v), do: DSPex.ToolCalls.new!(v)
+
+  def cast(module, %{} = v) when is_atom(module) and not is_struct(v) do
+    if DSPex.Schema.schema?(module), do: DSPex.Schema.to_struct(module, v), else: v
+  end
+
   def cast({:optional, t}, v), do: cast(t, v)
   def cast({:list, t}, v) when is_list(v), do: Enum.map(v, &cast(t, &1))
   def cast({:dict, _k, t}, %{} = v), do: Map.new(v, fn {k, x} -> {k, cast(t, x)} end)
@@ -173,7 +180,10 @@ defmodule DSPex.Adapter.Native do
      [{"tool_calls", Enum.map(calls, &{:ordered, [{"name", &1.name}, {"args", plain(&1.args)}]})}]}
   end
 
-  def plain(%_{} = s), do: s |> fields() |> plain()
+  def plain(%mod{} = s) do
+    if DSPex.Schema.schema?(mod), do: DSPex.Schema.plain(s), else: s |> fields() |> plain()
+  end
+
   def plain(m) when is_map(m), do: Map.new(m, fn {k, v} -> {plain(k), plain(v)} end)
 
   def plain({:ordered, pairs}) when is_list(pairs) do

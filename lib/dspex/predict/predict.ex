@@ -523,9 +523,13 @@ defmodule DSPex.Predict do
   end
 
   # What the parse error's data says went wrong, one line each.
-  defp problem(%{missing: missing, found: found}, sig) when is_list(missing) and is_list(found) do
+  defp problem(%{missing: missing, found: found} = details, sig)
+       when is_list(missing) and is_list(found) do
     expected = Enum.map(sig.outputs, & &1.name)
     bad = Enum.filter(expected, &(&1 in missing or &1 not in found))
+
+    # why a value did not fit its type, with where it failed ("items[2].price: ...")
+    why = for {name, reason} <- Map.get(details, :errors, %{}), do: "`#{name}`: #{reason}"
 
     [
       "Expected output fields: #{fields(expected)}.",
@@ -534,7 +538,7 @@ defmodule DSPex.Predict do
         do: "A field's value does not have the type the format asks for.",
         else: "Missing or not parseable: #{fields(bad)}."
       )
-    ]
+    ] ++ why
   end
 
   defp problem(_details, _sig), do: []

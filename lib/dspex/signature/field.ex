@@ -290,7 +290,7 @@ defmodule DSPex.Signature.Field do
   # `mode`: :class (a Python annotation in a class body) or :string (DSPy's string parser).
   @spec normalize_type!(term, :class | :string) :: type
   def normalize_type!(type, mode) do
-    case NIF.guard(fn -> NIF.type_normalize(type, mode) end) do
+    case NIF.guard(fn -> NIF.type_normalize(DSPex.Schema.expand(type), mode) end) do
       {:ok, t} ->
         t
 
@@ -393,7 +393,7 @@ defmodule DSPex.Signature.Field do
       "Sentiment"
   """
   @spec type_name(type) :: binary
-  def type_name(type), do: NIF.guard(fn -> NIF.type_text(type, :name) end)
+  def type_name(type), do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :name) end)
 
   @doc """
   The type in DSPy's signature string syntax, so that it parses back to the same term:
@@ -411,7 +411,8 @@ defmodule DSPex.Signature.Field do
       ~s|Literal["it's", 2.5, False]|
   """
   @spec type_string(type) :: binary
-  def type_string(type), do: NIF.guard(fn -> NIF.type_text(type, :string) end)
+  def type_string(type),
+    do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :string) end)
 
   @doc """
   pydantic's JSON schema for the type, with DSPy's key order (what the adapters show for
@@ -425,7 +426,8 @@ defmodule DSPex.Signature.Field do
       ~s|{"type": "object", "additionalProperties": {"type": "integer"}, "propertyNames": {"enum": ["a", "b"]}}|
   """
   @spec json_schema(type) :: binary
-  def json_schema(type), do: NIF.guard(fn -> NIF.type_text(type, :json_schema) end)
+  def json_schema(type),
+    do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :json_schema) end)
 
   @doc """
   Formats a value like Python's `str()` for the scalars DSPy puts in prompt text:

@@ -14,7 +14,7 @@ defmodule DSPex.Tool.Args do
   def validate(:any, value), do: {:ok, value}
 
   def validate(type, value) do
-    case NIF.guard(fn -> NIF.type_validate(type, Native.plain(value)) end) do
+    case NIF.guard(fn -> NIF.type_validate(DSPex.Schema.expand(type), Native.plain(value)) end) do
       {:ok, v} -> {:ok, Native.cast(type, v)}
       {:ok_tagged, v} -> {:ok, Native.cast(type, Native.from_tagged(v))}
       {:error, message} -> {:error, message}
@@ -39,7 +39,7 @@ defmodule DSPex.Tool.Args do
           nil -> nil
         end
 
-      {p.key, p.type, default, p.desc}
+      {p.key, DSPex.Schema.expand(p.type), default, p.desc}
     end)
   end
 end
