@@ -183,6 +183,25 @@ def tool_case():
     return str(dspy.Tool(file_invoice))
 
 
+# dspy.Image inputs: the value becomes an OpenAI image_url content part of the user turn
+PNG_1PX = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+           "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+
+
+def image_cases():
+    gen_dspy_fixtures.SCALARS.update({"image": dspy.Image})
+    one = sig([fld("photo", "image"), fld("question")], [fld("answer")], "Answer about the photo.")
+    many = sig([fld("photos", ["list", "image"])], [fld("caption")], "Caption the photos.")
+    yield "image_data_url", one, [], {"photo": PNG_1PX, "question": "What color?"}
+    yield "image_http_url", one, [{"photo": "https://example.com/cat.png", "question": "What is it?",
+                                   "answer": "A cat."}], {"photo": "https://example.com/dog.jpg", "question": "And this?"}
+    yield "image_list", many, [], {"photos": [PNG_1PX, "https://example.com/a.png"]}
+
+
+def image_value(v):
+    return [dspy.Image(x) for x in v] if isinstance(v, list) else dspy.Image(v)
+
+
 def main():
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
@@ -216,6 +235,15 @@ def main():
             n += 1
     write("tool_with_model", {"kind": "tool", "models": MODELS, "model": "Invoice", "text": tool_case()})
     n += 1
+    for name, s, demos, inputs in image_cases():
+        sigcls = build_signature(s, MODELS)
+        images = [f["name"] for f in s["inputs"] if f["type"] in ("image", ["list", "image"])]
+        conv = lambda d: {k: (image_value(v) if k in images else v) for k, v in d.items()}  # noqa: E731
+        for ad_name, ad in (("chat", dspy.ChatAdapter()), ("json", dspy.JSONAdapter())):
+            msgs = ad.format(sigcls, [conv(d) for d in demos], conv(inputs))
+            write(f"{name}_{ad_name}", {"kind": "image", "adapter": ad_name, "models": {}, "signature": s,
+                                        "images": images, "demos": demos, "inputs": inputs, "messages": msgs})
+            n += 1
     print(f"schema fixtures: {n}", file=sys.stderr)
 
 

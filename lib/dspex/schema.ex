@@ -211,8 +211,11 @@ defmodule DSPex.Schema do
   """
   @spec schema?(term) :: boolean
   def schema?(module) when is_atom(module) and module not in [nil, true, false] do
-    # type atoms (:str, :int, ...) are not module names: no code-path lookup for them
-    match?("Elixir." <> _, Atom.to_string(module)) and Code.ensure_loaded?(module) and
+    # Type atoms (:str, :int, ...) are not module names: no code-path lookup for them.
+    # ensure_compiled: a signature module checked at compile time waits for the schema
+    # module it names to be compiled.
+    match?("Elixir." <> _, Atom.to_string(module)) and
+      Code.ensure_compiled(module) == {:module, module} and
       function_exported?(module, :__schema__, 0)
   end
 

@@ -24,7 +24,8 @@ defmodule DSPex.Adapter.Native do
           NIF.adapter_format(kind, ref, key, d, i)
         end)
 
-      {messages, meta}
+      # image inputs: the user turns become content parts (DSPy's marker expansion)
+      {DSPex.Image.expand_messages(messages), meta}
     end)
   end
 
@@ -173,6 +174,7 @@ defmodule DSPex.Adapter.Native do
   end
 
   def plain(%DSPex.Tool{} = t), do: DSPex.Tool.format(t)
+  def plain(%DSPex.Image{} = img), do: DSPex.Image.marker(img)
 
   def plain(%DSPex.ToolCalls{tool_calls: calls}) do
     # ToolCalls.format(): {"tool_calls": [{"name": ..., "args": ...}]}, in that key order

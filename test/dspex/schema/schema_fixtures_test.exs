@@ -71,6 +71,34 @@ defmodule DSPex.SchemaFixturesTest do
     assert DSPex.Tool.format(tool) == fx["text"]
   end
 
+  defp check(%{"kind" => "image"} = fx, ns) do
+    sig = signature(fx["signature"], ns)
+    images = fx["images"]
+
+    conv = fn m ->
+      Map.new(m, fn {k, v} ->
+        v =
+          cond do
+            k not in images -> v
+            is_list(v) -> Enum.map(v, &DSPex.Image.new/1)
+            true -> DSPex.Image.new(v)
+          end
+
+        {String.to_existing_atom(k), v}
+      end)
+    end
+
+    messages =
+      adapter(fx["adapter"]).format(sig, Enum.map(fx["demos"], conv), conv.(fx["inputs"]), [])
+
+    assert length(messages) == length(fx["messages"])
+
+    for {a, e} <- Enum.zip(messages, fx["messages"]) do
+      assert a.role == e["role"]
+      assert a.content == e["content"]
+    end
+  end
+
   # --- neutral descriptions -> DSPex terms ---------------------------------------------
 
   defp define_models(models, ns) do

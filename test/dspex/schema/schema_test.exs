@@ -30,6 +30,14 @@ defmodule DSPex.SchemaTest do
            }
   end
 
+  test "a signature module names a schema type" do
+    sig = DSPex.Signature.resolve!(DSPex.Test.ExtractInvoice)
+    assert [%{name: :invoice, type: Invoice}] = sig.outputs
+    lm = DSPex.LM.Scripted.new([@reply])
+    {:ok, pred} = DSPex.call(DSPex.Predict.new(DSPex.Test.ExtractInvoice, lm: lm), text: "...")
+    assert %Invoice{number: "A-1"} = pred.invoice
+  end
+
   test "a value that does not validate is re-asked with where it failed" do
     bad =
       ~s([[ ## invoice ## ]]\n{"number": "A-1", "items": [{"description": "a", "quantity": 1, "unit_price": 1}, {"description": "b", "quantity": 1, "unit_price": 2}, {"description": "c", "quantity": 1, "unit_price": "cheap"}]}\n\n[[ ## completed ## ]])
