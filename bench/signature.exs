@@ -14,7 +14,9 @@ string =
     "labels: list[Literal['a', 'b', 'c']] | None"
 
 parse_us = DSPex.Bench.measure_us(fn -> {:ok, _} = Signature.parse(string) end, seconds)
-nif_us = DSPex.Bench.measure_us(fn -> {:ok, _} = DSPex.NIF.signature_parse(string) end, seconds)
+
+nif_us =
+  DSPex.Bench.measure_us(fn -> {:ok, _} = DSPex.NIF.signature_parse(string, :string) end, seconds)
 
 IO.puts("Signature string with 6 fields")
 

@@ -48,10 +48,11 @@ typedef struct {
     ERL_NIF_TERM result;
 } call;
 
-static dspex_val *value(call *c, ERL_NIF_TERM t, const char *what) {
-    dspex_val *v = nt_to_val(&c->nc, t, 0);
+/* A demo/inputs/outputs map: only the signature's fields are read (nt_record). */
+static dspex_val *value(call *c, const dspex_compiled *cs, ERL_NIF_TERM t, const char *what) {
+    dspex_val *v = nt_record(&c->nc, t, cs->names, cs->name_vals, cs->sig->nfields);
     const DspexAtoms *at = c->nc.at;
-    if (v != NULL && v->kind != DSPEX_V_DICT) {
+    if (v == NULL && c->nc.status == NT_BAD && !enif_is_map(c->env, t)) {
         c->result = dspex_raise_badarg(c->env, what);
         return NULL;
     }
@@ -74,6 +75,64 @@ static int rescheduled(call *c) {
 }
 
 /* ---------------------------------------------------------------- format */
+/* Demo cache. The demo messages depend only on the signature, the adapter and the demos,
+ * and a predictor passes the same demos on every call: a compiled signature keeps, per
+ * adapter, the last demos list it formatted and their messages. A call whose demos are
+ * identical (enif_is_identical: the same maps compare by pointer) copies the messages
+ * instead of converting and rendering the demos again. Lists charged more than
+ * DEMO_CACHE_WORK units (~64 KiB of text) are not kept, which bounds the memory a
+ * compiled signature holds; the cached messages live in their own binary, so a large
+ * input never stays pinned by the cache. */
+#define DEMO_CACHE_WORK 65536
+
+/* A copy of the cached demo messages when `demos` is the cached list (0 otherwise). */
+static int demo_hit(ErlNifEnv *env, dspex_compiled *cs, dxa_adapter ad, ERL_NIF_TERM demos, ERL_NIF_TERM *msgs) {
+    int hit = 0;
+    enif_rwlock_rlock(cs->demo_lock);
+    if (cs->demo_env[ad] && enif_is_identical(demos, cs->demo_key[ad])) {
+        *msgs = enif_make_copy(env, cs->demo_msgs[ad]);
+        hit = 1;
+    }
+    enif_rwlock_runlock(cs->demo_lock);
+    return hit;
+}
+
+static void demo_store(dspex_compiled *cs, dxa_adapter ad, ERL_NIF_TERM demos, ERL_NIF_TERM msgs) {
+    ErlNifEnv *e = enif_alloc_env();
+    if (e == NULL) return; /* not cached: the next call renders again */
+    ERL_NIF_TERM k = enif_make_copy(e, demos), m = enif_make_copy(e, msgs);
+    enif_rwlock_rwlock(cs->demo_lock);
+    ErlNifEnv *old = cs->demo_env[ad];
+    cs->demo_env[ad] = e;
+    cs->demo_key[ad] = k;
+    cs->demo_msgs[ad] = m;
+    enif_rwlock_rwunlock(cs->demo_lock);
+    if (old) enif_free_env(old);
+}
+
+/* %{role: R, content: C} for messages msgs[from .. to): contents are sub-binaries of one
+ * new binary holding text[msgs[from].content .. end of msgs[to - 1]] (they are laid out
+ * one after another in the call's buffer). */
+static int message_maps(ErlNifEnv *env, const DspexAtoms *at, const dxa_msgs *msgs, size_t from, size_t to,
+                        ERL_NIF_TERM *maps) {
+    if (from >= to) return 0;
+    const char *base = msgs->msgs[from].content;
+    size_t len = (size_t)(msgs->msgs[to - 1].content + msgs->msgs[to - 1].len - base);
+    ERL_NIF_TERM all;
+    unsigned char *dst = enif_make_new_binary(env, len, &all);
+    if (dst == NULL) return -1;
+    if (len) memcpy(dst, base, len);
+    ERL_NIF_TERM roles[3] = {dspex_make_binary(env, "system", 6), dspex_make_binary(env, "user", 4),
+                             dspex_make_binary(env, "assistant", 9)};
+    ERL_NIF_TERM keys[2] = {at->ad_content, at->ad_role};
+    for (size_t i = from; i < to; i++) {
+        const dxa_msg *m = &msgs->msgs[i];
+        ERL_NIF_TERM vals[2] = {enif_make_sub_binary(env, all, (size_t)(m->content - base), m->len), roles[m->role]};
+        if (!enif_make_map_from_arrays(env, keys, vals, 2, &maps[i - from])) return -1;
+    }
+    return 0;
+}
+
 ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     const DspexAtoms *at = dspex_atoms(env);
     dxa_adapter ad;
@@ -89,54 +148,55 @@ ERL_NIF_TERM dspex_nif_adapter_format(ErlNifEnv *env, int argc, const ERL_NIF_TE
     dspex_work w = {0};
     call c = {.env = env, .argc = argc, .argv = argv, .self = dspex_nif_adapter_format, .name = "adapter_format",
               .nc = {.env = env, .at = at, .a = &a, .work = &w}};
+    ERL_NIF_TERM cached = 0;
+    int hit = nd > 0 && demo_hit(env, cs, ad, argv[3], &cached);
+    unsigned ncached = 0;
+    if (hit && !enif_get_list_length(env, cached, &ncached)) hit = 0;
     dspex_val **demos = dspex_arena_alloc(&a, ((size_t)nd + 1) * sizeof(dspex_val *));
     dspex_val *inputs = NULL;
+    ERL_NIF_TERM *maps = NULL;
     dxa_msgs msgs;
     dspex_buf text;
     dspex_buf_init(&text);
     if (demos == NULL) goto oom;
-    ERL_NIF_TERM l = argv[3], h;
     size_t k = 0;
-    while (enif_get_list_cell(env, l, &h, &l)) {
-        if ((demos[k++] = value(&c, h, "each demo must be a map with atom keys")) == NULL) goto done;
-        if (rescheduled(&c)) goto done;
+    if (!hit) {
+        ERL_NIF_TERM l = argv[3], h;
+        while (enif_get_list_cell(env, l, &h, &l)) {
+            if ((demos[k++] = value(&c, cs, h, "each demo must be a map with atom keys")) == NULL) goto done;
+            if (rescheduled(&c)) goto done;
+        }
     }
-    if ((inputs = value(&c, argv[4], "inputs must be a map with atom keys")) == NULL || rescheduled(&c)) goto done;
+    size_t demo_work = w.units;
+    if ((inputs = value(&c, cs, argv[4], "inputs must be a map with atom keys")) == NULL || rescheduled(&c)) goto done;
     if (dxa_format(ad, cs->sig, &cs->prep[ad], demos, k, inputs, &a, &text, &msgs) != 0) goto oom;
     {
-        /* one binary holds every content but the system message (a resource binary) */
-        ERL_NIF_TERM all;
-        unsigned char *dst = enif_make_new_binary(env, text.len, &all);
-        if (dst == NULL) goto oom;
-        if (text.len) memcpy(dst, text.p, text.len);
-        ERL_NIF_TERM roles[3] = {dspex_make_binary(env, "system", 6), dspex_make_binary(env, "user", 4),
-                                 dspex_make_binary(env, "assistant", 9)};
-        ERL_NIF_TERM keys[2] = {at->ad_content, at->ad_role};
-        ERL_NIF_TERM *maps = enif_alloc(msgs.n * sizeof(ERL_NIF_TERM));
+        /* [system | demo messages (cached or new) | history and the user turn] */
+        size_t nrest = msgs.n - 1 - msgs.ndemo, ndm = hit ? ncached : msgs.ndemo;
+        size_t total = 1 + ndm + nrest;
+        maps = enif_alloc(total * sizeof(ERL_NIF_TERM));
         if (maps == NULL) goto oom;
-        size_t off = 0;
-        for (size_t i = 0; i < msgs.n; i++) {
-            const dxa_msg *m = &msgs.msgs[i];
-            ERL_NIF_TERM content;
-            if (i == 0) {
-                content = enif_make_resource_binary(env, cs, m->content, m->len);
-            } else {
-                off = (size_t)(m->content - text.p);
-                content = enif_make_sub_binary(env, all, off, m->len);
-            }
-            ERL_NIF_TERM vals[2] = {content, roles[m->role]};
-            if (!enif_make_map_from_arrays(env, keys, vals, 2, &maps[i])) {
-                enif_free(maps);
-                goto oom;
-            }
+        ERL_NIF_TERM sys[2] = {enif_make_resource_binary(env, cs, msgs.msgs[0].content, msgs.msgs[0].len),
+                               dspex_make_binary(env, "system", 6)};
+        ERL_NIF_TERM keys[2] = {at->ad_content, at->ad_role};
+        if (!enif_make_map_from_arrays(env, keys, sys, 2, &maps[0])) goto oom;
+        if (hit) {
+            ERL_NIF_TERM l = cached, h;
+            size_t i = 1;
+            while (enif_get_list_cell(env, l, &h, &l)) maps[i++] = h;
+        } else if (message_maps(env, at, &msgs, 1, 1 + msgs.ndemo, maps + 1) != 0) {
+            goto oom;
         }
-        c.result = dspex_ok(env, enif_make_list_from_array(env, maps, (unsigned)msgs.n));
-        enif_free(maps);
+        if (message_maps(env, at, &msgs, 1 + msgs.ndemo, msgs.n, maps + 1 + ndm) != 0) goto oom;
+        if (!hit && nd > 0 && demo_work <= DEMO_CACHE_WORK)
+            demo_store(cs, ad, argv[3], enif_make_list_from_array(env, maps + 1, (unsigned)ndm));
+        c.result = dspex_ok(env, enif_make_list_from_array(env, maps, (unsigned)total));
     }
     goto done;
 oom:
     c.result = enif_raise_exception(env, at->out_of_memory);
 done:
+    if (maps) enif_free(maps);
     dspex_buf_free(&text);
     dspex_arena_free(&a);
     dspex_compiled_release(cs);
@@ -156,7 +216,7 @@ ERL_NIF_TERM dspex_nif_adapter_format_assistant(ErlNifEnv *env, int argc, const 
     call c = {.env = env, .argc = argc, .argv = argv, .self = dspex_nif_adapter_format_assistant,
               .name = "adapter_format_assistant", .nc = {.env = env, .at = at, .a = &a, .work = &w}};
     const char *missing = NULL;
-    dspex_val *outputs = value(&c, argv[3], "outputs must be a map with atom keys");
+    dspex_val *outputs = value(&c, cs, argv[3], "outputs must be a map with atom keys");
     if (outputs == NULL || rescheduled(&c)) goto done;
     if (!enif_is_identical(argv[4], at->nil)) {
         ErlNifBinary b;

@@ -23,6 +23,9 @@ static void destroy(ErlNifEnv *env, void *obj) {
     dspex_compiled *c = obj;
     dspex_sig_free(c->sig);
     if (c->env) enif_free_env(c->env);
+    for (int ad = 0; ad < 2; ad++)
+        if (c->demo_env[ad]) enif_free_env(c->demo_env[ad]);
+    if (c->demo_lock) enif_rwlock_destroy(c->demo_lock);
 }
 
 int dspex_compiled_load(ErlNifEnv *env, DspexNifPriv *priv) {
@@ -155,6 +158,11 @@ static int build_field(build *b, ERL_NIF_TERM t, size_t idx, int *seen_output) {
         if (sig->fields[k].name_len == f->name_len && memcmp(sig->fields[k].name, f->name, f->name_len) == 0)
             return fail(b, "field names must be distinct (input and output fields too)");
     b->c->names[idx] = enif_make_copy(b->c->env, el[1]);
+    dspex_val *nv = dspex_val_new(&sig->arena, DSPEX_V_STR);
+    if (nv == NULL) return nomem(b);
+    nv->s = f->name;
+    nv->slen = f->name_len;
+    b->c->name_vals[idx] = nv;
     nt_ctx nc = {.env = b->env, .at = b->at, .a = &sig->arena};
     f->type = nt_to_type(&nc, el[2], 0);
     if (f->type == NULL) return nc.status == NT_OOM ? nomem(b) : fail(b, nc.err ? nc.err : "invalid type");
@@ -220,7 +228,8 @@ static ERL_NIF_TERM compile_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     c->id = (unsigned long)id;
     c->env = enif_alloc_env();
     c->sig = dspex_sig_new();
-    if (c->env == NULL || c->sig == NULL) {
+    c->demo_lock = enif_rwlock_create("dspex_demo_cache");
+    if (c->env == NULL || c->sig == NULL || c->demo_lock == NULL) {
         enif_release_resource(c);
         return enif_raise_exception(env, at->out_of_memory);
     }
@@ -229,7 +238,8 @@ static ERL_NIF_TERM compile_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     sig->fields = dspex_arena_alloc(&sig->arena, ((size_t)nfields + 1) * sizeof(dspex_field));
     c->names = dspex_arena_alloc(&sig->arena, ((size_t)nfields + 1) * sizeof(ERL_NIF_TERM));
     c->defaults = dspex_arena_alloc(&sig->arena, ((size_t)nfields + 1) * sizeof(ERL_NIF_TERM));
-    int rc = (sig->fields && c->names && c->defaults) ? 0 : nomem(&b);
+    c->name_vals = dspex_arena_alloc(&sig->arena, ((size_t)nfields + 1) * sizeof(dspex_val *));
+    int rc = (sig->fields && c->names && c->defaults && c->name_vals) ? 0 : nomem(&b);
     if (rc == 0) rc = text_of(&b, el[0], &sig->instructions, &sig->instructions_len);
     ERL_NIF_TERM l = el[1], h;
     int seen_output = 0;

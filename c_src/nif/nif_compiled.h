@@ -27,9 +27,16 @@ struct dspex_compiled {
     ErlNifEnv *env;         /* owns the terms below */
     ERL_NIF_TERM key;       /* what it was compiled from */
     ERL_NIF_TERM *names;    /* field name atoms, by field index */
+    dspex_val **name_vals;  /* field names as str values (dict keys), by field index */
     ERL_NIF_TERM *defaults; /* output defaults, by field index; 0 when none */
     unsigned long id;
     int used;               /* second-chance bit (set on every hit) */
+    /* The demo messages of the last demos list formatted, by adapter (nif_adapter.c):
+     * demo_key[ad] is that list, demo_msgs[ad] its messages, both in demo_env[ad]. */
+    ErlNifRWLock *demo_lock;
+    ErlNifEnv *demo_env[2];
+    ERL_NIF_TERM demo_key[2];
+    ERL_NIF_TERM demo_msgs[2];
     dspex_compiled *next;   /* cache bucket chain (under the cache lock) */
 };
 

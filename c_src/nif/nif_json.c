@@ -1,7 +1,9 @@
 /* NIF bindings: the JSON codec (DSPex.JSON.decode/encode).
  *
  * json_decode(Binary, {Flags, MaxDepth}) -> {ok, Term} | {error, {json_decode, Msg, Offset}}
- *   Flags bit 0: object keys as existing atoms.
+ *   Flags bit 0: object keys as existing atoms; bit 4: objects as {ordered, [{Key, Value}]}
+ *   in the text's order (a repeated key keeps its first place and its last value, as
+ *   Python's json.loads; used by DSPex.Program.load to keep dict order).
  * json_encode(Term, {Flags, MaxDepth}) -> {ok, Binary} | {error, {json_encode, Msg, nil | {term, T}}}
  *   Flags bit 0: pretty, bit 1: sort_keys, bit 2: escape non-ASCII as \uXXXX.
  *
@@ -22,6 +24,7 @@
 #include "dspex/json.h"
 
 #define DEC_KEYS_EXISTING_ATOMS 1
+#define DEC_OBJECTS_ORDERED 16
 #define ENC_PRETTY 1
 #define ENC_SORT_KEYS 2
 #define ENC_ESCAPE_UNICODE 4
@@ -267,10 +270,30 @@ static ERL_NIF_TERM decode_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
             DecFrame *f = &d.frames[--d.nf];
             size_t n = d.nv - f->vstart;
             ERL_NIF_TERM *ks = d.keys + f->kstart, *vs = d.vals + f->vstart;
-            if (!enif_make_map_from_arrays(env, ks, vs, n, &v)) {
+            int dup = !enif_make_map_from_arrays(env, ks, vs, n, &v);
+            if (dup) {
                 /* duplicate keys: the last occurrence wins */
                 v = enif_make_new_map(env);
                 for (size_t k = 0; k < n; k++) enif_make_map_put(env, v, ks[k], vs[k], &v);
+            }
+            if (flags & DEC_OBJECTS_ORDERED) {
+                if (dup) {
+                    /* each key once, at its first place, with its last value (compacted in
+                     * place: the write index never passes the read index) */
+                    ERL_NIF_TERM left = v, val;
+                    size_t j = 0;
+                    for (size_t k = 0; k < n; k++) {
+                        if (!enif_get_map_value(env, left, ks[k], &val)) continue;
+                        enif_make_map_remove(env, left, ks[k], &left);
+                        ks[j] = ks[k];
+                        vs[j++] = val;
+                    }
+                    n = j;
+                }
+                ERL_NIF_TERM pairs = enif_make_list(env, 0);
+                for (size_t k = n; k-- > 0;)
+                    pairs = enif_make_list_cell(env, enif_make_tuple2(env, ks[k], vs[k]), pairs);
+                v = enif_make_tuple2(env, a->json_ordered, pairs);
             }
             d.nv = f->vstart;
             d.nk = f->kstart;

@@ -221,14 +221,14 @@ dspex_val *nt_to_val(nt_ctx *c, ERL_NIF_TERM t, int depth) {
     if (enif_is_number(c->env, t)) {
         ErlNifSInt64 i;
         double d;
-        if (enif_get_int64(c->env, t, &i)) {
-            v = new_val(c, DSPEX_V_INT);
-            if (v) v->i = (long long)i;
-            return v;
-        }
         if (enif_get_double(c->env, t, &d)) {
             v = new_val(c, DSPEX_V_FLOAT);
             if (v) v->f = d;
+            return v;
+        }
+        if (enif_get_int64(c->env, t, &i)) {
+            v = new_val(c, DSPEX_V_INT);
+            if (v) v->i = (long long)i;
             return v;
         }
         return big_int(c, t);
@@ -253,6 +253,30 @@ dspex_val *nt_to_val(nt_ctx *c, ERL_NIF_TERM t, int depth) {
     }
     if (enif_is_map(c->env, t)) return map_to_dict(c, t, depth);
     return bad(c, "adapter values must be strings, numbers, booleans, nil, atoms, lists, tuples or maps");
+}
+
+dspex_val *nt_record(nt_ctx *c, ERL_NIF_TERM map, const ERL_NIF_TERM *names, dspex_val *const *keys, size_t n) {
+    ERL_NIF_TERM st, v;
+    if (!enif_is_map(c->env, map)) return bad(c, "expected a map with atom keys");
+    if (enif_get_map_value(c->env, map, c->at->nt_struct, &st)) {
+        c->status = NT_STRUCT;
+        c->err = "a struct is not plain data";
+        return NULL;
+    }
+    charge(c, n * DSPEX_COST_TERM);
+    dspex_val *d = new_val(c, DSPEX_V_DICT);
+    if (d == NULL) return NULL;
+    d->keys = dspex_arena_alloc(c->a, (n + 1) * sizeof(dspex_val *));
+    d->items = dspex_arena_alloc(c->a, (n + 1) * sizeof(dspex_val *));
+    if (d->keys == NULL || d->items == NULL) return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        if (!enif_get_map_value(c->env, map, names[i], &v)) continue;
+        dspex_val *x = nt_to_val(c, v, 1);
+        if (x == NULL) return NULL;
+        d->keys[d->n] = keys[i];
+        d->items[d->n++] = x;
+    }
+    return d;
 }
 
 /* ---------------------------------------------------------------- types */

@@ -33,6 +33,12 @@ typedef struct {
 
 /* term -> value. Binaries are referenced, not copied (valid while the call runs). */
 dspex_val *nt_to_val(nt_ctx *c, ERL_NIF_TERM t, int depth);
+/* A top-level demo/inputs/outputs map as a dict holding only the given fields: for each
+ * i < n with names[i] (an atom) in the map, keys[i] -> its value. The adapters read
+ * nothing else (as DSPy reads only the signature's fields), so other keys are neither
+ * converted nor charged. NULL with c->status set when `map` is not a map (NT_BAD), a struct
+ * (NT_STRUCT), or a value fails. */
+dspex_val *nt_record(nt_ctx *c, ERL_NIF_TERM map, const ERL_NIF_TERM *names, dspex_val *const *keys, size_t n);
 /* term -> type (validated and normalised); NULL with c->err/status set. */
 dspex_type *nt_to_type(nt_ctx *c, ERL_NIF_TERM t, int depth);
 

@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     dxa_msg *msgs;
     size_t n;
+    size_t ndemo; /* msgs[1 .. 1 + ndemo) render the demos (they depend on nothing else) */
 } dxa_msgs;
 
 /* The parts of a prompt that depend only on the signature and the adapter, rendered once

@@ -95,4 +95,58 @@ CTEST(random_doubles_round_trip_in_at_most_17_digits) {
     }
 }
 
+/* Significant digits of a decimal text (no leading/trailing zeros) and the decimal
+ * exponent of the first, e.g. "0.0125" -> "125", -2; "3.5e+20" -> "35", 20. */
+static void significant(const char *t, char *dig, int *exp10) {
+    int n = 0, point = -1, first = -1, pos = 0;
+    const char *p = t;
+    if (*p == '-') p++;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') {
+            point = pos;
+            continue;
+        }
+        if (first < 0 && *p == '0') {
+            pos++;
+            continue;
+        }
+        if (first < 0) first = pos;
+        dig[n++] = *p;
+        pos++;
+    }
+    if (point < 0) point = pos;
+    while (n > 1 && dig[n - 1] == '0') n--;
+    dig[n] = 0;
+    *exp10 = (first < 0 ? 0 : point - first - 1) + (*p == 'e' ? atoi(p + 1) : 0);
+}
+
+/* The fast exact path (doubles in about [1e-4, 1e37)) gives the same digits as the C
+ * library's correctly rounded output at the fewest digits that read back. */
+CTEST(fast_path_matches_the_shortest_correctly_rounded_digits) {
+    uint64_t s = 1234567ULL;
+    char out[DSPEX_NUMFMT_MAX], ref[40], d1[40], d2[40];
+    for (int i = 0; i < 150000; i++) {
+        uint64_t r = next(&s);
+        double d;
+        switch (i % 5) {
+        case 0: d = (double)(r >> 11) / 9007199254740992.0; break;                   /* [0, 1) */
+        case 1: d = (double)(r >> 11) / 9007199254740992.0 * 1e6; break;            /* [0, 1e6) */
+        case 2: d = (double)(r % 2000001) * 0.5; break;                             /* halves */
+        case 3: d = ldexp((double)(r >> 11), (int)(r % 140) - 60 - 53); break; /* 2^-113..2^80 */
+        default: d = (double)(r % 100000000) / pow(10.0, (double)(r % 23)); break; /* short decimals */
+        }
+        if (d == 0.0) continue;
+        dspex_fmt_double(out, d, DSPEX_FLOAT_PY);
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(ref, sizeof ref, "%.*e", prec - 1, d);
+            if (strtod(ref, NULL) == d) break;
+        }
+        int e1, e2;
+        significant(out, d1, &e1);
+        significant(ref, d2, &e2);
+        CHECK_STREQ(d1, d2);
+        CHECK(e1 == e2);
+    }
+}
+
 int main(void) { return ctest_run(); }

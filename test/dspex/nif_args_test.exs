@@ -54,7 +54,26 @@ defmodule DSPex.NIFArgsTest do
        &DSPex.Adapter.Chat.format_assistant_message(sig, %{a: &1})},
       {"Chat.format_assistant_message outputs",
        &DSPex.Adapter.Chat.format_assistant_message(sig, &1)},
-      {"Hash.sha256_hex", &DSPex.Hash.sha256_hex/1}
+      {"Hash.sha256_hex", &DSPex.Hash.sha256_hex/1},
+      {"Signature.parse opts", &DSPex.Signature.parse("q -> a", &1)},
+      {"Signature.parse atoms", &DSPex.Signature.parse("q -> a", atoms: &1)},
+      {"Signature.new fields", &DSPex.Signature.new/1},
+      {"Signature.new instructions", &DSPex.Signature.new([], instructions: &1)},
+      {"Signature.with_instructions", &DSPex.Signature.with_instructions(sig, &1)},
+      {"Signature.update_field type", &DSPex.Signature.update_field(sig, :a, type: &1)},
+      {"Signature.insert name", &DSPex.Signature.insert(sig, 0, &1, kind: :input)},
+      {"Signature.cleandoc", &DSPex.Signature.cleandoc/1},
+      {"Field.new name", &DSPex.Signature.Field.new(&1, :input)},
+      {"Field.new type", &DSPex.Signature.Field.new(:x, :output, type: &1)},
+      {"Field.new default", &DSPex.Signature.Field.new(:x, :output, type: :int, default: &1)},
+      {"Field.new constraint", &DSPex.Signature.Field.new(:x, :output, type: :int, ge: &1)},
+      {"Field.normalize_type", &DSPex.Signature.Field.normalize_type/1},
+      {"Field.type_name", &DSPex.Signature.Field.type_name/1},
+      {"Field.type_string", &DSPex.Signature.Field.type_string/1},
+      {"Field.json_schema", &DSPex.Signature.Field.json_schema/1},
+      {"Field.py_str", &DSPex.Signature.Field.py_str/1},
+      {"Field.infer_prefix", &DSPex.Signature.Field.infer_prefix/1},
+      {"Field.constraints_text", &DSPex.Signature.Field.constraints_text/1}
     ]
   end
 
@@ -65,6 +84,8 @@ defmodule DSPex.NIFArgsTest do
       {:error, %DSPex.Error{message: m}} when is_binary(m) and m != "" -> :ok
       {:ok, _} -> :ok
       other when is_binary(other) or is_list(other) -> :ok
+      # a value the call accepts (a default may be any term, a name any atom)
+      %{__struct__: _} -> :ok
       other -> {:returned, other}
     end
   rescue
@@ -85,7 +106,14 @@ defmodule DSPex.NIFArgsTest do
         {name, i, res}
       end
 
-    assert failures == []
+    summary =
+      Enum.map(failures, fn {n, i, r} ->
+        {n, i, (is_tuple(r) && elem(r, 0)) || r,
+         (is_tuple(r) && is_exception(elem(r, 1)) && Exception.message(elem(r, 1))) ||
+           inspect(r, limit: 3)}
+      end)
+
+    assert failures == [], inspect(summary, limit: :infinity, printable_limit: 150, pretty: true)
   end
 
   test "messages say what was wrong" do

@@ -488,6 +488,7 @@ int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *p
             }
         }
     }
+    out->ndemo = np;
     /* conversation history: each message as a user turn and an assistant turn (empty
      * turns are left out) */
     for (size_t h = 0; h < nhist; h++) {

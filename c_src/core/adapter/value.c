@@ -30,7 +30,9 @@ dspex_val *dspex_dict_get(const dspex_val *d, const char *key, size_t klen) {
     if (d == NULL || d->kind != DSPEX_V_DICT) return NULL;
     for (size_t i = 0; i < d->n; i++) {
         const dspex_val *k = d->keys[i];
-        if (k->kind == DSPEX_V_STR && k->slen == klen && memcmp(k->s, key, klen) == 0) return d->items[i];
+        /* keys made from the signature's own names point at the same bytes */
+        if (k->kind == DSPEX_V_STR && k->slen == klen && (k->s == key || memcmp(k->s, key, klen) == 0))
+            return d->items[i];
     }
     return NULL;
 }

@@ -31,7 +31,8 @@ void dspex_arena_init_buf(dspex_arena *a, size_t limit, void *buf, size_t size) 
     a->head = c;
 }
 
-void *dspex_arena_alloc(dspex_arena *a, size_t n) {
+/* n bytes, not cleared */
+static void *bump(dspex_arena *a, size_t n) {
     n = (n + 15u) & ~(size_t)15u;
     if (n == 0) n = 16;
     if (a->limit && a->bytes + n > a->limit) return NULL;
@@ -49,12 +50,17 @@ void *dspex_arena_alloc(dspex_arena *a, size_t n) {
     void *p = c->data + c->used;
     c->used += n;
     a->bytes += n;
-    memset(p, 0, n);
+    return p;
+}
+
+void *dspex_arena_alloc(dspex_arena *a, size_t n) {
+    void *p = bump(a, n);
+    if (p != NULL) memset(p, 0, n);
     return p;
 }
 
 char *dspex_arena_strndup(dspex_arena *a, const char *s, size_t n) {
-    char *p = dspex_arena_alloc(a, n + 1);
+    char *p = bump(a, n + 1);
     if (p == NULL) return NULL;
     if (n) memcpy(p, s, n);
     p[n] = '\0';

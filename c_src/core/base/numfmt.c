@@ -45,6 +45,13 @@ int dspex_fmt_int64(char *out, int64_t v) {
     return len;
 }
 
+/* Bits needed to hold x (0 for 0). */
+static int bitlen128(u128 x) {
+    uint64_t hi = (uint64_t)(x >> 64), lo = (uint64_t)x;
+    if (hi) return 128 - __builtin_clzll(hi);
+    return lo ? 64 - __builtin_clzll(lo) : 0;
+}
+
 /* Exact shortest digits for a positive normal double in roughly [1e-4, 1e37), using
  * 128-bit integer arithmetic. The rounding interval of a is scaled by 10^k so that it
  * spans integers around 10^17; the shortest output is the multiple of the largest power
@@ -74,15 +81,15 @@ static int shortest_exact(double a, char *D, int *x) {
         Dv = (u128)U10[-k > 19 ? 19 : -k] * (-k > 19 ? U10[-k - 19] : 1);
     if (q >= 0) {
         if (q > 120) return 0;
-        u128 p2 = (u128)1 << q;
-        if (N > (~(u128)0) / p2) return 0;
-        N *= p2;
+        if (bitlen128(N) + q > 127) return 0;
+        N <<= q;
     } else {
         if (k < 0 || -q > 120) return 0;
         Dv = (u128)1 << -q;
         shift = -q;
     }
-    if (N > (~(u128)0) / hi) return 0;
+    /* no 128-bit division here: it would cost more than the rest (products < 2^128) */
+    if (bitlen128(N) + bitlen128(hi) > 128) return 0;
     u128 nlo = lo * N, nhi = hi * N, nv = v4 * N;
     u128 L, H, vq, vr;
     if (shift >= 0) {
@@ -135,6 +142,38 @@ static int shortest_exact(double a, char *D, int *x) {
     return nd;
 }
 
+/* Values with at most 15 significant digits and at most 15 decimals (0.5, 3.25, 1e-7,
+ * most numbers people and models write): the decimal m / 10^k, m < 10^15, reads back
+ * as a exactly when the IEEE division m / 10^k (both operands exact, the quotient
+ * correctly rounded, as strtod rounds) gives a; and two different decimals of at most 15
+ * significant digits are further apart than a's rounding interval (2^-52 a), so m, with
+ * the smallest such k, is the shortest round-trip text. 0 when there is none. */
+static int short_decimal(double a, char *D, int *x) {
+    if (a < 1e-15 || a >= 1e15) return 0;
+    /* If a is m / 10^k, a * 10^K is an integer for the largest K with a * 10^K < 1e15 as
+     * well: one multiplication rules out the usual 17-digit values (a false "no" only
+     * sends a to the exact path). */
+    uint64_t bits;
+    memcpy(&bits, &a, 8);
+    int E = (int)floor((double)((int)((bits >> 52) & 0x7FF) - 1023) * 0.30102999566398120), K = 14 - E;
+    if (K > 15) K = 15;
+    if (K >= 0) {
+        double m = a * (double)U10[K];
+        if (m >= 1e15 && K > 0) m = a * (double)U10[--K];
+        if (m != floor(m)) return 0;
+    }
+    for (int k = 0; k <= 15; k++) {
+        double m = a * (double)U10[k];
+        if (m >= 1e15) return 0;
+        if (m != floor(m) || m / (double)U10[k] != a) continue;
+        int nd = dspex_fmt_int64(D, (int64_t)m);
+        *x = nd - 1 - k;
+        while (nd > 1 && D[nd - 1] == '0') nd--;
+        return nd;
+    }
+    return 0;
+}
+
 /* Significant digits of a > 0 (no trailing zeros) and the decimal exponent of the first.
  * min_prec: the fewest digits the slow path tries (see dspex_fmt_double). */
 static int digits_of(double a, char *D, int *x, int min_prec) {
@@ -146,6 +185,8 @@ static int digits_of(double a, char *D, int *x, int min_prec) {
         while (nd > 1 && D[nd - 1] == '0') nd--;
         return nd;
     }
+    nd = short_decimal(a, D, x);
+    if (nd > 0) return nd;
     nd = shortest_exact(a, D, x);
     if (nd > 0) return nd;
     /* Elsewhere (tiny, subnormal, huge; rare): the fewest significant digits that read

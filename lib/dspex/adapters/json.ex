@@ -28,9 +28,11 @@ defmodule DSPex.Adapter.JSON do
   ## Examples
 
       iex> sig = DSPex.Signature.parse!("q -> a")
-      iex> [%{role: "system"}, %{role: "user"}] = DSPex.Adapter.JSON.format(sig, [], %{q: "x"})
-      iex> :ok
-      :ok
+      iex> [system, user] = DSPex.Adapter.JSON.format(sig, [], %{q: "x"})
+      iex> {system.role, user.role}
+      {"system", "user"}
+      iex> user.content =~ "Respond with a JSON object in the following order of fields: `a`."
+      true
   """
   @impl true
   @spec format(term, [map], map, keyword) :: [DSPex.Adapter.message()]

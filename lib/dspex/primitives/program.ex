@@ -35,7 +35,7 @@ defmodule DSPex.Program do
   `{:error, %DSPex.Error{type: :load_state}}`.
   """
 
-  alias DSPex.{Error, Predict}
+  alias DSPex.{Error, Predict, Signature}
   alias DSPex.Signature.Field
 
   @dspy_compat "3.3.1"
@@ -85,7 +85,10 @@ defmodule DSPex.Program do
       for f <- sig.inputs ++ sig.outputs do
         # A keyword list, not {:ordered, _}: inside a list, DSPex.JSON reads a
         # `[{:ordered, pairs}]` as the keyword list `[ordered: pairs]`.
-        [prefix: f.prefix || default_prefix(f.name), description: f.desc || "${#{f.name}}"]
+        [
+          prefix: f.prefix || Field.infer_prefix(f.name) <> ":",
+          description: f.desc || "${#{f.name}}"
+        ]
       end
 
     {:ordered,
@@ -98,22 +101,16 @@ defmodule DSPex.Program do
      ]}
   end
 
-  defp default_prefix(name) do
-    (name
-     |> to_string()
-     |> String.split("_", trim: true)
-     |> Enum.map_join(" ", &String.capitalize/1)) <> ":"
-  end
-
   defp demo_state(demo, sig) do
     order = Enum.map(sig.inputs ++ sig.outputs, & &1.name)
     {aug, rest} = Map.split(demo, [:augmented, "augmented"])
     known = for k <- order, Map.has_key?(rest, k), do: k
     others = rest |> Map.keys() |> Kernel.--(known) |> Enum.sort_by(&to_string/1)
 
-    head = for {_, v} <- aug, do: {:augmented, v}
-    # Keyword list (see predictor_state/1): demo keys become atoms.
-    head ++ Enum.map(known ++ others, fn k -> {atom_key(k), jsonable(Map.fetch!(rest, k))} end)
+    head = for {_, v} <- aug, do: {"augmented", v}
+
+    {:ordered,
+     head ++ Enum.map(known ++ others, fn k -> {key(k), jsonable(Map.fetch!(rest, k))} end)}
   end
 
   @doc false
@@ -131,9 +128,6 @@ defmodule DSPex.Program do
   def jsonable(l) when is_list(l), do: Enum.map(l, &jsonable/1)
   def jsonable(t) when is_tuple(t), do: t |> Tuple.to_list() |> jsonable()
   def jsonable(other), do: inspect(other)
-
-  defp atom_key(k) when is_atom(k), do: k
-  defp atom_key(k), do: k |> to_string() |> String.to_atom()
 
   defp key(k) when is_binary(k), do: k
   defp key(k) when is_atom(k), do: Atom.to_string(k)
@@ -184,10 +178,47 @@ defmodule DSPex.Program do
   @spec load(term, Path.t(), keyword) :: {:ok, term} | {:error, Error.t()}
   def load(program, path, opts \\ []) do
     with {:ok, bin} <- read(path),
-         {:ok, state} <- DSPex.JSON.decode(bin) do
+         {:ok, state} <- decode_ordered(bin) do
       load_state(program, state, opts)
     end
   end
+
+  # JSON objects as {:ordered, pairs} in the file's order (nif_json.c decode flag), so a
+  # dict inside a demo value keeps its order (DSPy's json.loads keeps it, and the prompt
+  # shows it); everything else becomes maps again (see unordered/1, demo_value/1).
+  @ordered_objects 16
+  @max_depth 512
+  defp decode_ordered(bin) do
+    case DSPex.NIF.guard(fn -> DSPex.NIF.json_decode(bin, {@ordered_objects, @max_depth}) end) do
+      {:ok, state} -> {:ok, unordered(state, 2)}
+      {:error, err} -> {:error, DSPex.NIF.wrap_error(err, :offset)}
+    end
+  end
+
+  # Maps down to `depth` object levels (the file's top level and the predictor entries);
+  # below that, predictor entries convert their own parts (load_predictor/3).
+  defp unordered({:ordered, pairs}, depth) when depth > 0,
+    do: Map.new(pairs, fn {k, v} -> {k, unordered(v, depth - 1)} end)
+
+  defp unordered({:ordered, _} = v, 0), do: v
+  defp unordered(v, _depth), do: v
+
+  # Fully converted to maps and lists.
+  defp plain_json({:ordered, pairs}), do: Map.new(pairs, fn {k, v} -> {k, plain_json(v)} end)
+  defp plain_json(%{} = m), do: Map.new(m, fn {k, v} -> {k, plain_json(v)} end)
+  defp plain_json(l) when is_list(l), do: Enum.map(l, &plain_json/1)
+  defp plain_json(v), do: v
+
+  # A demo value: a map where the map's own order is the file's, else {:ordered, pairs}
+  # (rendered and saved in that order).
+  defp demo_value({:ordered, pairs}) do
+    pairs = Enum.map(pairs, fn {k, v} -> {k, demo_value(v)} end)
+    map = Map.new(pairs)
+    if Map.keys(map) == Enum.map(pairs, &elem(&1, 0)), do: map, else: {:ordered, pairs}
+  end
+
+  defp demo_value(l) when is_list(l), do: Enum.map(l, &demo_value/1)
+  defp demo_value(v), do: v
 
   @doc "Like `load/3` but returns the program or raises."
   @spec load!(term, Path.t(), keyword) :: term
@@ -254,20 +285,23 @@ defmodule DSPex.Program do
     end
   end
 
+  defp load_predictor(%Predict{} = p, {:ordered, _} = s, opts),
+    do: load_predictor(p, unordered(s, 1), opts)
+
   defp load_predictor(%Predict{} = p, s, opts) when is_map(s) do
     sig =
       load_signature(
         p.signature,
-        Map.get(s, "signature") || fail("predictor #{p.name}: no signature", %{})
+        plain_json(Map.get(s, "signature") || fail("predictor #{p.name}: no signature", %{}))
       )
 
     %{
       p
       | signature: sig,
-        traces: Map.get(s, "traces") || [],
-        train: Map.get(s, "train") || [],
+        traces: plain_json(Map.get(s, "traces") || []),
+        train: plain_json(Map.get(s, "train") || []),
         demos: Enum.map(Map.get(s, "demos") || [], &load_demo(&1, sig)),
-        lm: load_lm(Map.get(s, "lm"), opts, p.name)
+        lm: load_lm(plain_json(Map.get(s, "lm")), opts, p.name)
     }
   end
 
@@ -298,20 +332,30 @@ defmodule DSPex.Program do
 
     {ins, outs} = Enum.split(updated, length(sig.inputs))
 
-    %{
-      sig
-      | inputs: ins,
-        outputs: outs,
-        instructions: Map.get(s, "instructions", sig.instructions)
-    }
+    # DSPy's Signature.load_state sets the instructions as written; reading them back
+    # applies inspect.cleandoc (the metaclass property), and no default is filled in.
+    instructions =
+      case Map.get(s, "instructions") do
+        text when is_binary(text) -> Signature.cleandoc(text)
+        nil -> sig.instructions
+        other -> fail("signature instructions must be a string, got: #{inspect(other)}", %{})
+      end
+
+    Signature.compile(%{sig | inputs: ins, outputs: outs, instructions: instructions})
   end
 
   defp load_signature(_sig, _), do: fail("signature state has no fields list", %{})
 
+  defp load_demo({:ordered, pairs}, sig), do: load_demo(Map.new(pairs), sig)
+
+  # Keys: the signature's field atoms, :augmented, other names only as existing atoms
+  # (else kept as strings: a file never creates atoms).
   defp load_demo(demo, sig) when is_map(demo) do
     names = Map.new(sig.inputs ++ sig.outputs, &{Atom.to_string(&1.name), &1.name})
 
     Map.new(demo, fn {k, v} ->
+      v = demo_value(v)
+
       cond do
         Map.has_key?(names, k) -> {names[k], v}
         k == "augmented" -> {:augmented, v}
@@ -343,8 +387,9 @@ defmodule DSPex.Program do
 
     extra =
       if unsafe do
-        for k <- ["api_base", "base_url", "api_key"], state[k] != nil do
-          {if(k == "base_url", do: :api_base, else: String.to_atom(k)), state[k]}
+        for {k, opt} <- [{"api_base", :api_base}, {"base_url", :api_base}, {"api_key", :api_key}],
+            state[k] != nil do
+          {opt, state[k]}
         end
       else
         []

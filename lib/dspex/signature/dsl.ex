@@ -42,13 +42,45 @@ defmodule DSPex.Signature.DSL do
   @doc """
   Declares an input field: `input name`, `input name, type`, `input name, opts` or
   `input name, type, opts`.
+
+  ## Examples
+
+      iex> defmodule MyApp.Docs.Lookup do
+      ...>   @moduledoc "Find the passages that answer the question."
+      ...>   use DSPex.Signature
+      ...>   input :question, desc: "asked by a user"
+      ...>   input :k, :int
+      ...>   output :passages, {:list, :str}
+      ...> end
+      iex> sig = MyApp.Docs.Lookup.__signature__()
+      iex> DSPex.Signature.to_string(sig)
+      "question, k: int -> passages: list[str]"
+      iex> sig.instructions
+      "Find the passages that answer the question."
   """
   defmacro input(name, type_or_opts \\ nil, opts \\ []) do
     field(:input, name, type_or_opts, opts, __CALLER__)
   end
 
   @doc """
-  Declares an output field; same forms as `input/3`.
+  Declares an output field; same forms as `input/3`, plus `default:`.
+
+  ## Examples
+
+      iex> defmodule MyApp.Docs.Rate do
+      ...>   use DSPex.Signature
+      ...>   input :review
+      ...>   output :stars, :int, ge: 1, le: 5
+      ...>   output :summary, "str | None", default: nil
+      ...> end
+      iex> sig = MyApp.Docs.Rate.__signature__()
+      iex> DSPex.Signature.to_string(sig)
+      "review -> stars: int, summary: str | None"
+      iex> summary = DSPex.Signature.field(sig, :summary)
+      iex> DSPex.Signature.Field.type_name(summary.type)
+      "UnionType[str, NoneType]"
+      iex> summary.default
+      {:value, nil}
   """
   defmacro output(name, type_or_opts \\ nil, opts \\ []) do
     field(:output, name, type_or_opts, opts, __CALLER__)

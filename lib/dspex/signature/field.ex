@@ -264,15 +264,18 @@ defmodule DSPex.Signature.Field do
       {:ok, {:union, [:none, :int]}}
       iex> DSPex.Signature.Field.normalize_type({:enum, :Label, [:positive, "negative"]})
       {:ok, {:enum, "Label", ["positive", "negative"]}}
-      iex> {:error, msg} = DSPex.Signature.Field.normalize_type(:strng)
-      iex> msg =~ "unknown type :strng; supported: :str"
+      iex> {:error, err} = DSPex.Signature.Field.normalize_type(:strng)
+      iex> err.type
+      :signature_parse
+      iex> err.message =~ "unknown type :strng; supported: :str"
       true
   """
-  @spec normalize_type(term) :: {:ok, type} | {:error, binary}
+  @spec normalize_type(term) :: {:ok, type} | {:error, DSPex.Error.t()}
   def normalize_type(type) do
     {:ok, normalize_type!(type)}
   rescue
-    e in ArgumentError -> {:error, Exception.message(e)}
+    e in ArgumentError ->
+      {:error, DSPex.Error.new(:signature_parse, Exception.message(e), %{type: type})}
   end
 
   @doc """
@@ -354,6 +357,10 @@ defmodule DSPex.Signature.Field do
   def infer_prefix(name) when is_atom(name), do: infer_prefix(Atom.to_string(name))
   def infer_prefix(name) when is_binary(name), do: NIF.guard(fn -> NIF.infer_prefix(name) end)
 
+  def infer_prefix(other) do
+    raise ArgumentError, "field names are atoms or strings, got: #{inspect(other, limit: 5)}"
+  end
+
   @doc """
   Renders constraints exactly as DSPy shows them in prompts (`"greater than: 0, less than
   or equal to: 1.0"`): each constraint's phrase followed by the value formatted like
@@ -374,6 +381,12 @@ defmodule DSPex.Signature.Field do
 
   def constraints_text(constraints) when is_list(constraints),
     do: NIF.guard(fn -> NIF.constraints_text(constraints) end)
+
+  def constraints_text(other) do
+    raise ArgumentError,
+          "constraints are a field or a keyword list such as [ge: 0, le: 10], got: " <>
+            inspect(other, limit: 5)
+  end
 
   @doc """
   The type's name as DSPy shows it in prompts (`get_annotation_name`): `"str"`,

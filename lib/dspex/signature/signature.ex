@@ -205,17 +205,11 @@ defmodule DSPex.Signature do
       {"q -> n: int", "Given the fields `q`, produce the fields `n`."}
   """
   @spec new([Field.t()], keyword) :: t
-  def new(fields, opts \\ []) when is_list(fields) and is_list(opts) do
+  def new(fields, opts \\ [])
+
+  def new(fields, opts) when is_list(fields) and is_list(opts) do
+    check_fields!(fields)
     {inputs, outputs} = Enum.split_with(fields, &match?(%Field{kind: :input}, &1))
-
-    Enum.each(fields, fn
-      %Field{} ->
-        :ok
-
-      other ->
-        raise ArgumentError,
-              "signature fields are %DSPex.Signature.Field{}, got: #{inspect(other)}"
-    end)
 
     duplicates = (fields |> Enum.map(& &1.name)) -- Enum.uniq(Enum.map(fields, & &1.name))
 
@@ -228,6 +222,26 @@ defmodule DSPex.Signature do
     instructions = instructions_for(Keyword.get(opts, :instructions), inputs, outputs)
     compile(%__MODULE__{instructions: instructions, inputs: inputs, outputs: outputs})
   end
+
+  def new(fields, opts) do
+    raise ArgumentError,
+          "DSPex.Signature.new/2 takes a list of %DSPex.Signature.Field{} and a keyword list, " <>
+            "got: #{inspect(fields, limit: 5)}, #{inspect(opts, limit: 5)}"
+  end
+
+  defp check_fields!([%Field{} | rest]), do: check_fields!(rest)
+  defp check_fields!([]), do: :ok
+
+  defp check_fields!([other | _]),
+    do:
+      raise(
+        ArgumentError,
+        "signature fields are %DSPex.Signature.Field{}, got: #{inspect(other)}"
+      )
+
+  defp check_fields!(tail),
+    do:
+      raise(ArgumentError, "signature fields must be a proper list, its tail is #{inspect(tail)}")
 
   @doc """
   Returns a `%DSPex.Signature{}` for a signature struct, a signature string, or a module
@@ -321,6 +335,9 @@ defmodule DSPex.Signature do
   """
   @spec cleandoc(binary) :: binary
   def cleandoc(doc) when is_binary(doc), do: NIF.guard(fn -> NIF.cleandoc(doc) end)
+
+  def cleandoc(other),
+    do: raise(ArgumentError, "cleandoc/1 takes a string, got: #{inspect(other, limit: 5)}")
 
   @doc """
   Renders the signature in the string syntax; `parse/1` reads it back to the same
@@ -432,6 +449,10 @@ defmodule DSPex.Signature do
   @spec with_instructions(t, binary) :: t
   def with_instructions(%__MODULE__{} = sig, instructions) when is_binary(instructions) do
     compile(%{sig | instructions: instructions_for(instructions, sig.inputs, sig.outputs)})
+  end
+
+  def with_instructions(%__MODULE__{}, other) do
+    raise ArgumentError, "instructions must be a string, got: #{inspect(other, limit: 5)}"
   end
 
   @doc """

@@ -7,6 +7,7 @@ defmodule DSPex.AdapterTest do
 
   doctest DSPex.Adapter.Chat
   doctest DSPex.Adapter.JSON
+  doctest DSPex.History
 
   defp field(name, kind, type) do
     %Field{name: name, kind: kind, type: type}
@@ -134,6 +135,54 @@ defmodule DSPex.AdapterTest do
       renamed = %{sig | instructions: "Other."}
       [system, _] = Chat.format(renamed, [], %{question: "q"})
       assert system.content =~ "your objective is: \n        Other."
+    end
+
+    test "demo messages are reused only for an identical demos list, per adapter" do
+      sig = Signature.parse!("question -> answer: int")
+      demos = [%{question: "one?", answer: 1}, %{question: "two?", answer: 2}]
+      inputs = %{question: "three?"}
+
+      first = Chat.format(sig, demos, inputs)
+      assert Enum.map(first, & &1.role) == ~w(system user assistant user assistant user)
+      assert Chat.format(sig, demos, inputs) == first
+
+      assert Chat.format(sig, Enum.map(demos, & &1), %{question: "four?"}) |> Enum.at(1) ==
+               Enum.at(first, 1)
+
+      assert List.last(Chat.format(sig, demos, %{question: "four?"})).content =~ "four?"
+
+      changed = [%{question: "one?", answer: 10}, Enum.at(demos, 1)]
+      assert Enum.at(Chat.format(sig, changed, inputs), 2).content =~ "10"
+      assert Chat.format(sig, demos, inputs) == first
+      # an equal list built anew is the same demos
+      assert Chat.format(
+               sig,
+               [%{question: "one?", answer: 1}, %{answer: 2, question: "two?"}],
+               inputs
+             ) ==
+               first
+
+      json = JSON.format(sig, demos, inputs)
+      assert Enum.at(json, 2).content =~ ~s("answer": 1)
+      assert Chat.format(sig, demos, inputs) == first
+      assert JSON.format(sig, demos, inputs) == json
+      assert Chat.format(sig, [], inputs) == [hd(first), List.last(first)]
+    end
+
+    test "concurrent calls with different demos on one signature each get their own" do
+      sig = Signature.parse!("question -> answer")
+      cases = for i <- 1..6, do: {[%{question: "q#{i}", answer: "a#{i}"}], %{question: "x#{i}"}}
+      expected = Map.new(cases, fn {d, i} -> {d, Chat.format(sig, d, i)} end)
+
+      cases
+      |> Task.async_stream(
+        fn {d, i} ->
+          for _ <- 1..300, do: assert(Chat.format(sig, d, i) == expected[d])
+          :ok
+        end,
+        max_concurrency: 6
+      )
+      |> Enum.each(&assert(&1 == {:ok, :ok}))
     end
 
     test "signatures stay plain data: ==, inspect, module attributes, term_to_binary" do

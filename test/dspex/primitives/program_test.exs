@@ -223,10 +223,12 @@ defmodule DSPex.ProgramTest do
     assert msg =~ "evil.Module"
   end
 
-  @python "/opt/dspy-venv/bin/python"
   @tag :dspy_oracle
   test "Python DSPy loads files saved by DSPex (tools/check_dspy_load.py)", %{dir: dir} do
-    if File.exists?(@python) do
+    # the DSPy interpreter of bench/ and tools/ ($DSPY_PYTHON), when there is one
+    python = System.get_env("DSPY_PYTHON", "/opt/dspy-venv/bin/python")
+
+    if File.exists?(python) do
       # no max_tokens: dspy.LM stores it as null, so DSPex must write it too
       lm = DSPex.LM.new("openai/gpt-4o-mini", temperature: 0.3, api_key: "sk-hidden")
 
@@ -277,7 +279,7 @@ defmodule DSPex.ProgramTest do
       :ok = Program.save(two, Path.join(dir, "two_predictors.json"))
 
       {out, status} =
-        System.cmd(@python, [Path.expand("../../../tools/check_dspy_load.py", __DIR__), dir],
+        System.cmd(python, [Path.expand("../../../tools/check_dspy_load.py", __DIR__), dir],
           stderr_to_stdout: true
         )
 
@@ -286,6 +288,67 @@ defmodule DSPex.ProgramTest do
       assert out =~ "ok   cot.json"
       assert out =~ "ok   two_predictors.json"
     end
+  end
+
+  test "dicts inside demo values keep the file's key order (render and save)", %{dir: dir} do
+    file = Path.join(dir, "ordered.json")
+
+    File.write!(file, """
+    {"traces": [], "train": [],
+     "demos": [{"question": "q", "scores": {"b": 1, "a": {"z": 2, "y": [{"d": 0, "c": 1}]}}, "tags": {"a": 1, "b": 2}}],
+     "signature": {"instructions": "  Score it.\\n    Carefully.", "fields": [
+       {"prefix": "Question:", "description": "${question}"},
+       {"prefix": "Scores:", "description": "${scores}"},
+       {"prefix": "Tags:", "description": "${tags}"}]},
+     "lm": null, "metadata": {"dependency_versions": {"dspy": "3.3.1"}}}
+    """)
+
+    prog = Predict.new(DSPex.Signature.parse!("question -> scores: dict, tags: dict"))
+    assert {:ok, p} = Program.load(prog, file)
+    # DSPy reads instructions through inspect.cleandoc
+    assert p.signature.instructions == "Score it.\nCarefully."
+    [demo] = p.demos
+
+    # a dict whose order a map keeps stays a map; the others keep their order
+    assert demo.tags == %{"a" => 1, "b" => 2}
+
+    assert demo.scores ==
+             {:ordered,
+              [{"b", 1}, {"a", {:ordered, [{"z", 2}, {"y", [{:ordered, [{"d", 0}, {"c", 1}]}]}]}}]}
+
+    [_system, _user, assistant, _input] =
+      DSPex.Adapter.Chat.format(p.signature, p.demos, %{question: "x"})
+
+    assert assistant.content =~ ~s({"b": 1, "a": {"z": 2, "y": [{"d": 0, "c": 1}]}})
+
+    again = Path.join(dir, "again.json")
+    :ok = Program.save(p, again)
+    assert File.read!(again) =~ ~r/"b": 1,\s*"a": \{\s*"z": 2,\s*"y": \[\s*\{\s*"d": 0,\s*"c": 1/
+  end
+
+  test "loading never creates atoms from a file's demo keys", %{dir: dir} do
+    name = "no_such_atom_#{System.unique_integer([:positive])}"
+    file = Path.join(dir, "keys.json")
+
+    File.write!(
+      file,
+      DSPex.JSON.encode!(%{
+        "demos" => [%{"question" => "q", "answer" => "a", name => 1}],
+        "signature" => %{"instructions" => "x", "fields" => []},
+        "lm" => nil
+      })
+    )
+
+    assert {:ok, p} = Program.load(Predict.new(sig("question -> answer")), file)
+    assert [%{question: "q", answer: "a"} = demo] = p.demos
+    assert demo[name] == 1
+    assert_raise ArgumentError, fn -> String.to_existing_atom(name) end
+
+    # saved back as written, the unknown key after the signature's fields
+    :ok = Program.save(p, Path.join(dir, "keys2.json"))
+
+    assert File.read!(Path.join(dir, "keys2.json")) =~
+             ~r/"question": "q",\s*"answer": "a",\s*"#{name}": 1/
   end
 
   test "an LM is saved without secrets", %{dir: dir} do

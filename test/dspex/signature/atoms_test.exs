@@ -11,6 +11,21 @@ defmodule DSPex.Signature.AtomsTest do
     Enum.join(names, ", ") <> " -> out"
   end
 
+  # Loading a module adds its atoms to the table: run every path once before counting.
+  setup_all do
+    {:ok, _} = Signature.parse(hostile(1_000_001, 3))
+    {:error, _} = Signature.parse(hostile(1_000_002, 3), atoms: :existing)
+    previous = Application.get_env(:dspex, :signature_atom_budget)
+    Application.put_env(:dspex, :signature_atom_budget, 0)
+    {:error, _} = Signature.parse(hostile(1_000_003, 3))
+
+    if previous,
+      do: Application.put_env(:dspex, :signature_atom_budget, previous),
+      else: Application.delete_env(:dspex, :signature_atom_budget)
+
+    :ok
+  end
+
   test "hostile parses cannot grow the atom table past the budget" do
     used = DSPex.Signature.Atoms.budget().used
     budget = used + 2_000

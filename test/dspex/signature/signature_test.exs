@@ -6,6 +6,7 @@ defmodule DSPex.SignatureTest do
 
   doctest DSPex.Signature
   doctest DSPex.Signature.Field
+  doctest DSPex.Signature.DSL
 
   # Signature modules used by the DSL tests -------------------------------------------
 
@@ -621,7 +622,7 @@ defmodule DSPex.SignatureTest do
       assert Field.normalize_type("int | None") == {:ok, {:union_type, [:int, :none]}}
       assert Field.normalize_type("Optional[int]") == {:ok, {:optional, :int}}
       assert {:error, msg} = Field.normalize_type("list[")
-      assert msg =~ "invalid type string"
+      assert msg.message =~ "invalid type string"
       assert {:error, _} = Field.normalize_type({:literal, [%{}]})
     end
   end
