@@ -256,7 +256,7 @@ ERL_NIF_TERM dspex_nif_adapter_format_user(ErlNifEnv *env, int argc, const ERL_N
     dspex_work w = {0};
     call c = {.env = env, .argc = argc, .argv = argv, .self = dspex_nif_adapter_format_user,
               .name = "adapter_format_user", .nc = {.env = env, .at = at, .a = &a, .work = &w}};
-    dspex_val *inputs = value(&c, argv[3], "inputs must be a map with atom keys");
+    dspex_val *inputs = value(&c, cs, argv[3], "inputs must be a map with atom keys");
     if (inputs != NULL && !rescheduled(&c)) {
         dspex_buf out;
         dspex_buf_init(&out);
