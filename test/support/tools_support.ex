@@ -30,8 +30,8 @@ defmodule DSPex.Test.WeatherTool do
   """
   use DSPex.Tool
 
-  param(:city, :string, desc: "City name")
-  param(:unit, {:literal, ["C", "F"]}, default: "C")
+  param :city, :string, desc: "City name"
+  param :unit, {:literal, ["C", "F"]}, default: "C"
 
   @impl DSPex.Tool
   def run(%{city: "Atlantis"}), do: {:error, "no such city"}
@@ -42,7 +42,7 @@ defmodule DSPex.Test.NamedTool do
   @moduledoc false
   use DSPex.Tool, name: "lookup", desc: "Looks things up.", timeout: 1_000
 
-  param(:keys, {:list, :str})
+  param :keys, {:list, :str}
 
   @impl DSPex.Tool
   def run(%{keys: keys}), do: {:ok, Map.new(keys, &{&1, String.length(&1)})}
@@ -52,24 +52,24 @@ defmodule DSPex.Test.LineItem do
   @moduledoc "One line of an invoice."
   use DSPex.Schema
 
-  field(:description, :string, desc: "What was sold")
-  field(:quantity, :integer, ge: 1)
-  field(:unit_price, :float, gt: 0)
+  field :description, :string, desc: "What was sold"
+  field :quantity, :integer, ge: 1
+  field :unit_price, :float, gt: 0
 end
 
 defmodule DSPex.Test.Invoice do
   @moduledoc false
   use DSPex.Schema, title: "Invoice"
 
-  field(:number, :string)
-  field(:items, {:list, DSPex.Test.LineItem})
-  field(:status, {:literal, ["open", "paid"]}, default: "open")
-  field(:due, {:optional, :date}, default: nil)
+  field :number, :string
+  field :items, {:list, DSPex.Test.LineItem}
+  field :status, {:literal, ["open", "paid"]}, default: "open"
+  field :due, {:optional, :date}, default: nil
 end
 
 defmodule DSPex.Test.Loop do
   @moduledoc false
   use DSPex.Schema
 
-  field(:next, {:optional, DSPex.Test.Loop}, default: nil)
+  field :next, {:optional, DSPex.Test.Loop}, default: nil
 end

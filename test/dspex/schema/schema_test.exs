@@ -109,7 +109,7 @@ defmodule DSPex.SchemaTest do
     assert_raise ArgumentError, ~r/unknown field option\(s\) \[:minimum\]/, fn ->
       defmodule Bad do
         use DSPex.Schema
-        field(:x, :integer, minimum: 1)
+        field :x, :integer, minimum: 1
       end
     end
   end
