@@ -129,7 +129,7 @@ row = fn label, ours, theirs ->
       do: " | DSPy #{Float.round(theirs, 1)} µs | #{Float.round(theirs / ours, 1)}x",
       else: ""
 
-  IO.puts("  #{String.pad_trailing(label, 44)} DSPex #{Float.round(ours, 1)} µs#{ratio}")
+  IO.puts("  #{String.pad_trailing(label, 44)} DSPex #{Float.round(ours, 2)} µs#{ratio}")
 end
 
 row.("ReAct episode (5 LM calls, 3 tools)", ex_episode, py_episode)

@@ -37,7 +37,10 @@ defmodule DSPex.Signature.Field do
   `{:tuple, [t, :ellipsis]}` (`tuple[T, ...]`), `{:literal, [value]}` (binaries, integers,
   floats, booleans, nil), `{:optional, t}`, `{:union, [t]}`, `{:union_type, [t]}`,
   `{:typing, generic}`, `{:enum, "Name", [value]}` or
-  `{:enum, "Name", [{member_name, value}]}` (string or integer values).
+  `{:enum, "Name", [{member_name, value}]}` (string or integer values); `:tool`
+  (`dspy.Tool`, inputs: a `%DSPex.Tool{}`), `:tool_calls` (`dspy.ToolCalls`, outputs:
+  `%DSPex.ToolCalls{}`), `:image` (`dspy.Image`, inputs: a `%DSPex.Image{}`); and a module
+  that `use DSPex.Schema` (a pydantic model: values are its structs).
 
   Unions follow Python's `typing.Union`: nested unions are flattened and repeated members
   dropped, and `None` stays where it is written: `Union[int, None]` (what `Optional[int]`
@@ -46,7 +49,8 @@ defmodule DSPex.Signature.Field do
   `{:union, [:none, :int, :str]}`. `{:union_type, [t]}` is a PEP 604 union written in a
   class body (`int | None`, Python's `types.UnionType`; DSPy names it `UnionType[...]`).
   `{:typing, :list}` is a bare `typing.List` in a class body (DSPy prints it `list[]`).
-  Aliases accepted on input: `:string`, `:integer`, `:boolean`, `:map`, `DSPex.History`.
+  Aliases accepted on input: `:string`, `:integer`, `:boolean`, `:map`, `DSPex.History`,
+  `DSPex.Tool`, `DSPex.ToolCalls`, `DSPex.Image`.
   """
   @type type ::
           :str
@@ -58,6 +62,10 @@ defmodule DSPex.Signature.Field do
           | :history
           | :datetime
           | :date
+          | :tool
+          | :tool_calls
+          | :image
+          | module
           | :list
           | :dict
           | :tuple

@@ -98,6 +98,21 @@ defmodule DSPex.Tools do
     do: Enum.map(registry.order, &Map.fetch!(registry.tools, &1))
 
   @doc """
+  The registered tools as native function definitions (`DSPex.Tool.function_spec/1`,
+  OpenAI's shape; every DSPex provider converts it), in registration order — what a
+  request's `tools` param takes.
+
+  ## Examples
+
+      iex> t = DSPex.Tool.new(fn q -> q end, name: "echo", args: [q: :string])
+      iex> [spec] = DSPex.Tools.specs(DSPex.Tools.new([t]))
+      iex> spec.function.name
+      "echo"
+  """
+  @spec specs(t) :: [map]
+  def specs(%__MODULE__{} = registry), do: registry |> list() |> Enum.map(&Tool.function_spec/1)
+
+  @doc """
   Looks a tool up by name (any binary, e.g. written by an LM).
 
   ## Examples

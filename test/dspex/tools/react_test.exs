@@ -113,6 +113,30 @@ defmodule DSPex.ReActTest do
              "(1) weather_tool, whose description is <desc>The current weather in a city.</desc>. It takes arguments {'city': {'type': 'string', 'description': 'City name'}, 'unit': {'enum': ['C', 'F'], 'type': 'string', 'default': 'C'}}."
   end
 
+  test "saved state names the predictors as DSPy does and loads back" do
+    agent = ReAct.new("question -> answer", tools: [WeatherTool])
+
+    demo = %{
+      question: "q",
+      trajectory: "",
+      next_thought: "t",
+      next_tool_name: "finish",
+      next_tool_args: %{}
+    }
+
+    agent = %{agent | react: %{agent.react | demos: [demo]}}
+    path = Path.join(System.tmp_dir!(), "dspex_react_#{System.unique_integer([:positive])}.json")
+    :ok = DSPex.Program.save(agent, path)
+    saved = path |> File.read!() |> DSPex.JSON.decode!()
+    assert Map.keys(saved) |> Enum.sort() == ["extract.predict", "metadata", "react"]
+
+    {:ok, loaded} =
+      DSPex.Program.load(ReAct.new("question -> answer", tools: [WeatherTool]), path)
+
+    assert loaded.react.demos == [demo]
+    File.rm(path)
+  end
+
   test "the trajectory observation of any Elixir term renders" do
     odd = Tool.new(fn -> {:ok, {:tuple, self(), %{a: [1, :b]}}} end, name: "odd", args: [])
 
