@@ -19,12 +19,23 @@ static int is_optional_str(const dspex_type *t) {
     return has_none && has_str;
 }
 
+/* Copies text into a fixed buffer, cut at cap - 1 bytes (on a UTF-8 boundary). */
+static void copy_cut(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80) n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void set_message(dxa_err *err, dspex_buf *b, const char *fallback) {
     if (err) snprintf(err->message, sizeof err->message, "%s", b->oom || b->p == NULL ? fallback : b->p);
 }
 
 static int value_error(dxa_err *err, const char *s, size_t n, const dspex_type *t, const char *why) {
-    if (err) snprintf(err->reason, sizeof err->reason, "%s", why);
+    if (err) copy_cut(err->reason, sizeof err->reason, why);
     dspex_buf b;
     dspex_buf_init(&b);
     dspex_py_repr_str(s, n, &b);
@@ -206,7 +217,7 @@ static void field_error(dspex_arena *a, dxa_err *err, const char *adapter, const
     dspex_buf_puts(&m, why->message);
     err->bad_field = f;
     /* the validation's own words (with where it failed) when it gave them */
-    snprintf(err->reason, sizeof err->reason, "%s", why->reason[0] ? why->reason : why->message);
+    copy_cut(err->reason, sizeof err->reason, why->reason[0] ? why->reason : why->message);
     parse_error(a, err, adapter, sig, m.oom ? "Failed to parse field" : m.p, text, len, how, 0);
     dspex_buf_free(&m);
 }
