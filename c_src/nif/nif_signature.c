@@ -161,12 +161,9 @@ ERL_NIF_TERM dspex_nif_type_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
 }
 
 /* ---------------------------------------------------------------- Python text */
-ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return dspex_raise_badarg(env, "value_text/2");
+static ERL_NIF_TERM value_text_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
     const DspexAtoms *at = dspex_atoms(env);
-    dspex_work w = {0};
-    if (dspex_work_term(env, &w, argv[0], DSPEX_COST_COPY_BYTE) && dspex_on_normal_scheduler())
-        return enif_schedule_nif(env, "value_text", ERL_NIF_DIRTY_JOB_CPU_BOUND, dspex_nif_value_text, argc, argv);
     dspex_arena a;
     dspex_arena_init(&a, 0);
     nt_ctx c = {.env = env, .at = at, .a = &a};
@@ -186,6 +183,13 @@ ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     }
     dspex_arena_free(&a);
     return result;
+}
+
+ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return dspex_raise_badarg(env, "value_text/2");
+    dspex_work w = {0};
+    dspex_work_term(env, &w, argv[0], DSPEX_COST_COPY_BYTE);
+    return dspex_run(env, &w, "value_text", value_text_impl, argc, argv);
 }
 
 /* ---------------------------------------------------------------- validation */
