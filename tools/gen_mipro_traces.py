@@ -122,11 +122,14 @@ def prompt_reply(fields):
         ]
         return {"proposed_instruction": texts[c % len(texts)]}
     if fields == ["proposed_instruction", "proposed_prefix_for_output_field"]:
+        # COPRO (tools/gen_copro_traces.py): consecutive proposals repeat in pairs, so
+        # repeated candidates and DSPy's dedup are exercised; every third is quoted.
         c = count("copro")
-        return {
-            "proposed_instruction": f"Instruction {c}: add the numbers.",
-            "proposed_prefix_for_output_field": f"Answer {c}:",
-        }
+        k = (c + 1) // 2
+        instruction = f"Instruction {k}: add the two numbers and give the sum."
+        if c % 3 == 0:
+            instruction = f'"{instruction}"'
+        return {"proposed_instruction": instruction, "proposed_prefix_for_output_field": f"Answer {k}:"}
     raise ValueError(f"unexpected prompt-model signature {fields}")
 
 

@@ -142,7 +142,8 @@ defmodule DSPex.Optimize.Engine do
   the journal (per-example scores, feedback). Synced before it returns. Returns the
   engine's status (see `status/1`).
   """
-  @spec tell(t, pos_integer, number | :failed, map, term) :: {:ok, map} | {:error, DSPex.Error.t()}
+  @spec tell(t, pos_integer, number | :failed, map, term) ::
+          {:ok, map} | {:error, DSPex.Error.t()}
   def tell(%__MODULE__{} = e, number, score, usage, tail \\ nil) do
     tail = if tail == nil, do: "", else: :erlang.term_to_binary(tail)
 
@@ -191,7 +192,9 @@ defmodule DSPex.Optimize.Engine do
   # ------------------------------------------------------------------ calls
 
   defp call(engine, fun, timeout \\ @call_timeout)
-  defp call(%__MODULE__{pid: pid, path: path}, fun, timeout), do: call_pid(pid, path, fun, timeout)
+
+  defp call(%__MODULE__{pid: pid, path: path}, fun, timeout),
+    do: call_pid(pid, path, fun, timeout)
 
   defp call_pid(pid, path, fun, timeout) do
     GenServer.call(pid, {:cmd, fun, timeout}, :infinity)
@@ -249,7 +252,12 @@ defmodule DSPex.Optimize.Engine do
         {:noreply, answer(st, id, {:ok, result})}
 
       {:error, id, type, message, info} ->
-        {:noreply, answer(st, id, {:error, DSPex.Error.new(type, message, Map.put(info, :journal, st.path))})}
+        {:noreply,
+         answer(
+           st,
+           id,
+           {:error, DSPex.Error.new(type, message, Map.put(info, :journal, st.path))}
+         )}
 
       _ ->
         {:noreply, st}
@@ -329,8 +337,9 @@ defmodule DSPex.Optimize.Engine do
 
   # The journal's own spec, read from its first record, to say which settings differ.
   defp explain_spec(%DSPex.Error{} = e, path, spec) do
-    with {:ok, <<"DSPEXJNL", _::binary-size(8), "DXJR", len::little-32, _::binary-size(16),
-                 theirs::binary-size(len), _::binary>>} <- read_head(path),
+    with {:ok,
+          <<"DSPEXJNL", _::binary-size(8), "DXJR", len::little-32, _::binary-size(16),
+            theirs::binary-size(len), _::binary>>} <- read_head(path),
          {:ok, %{} = theirs} <- DSPex.JSON.decode(theirs),
          {:ok, %{} = ours} <- DSPex.JSON.decode(spec) do
       keys = (Map.keys(theirs) ++ Map.keys(ours)) |> Enum.uniq() |> Enum.sort()

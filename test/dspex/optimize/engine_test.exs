@@ -49,7 +49,10 @@ defmodule DSPex.Optimize.EngineTest do
     end
   end
 
-  test "the port reproduces DSPy's MIPROv2 trials for every golden run", %{runs: runs, tmp_dir: dir} do
+  test "the port reproduces DSPy's MIPROv2 trials for every golden run", %{
+    runs: runs,
+    tmp_dir: dir
+  } do
     for {run, i} <- Enum.with_index(runs) do
       {:ok, e, %{created: true, events: []}} =
         Engine.open(Path.join(dir, "#{i}.journal"), ~s({"run":#{i}}), %{i: i})
@@ -58,7 +61,10 @@ defmodule DSPex.Optimize.EngineTest do
       drive(e, run["trials"])
       assert {:ok, :done} = Engine.ask(e)
       {:ok, s} = Engine.status(e)
-      assert s.finished and s.best_score == run["best_score"] and s.best_number == run["best_trial"]
+
+      assert s.finished and s.best_score == run["best_score"] and
+               s.best_number == run["best_trial"]
+
       n = length(run["trials"])
       assert s.usage.lm_calls == n + 3 and s.usage.cost == n * 0.5
       Engine.close(e)
@@ -74,7 +80,9 @@ defmodule DSPex.Optimize.EngineTest do
     drive(e, done)
     {:ok, {:trial, in_flight}} = Engine.ask(e)
     System.cmd("kill", ["-9", Integer.to_string(e.os_pid)])
-    assert {:error, %DSPex.Error{type: :engine_lost}} = Engine.tell(e, in_flight.number, 1.0, @usage)
+
+    assert {:error, %DSPex.Error{type: :engine_lost}} =
+             Engine.tell(e, in_flight.number, 1.0, @usage)
 
     {:ok, e2, replay} = Engine.open(path, "spec", :second)
     refute replay.created
@@ -105,7 +113,10 @@ defmodule DSPex.Optimize.EngineTest do
     assert err.details.differ == ["seed", "trainset"]
   end
 
-  test "a torn last record is ignored and cut; garbage is not a journal", %{runs: [run | _], tmp_dir: dir} do
+  test "a torn last record is ignored and cut; garbage is not a journal", %{
+    runs: [run | _],
+    tmp_dir: dir
+  } do
     path = Path.join(dir, "j")
     {:ok, e, _} = Engine.open(path, "spec", nil)
     :ok = Engine.setup(e, config(run), nil)
@@ -129,7 +140,10 @@ defmodule DSPex.Optimize.EngineTest do
     Engine.close(e)
   end
 
-  test "a full disk ends in :disk_full and the journal stays readable", %{runs: [run | _], tmp_dir: dir} do
+  test "a full disk ends in :disk_full and the journal stays readable", %{
+    runs: [run | _],
+    tmp_dir: dir
+  } do
     # The port runs under a 64 KiB file-size limit (EFBIG, reported like ENOSPC);
     # SIGXFSZ is ignored, as a real full disk sends no signal.
     wrapper = Path.join(dir, "limited_port")
@@ -184,6 +198,7 @@ defmodule DSPex.Optimize.EngineTest do
     assert :ok = Engine.setup(e, %{mode: :queue, usage: %{lm_calls: 2}}, nil)
     assert {:ok, :need} = Engine.ask(e)
     assert {:ok, 0} = Engine.add_batch(e, 2, [3, 1, 2], %{c: 1})
+
     assert {:ok, {:trial, %{number: 1, kind: :candidate, params: [0, 0], examples: [3, 1, 2]}}} =
              Engine.ask(e)
 
@@ -192,7 +207,10 @@ defmodule DSPex.Optimize.EngineTest do
     assert {:ok, %{told: 1, best_number: 1}} = Engine.tell(e, 1, 100, @usage)
     assert :ok = Engine.note(e, :best, %{program: "{}"})
     ghost = %{e | job: 9}
-    assert {:error, %DSPex.Error{type: :bad_request, message: "no such optimizer job" <> _}} = Engine.ask(ghost)
+
+    assert {:error, %DSPex.Error{type: :bad_request, message: "no such optimizer job" <> _}} =
+             Engine.ask(ghost)
+
     Engine.close(e)
   end
 end

@@ -1,0 +1,177 @@
+defmodule DSPex.Test.OptimizeSupport do
+  @moduledoc """
+  The scripted world of the optimizer golden tests, identical to the one
+  `tools/gen_mipro_traces.py` runs real DSPy in (compiled into the test build, so
+  `DSPex.Test.Cluster` peers have it too):
+
+    * `dataset/2` — "What is a plus b?" examples from CPython's `random.Random(seed)`;
+    * `task_lm/1` — answers from a hash of the exact prompt: correct when
+      `sha256(system <> "\\0" <> last user message <> "\\0" <> message count)` starts
+      with a byte < 154, else "wrong"; other output fields get "Let me think.";
+    * `prompt_lm/0` — the prompt model: replies by the asked signature's output fields
+      and a per-field call counter, as the Python script does;
+    * `Two`, `Three` — the multi-predictor programs of the traces.
+  """
+
+  alias DSPex.LM.Scripted
+
+  @doc "`n` examples from `random.Random(seed)`: `randint(1, 99)` twice each."
+  def dataset(n, seed) do
+    {list, _} =
+      Enum.map_reduce(1..n, DSPex.Random.new(seed), fn _, rng ->
+        {a, rng} = DSPex.Random.randint(rng, 1, 99)
+        {b, rng} = DSPex.Random.randint(rng, 1, 99)
+        {example("What is #{a} plus #{b}?", Integer.to_string(a + b)), rng}
+      end)
+
+    list
+  end
+
+  @doc "An example with `question` as input."
+  def example(q, a),
+    do: DSPex.Example.new(question: q, answer: a) |> DSPex.Example.with_inputs([:question])
+
+  @doc "Exact match on `answer` (a named function: usable on every node)."
+  def metric(example, pred), do: example[:answer] == pred.answer
+
+  @doc "Whether the task model answers this prompt correctly (the shared hash rule)."
+  def task_correct?(messages) do
+    system = content(hd(messages))
+    user = content(List.last(messages))
+
+    <<b, _::binary>> =
+      :crypto.hash(
+        :sha256,
+        system <> <<0>> <> user <> <<0>> <> Integer.to_string(length(messages))
+      )
+
+    b < 154
+  end
+
+  @doc "The task model (see the module doc). `opts`: `model:`."
+  def task_lm(opts \\ []) do
+    Scripted.new(&task_reply/3, model: Keyword.get(opts, :model, "scripted/task"))
+  end
+
+  @doc false
+  def task_reply(messages, params, call) do
+    n = max(1, Map.get(params, :n) || 1)
+    reply = task_fields(messages, call.signature)
+    List.duplicate(reply, n)
+  end
+
+  @doc "The task model's output fields for `messages` asked with `signature`."
+  def task_fields(messages, signature) do
+    gold =
+      case Regex.run(~r/What is (\d+) plus (\d+)\?/, content(List.last(messages))) do
+        [_, a, b] -> Integer.to_string(String.to_integer(a) + String.to_integer(b))
+        _ -> "unknown"
+      end
+
+    answer = if task_correct?(messages), do: gold, else: "wrong"
+
+    Map.new(signature.outputs, fn f ->
+      {f.name, if(f.name == :answer, do: answer, else: "Let me think.")}
+    end)
+  end
+
+  @doc "The prompt model (see the module doc); call counters live in `:counters`."
+  def prompt_lm(opts \\ []) do
+    counters = :counters.new(3, [])
+
+    Scripted.new(fn _messages, params, call -> prompt_reply(counters, params, call) end,
+      model: Keyword.get(opts, :model, "scripted/prompt")
+    )
+  end
+
+  defp prompt_reply(counters, params, call) do
+    n = max(1, Map.get(params, :n) || 1)
+    fields = Enum.map(call.signature.outputs, & &1.name)
+    for _ <- 1..n, do: prompt_fields(counters, fields)
+  end
+
+  defp count(counters, i) do
+    :counters.add(counters, i, 1)
+    :counters.get(counters, i)
+  end
+
+  defp prompt_fields(c, [:observations]) do
+    k = count(c, 1)
+
+    if k in [3, 5],
+      do: %{observations: "COMPLETE - nothing to add."},
+      else: %{observations: "Observation #{k}: the questions add two small numbers. "}
+  end
+
+  defp prompt_fields(_c, [:summary]),
+    do: %{summary: "Summary: Questions that add two numbers; answers are their sums."}
+
+  defp prompt_fields(_c, [:program_description]),
+    do: %{program_description: "Program Description: it answers arithmetic questions."}
+
+  defp prompt_fields(_c, [:module_description]),
+    do: %{module_description: "This module produces the answer."}
+
+  defp prompt_fields(c, [:proposed_instruction]) do
+    k = count(c, 2)
+
+    texts = [
+      "Proposed Instruction: Add the two numbers and reply with the sum only (variant #{k}).",
+      "\"Compute the sum carefully, variant #{k}.\"",
+      "**Instruction:** Read the question, add, answer (variant #{k}).",
+      "You are a careful calculator. Variant #{k}: give just the number."
+    ]
+
+    %{proposed_instruction: Enum.at(texts, rem(k, 4))}
+  end
+
+  defp prompt_fields(c, [:proposed_instruction, :proposed_prefix_for_output_field]) do
+    k = count(c, 3)
+    j = div(k + 1, 2)
+    instruction = "Instruction #{j}: add the two numbers and give the sum."
+    instruction = if rem(k, 3) == 0, do: "\"#{instruction}\"", else: instruction
+    %{proposed_instruction: instruction, proposed_prefix_for_output_field: "Answer #{j}:"}
+  end
+
+  defp content(%{content: c}) when is_binary(c), do: c
+  defp content(%{"content" => c}) when is_binary(c), do: c
+  defp content(_), do: ""
+
+  @doc "The program of a trace: `\"predict\"`, `\"cot\"`, `\"two\"`, `\"three\"`."
+  def program("predict"), do: DSPex.Predict.new("question -> answer")
+  def program("cot"), do: DSPex.ChainOfThought.new("question -> answer")
+  def program("two"), do: __MODULE__.Two.new()
+  def program("three"), do: __MODULE__.Three.new()
+
+  defmodule Two do
+    @moduledoc "Drafts, then answers (two predictors)."
+    use DSPex.Module
+
+    predictor :draft, "question -> draft"
+    predictor :answer, "question, draft -> answer"
+
+    @impl DSPex.Module
+    def forward(p, %{question: q}) do
+      with {:ok, d} <- DSPex.call(p.draft, question: q) do
+        DSPex.call(p.answer, question: q, draft: d.draft)
+      end
+    end
+  end
+
+  defmodule Three do
+    @moduledoc "Topic, draft, answer (three predictors)."
+    use DSPex.Module
+
+    predictor :topic, "question -> topic"
+    predictor :draft, "question, topic -> draft"
+    predictor :answer, "question, draft -> answer"
+
+    @impl DSPex.Module
+    def forward(p, %{question: q}) do
+      with {:ok, t} <- DSPex.call(p.topic, question: q),
+           {:ok, d} <- DSPex.call(p.draft, question: q, topic: t.topic) do
+        DSPex.call(p.answer, question: q, draft: d.draft)
+      end
+    end
+  end
+end
