@@ -258,7 +258,6 @@ defmodule DSPex.Optimize do
     {jopts, oopts} = Keyword.split(opts, job_keys -- [:metric])
     jopts = DSPex.Optimize.Options.validate!(Keyword.put(jopts, :metric, opts[:metric]), context)
     oopts = optimizer.validate!(oopts ++ [metric: jopts[:metric]])
-    jopts = Keyword.put(jopts, :remaining_examples, oopts[:remaining_examples])
 
     spec =
       optimizer.spec(program, trainset, oopts)

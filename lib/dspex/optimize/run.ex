@@ -213,7 +213,11 @@ defmodule DSPex.Optimize.Run do
         end
 
       reason ->
-        {:stop, reason, run}
+        # a search that is over is done, whatever the budget says now
+        case Engine.status(run.engine) do
+          {:ok, %{finished: true}} -> {:done, run}
+          _ -> {:stop, reason, run}
+        end
     end
   end
 
