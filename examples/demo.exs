@@ -234,3 +234,7 @@ IO.puts(
   "#{stats.size} port workers, #{stats.requests} requests, #{stats.port_exits} port exits, " <>
     "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
 )
+
+# Evaluate -> optimize -> evaluate: examples/demo/optimize.exs
+Code.require_file("demo/optimize.exs", __DIR__)
+Demo.Optimize.run(section)

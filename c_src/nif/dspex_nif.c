@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv); /* nif_local.c: resource types */
+
 static int make_priv(ErlNifEnv *env, void **priv_data) {
     DspexNifPriv *priv = enif_alloc(sizeof(*priv));
     if (priv == NULL) return 1;
@@ -11,6 +13,10 @@ static int make_priv(ErlNifEnv *env, void **priv_data) {
 #define DSPEX_ATOM(field, text) priv->atoms.field = enif_make_atom(env, text);
 #include "nif_atoms.h"
 #undef DSPEX_ATOM
+    if (dspex_nif_local_init(env, priv) != 0) {
+        enif_free(priv);
+        return 1;
+    }
     *priv_data = priv;
     return 0;
 }

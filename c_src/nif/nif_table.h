@@ -45,3 +45,18 @@ DSPEX_NIF(random_choices, 4, dspex_nif_random_choices, 0)
 DSPEX_NIF(metrics_normalize, 1, dspex_nif_metrics_normalize, 0)
 DSPEX_NIF(metrics_score, 3, dspex_nif_metrics_score, 0)
 DSPEX_NIF(metrics_batch, 3, dspex_nif_metrics_batch, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Local GGUF inference (nif_local.c): model and generation resources; long calls run on
+ * dirty CPU schedulers; generation advances in slices of ~budget_ms per call */
+DSPEX_NIF(local_load, 2, dspex_nif_local_load, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_inspect, 1, dspex_nif_local_inspect, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_info, 1, dspex_nif_local_info, 0)
+DSPEX_NIF(local_tokenize, 4, dspex_nif_local_tokenize, 0)
+DSPEX_NIF(local_detokenize, 3, dspex_nif_local_detokenize, 0)
+DSPEX_NIF(local_chat_render, 4, dspex_nif_local_chat_render, 0)
+DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Nearest neighbours (nif_knn.c): dirty above 2^18 multiply-adds via enif_schedule_nif */
+DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)

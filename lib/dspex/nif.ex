@@ -48,6 +48,23 @@ defmodule DSPex.NIF do
   def metrics_score(_metric, _preds, _golds), do: :erlang.nif_error(:not_loaded)
   def metrics_batch(_metric, _preds, _golds), do: :erlang.nif_error(:not_loaded)
 
+  # Local GGUF inference (nif_local.c); wrapped by DSPex.Local
+  def local_load(_path, _opts), do: :erlang.nif_error(:not_loaded)
+  def local_inspect(_path), do: :erlang.nif_error(:not_loaded)
+  def local_info(_model), do: :erlang.nif_error(:not_loaded)
+
+  def local_tokenize(_model, _text, _add_special, _parse_special),
+    do: :erlang.nif_error(:not_loaded)
+
+  def local_detokenize(_model, _ids, _special), do: :erlang.nif_error(:not_loaded)
+
+  def local_chat_render(_model, _messages, _template, _add_assistant),
+    do: :erlang.nif_error(:not_loaded)
+
+  def local_eval_logprobs(_model, _ids, _top, _n_ctx), do: :erlang.nif_error(:not_loaded)
+  def local_gen_new(_model, _ids, _params), do: :erlang.nif_error(:not_loaded)
+  def local_gen_step(_gen, _budget_ms), do: :erlang.nif_error(:not_loaded)
+
   @doc false
   # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or
   # column depending on the error type; callers name it via `pos_key`.
@@ -77,4 +94,7 @@ defmodule DSPex.NIF do
   def random_shuffle(_state, _list), do: :erlang.nif_error(:not_loaded)
   def random_sample(_state, _list, _k), do: :erlang.nif_error(:not_loaded)
   def random_choices(_state, _list, _cum_weights, _k), do: :erlang.nif_error(:not_loaded)
+
+  # Nearest neighbours (nif_knn.c); DSPex.KNN wraps it
+  def knn_search(_rows, _dim, _queries, _k), do: :erlang.nif_error(:not_loaded)
 end

@@ -32,7 +32,8 @@ defmodule DSPex.Evaluate.Progress do
             started: 0,
             last_render: nil,
             last_step: 0,
-            enabled: false
+            enabled: false,
+            describe: &Score.average_text/2
 
   @type t :: %__MODULE__{}
 
@@ -43,7 +44,9 @@ defmodule DSPex.Evaluate.Progress do
 
   @doc """
   A progress display for `total` examples. Options: `enabled` (default `true`),
-  `device` (default `:standard_error`), `tty` (default: detected).
+  `device` (default `:standard_error`), `tty` (default: detected), `describe` (a
+  function of `(sum, scored)` giving the description; default DSPy's
+  `"Average Metric: ..."`, `DSPex.Evaluate.Score.average_text/2`).
 
   ## Examples
 
@@ -59,7 +62,8 @@ defmodule DSPex.Evaluate.Progress do
       tty: Keyword.get_lazy(opts, :tty, fn -> tty?(device) end),
       total: total,
       started: now_ms(),
-      enabled: Keyword.get(opts, :enabled, true)
+      enabled: Keyword.get(opts, :enabled, true),
+      describe: Keyword.get(opts, :describe) || (&Score.average_text/2)
     }
   end
 
@@ -106,7 +110,7 @@ defmodule DSPex.Evaluate.Progress do
   end
 
   defp line(p, done, sum, scored, now) do
-    desc = Score.average_text(sum, scored)
+    desc = p.describe.(sum, scored)
     elapsed = max(now - p.started, 0) / 1000
 
     if p.tty,

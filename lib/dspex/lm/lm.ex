@@ -215,8 +215,13 @@ defmodule DSPex.LM do
       iex> DSPex.LM.new("openai/gpt-4o", temprature: 0.0)
       ** (ArgumentError) unknown option :temprature for DSPex.LM.new/2 (did you mean :temperature?); valid options: :anthropic_version, :api_base, :api_key, :base_url, :cache, :circuit_breaker, :connect_timeout_ms, :first_byte_timeout_ms, :frequency_penalty, :headers, :idle_timeout_ms, :kwargs, :logprobs, :max_response_bytes, :max_retries, :max_tokens, :model_type, :n, :num_retries, :pool, :presence_penalty, :provider, :reasoning_effort, :response_format, :retry_base_ms, :retry_max_ms, :rollout_id, :seed, :session, :stop, :temperature, :timeout, :tool_choice, :tools, :top_logprobs, :top_p
   """
-  @spec new(binary, keyword) :: t
-  def new(model, opts \\ []) when is_binary(model) and is_list(opts) do
+  @spec new(binary, keyword) :: t | DSPex.LM.Local.t()
+  def new(model, opts \\ [])
+
+  # In-process GGUF models implement DSPex.BaseLM themselves, with their own options.
+  def new("local/" <> name, opts) when is_list(opts), do: DSPex.LM.Local.new(name, opts)
+
+  def new(model, opts) when is_binary(model) and is_list(opts) do
     opts = Options.validate!(opts, @schema, "DSPex.LM.new/2")
 
     {provider, name} =
@@ -264,14 +269,6 @@ defmodule DSPex.LM do
           else: transport
         )
     }
-  end
-
-  defp provider_spec!("local", name, _opts) do
-    # In-process models (design: lib/dspex/local/, c_src/core/infer/) implement
-    # DSPex.BaseLM themselves; this build has none.
-    raise ArgumentError,
-          "#{inspect("local/" <> name)}: local models are not part of this build; " <>
-            "use a provider (e.g. \"openai/<model>\" with api_base: for a llama.cpp or vLLM server)"
   end
 
   defp provider_spec!(provider, name, opts) do

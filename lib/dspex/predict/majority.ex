@@ -25,6 +25,9 @@ defmodule DSPex.Majority do
     {completions, order} =
       case prediction_or_completions do
         %Prediction{completions: c, __fields__: order} -> {c, order}
+        # A list of predictions (an Ensemble's outputs): DSPy reads the field order of
+        # the first one.
+        [%Prediction{__fields__: order} | _] = list -> {Enum.map(list, &to_map/1), order}
         list when is_list(list) -> {Enum.map(list, &to_map/1), nil}
       end
 

@@ -175,7 +175,7 @@ defmodule DSPex.Module do
       %_{} = s ->
         if program?(s) do
           Enum.flat_map(fields_of(s), fn f ->
-            walk(Map.get(s, f), join(path, Atom.to_string(f)))
+            walk(Map.get(s, f), child_path(s, f, path))
           end)
         else
           []
@@ -198,6 +198,15 @@ defmodule DSPex.Module do
 
   defp join(nil, f), do: f
   defp join(p, f), do: p <> "." <> f
+
+  # A program that wraps another one in place (it exports `__dspex_wraps__/0`, the
+  # field's name: e.g. a KNNFewShot-compiled program, whose predictors DSPy names as the
+  # wrapped student's) gives that field its own path instead of `path.field`.
+  defp child_path(%mod{}, f, path) do
+    if function_exported?(mod, :__dspex_wraps__, 0) and mod.__dspex_wraps__() == f,
+      do: path,
+      else: join(path, Atom.to_string(f))
+  end
 
   @doc false
   def program?(%mod{}) do
@@ -244,7 +253,7 @@ defmodule DSPex.Module do
       %_{} = s ->
         if program?(s) do
           Enum.reduce(fields_of(s), s, fn f, acc ->
-            Map.put(acc, f, map_walk(Map.get(acc, f), join(path, Atom.to_string(f)), fun))
+            Map.put(acc, f, map_walk(Map.get(acc, f), child_path(s, f, path), fun))
           end)
         else
           s

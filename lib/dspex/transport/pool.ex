@@ -33,24 +33,62 @@ defmodule DSPex.Pool do
   @day_ms 86_400_000
 
   # Options of start_link/1 and child_spec/1 (nil: computed in init/1) ...
-  @options [
-    name: __MODULE__,
-    size: nil,
-    max_in_flight: 256,
-    max_queue: 10_000,
-    circuit_breaker: [],
-    restart_backoff_ms: {50, 5_000},
-    health_timeout_ms: 2_000,
-    port_path: nil
-  ]
+  @options DSPex.Options.schema!(
+             name: [type: :atom, default: __MODULE__, doc: "The pool's registered name."],
+             size: [
+               type: {:or, [:pos_integer, nil]},
+               doc: "Workers (ports); default `System.schedulers_online()`."
+             ],
+             max_in_flight: [
+               type: :pos_integer,
+               default: 256,
+               doc: "Requests in flight per worker; more wait in its queue."
+             ],
+             max_queue: [
+               type: :non_neg_integer,
+               default: 10_000,
+               doc: "Queued requests per worker."
+             ],
+             circuit_breaker: [
+               type: {:or, [:keyword, {:in, [false]}]},
+               default: [],
+               doc: "`DSPex.CircuitBreaker` overrides, or `false` to disable it."
+             ],
+             restart_backoff_ms: [
+               type: :any,
+               default: {50, 5_000},
+               doc: "`{min, max}` port restart backoff in ms."
+             ],
+             health_timeout_ms: [
+               type: :pos_integer,
+               default: 2_000,
+               doc:
+                 "When a request outlives its deadline in a worker, the port is pinged and killed if it does not answer in time."
+             ],
+             port_path: [type: {:or, [:string, nil]}, doc: "The port executable."]
+           )
   # ... and of request/2, stream/2 (plus :to) and stream_events/2.
-  @request_options [
-    pool: __MODULE__,
-    timeout: 600_000,
-    session: nil,
-    retry_on_port_exit: true,
-    circuit_breaker: nil
-  ]
+  @request_options DSPex.Options.schema!(
+                     pool: [type: :atom, default: __MODULE__, doc: "The pool."],
+                     timeout: [type: :timeout, default: 600_000, doc: "Deadline in ms."],
+                     session: [
+                       type: :any,
+                       doc: "Worker affinity: the same session, the same worker."
+                     ],
+                     retry_on_port_exit: [
+                       type: :boolean,
+                       default: true,
+                       doc: "Re-dispatch once to another worker when a port dies."
+                     ],
+                     circuit_breaker: [
+                       type: {:or, [:keyword, {:in, [false]}, nil]},
+                       doc: "Per-request circuit-breaker overrides, or `false` to bypass it."
+                     ]
+                   )
+  @stream_options DSPex.Options.schema!(
+                    [to: [type: :pid, doc: "The process that receives the stream's messages."]] ++
+                      @request_options
+                  )
 
   @type response :: DSPex.Port.response()
   @type request_map :: DSPex.Port.request_map()
@@ -60,13 +98,11 @@ defmodule DSPex.Pool do
   @doc """
   Child spec for a pool: `{DSPex.Pool, name: MyPool, size: 4}`.
 
-  Options: `:name` (default `DSPex.Pool`), `:size` (default
-  `System.schedulers_online()`), `:max_in_flight` (per worker, default 256),
-  `:max_queue` (per worker, default 10_000), `:circuit_breaker` (keyword or `false`),
-  `:restart_backoff_ms` (`{min, max}`), `:health_timeout_ms` (default 2_000: when a
-  request outlives its deadline in a worker, the port is pinged and killed if it does
-  not answer in time), `:port_path`. Unknown options raise `ArgumentError` listing the
-  valid ones.
+  Unknown options raise `ArgumentError` listing the valid ones.
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
@@ -75,7 +111,7 @@ defmodule DSPex.Pool do
   """
   @spec child_spec(keyword) :: Supervisor.child_spec()
   def child_spec(opts) do
-    opts = Keyword.validate!(opts, @options)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Pool.child_spec/1")
     name = opts[:name]
 
     %{
@@ -94,23 +130,16 @@ defmodule DSPex.Pool do
   """
   @spec start_link(keyword) :: Supervisor.on_start()
   def start_link(opts \\ []) do
-    opts = Keyword.validate!(opts, @options)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Pool.start_link/1")
     Supervisor.start_link(__MODULE__, opts, name: opts[:name])
   end
 
   @impl true
   def init(opts) do
-    opts = Keyword.validate!(opts, @options)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Pool.start_link/1")
     name = opts[:name]
     size = opts[:size] || System.schedulers_online()
     max_in_flight = opts[:max_in_flight]
-
-    unless is_atom(name) and is_integer(size) and size > 0 and is_integer(max_in_flight) and
-             max_in_flight > 0 do
-      raise ArgumentError,
-            "DSPex.Pool needs an atom :name, a positive integer :size and :max_in_flight, got: " <>
-              inspect(Keyword.take(opts, [:name, :size, :max_in_flight]))
-    end
 
     cb =
       case opts[:circuit_breaker] do
@@ -168,7 +197,7 @@ defmodule DSPex.Pool do
   """
   @spec request(request_map, keyword) :: {:ok, response} | {:error, Error.t()}
   def request(req, opts \\ []) do
-    opts = Keyword.validate!(opts, @request_options)
+    opts = DSPex.Options.validate!(opts, @request_options, "DSPex.Pool.request/2")
 
     with {:ok, %{req: req, pool: pool, meta: meta, deadline: deadline, ep: ep, cb: cb}} <-
            route(req, opts) do
@@ -280,7 +309,12 @@ defmodule DSPex.Pool do
   """
   @spec stream(request_map, keyword) :: {:ok, Handle.t()} | {:error, Error.t()}
   def stream(req, opts \\ []) do
-    opts = Keyword.validate!(opts, [{:to, self()} | @request_options])
+    opts =
+      DSPex.Options.validate!(
+        Keyword.put_new(opts, :to, self()),
+        @stream_options,
+        "DSPex.Pool.stream/2"
+      )
 
     with {:ok, %{req: req, meta: meta, deadline: deadline, ep: ep, cb: cb}} <- route(req, opts) do
       to = opts[:to]
@@ -347,7 +381,7 @@ defmodule DSPex.Pool do
   """
   @spec stream_events(request_map, keyword) :: Enumerable.t()
   def stream_events(req, opts \\ []) do
-    opts = Keyword.validate!(opts, @request_options)
+    opts = DSPex.Options.validate!(opts, @request_options, "DSPex.Pool.stream_events/2")
 
     Stream.resource(
       fn ->

@@ -18,21 +18,8 @@ defmodule DSPex.Port do
       {:ok, w} = DSPex.Port.start_link([])
       {:ok, %{status: 200}} = DSPex.Port.request(w, %{url: "http://127.0.0.1:4000/", method: "GET"})
 
-  ## Options
-
-    * `:name` — registered name
-    * `:pool`, `:index`, `:load` — set by `DSPex.Pool` (pool name, 1-based index,
-      `:atomics` load table)
-    * `:max_in_flight` (default 256) — requests sent to the port at once; more wait in
-      this worker's queue until their deadline
-    * `:max_queue` (default 10_000) — beyond it requests fail with `:overloaded`
-    * `:restart_backoff_ms` (default `{50, 5_000}`) — port restart backoff bounds
-    * `:health_timeout_ms` (default 2_000) — when the port misses a deadline it enforces
-      itself, it is pinged; no pong within this time and it is killed and restarted
-    * `:port_path` — the executable (default: `$DSPEX_PORT_PATH` if set, else
-      `priv/dspex_port` of `:dspex`; the variable is handy to run a sanitizer build)
-
-  Unknown options raise `ArgumentError` listing the valid ones.
+  Options are listed at `start_link/1`; unknown options raise `ArgumentError` listing
+  the valid ones.
 
   ## Flow control
 
@@ -71,18 +58,48 @@ defmodule DSPex.Port do
   @consumer_max_queue 500
   @ack_recheck_ms 5
 
-  @options [
-    name: nil,
-    pool: nil,
-    index: 1,
-    load: nil,
-    max_in_flight: 256,
-    max_queue: 10_000,
-    restart_backoff_ms: {50, 5_000},
-    health_timeout_ms: 2_000,
-    port_path: nil
-  ]
-  @request_options [timeout: 600_000, retry_on_port_exit: false]
+  @options DSPex.Options.schema!(
+             name: [type: :any, doc: "The registered name."],
+             pool: [type: :any, doc: "Set by `DSPex.Pool`: the pool's name."],
+             index: [type: :pos_integer, default: 1, doc: "Set by `DSPex.Pool`: 1-based index."],
+             load: [type: :any, doc: "Set by `DSPex.Pool`: the `:atomics` load table."],
+             max_in_flight: [
+               type: :pos_integer,
+               default: 256,
+               doc:
+                 "Requests sent to the port at once; more wait in this worker's queue until their deadline."
+             ],
+             max_queue: [
+               type: :non_neg_integer,
+               default: 10_000,
+               doc: "Beyond it requests fail with `:overloaded`."
+             ],
+             restart_backoff_ms: [
+               type: :any,
+               default: {50, 5_000},
+               doc: "`{min, max}` port restart backoff bounds in ms."
+             ],
+             health_timeout_ms: [
+               type: :pos_integer,
+               default: 2_000,
+               doc:
+                 "When the port misses a deadline it enforces itself, it is pinged; no pong within this time and it is killed and restarted."
+             ],
+             port_path: [
+               type: {:or, [:string, nil]},
+               doc:
+                 "The executable (default: `$DSPEX_PORT_PATH` if set, else `priv/dspex_port` of `:dspex`; the variable is handy to run a sanitizer build)."
+             ]
+           )
+  @request_options DSPex.Options.schema!(
+                     timeout: [type: :timeout, default: 600_000, doc: "Deadline in ms."],
+                     retry_on_port_exit: [
+                       type: :boolean,
+                       default: false,
+                       doc:
+                         "Answer `{:retry, :port_exited}` instead of an error when the port dies (`DSPex.Pool` re-dispatches)."
+                     ]
+                   )
 
   @type request_map :: %{required(:url) => binary, optional(atom) => term}
   @type response :: %{
@@ -102,7 +119,11 @@ defmodule DSPex.Port do
   def port_atoms, do: @port_atoms
 
   @doc """
-  Starts a worker (and its port) linked to the caller. See the module doc for options.
+  Starts a worker (and its port) linked to the caller.
+
+  ## Options
+
+  #{DSPex.Options.docs(@options)}
 
   ## Examples
 
@@ -110,7 +131,7 @@ defmodule DSPex.Port do
   """
   @spec start_link(keyword) :: GenServer.on_start()
   def start_link(opts \\ []) do
-    opts = Keyword.validate!(opts, @options)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Port.start_link/1")
 
     case Keyword.get(opts, :name) do
       nil -> GenServer.start_link(__MODULE__, opts)
@@ -121,10 +142,13 @@ defmodule DSPex.Port do
   @doc """
   Sends one HTTP request through this worker and waits for the final response.
 
-  `opts`: `:timeout` (ms, default 600_000) and `:retry_on_port_exit` (default false
-  here; `DSPex.Pool` handles re-dispatch). Returns `{:ok, response}`,
+  Returns `{:ok, response}`,
   `{:error, %DSPex.Error{}}`, or `{:retry, :port_exited}` when the port died and
   `retry_on_port_exit: true` was given.
+
+  ## Options
+
+  #{DSPex.Options.docs(@request_options)}
 
   ## Examples
 
@@ -134,7 +158,7 @@ defmodule DSPex.Port do
   @spec request(GenServer.server(), request_map, keyword) ::
           {:ok, response} | {:error, DSPex.Error.t()} | {:retry, :port_exited}
   def request(server, req, opts \\ []) do
-    opts = Keyword.validate!(opts, @request_options)
+    opts = DSPex.Options.validate!(opts, @request_options, "DSPex.Port.request/3")
     deadline = now_ms() + opts[:timeout]
 
     wopts = %{
@@ -260,7 +284,7 @@ defmodule DSPex.Port do
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    opts = Keyword.validate!(opts, @options)
+    opts = DSPex.Options.validate!(opts, @options, "DSPex.Port.start_link/1")
     load = opts[:load]
     index = opts[:index]
     if load, do: :atomics.put(load, index, 0)

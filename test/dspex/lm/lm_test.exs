@@ -610,12 +610,12 @@ defmodule DSPex.LMTest do
              } = DSPex.JSON.decode!(req.body)
     end
 
-    test "local/ is not a provider of the remote LM" do
-      assert_raise ArgumentError,
-                   ~r/"local\/model.gguf": local models are not part of this build/,
-                   fn ->
-                     LM.new("local/model.gguf")
-                   end
+    test "local/ builds an in-process LM (DSPex.LM.Local), not a remote provider" do
+      assert %DSPex.Error{type: :model_not_found} =
+               catch_error(LM.new("local/no-such-model.gguf"))
+
+      path = Path.expand("../local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf", __DIR__)
+      assert %DSPex.LM.Local{model: "local/" <> _} = LM.new("local/" <> path, max_tokens: 2)
     end
 
     test "copy changes only what it is given" do

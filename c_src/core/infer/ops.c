@@ -1,0 +1,172 @@
+/* Forward-pass operations. See ops.h. */
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ RMSNorm */
+
+void dspex_op_rmsnorm(float *y, const float *x, const float *w, int64_t n, int T, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (int64_t)t * n;
+        float *yr = y + (int64_t)t * n;
+        double sum = 0.0; /* llama.cpp sums the float squares in double */
+        for (int64_t i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
+        float mean = (float)(sum / (double)n);
+        float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * scale * w[i];
+    }
+}
+
+/* ------------------------------------------------------------------ matmul */
+
+typedef struct {
+    const dspex_vec_dot_fn dot; /* kernel for the weight type */
+    const dspex_weight *w;      /* weights */
+    const uint8_t *xq;          /* encoded activation rows */
+    size_t xrow;                /* bytes per activation row */
+    int T;                      /* rows */
+    float *y;                   /* output */
+    int64_t ystride;            /* output row stride */
+    int64_t rows_per_task;      /* output rows per task */
+} mm_job;
+
+static void mm_task(void *arg, int task, int thread) {
+    (void)thread;
+    const mm_job *j = arg;
+    int64_t r0 = (int64_t)task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+    if (r1 > j->w->ne1) r1 = j->w->ne1;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = j->w->data + (size_t)r * j->w->row_bytes;
+        for (int t = 0; t < j->T; t++) j->y[t * j->ystride + r] = j->dot(j->w->ne0, wr, j->xq + (size_t)t * j->xrow);
+    }
+}
+
+void dspex_op_matmul(dspex_ctx *c, const dspex_weight *w, const float *x, int T, float *y, int64_t ystride) {
+    const dspex_model *m = c->m;
+    int vt = dspex_vec_dot_type(w->type);
+    mm_job j = {m->kern.dot[w->type], w, NULL, 0, T, y, ystride, 0};
+    if (vt == DSPEX_T_F32) {
+        j.xq = (const uint8_t *)x;
+        j.xrow = (size_t)w->ne0 * sizeof(float);
+    } else {
+        j.xrow = dspex_row_bytes(vt, w->ne0);
+        for (int t = 0; t < T; t++) dspex_quantize_row(vt, x + (int64_t)t * w->ne0, c->xq + (size_t)t * j.xrow, w->ne0);
+        j.xq = c->xq;
+    }
+    /* small products are not worth waking the workers (~5 us each) */
+    int threads = dspex_pool_threads(m->pool);
+    int64_t work = w->ne0 * w->ne1 * T;
+    if (threads == 1 || work < (1 << 16)) {
+        j.rows_per_task = w->ne1;
+        mm_task(&j, 0, 0);
+        return;
+    }
+    int64_t tasks = (int64_t)threads * 8; /* 8 chunks per thread balances uneven progress */
+    j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
+    if (j.rows_per_task < 4) j.rows_per_task = 4;
+    dspex_pool_run(m->pool, (int)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task), mm_task, &j);
+}
+
+/* ------------------------------------------------------------------ RoPE */
+
+static float yarn_ramp(float low, float high, int i0) {
+    float y = (float)(i0 / 2 - low) / fmaxf(0.001f, high - low);
+    return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
+void dspex_op_rope_table(dspex_ctx *c, int32_t pos0, int T) {
+    const dspex_hparams *hp = &c->m->hp;
+    const float *ff = c->m->rope_freqs;
+    int nr = hp->n_rot;
+    float theta_scale = powf(hp->rope_base, -2.0f / (float)nr);
+    for (int t = 0; t < T; t++) {
+        float *cs = c->rope + (size_t)t * nr;
+        float theta = (float)(pos0 + t);
+        for (int i0 = 0; i0 < nr; i0 += 2) {
+            float te = theta / (ff ? ff[i0 / 2] : 1.0f);
+            float th = hp->rope_freq_scale * te, mscale = hp->yarn_attn_factor;
+            if (hp->yarn_ext_factor != 0.0f) {
+                float mix = yarn_ramp(c->yarn_corr[0], c->yarn_corr[1], i0) * hp->yarn_ext_factor;
+                th = th * (1 - mix) + te * mix;
+                mscale *= 1.0f + 0.1f * logf(1.0f / hp->rope_freq_scale);
+            }
+            cs[i0] = cosf(th) * mscale;
+            cs[i0 + 1] = sinf(th) * mscale;
+            theta *= theta_scale;
+        }
+    }
+}
+
+void dspex_op_rope(const dspex_ctx *c, float *x, int T, int n_heads) {
+    const dspex_hparams *hp = &c->m->hp;
+    int nr = hp->n_rot, hd = hp->head_dim;
+    for (int t = 0; t < T; t++) {
+        const float *cs = c->rope + (size_t)t * nr;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * hd;
+            for (int i0 = 0; i0 < nr; i0 += 2) {
+                /* NEOX pairs (i, i + n_rot/2); NORM pairs adjacent elements */
+                int a = hp->rope_neox ? i0 / 2 : i0, b = hp->rope_neox ? i0 / 2 + nr / 2 : i0 + 1;
+                float x0 = v[a], x1 = v[b], co = cs[i0], si = cs[i0 + 1];
+                v[a] = x0 * co - x1 * si;
+                v[b] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ attention */
+
+typedef struct {
+    dspex_ctx *c;         /* context (per-thread score rows in c->att) */
+    const float *q;       /* [T][n_head * hd] queries */
+    float *out;           /* [T][n_head * hd] attention output */
+    const float *kc, *vc; /* this layer's cache */
+    int32_t pos0;         /* position of the first query row */
+    int n_head, group, hd;/* query heads, query heads per kv head, head width */
+    float scale;          /* 1 / sqrt(hd) */
+} att_job;
+
+static void att_task(void *arg, int task, int thread) {
+    const att_job *j = arg;
+    dspex_ctx *c = j->c;
+    const dspex_kernels *k = &c->m->kern;
+    int t = task / j->n_head, h = task % j->n_head, kvh = h / j->group;
+    int32_t n = j->pos0 + t + 1; /* causal: positions 0..pos0+t */
+    const float *qv = j->q + ((size_t)t * j->n_head + h) * j->hd;
+    float *s = c->att + (size_t)thread * c->n_ctx;
+    float mx = -INFINITY;
+    for (int32_t p = 0; p < n; p++) {
+        s[p] = k->dot_f32(j->hd, qv, j->kc + (size_t)p * c->kv_dim + (size_t)kvh * j->hd) * j->scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0.0;
+    for (int32_t p = 0; p < n; p++) {
+        s[p] = expf(s[p] - mx);
+        sum += (double)s[p];
+    }
+    float inv = (float)(1.0 / sum);
+    float *o = j->out + ((size_t)t * j->n_head + h) * j->hd;
+    memset(o, 0, (size_t)j->hd * sizeof(float));
+    for (int32_t p = 0; p < n; p++) k->axpy_f32(j->hd, s[p] * inv, j->vc + (size_t)p * c->kv_dim + (size_t)kvh * j->hd, o);
+}
+
+void dspex_op_attention(dspex_ctx *c, int layer, const float *q, int32_t pos0, int T, float *out) {
+    const dspex_hparams *hp = &c->m->hp;
+    size_t lo = (size_t)layer * c->n_ctx * c->kv_dim;
+    att_job j = {c, q, out, c->k + lo, c->v + lo, pos0, hp->n_head, hp->n_head / hp->n_head_kv, hp->head_dim,
+                 1.0f / sqrtf((float)hp->head_dim)};
+    int tasks = T * hp->n_head;
+    if ((int64_t)(pos0 + T) * T * hp->n_head * hp->head_dim < (1 << 15)) {
+        for (int i = 0; i < tasks; i++) att_task(&j, i, 0);
+        return;
+    }
+    dspex_pool_run(c->m->pool, tasks, att_task, &j);
+}
+
+/* ------------------------------------------------------------------ SwiGLU */
+
+void dspex_op_swiglu(float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
