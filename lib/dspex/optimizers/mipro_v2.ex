@@ -107,7 +107,8 @@ defmodule DSPex.Optimizers.MIPROv2 do
   The three steps are DSPy's:
 
     1. **demo candidates** — `num_candidates` few-shot demo sets per predictor
-       (`DSPex.Optimizers.DemoSets`: empty, labeled, bootstrapped, shuffled bootstraps);
+       (`DSPex.Optimizers.BootstrapFewShot.demo_candidates/3`: empty, labeled,
+       bootstrapped, shuffled bootstraps, on MIPROv2's shared generator);
     2. **instruction candidates** — `DSPex.Optimizers.GroundedProposer` (dataset
        summary, program summary, task demos, tips) with DSPy's prompts; candidate 0 is
        the predictor's own instruction;
@@ -162,7 +163,7 @@ defmodule DSPex.Optimizers.MIPROv2 do
 
   alias DSPex.{Module, Random, Signature}
   alias DSPex.Optimize.{Run, Spec}
-  alias DSPex.Optimizers.{DemoSets, GroundedProposer}
+  alias DSPex.Optimizers.{BootstrapFewShot, GroundedProposer}
 
   @auto %{light: {6, 100}, medium: {12, 300}, heavy: {18, 1000}}
   # DSPy's BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT and MIN_MINIBATCH_SIZE
@@ -329,22 +330,29 @@ defmodule DSPex.Optimizers.MIPROv2 do
       Run.progress(run, {:phase, "bootstrapping #{n_demos} demo sets"})
       task_lm = Run.task_lm(run)
 
+      max_errors = run.opts[:max_errors]
+
       demo_result =
-        DSPex.Settings.with_settings([lm: task_lm] ++ opts[:teacher_settings], fn ->
-          DemoSets.create(program, train,
-            n_sets: n_demos,
-            max_labeled_demos: if(zeroshot, do: 0, else: opts[:max_labeled_demos]),
-            max_bootstrapped_demos:
-              if(zeroshot, do: @zeroshot_bootstrapped, else: opts[:max_bootstrapped_demos]),
-            metric: opts[:metric],
-            metric_threshold: opts[:metric_threshold],
-            max_errors: run.opts[:max_errors],
-            teacher: opts[:teacher],
-            rng: rng
+        DSPex.Settings.with_settings([lm: task_lm], fn ->
+          BootstrapFewShot.demo_candidates(
+            program,
+            train,
+            [
+              num_candidate_sets: n_demos,
+              max_labeled_demos: if(zeroshot, do: 0, else: opts[:max_labeled_demos]),
+              max_bootstrapped_demos:
+                if(zeroshot, do: @zeroshot_bootstrapped, else: opts[:max_bootstrapped_demos]),
+              metric: opts[:metric],
+              metric_threshold: opts[:metric_threshold],
+              teacher: opts[:teacher],
+              teacher_settings: opts[:teacher_settings],
+              rng: rng
+            ] ++ if(is_integer(max_errors), do: [max_errors: max_errors], else: [])
           )
         end)
 
-      with {:ok, demo_candidates, rng} <- demo_result do
+      with {:ok, %{demo_candidates: sets, rng: rng}} <- demo_result do
+        demo_candidates = sets |> Enum.with_index() |> Map.new(fn {set, i} -> {i, set} end)
         Run.progress(run, {:phase, "proposing #{n_instr} instructions per predictor"})
         prompt_lm = Run.metered(run, opts[:prompt_model] || DSPex.Settings.get(:lm))
         calls_before = DSPex.Optimize.Meter.totals(run.meter).lm_calls
