@@ -137,6 +137,67 @@ defmodule DSPex.Test.OptimizeSupport do
   defp content(%{"content" => c}) when is_binary(c), do: c
   defp content(_), do: ""
 
+  @doc "A run of test/fixtures/mipro/traces.json by name."
+  def mipro_run(name) do
+    %{"runs" => runs} = "test/fixtures/mipro/traces.json" |> File.read!() |> DSPex.JSON.decode!()
+    Enum.find(runs, &(&1["name"] == name)) || raise "no run #{name}"
+  end
+
+  @doc "A fixture run's trainset."
+  def trainset(run), do: for(e <- run["trainset"], do: example(e["question"], e["answer"]))
+
+  @doc "The options of a fixture run (fresh scripted LMs) plus `extra`."
+  def mipro_opts(run, extra) do
+    kw =
+      for {k, v} <- Map.merge(run["init"], run["compile"]),
+          k != "seed" or run["compile"]["seed"] != nil do
+        key = String.to_atom(k)
+        {key, if(key == :auto and v != nil, do: String.to_atom(v), else: v)}
+      end
+
+    Keyword.merge(
+      [
+        metric: &__MODULE__.metric/2,
+        prompt_model: prompt_lm(),
+        task_model: task_lm(),
+        progress: false
+      ] ++ kw,
+      extra
+    )
+  end
+
+  @doc """
+  Starts a fixture run as a job (on whatever node this runs on): `{:ok, job}`. The
+  scripted LMs are owned by a process that lives as long as the node (an `:erpc` call's
+  process exits when the call returns, and would take linked LMs with it).
+  """
+  def start_mipro(name, extra) do
+    parent = self()
+    ref = make_ref()
+
+    spawn(fn ->
+      run = mipro_run(name)
+      opts = mipro_opts(run, extra)
+
+      send(
+        parent,
+        {ref,
+         DSPex.Optimize.start(
+           DSPex.Optimizers.MIPROv2,
+           program(run["program"]),
+           trainset(run),
+           opts
+         )}
+      )
+
+      Process.sleep(:infinity)
+    end)
+
+    receive do
+      {^ref, result} -> result
+    end
+  end
+
   @doc "The program of a trace: `\"predict\"`, `\"cot\"`, `\"two\"`, `\"three\"`."
   def program("predict"), do: DSPex.Predict.new("question -> answer")
   def program("cot"), do: DSPex.ChainOfThought.new("question -> answer")

@@ -427,7 +427,8 @@ defmodule DSPex.Optimize.Job do
       started_at: st.started_at,
       elapsed_ms:
         System.convert_time_unit(System.monotonic_time() - st.t0, :native, :millisecond),
-      restarts: st.restarts
+      restarts: st.restarts,
+      engine_os_pid: st.engine.os_pid
     }
   end
 

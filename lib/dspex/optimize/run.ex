@@ -114,26 +114,32 @@ defmodule DSPex.Optimize.Run do
   `config` is the engine's (see `DSPex.Optimize.Engine.setup/3`); its `usage` is filled
   in here with what the setup spent.
   """
-  @spec setup(t, map | nil, (() -> {map, term})) ::
+  @spec setup(t, map | nil, (() -> {map, term} | {:error, DSPex.Error.t()})) ::
           {:ok, term, t} | {:stop, term, t} | {:error, DSPex.Error.t(), t}
   def setup(%__MODULE__{setup: nil} = run, _hint, fun) do
     before = Meter.totals(run.meter)
-    {config, proposals} = fun.()
+    made = fun.()
     after_ = Meter.totals(run.meter)
 
-    if after_.refused > before.refused do
-      {:stop, Meter.exhausted(run.meter) || {:stopped, :budget}, run}
-    else
-      config = Map.put(config, :usage, usage_diff(after_, before))
+    cond do
+      after_.refused > before.refused ->
+        {:stop, refusal(run), run}
 
-      case timed(run, fn -> Engine.setup(run.engine, config, proposals) end) do
-        {:ok, run} ->
-          {:ok, status} = Engine.status(run.engine)
-          {:ok, proposals, %{run | setup: proposals, planned: status.planned}}
+      match?({:error, %DSPex.Error{}}, made) ->
+        {:error, elem(made, 1), run}
 
-        {{:error, e}, run} ->
-          {:error, e, run}
-      end
+      true ->
+        {config, proposals} = made
+        config = Map.put(config, :usage, usage_diff(after_, before))
+
+        case timed(run, fn -> Engine.setup(run.engine, config, proposals) end) do
+          {:ok, run} ->
+            {:ok, status} = Engine.status(run.engine)
+            {:ok, proposals, %{run | setup: proposals, planned: status.planned}}
+
+          {{:error, e}, run} ->
+            {:error, e, run}
+        end
     end
   end
 
@@ -157,7 +163,7 @@ defmodule DSPex.Optimize.Run do
           {n, examples, term} = fun.()
 
           if Meter.refused?(run.meter, before.refused) do
-            {:stop, Meter.exhausted(run.meter) || {:stopped, :budget}, run}
+            {:stop, refusal(run), run}
           else
             case timed(run, fn -> Engine.add_batch(run.engine, n, examples, term) end) do
               {{:ok, ^index}, run} ->
@@ -243,7 +249,7 @@ defmodule DSPex.Optimize.Run do
         after_ = Meter.totals(run.meter)
 
         if after_.refused > before.refused do
-          {:stop, Meter.exhausted(run.meter) || {:stopped, :budget}, run}
+          {:stop, refusal(run), run}
         else
           score =
             case result do
@@ -360,6 +366,15 @@ defmodule DSPex.Optimize.Run do
   def note_done(%__MODULE__{} = run, term) do
     _ = Engine.note(run.engine, :done, term)
     :ok
+  end
+
+  # Why the meter refused a call (a cancel reads :cancelled).
+  defp refusal(run) do
+    case Meter.exhausted(run.meter) do
+      {:stopped, :cancelled} -> :cancelled
+      nil -> {:stopped, :budget}
+      other -> other
+    end
   end
 
   @doc """
