@@ -19,6 +19,7 @@ defmodule DSPex.Optimize.Chart do
   @mr 24
   @mt 56
   @mb 52
+  @pad 10
 
   @typedoc "One trial: number, kind, score (a number, or `:failed`), whether it can be the best."
   @type point :: %{
@@ -48,8 +49,9 @@ defmodule DSPex.Optimize.Chart do
     scored = Enum.filter(points, &is_number(&1.score))
     {ymin, ymax, step} = y_range(Enum.map(scored, & &1.score))
     xmax = max(2, Enum.max(Enum.map(points, & &1.number), fn -> 2 end))
-    x = fn n -> @ml + (n - 1) / (xmax - 1) * (@w - @ml - @mr) end
-    y = fn s -> @mt + (ymax - s) / (ymax - ymin) * (@h - @mt - @mb) end
+    # marks keep @pad pixels off the axes
+    x = fn n -> @ml + @pad + (n - 1) / (xmax - 1) * (@w - @ml - @mr - 2 * @pad) end
+    y = fn s -> @mt + @pad + (ymax - s) / (ymax - ymin) * (@h - @mt - @mb - 2 * @pad) end
 
     iodata = [
       ~s(<?xml version="1.0" encoding="UTF-8"?>\n),

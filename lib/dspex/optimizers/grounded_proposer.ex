@@ -352,7 +352,7 @@ defmodule DSPex.Optimizers.GroundedProposer do
 
       iex> ex = DSPex.Example.new(question: "It's 2?", answer: "2") |> DSPex.Example.with_inputs([:question])
       iex> DSPex.Optimizers.GroundedProposer.examples_repr([ex])
-      ~s([Example({'question': "It's 2?", 'answer': '2'}) (input_keys={'question'})])
+      ~s|[Example({'question': "It's 2?", 'answer': '2'}) (input_keys={'question'})]|
   """
   @spec examples_repr([DSPex.Example.t()]) :: binary
   def examples_repr(examples), do: "[" <> Enum.map_join(examples, ", ", &example_repr/1) <> "]"
