@@ -133,6 +133,101 @@ defmodule DSPex.Test.OptimizeSupport do
     %{proposed_instruction: instruction, proposed_prefix_for_output_field: "Answer #{j}:"}
   end
 
+  @doc """
+  The same world over HTTP: an OpenAI-compatible chat-completions server on 127.0.0.1
+  (a `DSPex.Test.LoopbackServer`) answering DSPy Chat-adapter prompts of any signature
+  as `task_lm/1` (a signature with an `answer` output) and `prompt_lm/0` (every other)
+  do. Used by the mix task test and by `bench/optimize.exs`, where DSPex and Python DSPy
+  both call it. `delay_ms:` waits before each reply. Returns `{:ok, server}`; the LM is
+  `DSPex.LM.new("openai/loopback", api_base: lm_server_base(server), cache: false)`.
+  """
+  def start_lm_server(opts \\ []) do
+    delay = Keyword.get(opts, :delay_ms, 0)
+    counters = :counters.new(3, [])
+
+    route = fn req ->
+      body = DSPex.JSON.decode!(req.body)
+      messages = body["messages"]
+      system = content(hd(messages))
+      fields = output_fields(system)
+      n = max(body["n"] || 1, 1)
+
+      texts =
+        for _ <- 1..n do
+          values =
+            if "answer" in fields,
+              do: task_values(messages, fields),
+              else: prompt_fields(counters, Enum.map(fields, &String.to_atom/1))
+
+          Enum.map_join(fields, "", fn f ->
+            "[[ ## #{f} ## ]]\n#{Map.fetch!(values, field_key(values, f))}\n\n"
+          end) <>
+            "[[ ## completed ## ]]"
+        end
+
+      prompt_bytes = Enum.reduce(messages, 0, &(byte_size(content(&1)) + &2))
+
+      reply = %{
+        id: "chatcmpl-loopback",
+        object: "chat.completion",
+        created: 0,
+        model: body["model"] || "loopback",
+        choices:
+          Enum.map(Enum.with_index(texts), fn {t, i} ->
+            %{index: i, message: %{role: "assistant", content: t}, finish_reason: "stop"}
+          end),
+        usage: %{
+          prompt_tokens: max(1, div(prompt_bytes, 4)),
+          completion_tokens: Enum.sum(Enum.map(texts, &max(1, div(byte_size(&1), 4)))),
+          total_tokens: 0
+        }
+      }
+
+      %{
+        status: 200,
+        delay_ms: if(delay > 0, do: delay),
+        headers: [{"content-type", "application/json"}],
+        body: DSPex.JSON.encode!(reply)
+      }
+    end
+
+    DSPex.Test.LoopbackServer.start_link(
+      routes: %{"/v1/chat/completions" => route},
+      record: false
+    )
+  end
+
+  @doc "The `api_base` of `start_lm_server/1`'s server."
+  def lm_server_base(srv), do: DSPex.Test.LoopbackServer.url(srv, "/v1")
+
+  @doc "Chat completions the server answered."
+  def lm_server_count(srv), do: DSPex.Test.LoopbackServer.count(srv, "/v1/chat/completions")
+
+  defp field_key(values, f), do: if(Map.has_key?(values, f), do: f, else: String.to_atom(f))
+
+  # The output field names the Chat adapter lists in the system message.
+  defp output_fields(system) do
+    case String.split(system, "Your output fields are:\n", parts: 2) do
+      [_, rest] ->
+        block = rest |> String.split("\n\n", parts: 2) |> hd()
+        for [_, name] <- Regex.scan(~r/^\d+\. `([A-Za-z_][A-Za-z0-9_]*)`/m, block), do: name
+
+      _ ->
+        []
+    end
+  end
+
+  defp task_values(messages, fields) do
+    gold =
+      case Regex.run(~r/What is (\d+) plus (\d+)\?/, content(List.last(messages))) do
+        [_, a, b] -> Integer.to_string(String.to_integer(a) + String.to_integer(b))
+        _ -> "unknown"
+      end
+
+    answer = if task_correct?(messages), do: gold, else: "wrong"
+    Map.new(fields, fn f -> {f, if(f == "answer", do: answer, else: "Let me think.")} end)
+  end
+
   defp content(%{content: c}) when is_binary(c), do: c
   defp content(%{"content" => c}) when is_binary(c), do: c
   defp content(_), do: ""

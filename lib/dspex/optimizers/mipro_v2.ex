@@ -342,7 +342,7 @@ defmodule DSPex.Optimizers.MIPROv2 do
               max_labeled_demos: if(zeroshot, do: 0, else: opts[:max_labeled_demos]),
               max_bootstrapped_demos:
                 if(zeroshot, do: @zeroshot_bootstrapped, else: opts[:max_bootstrapped_demos]),
-              metric: opts[:metric],
+              metric: bootstrap_metric(opts[:metric]),
               metric_threshold: opts[:metric_threshold],
               teacher: opts[:teacher],
               teacher_settings: opts[:teacher_settings],
@@ -428,6 +428,19 @@ defmodule DSPex.Optimizers.MIPROv2 do
       {:error, e, run} ->
         {:error, e, stopped(program, e, nil) |> Map.put(:status, :failed), run}
     end
+  end
+
+  # BootstrapFewShot takes metric functions; a built-in metric spec becomes one.
+  defp bootstrap_metric(metric) when is_function(metric), do: metric
+
+  defp bootstrap_metric(spec) do
+    m = DSPex.Evaluate.Metric.new!(spec)
+
+    if m.builtin,
+      do: fn ex, pred ->
+        hd(DSPex.Evaluate.Metric.score_batch(m, [DSPex.Evaluate.Metric.extract(m, ex, pred)]))
+      end,
+      else: m.fun
   end
 
   defp stopped(program, reason, score) do
