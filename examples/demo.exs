@@ -238,3 +238,7 @@ IO.puts(
 # Evaluate -> optimize -> evaluate: examples/demo/optimize.exs
 Code.require_file("demo/optimize.exs", __DIR__)
 Demo.Optimize.run(section)
+
+# Optimizing instructions (MIPROv2 as a journaled, resumable job): examples/demo/mipro.exs
+Code.require_file("demo/mipro.exs", __DIR__)
+Demo.MIPRO.run(section)

@@ -114,7 +114,9 @@ static void encode_trial(ei_x_buff *x, const dspex_engine_trial *t) {
 }
 
 static void encode_stats(ei_x_buff *x, const dspex_engine_stats *st) {
-    ei_x_encode_map_header(x, 10);
+    ei_x_encode_map_header(x, 11);
+    ei_x_encode_atom(x, "sync_us");
+    ei_x_encode_ulonglong(x, st->sync_us);
     ei_x_encode_atom(x, "asked");
     ei_x_encode_ulong(x, st->asked);
     ei_x_encode_atom(x, "told");

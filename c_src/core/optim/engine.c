@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dspex/buf.h"
 
@@ -65,6 +66,7 @@ struct dspex_engine {
     uint32_t best_number;
     double best_score;
     dspex_engine_usage usage;
+    uint64_t sync_ns; /* time spent committing (fdatasync), for the caller's accounting */
     /* replay */
     dspex_engine_visit visit;
     void *visit_ctx;
@@ -185,10 +187,20 @@ static void add_usage(dspex_engine_usage *to, const dspex_engine_usage *u) {
 
 /* Appends a record; with sync, also commits it. A failure leaves the journal as it was
  * (the journal truncates partial records) or broken (reported as EBROKEN later). */
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int write_rec(dspex_engine *e, uint16_t type, const dspex_buf *b, int sync, dspex_journal_error *err) {
     if (b->oom) return fail(err, DSPEX_ENGINE_ENOMEM, "out of memory building a journal record");
     int rc = dspex_journal_append(e->j, type, b->p ? b->p : "", b->len, err);
-    if (rc == DSPEX_JOURNAL_OK && sync) rc = dspex_journal_sync(e->j, err);
+    if (rc == DSPEX_JOURNAL_OK && sync) {
+        uint64_t t0 = now_ns();
+        rc = dspex_journal_sync(e->j, err);
+        e->sync_ns += now_ns() - t0;
+    }
     return rc;
 }
 
@@ -689,7 +701,8 @@ int dspex_engine_open(const char *path, const void *spec, size_t spec_len, const
         dspex_buf b;
         dspex_buf_init(&b);
         dspex_buf_put(&b, run_blob, run_len);
-        rc = write_rec(e, DSPEX_ENGINE_REC_RUN, &b, 1, err);
+        /* not synced: a RUN record is a note, durable with the next commit */
+        rc = write_rec(e, DSPEX_ENGINE_REC_RUN, &b, 0, err);
         dspex_buf_free(&b);
     }
     if (rc != DSPEX_JOURNAL_OK) {
@@ -844,7 +857,9 @@ int dspex_engine_note(dspex_engine *e, uint16_t type, const void *blob, size_t b
     dspex_buf b;
     dspex_buf_init(&b);
     dspex_buf_put(&b, blob, blob_len);
-    rc = write_rec(e, type, &b, 1, err);
+    /* BEST is derived data (replay recomputes the best trial): durable with the next
+     * commit, so a new best costs no extra fdatasync; DONE ends the job: committed */
+    rc = write_rec(e, type, &b, type == DSPEX_ENGINE_REC_DONE, err);
     dspex_buf_free(&b);
     return rc;
 }
@@ -870,4 +885,5 @@ void dspex_engine_status(const dspex_engine *e, dspex_engine_stats *st) {
     st->best_number = e->best_number;
     st->best_score = e->best_score;
     st->usage = e->usage;
+    st->sync_us = e->sync_ns / 1000u;
 }

@@ -35,9 +35,10 @@
  * parameters and examples.
  *
  * Journal records (types from DSPEX_JOURNAL_USER; layouts in docs/optimizer-engine.md):
- * RUN, SETUP, ASKED, TOLD, BATCH, BEST, DONE. TOLD, SETUP, BATCH, BEST, DONE and RUN are
- * synced before the call returns (trial boundaries); ASKED is not (it is recomputed
- * identically on replay). Opening an existing journal replays it: every record is
+ * RUN, SETUP, ASKED, TOLD, BATCH, BEST, DONE. SETUP, BATCH, TOLD and DONE are committed
+ * (fdatasync) before the call returns: trial boundaries, one sync per trial. ASKED
+ * (recomputed identically on replay), RUN (a note) and BEST (derived: replay finds the
+ * best trial again) are only appended and become durable with the next commit. Opening an existing journal replays it: every record is
  * applied again and every ASKED record is compared with what the sampler proposes now,
  * so a journal from a different sampler build stops the resume (ESEQ) instead of
  * continuing a different sequence.
@@ -176,6 +177,7 @@ typedef struct {
     uint32_t best_number;
     double best_score;
     dspex_engine_usage usage; /* setup + every told trial */
+    uint64_t sync_us;         /* time this engine spent in fdatasync (this open) */
 } dspex_engine_stats;
 
 typedef struct dspex_engine dspex_engine;
@@ -202,8 +204,8 @@ int dspex_engine_ask(dspex_engine *e, dspex_engine_trial *t, dspex_journal_error
  * spending and an opaque tail (per-example scores, feedback) kept in the journal only. */
 int dspex_engine_tell(dspex_engine *e, uint32_t number, int failed, double score, const dspex_engine_usage *usage,
                       const void *tail, size_t tail_len, dspex_journal_error *err);
-/* Appends an opaque BEST (the caller's best program) or DONE (why the job stopped)
- * record, synced. */
+/* Appends an opaque BEST (the caller's best program; durable with the next commit) or
+ * DONE (why the job stopped; committed) record. */
 int dspex_engine_note(dspex_engine *e, uint16_t type, const void *blob, size_t blob_len, dspex_journal_error *err);
 void dspex_engine_status(const dspex_engine *e, dspex_engine_stats *st);
 

@@ -19,8 +19,8 @@ defmodule DSPex.Optimize.Job do
       its result, then stops; the journal keeps everything (resuming a finished journal
       returns its result at once, without LM calls).
 
-  Telemetry: `[:dspex, :optimize, :start]` when the job starts and
-  `[:dspex, :optimize, :stop]` when it ends (`:telemetry.span/3` shapes; metadata
+  Telemetry: `[:dspex, :optimize, :job, :start]` when the job starts and
+  `[:dspex, :optimize, :job, :stop]` when it ends (`:telemetry.span/3` shapes; metadata
   `optimizer`, `journal`, `job`; stop adds `status`, `score`), plus one
   `[:dspex, :optimize, :trial]` per trial (see `DSPex.Optimize.Run`).
   """
@@ -56,7 +56,7 @@ defmodule DSPex.Optimize.Job do
         meta = %{optimizer: args.optimizer.name(), journal: args.journal, job: self()}
 
         DSPex.Telemetry.execute(
-          [:dspex, :optimize, :start],
+          [:dspex, :optimize, :job, :start],
           %{monotonic_time: t0, system_time: System.system_time()},
           meta
         )
@@ -311,7 +311,7 @@ defmodule DSPex.Optimize.Job do
     Enum.each(st.waiters, &GenServer.reply(&1, reply))
 
     DSPex.Telemetry.execute(
-      [:dspex, :optimize, :stop],
+      [:dspex, :optimize, :job, :stop],
       %{duration: System.monotonic_time() - st.t0, monotonic_time: System.monotonic_time()},
       Map.merge(st.meta, %{status: result.status, score: result.score})
     )
@@ -346,11 +346,22 @@ defmodule DSPex.Optimize.Job do
               :cost,
               :by_model
             ]),
-          extra: %{engine_us: run.engine_us, search_us: run.search_us}
+          extra: %{
+            engine_us: run.engine_us,
+            search_us: run.search_us,
+            sync_us: sync_us(st.engine)
+          }
         },
         Map.take(fields, Map.keys(%Result{}) -- [:__struct__])
       )
     )
+  end
+
+  defp sync_us(engine) do
+    case Engine.status(engine) do
+      {:ok, %{sync_us: us}} -> us
+      _ -> nil
+    end
   end
 
   # The result when the runner cannot give one: the best program reported so far.

@@ -291,14 +291,21 @@ defmodule DSPex.Optimize.JobTest do
     ref = make_ref()
     {:ok, device} = StringIO.open("")
 
+    journal = Path.join(dir, "j")
+
+    # handlers are global: keep this job's events only (other tests run jobs too)
     DSPex.Telemetry.attach_many(
       {__MODULE__, ref},
-      [[:dspex, :optimize, :trial], [:dspex, :optimize, :start], [:dspex, :optimize, :stop]],
-      fn event, m, meta, _ -> send(test, {ref, event, m, meta}) end,
+      [
+        [:dspex, :optimize, :trial],
+        [:dspex, :optimize, :job, :start],
+        [:dspex, :optimize, :job, :stop]
+      ],
+      fn event, m, meta, _ ->
+        if meta.journal == journal, do: send(test, {ref, event, m, meta})
+      end,
       nil
     )
-
-    journal = Path.join(dir, "j")
 
     {:ok, job} =
       Optimize.start(
@@ -319,10 +326,10 @@ defmodule DSPex.Optimize.JobTest do
     {:ok, r} = Optimize.await(job)
     DSPex.Telemetry.detach({__MODULE__, ref})
 
-    assert_received {^ref, [:dspex, :optimize, :start], _,
+    assert_received {^ref, [:dspex, :optimize, :job, :start], _,
                      %{optimizer: "mipro_v2", journal: ^journal}}
 
-    assert_received {^ref, [:dspex, :optimize, :stop], %{duration: _},
+    assert_received {^ref, [:dspex, :optimize, :job, :stop], %{duration: _},
                      %{status: :finished, score: 64.0}}
 
     {^ref, _, _, meta2} = second
