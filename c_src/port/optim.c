@@ -637,8 +637,29 @@ static void send_stats(dp_ctx *ctx, long long id, const char *tag, const dspex_e
     dp_send(ctx, &x);
 }
 
-/* {optim_tell, Id, Job, Number, Score | failed, Usage, Tail} */
-static void cmd_tell(dp_ctx *ctx, dec *d, long long id) {
+/* The next trial as a reply term: {trial, Map} | need | done | {error, Type, Message}. */
+static void encode_next(ei_x_buff *x, dspex_engine *e) {
+    dspex_engine_trial t;
+    dspex_journal_error err;
+    int rc = dspex_engine_ask(e, &t, &err);
+    if (rc == DSPEX_ENGINE_OK) {
+        ei_x_encode_tuple_header(x, 2);
+        ei_x_encode_atom(x, "trial");
+        encode_trial(x, &t);
+    } else if (rc == DSPEX_ENGINE_NEED || rc == DSPEX_ENGINE_DONE) {
+        ei_x_encode_atom(x, rc == DSPEX_ENGINE_NEED ? "need" : "done");
+    } else {
+        ei_x_encode_tuple_header(x, 3);
+        ei_x_encode_atom(x, "error");
+        ei_x_encode_atom(x, error_type(rc));
+        ei_x_encode_binary(x, err.message, (long)strlen(err.message));
+    }
+}
+
+/* {optim_tell, Id, Job, Number, Score | failed, Usage, Tail} and
+ * {optim_tell_ask, ...same...}: the latter also asks for the next trial, so a trial
+ * boundary is one crossing. */
+static void cmd_tell(dp_ctx *ctx, dec *d, long long id, int and_ask) {
     long long job;
     uint32_t number;
     double score = 0.0;
@@ -663,10 +684,26 @@ static void cmd_tell(dp_ctx *ctx, dec *d, long long id) {
     if (dec_usage(d, &u) != 0 || dec_bin(d, &tail, &tail_len, "the tail must be a binary") != 0) goto bad;
     dspex_journal_error err;
     int rc = dspex_engine_tell(e, number, failed, score, &u, tail, tail_len, &err);
-    if (rc == DSPEX_ENGINE_OK)
-        send_stats(ctx, id, "told", e);
-    else
+    if (rc != DSPEX_ENGINE_OK) {
         reply_engine_error(ctx, id, rc, &err);
+    } else if (!and_ask) {
+        send_stats(ctx, id, "told", e);
+    } else {
+        /* ask first: the status then counts the new trial as asked */
+        ei_x_buff next;
+        ei_x_new(&next);
+        encode_next(&next, e);
+        dspex_engine_stats st;
+        dspex_engine_status(e, &st);
+        ei_x_buff x;
+        begin_reply(&x, id);
+        ei_x_encode_tuple_header(&x, 3);
+        ei_x_encode_atom(&x, "told");
+        encode_stats(&x, &st);
+        ei_x_append_buf(&x, next.buff, next.index);
+        ei_x_free(&next);
+        dp_send(ctx, &x);
+    }
     goto done;
 bad:
     reply_error(ctx, id, "bad_request", d->err, 0, 0);
@@ -722,7 +759,9 @@ void dp_optim_handle(dp_ctx *ctx, const char *buf, size_t len, long long id) {
     } else if (strcmp(tag, "optim_ask") == 0 && arity == 3) {
         cmd_ask(ctx, &d, id);
     } else if (strcmp(tag, "optim_tell") == 0 && arity == 7) {
-        cmd_tell(ctx, &d, id);
+        cmd_tell(ctx, &d, id, 0);
+    } else if (strcmp(tag, "optim_tell_ask") == 0 && arity == 7) {
+        cmd_tell(ctx, &d, id, 1);
     } else if (strcmp(tag, "optim_note") == 0 && arity == 5) {
         cmd_note(ctx, &d, id);
     } else if (strcmp(tag, "optim_status") == 0 && arity == 3) {

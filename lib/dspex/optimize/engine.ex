@@ -153,6 +153,30 @@ defmodule DSPex.Optimize.Engine do
     end
   end
 
+  @doc """
+  `tell/5` and `ask/1` in one crossing (a trial boundary costs one round trip):
+  `{:ok, status, next}` where `next` is what `ask/1` returns (`{:trial, trial}`,
+  `:need`, `:done`) or `{:error, %DSPex.Error{}}` when the tell succeeded but the ask
+  did not.
+  """
+  @spec tell_ask(t, pos_integer, number | :failed, map, term) ::
+          {:ok, map, {:trial, map} | :need | :done | {:error, DSPex.Error.t()}}
+          | {:error, DSPex.Error.t()}
+  def tell_ask(%__MODULE__{} = e, number, score, usage, tail \\ nil) do
+    tail = if tail == nil, do: "", else: :erlang.term_to_binary(tail)
+
+    case call(e, fn id -> {:optim_tell_ask, id, e.job, number, score, usage, tail} end) do
+      {:ok, {:told, status, {:error, type, message}}} ->
+        {:ok, status, {:error, DSPex.Error.new(type, message, %{journal: e.path})}}
+
+      {:ok, {:told, status, next}} ->
+        {:ok, status, next}
+
+      other ->
+        other
+    end
+  end
+
   @doc "Journals a `:best` (the best program so far) or `:done` note, synced."
   @spec note(t, :best | :done, term) :: :ok | {:error, DSPex.Error.t()}
   def note(%__MODULE__{} = e, what, term) when what in [:best, :done] do

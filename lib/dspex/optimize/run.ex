@@ -53,6 +53,7 @@ defmodule DSPex.Optimize.Run do
     best_score: nil,
     planned: nil,
     plan: nil,
+    prefetched: nil,
     told: 0,
     search_us: 0,
     search_examples: 0,
@@ -167,7 +168,8 @@ defmodule DSPex.Optimize.Run do
           else
             case timed(run, fn -> Engine.add_batch(run.engine, n, examples, term) end) do
               {{:ok, ^index}, run} ->
-                {:ok, term, %{run | batches: Map.put(run.batches, index, term)}}
+                # a :need fetched with the last tell is stale now
+                {:ok, term, %{run | batches: Map.put(run.batches, index, term), prefetched: nil}}
 
               {{:ok, other}, run} ->
                 {:error, bad_index(index, other), run}
@@ -211,11 +213,19 @@ defmodule DSPex.Optimize.Run do
 
     case stop_reason(run) do
       nil ->
-        case timed(run, fn -> Engine.ask(run.engine) end) do
-          {{:ok, {:trial, t}}, run} -> {:trial, t, run}
-          {{:ok, :need}, run} -> {:need, run}
-          {{:ok, :done}, run} -> {:done, run}
-          {{:error, e}, run} -> {:error, e, run}
+        # the last tell usually brought the next trial along (Engine.tell_ask/5)
+        {next, run} =
+          case run.prefetched do
+            nil -> timed(run, fn -> Engine.ask(run.engine) end)
+            next -> {{:ok, next}, %{run | prefetched: nil}}
+          end
+
+        case next do
+          {:ok, {:trial, t}} -> {:trial, t, run}
+          {:ok, :need} -> {:need, run}
+          {:ok, :done} -> {:done, run}
+          {:ok, {:error, e}} -> {:error, e, run}
+          {:error, e} -> {:error, e, run}
         end
 
       reason ->
@@ -304,8 +314,11 @@ defmodule DSPex.Optimize.Run do
   def tell(%__MODULE__{} = run, trial, outcome, tail \\ nil) do
     usage = Map.take(outcome.usage, [:lm_calls, :prompt_tokens, :completion_tokens, :cost])
 
-    case timed(run, fn -> Engine.tell(run.engine, trial.number, outcome.score, usage, tail) end) do
-      {{:ok, status}, run} ->
+    case timed(run, fn ->
+           Engine.tell_ask(run.engine, trial.number, outcome.score, usage, tail)
+         end) do
+      {{:ok, status, next}, run} ->
+        run = %{run | prefetched: next}
         told = %{score: outcome.score, usage: usage, tail: tail}
 
         run = %{

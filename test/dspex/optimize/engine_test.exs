@@ -204,7 +204,11 @@ defmodule DSPex.Optimize.EngineTest do
 
     assert {:error, %DSPex.Error{type: :state}} = Engine.tell(e, 7, 1.0, @usage)
     assert {:error, %DSPex.Error{type: :bad_request}} = Engine.tell(e, 1, "high", @usage)
-    assert {:ok, %{told: 1, best_number: 1}} = Engine.tell(e, 1, 100, @usage)
+
+    assert {:ok, %{told: 1, best_number: 1, asked: 2}, {:trial, %{number: 2, params: [0, 1]}}} =
+             Engine.tell_ask(e, 1, 100, @usage)
+
+    assert {:ok, %{told: 2}, :need} = Engine.tell_ask(e, 2, 50.5, @usage)
     assert :ok = Engine.note(e, :best, %{program: "{}"})
     ghost = %{e | job: 9}
 
