@@ -123,6 +123,7 @@ best = Enum.min_by(runs, & &1.wall_us)
 r = best.result
 engine_us = r.extra.engine_us
 sync_us = r.extra.sync_us || 0
+port_us = r.extra.port_us || 0
 scores = Enum.map(r.trial_logs, & &1.score)
 
 IO.puts("1. Engine overhead (DSPex, best of 2, max_concurrency #{threads})")
@@ -136,11 +137,15 @@ IO.puts(
     "#{Float.round(100 * engine_us / best.wall_us, 3)}% of wall (target < 2%)"
 )
 
+pct = fn us -> "#{Float.round(us / 1000, 1)} ms (#{Float.round(100 * us / best.wall_us, 2)}%)" end
+IO.puts("   - in the port (ETF decode, engine, journal writes, reply): #{pct.(port_us)}")
+
 IO.puts(
-  "   of which fdatasync (#{length(scores) + 2} commits: setup, one per trial, done): " <>
-    "#{Float.round(sync_us / 1000, 1)} ms; without it #{Float.round((engine_us - sync_us) / 1000, 1)} ms = " <>
-    "#{Float.round(100 * (engine_us - sync_us) / best.wall_us, 3)}%\n"
+  "     of which fdatasync, #{length(scores) + 2} commits (setup, one per trial, done): #{pct.(sync_us)}"
 )
+
+IO.puts("   - crossings (BEAM <-> port round trips, OS scheduling): #{pct.(engine_us - port_us)}")
+IO.puts("   - all but fdatasync: #{pct.(engine_us - sync_us)}\n")
 
 py = if python, do: for(t <- Enum.uniq([8, threads]), do: {t, py_run.(t)}), else: []
 

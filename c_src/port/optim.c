@@ -113,8 +113,10 @@ static void encode_trial(ei_x_buff *x, const dspex_engine_trial *t) {
     ei_x_encode_boolean(x, t->counts_for_best);
 }
 
-static void encode_stats(ei_x_buff *x, const dspex_engine_stats *st) {
-    ei_x_encode_map_header(x, 11);
+static void encode_stats(ei_x_buff *x, const dspex_engine_stats *st, uint64_t port_us) {
+    ei_x_encode_map_header(x, 12);
+    ei_x_encode_atom(x, "port_us");
+    ei_x_encode_ulonglong(x, port_us);
     ei_x_encode_atom(x, "sync_us");
     ei_x_encode_ulonglong(x, st->sync_us);
     ei_x_encode_atom(x, "asked");
@@ -633,7 +635,7 @@ static void send_stats(dp_ctx *ctx, long long id, const char *tag, const dspex_e
     begin_reply(&x, id);
     ei_x_encode_tuple_header(&x, 2);
     ei_x_encode_atom(&x, tag);
-    encode_stats(&x, &st);
+    encode_stats(&x, &st, ctx->optim_ns / 1000u);
     dp_send(ctx, &x);
 }
 
@@ -699,7 +701,7 @@ static void cmd_tell(dp_ctx *ctx, dec *d, long long id, int and_ask) {
         begin_reply(&x, id);
         ei_x_encode_tuple_header(&x, 3);
         ei_x_encode_atom(&x, "told");
-        encode_stats(&x, &st);
+        encode_stats(&x, &st, ctx->optim_ns / 1000u);
         ei_x_append_buf(&x, next.buff, next.index);
         ei_x_free(&next);
         dp_send(ctx, &x);
@@ -738,8 +740,16 @@ done:
     free(blob);
 }
 
+static void handle(dp_ctx *ctx, const char *buf, long long id);
+
 void dp_optim_handle(dp_ctx *ctx, const char *buf, size_t len, long long id) {
     (void)len;
+    uint64_t t0 = uv_hrtime();
+    handle(ctx, buf, id);
+    ctx->optim_ns += uv_hrtime() - t0;
+}
+
+static void handle(dp_ctx *ctx, const char *buf, long long id) {
     dec d = {buf, 0, {0}};
     int ver, arity;
     char tag[MAXATOMLEN_UTF8];

@@ -207,6 +207,7 @@ struct dp_ctx {
     dp_sink_fn sink;   /* NULL: stdout */
     void *sink_ud;
     struct dspex_engine *jobs[DP_MAX_JOBS]; /* optimizer jobs; the BEAM's job number is index + 1 */
+    uint64_t optim_ns; /* time spent handling optim_* commands (decode, engine, journal, reply) */
 };
 
 int dp_http_init(dp_ctx *ctx);

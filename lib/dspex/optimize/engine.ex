@@ -40,7 +40,7 @@ defmodule DSPex.Optimize.Engine do
            [:n_ei_candidates, :valset_size, :minibatch, :minibatch_size, :full_eval_steps] ++
            [:failed, :offset, :errno, :io, :disk_full, :not_a_journal, :corrupt, :spec_mismatch] ++
            [:busy, :broken, :limit, :no_memory, :state, :sequence, :no_candidate, :bad_request] ++
-           [:sync_us, :warning, :info, nil, true, false]
+           [:sync_us, :port_us, :warning, :info, nil, true, false]
 
   # A journal sync is an fdatasync: milliseconds on a disk, longer on a loaded one.
   @call_timeout 120_000

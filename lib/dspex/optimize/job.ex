@@ -346,21 +346,23 @@ defmodule DSPex.Optimize.Job do
               :cost,
               :by_model
             ]),
-          extra: %{
-            engine_us: run.engine_us,
-            search_us: run.search_us,
-            sync_us: sync_us(st.engine)
-          }
+          extra:
+            Map.merge(
+              %{engine_us: run.engine_us, search_us: run.search_us},
+              engine_times(st.engine)
+            )
         },
         Map.take(fields, Map.keys(%Result{}) -- [:__struct__])
       )
     )
   end
 
-  defp sync_us(engine) do
+  # Time inside the port on this job's commands, and in fdatasync (DSPex.Optimize.Run
+  # measures the whole round trips: engine_us).
+  defp engine_times(engine) do
     case Engine.status(engine) do
-      {:ok, %{sync_us: us}} -> us
-      _ -> nil
+      {:ok, %{sync_us: s, port_us: p}} -> %{sync_us: s, port_us: p}
+      _ -> %{sync_us: nil, port_us: nil}
     end
   end
 
