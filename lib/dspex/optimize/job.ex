@@ -138,13 +138,61 @@ defmodule DSPex.Optimize.Job do
           try do
             args.optimizer.run(run, args.program, args.trainset, args.oopts)
           catch
-            :throw, {:dspex_engine_lost, e, pending} -> {:lost, e, pending}
+            :throw, {:dspex_engine_lost, e, pending} ->
+              {:lost, e, pending}
+
+            # a crash report would print the programs and examples in the stack's
+            # arguments: describe it without data instead (DSPex.Error.describe/1)
+            kind, reason ->
+              what =
+                DSPex.Error.describe(
+                  if kind == :error,
+                    do: Exception.normalize(kind, reason, __STACKTRACE__),
+                    else: {kind, reason}
+                )
+
+              Logger.error(
+                "optimizer job #{args.journal}: the optimizer's run crashed: #{what}\n" <>
+                  frames(__STACKTRACE__)
+              )
+
+              {:crashed, what}
           end
 
         send(job, {:dspex_optimize_runner, outcome})
       end)
 
     %{st | runner: pid, phase: :running}
+  end
+
+  # Stack frames with arities, never arguments.
+  defp frames(stack) do
+    stack
+    |> Enum.map(fn
+      {m, f, args, loc} when is_list(args) -> {m, f, length(args), loc}
+      frame -> frame
+    end)
+    |> Exception.format_stacktrace()
+  end
+
+  @doc false
+  # OTP 25 calls this for crash reports and :sys.get_status/1: the programs, examples,
+  # LMs and results of a job are shown as counts, never as data.
+  def format_status(status) do
+    Map.update(status, :state, nil, fn
+      %{args: args} = st ->
+        %{
+          optimizer: args.optimizer,
+          journal: args.journal,
+          trainset: "<#{length(args.trainset)} examples>",
+          phase: st.phase,
+          restarts: st.restarts,
+          done: st.result != nil
+        }
+
+      other ->
+        other
+    end)
   end
 
   # ------------------------------------------------------------------ API
@@ -218,6 +266,11 @@ defmodule DSPex.Optimize.Job do
           {:noreply, finish(st, {:error, e2, fallback(st, :failed, e2)})}
       end
     end
+  end
+
+  def handle_info({:dspex_optimize_runner, {:crashed, what}}, st) do
+    e = DSPex.Error.new(:optimizer_crashed, "the optimizer's run crashed: #{what}", %{})
+    {:noreply, finish(st, {:error, e, fallback(st, :failed, e)})}
   end
 
   def handle_info({:dspex_optimize_runner, {:ok, fields, run}}, st) do

@@ -368,6 +368,42 @@ defmodule DSPex.Optimize.JobTest do
     assert length(String.split(List.to_string(points))) == 2
   end
 
+  defmodule Crashy do
+    @moduledoc false
+    # An optimizer whose run raises with a secret in the exception and a program in its args.
+    @behaviour DSPex.Optimize.Optimizer
+    def name, do: "crashy"
+    def validate!(opts), do: opts
+    def spec(_p, _t, _o), do: %{"seed" => 0}
+    def run(_run, _program, _trainset, _opts), do: raise(MatchError, term: "sk-secret-in-data")
+  end
+
+  test "an optimizer that crashes: a clear error, the student as the program, no data in the log",
+       %{tmp_dir: dir} do
+    run = S.mipro_run(@golden)
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        {:ok, job} =
+          Optimize.start(Crashy, S.program("predict"), S.trainset(run),
+            metric: &S.metric/2,
+            journal: Path.join(dir, "c")
+          )
+
+        assert {:error, %DSPex.Error{type: :optimizer_crashed, message: msg} = e} =
+                 Optimize.await(job)
+
+        assert msg =~ "MatchError"
+
+        assert e.details.result.program == S.program("predict") and
+                 e.details.result.status == :failed
+      end)
+
+    assert log =~ "the optimizer's run crashed: MatchError"
+    refute log =~ "sk-secret"
+    refute log =~ "What is"
+  end
+
   defp collect_trials(ref, acc \\ []) do
     receive do
       {^ref, [:dspex, :optimize, :trial], _m, meta} -> collect_trials(ref, [meta | acc])
