@@ -126,7 +126,11 @@ sync_us = r.extra.sync_us || 0
 port_us = r.extra.port_us || 0
 scores = Enum.map(r.trial_logs, & &1.score)
 
-IO.puts("1. Engine overhead (DSPex, best of 2, max_concurrency #{threads})")
+IO.puts(
+  "1. Engine overhead (DSPex, best of 2, max_concurrency #{threads}); every engine call of the job,"
+)
+
+IO.puts("   from opening (creating) the journal to the DONE record, round trips included")
 
 IO.puts(
   "   wall #{Float.round(best.wall_us / 1.0e6, 3)} s, #{best.requests} LM requests, #{length(scores)} trials, best #{r.score}"

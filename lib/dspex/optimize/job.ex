@@ -40,8 +40,8 @@ defmodule DSPex.Optimize.Job do
     Process.flag(:trap_exit, true)
     jopts = args.jopts
 
-    case open_engine(args) do
-      {:ok, engine, replay, status} ->
+    case :timer.tc(fn -> open_engine(args) end) do
+      {open_us, {:ok, engine, replay, status}} ->
         {:ok, meter} =
           Meter.start_link(
             max_lm_calls: jopts[:max_lm_calls],
@@ -69,6 +69,7 @@ defmodule DSPex.Optimize.Job do
           restarts: 0,
           t0: t0,
           meta: meta,
+          open_us: open_us,
           started_at: DateTime.utc_now(),
           phase: :starting,
           info: %{
@@ -89,7 +90,7 @@ defmodule DSPex.Optimize.Job do
 
         {:ok, spawn_runner(st, replay, status, %{})}
 
-      {:error, %DSPex.Error{} = e} ->
+      {_, {:error, %DSPex.Error{} = e}} ->
         {:stop, {:shutdown, e}}
     end
   end
@@ -124,7 +125,9 @@ defmodule DSPex.Optimize.Job do
       metric: args.jopts[:metric],
       task_lm: args.task_lm,
       opts: args.jopts,
-      reuse: reuse
+      reuse: reuse,
+      # the engine's time includes opening (replaying) the journal
+      engine_us: st.open_us
     }
 
     pid =
@@ -257,12 +260,12 @@ defmodule DSPex.Optimize.Job do
     else
       Logger.warning("optimizer job #{st.args.journal}: #{e.message}; resuming from the journal")
 
-      case open_engine(st.args) do
-        {:ok, engine, replay, status} ->
-          st = %{st | engine: engine, restarts: st.restarts + 1, points: []}
+      case :timer.tc(fn -> open_engine(st.args) end) do
+        {open_us, {:ok, engine, replay, status}} ->
+          st = %{st | engine: engine, restarts: st.restarts + 1, points: [], open_us: open_us}
           {:noreply, spawn_runner(st, replay, status, pending)}
 
-        {:error, e2} ->
+        {_, {:error, e2}} ->
           {:noreply, finish(st, {:error, e2, fallback(st, :failed, e2)})}
       end
     end
@@ -337,13 +340,20 @@ defmodule DSPex.Optimize.Job do
       end
 
     # a DONE record, unless the journal itself is what failed
-    unless match?({:error, %{type: t}} when t in [:disk_full, :broken, :engine_lost, :io], reply) do
-      Engine.note(st.engine, :done, %{
-        status: result.status,
-        reason: inspect(result.reason),
-        score: result.score
-      })
-    end
+    done_us =
+      if match?({:error, %{type: t}} when t in [:disk_full, :broken, :engine_lost, :io], reply) do
+        0
+      else
+        done = %{status: result.status, reason: inspect(result.reason), score: result.score}
+        {us, _} = :timer.tc(fn -> Engine.note(st.engine, :done, done) end)
+        us
+      end
+
+    result =
+      case result.extra do
+        %{engine_us: us} = extra -> %{result | extra: %{extra | engine_us: us + done_us}}
+        _ -> result
+      end
 
     chart =
       if st.args.jopts[:chart] != false do

@@ -44,6 +44,20 @@ defmodule DSPex.Optimize do
   identity: resume with larger ones to continue. Calls and cost spent before a resume
   (as journaled) count against them.
 
+  ## Progress and telemetry
+
+  With `progress: true` (the default of `compile/3`) every trial prints one line to the
+  terminal (`DSPex.Optimize.Progress`); the job writes an SVG chart next to its journal
+  when it ends (`DSPex.Optimize.Chart`). Events:
+
+    * `[:dspex, :optimize, :trial]` — per trial; measurements `score`, `duration`
+      (native units), `lm_calls`, `cost`; metadata `job`, `optimizer`, `journal`,
+      `trial`, `kind`, `params`, `examples` (count or `:all`), `best_trial`,
+      `best_score`;
+    * `[:dspex, :optimize, :job, :start]` / `[:dspex, :optimize, :job, :stop]` — the job's
+      life (`:telemetry.span/3` shapes; metadata `optimizer`, `journal`, `job`; stop adds
+      `status` and `score`).
+
   ## Results and errors
 
   `await/2` returns `{:ok, %DSPex.Optimize.Result{}}` for a job that finished or stopped

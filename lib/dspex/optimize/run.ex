@@ -10,7 +10,7 @@ defmodule DSPex.Optimize.Run do
   from a journal, the journal's records are served back in order instead of being
   redone:
 
-    * `setup/3` returns the journaled setup (the proposals) instead of calling its
+    * `setup/2` returns the journaled setup (the proposals) instead of calling its
       function (no proposer LM call is made twice);
     * `batch/5` returns a journaled batch instead of calling its function;
     * `next/1` returns the journaled trials, with their scores (`{:replayed, trial,
@@ -115,9 +115,9 @@ defmodule DSPex.Optimize.Run do
   `config` is the engine's (see `DSPex.Optimize.Engine.setup/3`); its `usage` is filled
   in here with what the setup spent.
   """
-  @spec setup(t, map | nil, (() -> {map, term} | {:error, DSPex.Error.t()})) ::
+  @spec setup(t, (() -> {map, term} | {:error, DSPex.Error.t()})) ::
           {:ok, term, t} | {:stop, term, t} | {:error, DSPex.Error.t(), t}
-  def setup(%__MODULE__{setup: nil} = run, _hint, fun) do
+  def setup(%__MODULE__{setup: nil} = run, fun) do
     before = Meter.totals(run.meter)
     made = fun.()
     after_ = Meter.totals(run.meter)
@@ -144,7 +144,7 @@ defmodule DSPex.Optimize.Run do
     end
   end
 
-  def setup(%__MODULE__{setup: proposals} = run, _hint, _fun), do: {:ok, proposals, run}
+  def setup(%__MODULE__{setup: proposals} = run, _fun), do: {:ok, proposals, run}
 
   @doc """
   QUEUE jobs: batch `index` — the journaled one, or `fun.()` → `{n, examples, term}`

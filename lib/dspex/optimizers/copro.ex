@@ -152,7 +152,7 @@ defmodule DSPex.Optimizers.COPRO do
       results_latest: Map.new(names, &{&1, stats0()})
     }
 
-    case Run.setup(run, nil, fn -> {%{mode: :queue}, %{predictors: names}} end) do
+    case Run.setup(run, fn -> {%{mode: :queue}, %{predictors: names}} end) do
       {:ok, _, run} -> search(run, st, 0, 0, [])
       {:stop, reason, run} -> finish(run, st, :stop, reason)
       {:error, e, run} -> finish(run, st, :error, e)

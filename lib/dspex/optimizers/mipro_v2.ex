@@ -418,7 +418,7 @@ defmodule DSPex.Optimizers.MIPROv2 do
       end
     end
 
-    case Run.setup(run, nil, setup) do
+    case Run.setup(run, setup) do
       {:ok, blob, run} ->
         search(run, program, blob, val_pool, opts)
 
