@@ -327,6 +327,8 @@ typedef struct {
 
 static int on_event(void *vctx, const dspex_engine_event *ev) {
     ei_x_buff *x = ((replay_ctx *)vctx)->x;
+    /* an empty payload may come without a pointer: never hand ei a NULL source */
+    const char *blob = ev->blob_len ? (const char *)ev->blob : "";
     ei_x_encode_list_header(x, 1);
     switch (ev->type) {
     case DSPEX_ENGINE_EV_RUN:
@@ -334,20 +336,20 @@ static int on_event(void *vctx, const dspex_engine_event *ev) {
     case DSPEX_ENGINE_EV_DONE:
         ei_x_encode_tuple_header(x, 2);
         ei_x_encode_atom(x, ev->type == DSPEX_ENGINE_EV_RUN ? "run" : ev->type == DSPEX_ENGINE_EV_BEST ? "best" : "done");
-        ei_x_encode_binary(x, ev->blob, (long)ev->blob_len);
+        ei_x_encode_binary(x, blob, (long)ev->blob_len);
         break;
     case DSPEX_ENGINE_EV_SETUP:
         ei_x_encode_tuple_header(x, 3);
         ei_x_encode_atom(x, "setup");
         encode_config(x, ev->setup);
-        ei_x_encode_binary(x, ev->blob, (long)ev->blob_len);
+        ei_x_encode_binary(x, blob, (long)ev->blob_len);
         break;
     case DSPEX_ENGINE_EV_BATCH:
         ei_x_encode_tuple_header(x, 4);
         ei_x_encode_atom(x, "batch");
         ei_x_encode_ulong(x, ev->batch);
         ei_x_encode_ulong(x, ev->batch_size);
-        ei_x_encode_binary(x, ev->blob, (long)ev->blob_len);
+        ei_x_encode_binary(x, blob, (long)ev->blob_len);
         break;
     case DSPEX_ENGINE_EV_ASKED:
         ei_x_encode_tuple_header(x, 2);
@@ -363,7 +365,7 @@ static int on_event(void *vctx, const dspex_engine_event *ev) {
         else
             ei_x_encode_double(x, ev->score);
         encode_usage(x, &ev->usage);
-        ei_x_encode_binary(x, ev->blob, (long)ev->blob_len);
+        ei_x_encode_binary(x, blob, (long)ev->blob_len);
         break;
     }
     return 0;
