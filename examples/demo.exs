@@ -239,6 +239,10 @@ IO.puts(
 Code.require_file("demo/optimize.exs", __DIR__)
 Demo.Optimize.run(section)
 
+# Optimizing instructions (MIPROv2 as a journaled, resumable job): examples/demo/mipro.exs
+Code.require_file("demo/mipro.exs", __DIR__)
+Demo.MIPRO.run(section)
+
 section.("Your turn: the same fake OpenAI server in iex")
 
 IO.puts("""
