@@ -239,6 +239,10 @@ IO.puts(
 Code.require_file("demo/optimize.exs", __DIR__)
 Demo.Optimize.run(section)
 
+# Optimizing instructions (MIPROv2 as a journaled, resumable job): examples/demo/mipro.exs
+Code.require_file("demo/mipro.exs", __DIR__)
+Demo.MIPRO.run(section)
+
 # A real model in process (examples/demo/local.exs): skipped when SmolLM2 is unavailable.
 Code.require_file("demo/local.exs", __DIR__)
 Demo.Local.run(section)

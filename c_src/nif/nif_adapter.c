@@ -3,10 +3,14 @@
  *
  * adapter_format(Adapter, Id, Key, Demos, Inputs) -> {ok, [%{role, content}]} | stale | plain
  * adapter_format_assistant(Adapter, Id, Key, Outputs, Missing) -> {ok, Binary} | stale | plain
- * adapter_parse(Adapter, Id, Key, Text) ->
+ * adapter_format_user(Adapter, Id, Key, Inputs) -> {ok, Binary} | stale | plain
+ *     format_user_message_content: the input blocks, no output reminder
+ * adapter_parse(Adapter, Id, Key, Text, Ordered) ->
  *     {ok, %{name => value}} | {ok_tagged, ...} (values hold {:__dspex__, tag, payload})
  *   | {error, {adapter_parse, Message, Details}} | stale
- *     Details = {LmResponse, [MissingName], [FoundName]}
+ *     Details = {LmResponse, [MissingName], [FoundName], [{Name, Reason}]} (the field whose
+ *     value did not parse or validate, and why)
+ *     Ordered: true gives dict values as {:ordered, [{k, v}]} in the LM's key order
  * adapter_parse_value(Type, Text) -> {ok, Value} | {ok_tagged, Value} | {error, {adapter_parse, Msg, nil}}
  *
  * Adapter is :chat or :json; Id and Key name a compiled signature (nif_compiled.h).
@@ -240,6 +244,33 @@ done:
     return c.result;
 }
 
+ERL_NIF_TERM dspex_nif_adapter_format_user(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    const DspexAtoms *at = dspex_atoms(env);
+    dxa_adapter ad;
+    if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0) return dspex_raise_badarg(env, "adapter must be :chat or :json");
+    dspex_compiled *cs = dspex_compiled_acquire(env, argv[1], argv[2]);
+    if (cs == NULL) return at->ad_stale;
+    dspex_arena a;
+    _Alignas(16) unsigned char stack_chunk[ARENA_STACK_BYTES];
+    dspex_arena_init_buf(&a, ARENA_LIMIT, stack_chunk, sizeof stack_chunk);
+    dspex_work w = {0};
+    call c = {.env = env, .argc = argc, .argv = argv, .self = dspex_nif_adapter_format_user,
+              .name = "adapter_format_user", .nc = {.env = env, .at = at, .a = &a, .work = &w}};
+    dspex_val *inputs = value(&c, cs, argv[3], "inputs must be a map with atom keys");
+    if (inputs != NULL && !rescheduled(&c)) {
+        dspex_buf out;
+        dspex_buf_init(&out);
+        if (dxa_format_user(cs->sig, inputs, &out) != 0)
+            c.result = enif_raise_exception(env, at->out_of_memory);
+        else
+            c.result = dspex_ok(env, dspex_make_binary(env, out.p ? out.p : "", out.len));
+        dspex_buf_free(&out);
+    }
+    dspex_arena_free(&a);
+    dspex_compiled_release(cs);
+    return c.result;
+}
+
 /* ---------------------------------------------------------------- parse */
 static ERL_NIF_TERM names_where(ErlNifEnv *env, const dspex_compiled *cs, const dxa_out *how, int missing) {
     const dspex_signature *sig = cs->sig;
@@ -255,6 +286,7 @@ static ERL_NIF_TERM parse_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     dxa_adapter ad = DXA_CHAT;
     ErlNifBinary text;
     adapter_kind(env, argv[0], &ad);
+    int ordered = enif_is_identical(argv[4], at->true_);
     dspex_compiled *cs = dspex_compiled_acquire(env, argv[1], argv[2]);
     if (cs == NULL) return at->ad_stale;
     enif_inspect_binary(env, argv[3], &text);
@@ -283,7 +315,14 @@ static ERL_NIF_TERM parse_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         ERL_NIF_TERM resp = off <= text.size && err->response_len <= text.size - off
                                 ? enif_make_sub_binary(env, argv[3], off, err->response_len)
                                 : argv[3];
-        ERL_NIF_TERM details = enif_make_tuple3(env, resp, names_where(env, cs, how, 1), names_where(env, cs, how, 0));
+        ERL_NIF_TERM bad = enif_make_list(env, 0);
+        if (err->bad_field) {
+            size_t fi = (size_t)(err->bad_field - sig->fields);
+            bad = enif_make_list1(
+                env, enif_make_tuple2(env, cs->names[fi], dspex_make_binary(env, err->reason, strlen(err->reason))));
+        }
+        ERL_NIF_TERM details =
+            enif_make_tuple4(env, resp, names_where(env, cs, how, 1), names_where(env, cs, how, 0), bad);
         result = enif_make_tuple2(env, at->error, enif_make_tuple3(env, at->ad_adapter_parse, msg, details));
     } else {
         ERL_NIF_TERM m = enif_make_new_map(env);
@@ -292,7 +331,7 @@ static ERL_NIF_TERM parse_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
             size_t fi = sig->ninputs + k;
             ERL_NIF_TERM v, m2;
             switch (how[k]) {
-            case DXA_OUT_PARSED: rc = nt_from_val(env, vals[k], &v, &tagged); break;
+            case DXA_OUT_PARSED: rc = nt_from_val_as(env, vals[k], ordered, &v, &tagged); break;
             case DXA_OUT_DEFAULT: v = enif_make_copy(env, cs->defaults[fi]); break;
             default: v = at->nil;
             }
@@ -312,7 +351,7 @@ static ERL_NIF_TERM parse_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 ERL_NIF_TERM dspex_nif_adapter_parse(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     dxa_adapter ad;
     ErlNifBinary text;
-    if (argc != 4 || adapter_kind(env, argv[0], &ad) != 0) return dspex_raise_badarg(env, "adapter must be :chat or :json");
+    if (argc != 5 || adapter_kind(env, argv[0], &ad) != 0) return dspex_raise_badarg(env, "adapter must be :chat or :json");
     if (!enif_inspect_binary(env, argv[3], &text)) return dspex_raise_badarg(env, "completion must be a binary");
     dspex_work w = {0};
     dspex_work_add(&w, text.size * DSPEX_COST_TEXT_BYTE);

@@ -1,7 +1,8 @@
 /* Grammar-constrained decoding bindings (c_src/core/grammar): compiled grammars are NIF
  * resources (refcounted by the VM and by the matchers of running generations), compiled
  * for one model's vocabulary on a dirty CPU scheduler; local_gen_new/3 takes one as its
- * `grammar` parameter (nif_local.c). */
+ * `grammar` parameter (nif_local.c). Matching text schedules by the one rule
+ * (nif_util.h); compiling and sampling always run on a dirty CPU scheduler. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "nif_compiled.h"
 #include "nif_local.h"
 
-#define MATCH_DIRTY_BYTES (64 * 1024) /* ~10 ns/byte */
+#define COST_MATCH_BYTE 10u /* one automaton step per byte, ~10 ns (nif_util.h's units) */
 #define ERRLEN 320
 
 typedef struct {
@@ -114,10 +115,9 @@ static ERL_NIF_TERM do_match(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 
 ERL_NIF_TERM dspex_nif_local_grammar_match(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     ErlNifBinary text;
-    if (enif_inspect_binary(env, argv[1], &text) && text.size > MATCH_DIRTY_BYTES &&
-        enif_thread_type() != ERL_NIF_THR_DIRTY_CPU_SCHEDULER)
-        return enif_schedule_nif(env, "local_grammar_match_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_match, argc, argv);
-    return do_match(env, argc, argv);
+    dspex_work w = {0};
+    if (enif_inspect_binary(env, argv[1], &text)) dspex_work_add(&w, text.size * COST_MATCH_BYTE);
+    return dspex_run(env, &w, "local_grammar_match", do_match, argc, argv);
 }
 
 ERL_NIF_TERM dspex_nif_local_grammar_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {

@@ -7,6 +7,8 @@
  * type_normalize(Type | Binary, :string | :class) -> {ok, Type} | {error, {signature_parse, Msg, Column}}
  * type_text(Type, :name | :string | :json_schema) -> Binary
  * value_text(Value, :str | :repr) -> Binary            Python str() / repr()
+ * type_validate(Type, Value) -> {ok, V} | {ok_tagged, V} | {error, Message}
+ *                                                      pydantic's validation (lax mode)
  * constraints_text([{Key, Number}]) -> Binary          "greater than: 0, ..."
  * infer_prefix(Binary) -> Binary                        DSPy's infer_prefix (no ':')
  * field_name_valid(Binary) -> boolean                   an identifier of <= 255 characters
@@ -159,12 +161,9 @@ ERL_NIF_TERM dspex_nif_type_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
 }
 
 /* ---------------------------------------------------------------- Python text */
-ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return dspex_raise_badarg(env, "value_text/2");
+static ERL_NIF_TERM value_text_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
     const DspexAtoms *at = dspex_atoms(env);
-    dspex_work w = {0};
-    if (dspex_work_term(env, &w, argv[0], DSPEX_COST_COPY_BYTE) && dspex_on_normal_scheduler())
-        return enif_schedule_nif(env, "value_text", ERL_NIF_DIRTY_JOB_CPU_BOUND, dspex_nif_value_text, argc, argv);
     dspex_arena a;
     dspex_arena_init(&a, 0);
     nt_ctx c = {.env = env, .at = at, .a = &a};
@@ -184,6 +183,50 @@ ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
     }
     dspex_arena_free(&a);
     return result;
+}
+
+ERL_NIF_TERM dspex_nif_value_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return dspex_raise_badarg(env, "value_text/2");
+    dspex_work w = {0};
+    dspex_work_term(env, &w, argv[0], DSPEX_COST_COPY_BYTE);
+    return dspex_run(env, &w, "value_text", value_text_impl, argc, argv);
+}
+
+/* ---------------------------------------------------------------- validation */
+static ERL_NIF_TERM validate_impl(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *at = dspex_atoms(env);
+    dspex_arena a;
+    dspex_arena_init(&a, 1u << 30);
+    nt_ctx c = {.env = env, .at = at, .a = &a};
+    ERL_NIF_TERM result;
+    dspex_type *t = nt_to_type(&c, argv[0], 0);
+    dspex_val *v = t ? nt_to_val(&c, argv[1], 0) : NULL;
+    dxa_err *err = dspex_arena_alloc(&a, sizeof(dxa_err));
+    if (v == NULL || err == NULL) {
+        result = c.status == NT_OOM || err == NULL ? enif_raise_exception(env, at->out_of_memory)
+                                                   : dspex_raise_badarg(env, c.err ? c.err : "invalid argument");
+    } else {
+        dspex_val *out = NULL;
+        err->message[0] = '\0';
+        int rc = dxa_validate(t, v, &a, &out, err), tagged = 0;
+        ERL_NIF_TERM x;
+        if (rc < 0 || (rc == 0 && nt_from_val(env, out, &x, &tagged) != 0))
+            result = enif_raise_exception(env, at->out_of_memory);
+        else if (rc > 0)
+            result = enif_make_tuple2(env, at->error, dspex_make_binary(env, err->message, strlen(err->message)));
+        else
+            result = enif_make_tuple2(env, tagged ? at->ad_ok_tagged : at->ok, x);
+    }
+    dspex_arena_free(&a);
+    return result;
+}
+
+ERL_NIF_TERM dspex_nif_type_validate(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return dspex_raise_badarg(env, "type_validate/2");
+    dspex_work w = {0};
+    dspex_work_term(env, &w, argv[1], DSPEX_COST_COPY_BYTE);
+    return dspex_run(env, &w, "type_validate", validate_impl, argc, argv);
 }
 
 ERL_NIF_TERM dspex_nif_constraints_text(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {

@@ -24,10 +24,15 @@ DSPEX_NIF(signature_parse, 2, dspex_nif_signature_parse, 0)
 DSPEX_NIF(type_normalize, 2, dspex_nif_type_normalize, 0)
 DSPEX_NIF(type_text, 2, dspex_nif_type_text, 0)
 DSPEX_NIF(value_text, 2, dspex_nif_value_text, 0)
+DSPEX_NIF(type_validate, 2, dspex_nif_type_validate, 0)
 DSPEX_NIF(constraints_text, 1, dspex_nif_constraints_text, 0)
 DSPEX_NIF(infer_prefix, 1, dspex_nif_infer_prefix, 0)
 DSPEX_NIF(field_name_valid, 1, dspex_nif_field_name_valid, 0)
 DSPEX_NIF(cleandoc, 1, dspex_nif_cleandoc, 0)
+
+/* Tools (nif_tool.c): dspy.Tool's text and argument schemas */
+DSPEX_NIF(tool_text, 3, dspex_nif_tool_text, 0)
+DSPEX_NIF(tool_args, 1, dspex_nif_tool_args, 0)
 
 /* Compiled signatures (nif_compiled.c) */
 DSPEX_NIF(signature_compile, 3, dspex_nif_signature_compile, 0)
@@ -35,7 +40,8 @@ DSPEX_NIF(signature_compile, 3, dspex_nif_signature_compile, 0)
 /* Adapters (nif_adapter.c) */
 DSPEX_NIF(adapter_format, 5, dspex_nif_adapter_format, 0)
 DSPEX_NIF(adapter_format_assistant, 5, dspex_nif_adapter_format_assistant, 0)
-DSPEX_NIF(adapter_parse, 4, dspex_nif_adapter_parse, 0)
+DSPEX_NIF(adapter_format_user, 4, dspex_nif_adapter_format_user, 0)
+DSPEX_NIF(adapter_parse, 5, dspex_nif_adapter_parse, 0)
 DSPEX_NIF(adapter_parse_value, 2, dspex_nif_adapter_parse_value, 0)
 
 /* CPython random.Random (nif_random.c): state in, {result, state} out */
@@ -65,8 +71,8 @@ DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_J
 DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 
-/* Grammar-constrained decoding (nif_grammar.c): grammars compile on a dirty CPU
- * scheduler; a match of more than 64 KiB reschedules there */
+/* Grammar-constrained decoding (nif_grammar.c): grammars compile and sample on a dirty CPU
+ * scheduler; a match schedules by the one rule */
 DSPEX_NIF(local_grammar, 3, dspex_nif_local_grammar, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_grammar_match, 2, dspex_nif_local_grammar_match, 0)
 DSPEX_NIF(local_grammar_stats, 1, dspex_nif_local_grammar_stats, 0)
@@ -75,5 +81,5 @@ DSPEX_NIF(local_grammar_sample, 3, dspex_nif_local_grammar_sample, ERL_NIF_DIRTY
 /* Embeddings of local models (nif_local.c): one text per call, dirty CPU */
 DSPEX_NIF(local_embed, 4, dspex_nif_local_embed, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 
-/* Nearest neighbours (nif_knn.c): dirty above 2^18 multiply-adds via enif_schedule_nif */
+/* Nearest neighbours (nif_knn.c) */
 DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)

@@ -287,7 +287,7 @@ static dspex_type *new_type(nt_ctx *c, dspex_type_kind kind) {
 
 static const char TYPE_HELP[] =
     "unknown type; supported: :str (:string), :int (:integer), :float, :bool (:boolean), :any, :none, :history, "
-    ":datetime, :date, :list, :dict (:map), :tuple, :set, :frozenset, {:list, t}, {:set, t}, {:frozenset, t}, "
+    ":datetime, :date, :tool, :tool_calls, :image, :list, :dict (:map), :tuple, :set, :frozenset, {:list, t}, {:set, t}, {:frozenset, t}, "
     "{:dict, k, v}, {:tuple, [t]}, {:tuple, [t, :ellipsis]}, {:literal, [values]}, {:optional, t}, "
     "{:union, [t]}, {:union_type, [t]}, {:typing, generic}, {:enum, \"Name\", [value | {name, value}]}, or a DSPy "
     "type string such as \"list[str]\"";
@@ -414,6 +414,95 @@ static dspex_type *enum_type(nt_ctx *c, ERL_NIF_TERM name, ERL_NIF_TERM members)
     return t;
 }
 
+static const char MODEL_HELP[] =
+    "model types are {:model, Module, \"Name\", desc | nil, [{\"field\", type, desc | nil, {:value, default} | nil, "
+    "constraints}]} (DSPex.Schema builds them)";
+
+/* A binary copied into the arena (a type may outlive the call: compiled signatures). */
+static const char *own_text(nt_ctx *c, ERL_NIF_TERM t, size_t *len) {
+    ErlNifBinary b;
+    if (!enif_inspect_binary(c->env, t, &b)) return NULL;
+    char *s = dspex_arena_strndup(c->a, (const char *)b.data, b.size);
+    if (s == NULL) return oom(c);
+    *len = b.size;
+    return s;
+}
+
+/* A value owned by the arena (defaults and constraint values outlive the call too). */
+static dspex_val *own_val(nt_ctx *c, ERL_NIF_TERM t, int depth) {
+    dspex_val *v = nt_to_val(c, t, depth);
+    if (v == NULL) return NULL;
+    dspex_val *copy = dspex_val_copy(v, c->a);
+    return copy ? copy : oom(c);
+}
+
+static int model_field(nt_ctx *c, ERL_NIF_TERM t, dspex_model_field *f, int depth) {
+    int ar;
+    const ERL_NIF_TERM *el;
+    if (!enif_get_tuple(c->env, t, &ar, &el) || ar != 5 || (f->name = own_text(c, el[0], &f->name_len)) == NULL) {
+        bad(c, MODEL_HELP);
+        return -1;
+    }
+    if ((f->type = nt_to_type(c, el[1], depth + 1)) == NULL) return -1;
+    if (!enif_is_identical(el[2], c->at->nil) && (f->desc = own_text(c, el[2], &f->desc_len)) == NULL) {
+        bad(c, MODEL_HELP);
+        return -1;
+    }
+    int dar;
+    const ERL_NIF_TERM *del;
+    if (enif_get_tuple(c->env, el[3], &dar, &del) && dar == 2 && enif_is_identical(del[0], c->at->value)) {
+        if ((f->default_value = own_val(c, del[1], 0)) == NULL) return -1;
+    } else if (!enif_is_identical(el[3], c->at->nil)) {
+        bad(c, MODEL_HELP);
+        return -1;
+    }
+    unsigned nc;
+    if (!enif_get_list_length(c->env, el[4], &nc) || nc > 16) {
+        bad(c, MODEL_HELP);
+        return -1;
+    }
+    f->constraints = dspex_arena_alloc(c->a, ((size_t)nc + 1) * sizeof(dspex_constraint));
+    if (f->constraints == NULL) {
+        oom(c);
+        return -1;
+    }
+    ERL_NIF_TERM l = el[4], h;
+    while (enif_get_list_cell(c->env, l, &h, &l)) {
+        int kar;
+        const ERL_NIF_TERM *kv;
+        size_t kl;
+        dspex_constraint *k = &f->constraints[f->nconstraints];
+        if (!enif_get_tuple(c->env, h, &kar, &kv) || kar != 2 || dspex_atom_text(c->env, kv[0], c->a, &k->key, &kl) != 0 ||
+            (k->value = own_val(c, kv[1], 0)) == NULL) {
+            bad(c, MODEL_HELP);
+            return -1;
+        }
+        f->nconstraints++;
+    }
+    return 0;
+}
+
+static dspex_type *model_type(nt_ctx *c, const ERL_NIF_TERM *el, int depth) {
+    dspex_type *t = new_type(c, DSPEX_T_MODEL);
+    if (t == NULL) return NULL;
+    unsigned nf;
+    if (!enif_is_atom(c->env, el[1]) || dspex_atom_text(c->env, el[1], c->a, &t->module, &t->module_len) != 0 ||
+        (t->name = own_text(c, el[2], &t->name_len)) == NULL || t->name_len == 0 ||
+        !enif_get_list_length(c->env, el[4], &nf) || nf > DSPEX_MODEL_MAX_FIELDS)
+        return bad(c, MODEL_HELP);
+    if (!enif_is_identical(el[3], c->at->nil) && (t->desc = own_text(c, el[3], &t->desc_len)) == NULL)
+        return bad(c, MODEL_HELP);
+    t->fields = dspex_arena_alloc(c->a, ((size_t)nf + 1) * sizeof(dspex_model_field));
+    if (t->fields == NULL) return oom(c);
+    memset(t->fields, 0, ((size_t)nf + 1) * sizeof(dspex_model_field));
+    ERL_NIF_TERM l = el[4], h;
+    while (enif_get_list_cell(c->env, l, &h, &l)) {
+        if (model_field(c, h, &t->fields[t->nfields], depth) != 0) return NULL;
+        t->nfields++;
+    }
+    return t;
+}
+
 static dspex_type *generic(nt_ctx *c, dspex_type_kind kind, ERL_NIF_TERM const *args, int nargs, int depth) {
     dspex_type *t = new_type(c, kind);
     if (t == NULL) return NULL;
@@ -438,7 +527,10 @@ dspex_type *nt_to_type(nt_ctx *c, ERL_NIF_TERM t, int depth) {
             {at->sig_history, DSPEX_T_HISTORY}, {at->sig_history_mod, DSPEX_T_HISTORY},
             {at->sig_datetime, DSPEX_T_DATETIME}, {at->sig_date, DSPEX_T_DATE}, {at->sig_list, DSPEX_T_LIST},
             {at->sig_dict, DSPEX_T_DICT},       {at->sig_map, DSPEX_T_DICT},       {at->sig_tuple, DSPEX_T_TUPLE},
-            {at->sig_set, DSPEX_T_SET},         {at->sig_frozenset, DSPEX_T_FROZENSET}};
+            {at->sig_set, DSPEX_T_SET},         {at->sig_frozenset, DSPEX_T_FROZENSET},
+            {at->sig_tool, DSPEX_T_TOOL},       {at->sig_tool_mod, DSPEX_T_TOOL},
+            {at->sig_tool_calls, DSPEX_T_TOOL_CALLS}, {at->sig_tool_calls_mod, DSPEX_T_TOOL_CALLS},
+            {at->sig_image, DSPEX_T_IMAGE},     {at->sig_image_mod, DSPEX_T_IMAGE}};
         for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
             if (enif_is_identical(t, scalars[i].atom)) return new_type(c, scalars[i].kind);
         return bad(c, TYPE_HELP);
@@ -502,6 +594,7 @@ dspex_type *nt_to_type(nt_ctx *c, ERL_NIF_TERM t, int depth) {
         return lt ? lt : oom(c);
     }
     if (arity == 3 && enif_is_identical(tag, at->sig_enum)) return enum_type(c, el[1], el[2]);
+    if (arity == 5 && enif_is_identical(tag, at->sig_model)) return model_type(c, el, depth);
     return bad(c, TYPE_HELP);
 }
 
@@ -510,6 +603,7 @@ typedef struct {
     ErlNifEnv *env;
     const DspexAtoms *at;
     int tagged;
+    int ordered; /* dicts as {:ordered, [{k, v}]} */
 } from_ctx;
 
 /* A decimal integer beyond 64 bits (at most 4300 digits) as an Erlang bignum, built as
@@ -619,6 +713,17 @@ static int from_val(from_ctx *c, const dspex_val *v, ERL_NIF_TERM *out, int dept
         return 0;
     }
     case DSPEX_V_DICT: {
+        if (c->ordered) {
+            ERL_NIF_TERM l = enif_make_list(env, 0);
+            for (size_t i = v->n; i > 0; i--) {
+                ERL_NIF_TERM k, x;
+                if (from_val(c, v->keys[i - 1], &k, depth + 1) != 0 || from_val(c, v->items[i - 1], &x, depth + 1) != 0)
+                    return -1;
+                l = enif_make_list_cell(env, enif_make_tuple2(env, k, x), l);
+            }
+            *out = enif_make_tuple2(env, at->nt_ordered, l);
+            return 0;
+        }
         ERL_NIF_TERM m = enif_make_new_map(env);
         for (size_t i = 0; i < v->n; i++) {
             ERL_NIF_TERM k, x, m2;
@@ -636,7 +741,11 @@ static int from_val(from_ctx *c, const dspex_val *v, ERL_NIF_TERM *out, int dept
 }
 
 int nt_from_val(ErlNifEnv *env, const dspex_val *v, ERL_NIF_TERM *out, int *tagged) {
-    from_ctx c = {.env = env, .at = dspex_atoms(env)};
+    return nt_from_val_as(env, v, 0, out, tagged);
+}
+
+int nt_from_val_as(ErlNifEnv *env, const dspex_val *v, int ordered, ERL_NIF_TERM *out, int *tagged) {
+    from_ctx c = {.env = env, .at = dspex_atoms(env), .ordered = ordered};
     int rc = from_val(&c, v, out, 0);
     if (tagged) *tagged |= c.tagged;
     return rc;
@@ -685,6 +794,13 @@ static int from_type(ErlNifEnv *env, const DspexAtoms *at, const dspex_type *t, 
     case DSPEX_T_HISTORY: *out = at->sig_history; return 0;
     case DSPEX_T_DATETIME: *out = at->sig_datetime; return 0;
     case DSPEX_T_DATE: *out = at->sig_date; return 0;
+    case DSPEX_T_TOOL: *out = at->sig_tool; return 0;
+    case DSPEX_T_TOOL_CALLS: *out = at->sig_tool_calls; return 0;
+    case DSPEX_T_IMAGE: *out = at->sig_image; return 0;
+    case DSPEX_T_MODEL:
+        /* the declaring module stands for the model */
+        if (!dspex_existing_atom(env, t->module, t->module_len, out)) *out = at->sig_any;
+        return 0;
     case DSPEX_T_LITERAL:
         if (vals_list(env, t->vals, NULL, t->nvals, &x) != 0) return -1;
         *out = enif_make_tuple2(env, at->sig_literal, x);

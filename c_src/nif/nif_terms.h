@@ -45,6 +45,8 @@ dspex_type *nt_to_type(nt_ctx *c, ERL_NIF_TERM t, int depth);
 /* value -> term. Sets/frozensets/datetimes/dates come out as {:__dspex__, Tag, Payload}
  * and set *tagged. 0 on success, -1 when out of memory. */
 int nt_from_val(ErlNifEnv *env, const dspex_val *v, ERL_NIF_TERM *out, int *tagged);
+/* The same; with `ordered`, dicts come out as {:ordered, [{k, v}]} in their key order. */
+int nt_from_val_as(ErlNifEnv *env, const dspex_val *v, int ordered, ERL_NIF_TERM *out, int *tagged);
 /* type -> canonical term. 0 ok, -1 out of memory. */
 int nt_from_type(ErlNifEnv *env, const dspex_type *t, ERL_NIF_TERM *out);
 

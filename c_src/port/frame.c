@@ -387,6 +387,7 @@ dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, long long *ack
         }
         return DP_CMD_HTTP;
     }
+    if (strncmp(tag, "optim_", 6) == 0) return DP_CMD_OPTIM;
     snprintf(err, errlen, "unknown command %s/%d", tag, arity);
     return DP_CMD_BAD;
 }

@@ -5,7 +5,8 @@
  * sockets and timers are libuv handles, replies are queued with uv_write (flow.c keeps
  * that queue bounded). Logs go to the BEAM as {log, Level, Message} frames (stderr only
  * when the BEAM cannot be reached). On stdin EOF every transfer is aborted and the
- * program exits 0, so a dead VM never leaves it behind. */
+ * program exits 0, so a dead VM never leaves it behind. Optimizer jobs ({optim_*} commands,
+ * optim.c) run between frames on the same loop. */
 #include "port.h"
 
 #include <signal.h>
@@ -31,6 +32,9 @@ static int on_frame(void *ud, const char *frame, size_t len) {
         break;
     case DP_CMD_ACK:
         dp_flow_ack(ctx, id, ack);
+        break;
+    case DP_CMD_OPTIM:
+        dp_optim_handle(ctx, frame, len, id);
         break;
     case DP_CMD_BAD:
         if (id >= 0)
@@ -110,6 +114,7 @@ int main(void) {
     uv_run(&loop, UV_RUN_DEFAULT);
 
     dp_http_cleanup(&ctx); /* may close curl's sockets through the socket callback */
+    dp_optim_close_all(&ctx);
     uv_walk(&loop, close_walk, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

@@ -9,7 +9,8 @@
  *   response.c  response parsing: status/header lines, plain bodies, SSE → frames
  *   flow.c      back-pressure: pausing transfers on a full stdout queue or no credit
  *   http.c      libcurl multi on libuv, request lifecycle, watchdog timeouts, retries
- *   retry.c     retry policy; table.c: requests by id */
+ *   retry.c     retry policy; table.c: requests by id
+ *   optim.c     optimizer jobs: {optim_*, ...} commands on c_src/core/optim/engine.c */
 #ifndef DSPEX_PORT_H
 #define DSPEX_PORT_H
 
@@ -49,6 +50,8 @@
  * keep up holds at most this much of one stream in flight. 1 MiB is ~4500 typical
  * events, ~64 frames of one 16 KiB network read each. */
 #define DP_STREAM_WINDOW (1u << 20)
+/* Optimizer jobs open in one port at once (DSPex.Optimize uses one port per job). */
+#define DP_MAX_JOBS 64
 
 typedef struct dp_ctx dp_ctx;
 typedef struct dp_req dp_req;
@@ -76,11 +79,12 @@ typedef struct {
 } dp_spec;
 void dp_spec_free(dp_spec *s);
 
-typedef enum { DP_CMD_PING, DP_CMD_HTTP, DP_CMD_CANCEL, DP_CMD_ACK, DP_CMD_BAD } dp_cmd_kind;
+typedef enum { DP_CMD_PING, DP_CMD_HTTP, DP_CMD_CANCEL, DP_CMD_ACK, DP_CMD_OPTIM, DP_CMD_BAD } dp_cmd_kind;
 
 /* Decodes one frame. On DP_CMD_BAD, *id is set when it could be read (else -1) and err
  * holds a message. On DP_CMD_HTTP, spec is filled (caller owns it). On DP_CMD_ACK,
- * *ack holds the acknowledged byte count. */
+ * *ack holds the acknowledged byte count. DP_CMD_OPTIM: an {optim_*, Id, ...} command,
+ * decoded by dp_optim_handle. */
 dp_cmd_kind dp_decode(const char *buf, size_t len, long long *id, long long *ack, dp_spec *spec, char *err,
                       size_t errlen);
 /* 1 when buf[0..len) is exactly one external term made only of the types a command or
@@ -184,6 +188,8 @@ void dp_table_del(dp_table *t, dp_req *r); /* no-op when r is not in t */
  * after it returns. */
 typedef void (*dp_sink_fn)(void *ud, const uv_buf_t *bufs, unsigned n);
 
+struct dspex_engine;
+
 struct dp_ctx {
     uv_loop_t *loop;
     uv_pipe_t in, out;
@@ -200,6 +206,8 @@ struct dp_ctx {
     dp_req *paused;    /* transfers paused by flow control (doubly linked) */
     dp_sink_fn sink;   /* NULL: stdout */
     void *sink_ud;
+    struct dspex_engine *jobs[DP_MAX_JOBS]; /* optimizer jobs; the BEAM's job number is index + 1 */
+    uint64_t optim_ns; /* time spent handling optim_* commands (decode, engine, journal, reply) */
 };
 
 int dp_http_init(dp_ctx *ctx);
@@ -228,6 +236,13 @@ int dp_resp_stream_finish(dp_req *r);
 void dp_resp_send_response(dp_req *r);
 void dp_resp_send_stream_end(dp_req *r);
 const char *dp_resp_find_header(const dp_req *r, const char *name);
+
+/* ---- optimizer jobs (optim.c) ---- */
+/* Runs one {optim_*, Id, ...} command (a frame dp_decode classified as DP_CMD_OPTIM) and
+ * sends its one reply. */
+void dp_optim_handle(dp_ctx *ctx, const char *buf, size_t len, long long id);
+/* Closes every job's journal (at exit). */
+void dp_optim_close_all(dp_ctx *ctx);
 
 /* ---- flow control (flow.c) ---- */
 /* Non-zero when r must not take more body bytes now (sets the pause bits and links

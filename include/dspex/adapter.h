@@ -48,6 +48,10 @@ int dxa_prepare(dxa_adapter ad, const dspex_signature *sig, dspex_arena *a, dxa_
  * with dspex_buf_free), scratch in arena a. 0, or -1 when out of memory. */
 int dxa_format(dxa_adapter ad, const dspex_signature *sig, const dxa_prepared *prep, dspex_val *const *demos,
                size_t ndemos, const dspex_val *inputs, dspex_arena *a, dspex_buf *text, dxa_msgs *out);
+/* format_user_message_content(signature, inputs): the input blocks present in inputs,
+ * joined by "\n\n", stripped; no output reminder (both adapters write it alike). 0, or -1
+ * when out of memory. */
+int dxa_format_user(const dspex_signature *sig, const dspex_val *inputs, dspex_buf *out);
 /* format_assistant_message_content(signature, outputs, missing_field_message). */
 int dxa_format_assistant(dxa_adapter ad, const dspex_signature *sig, const dspex_val *outputs, const char *missing,
                          dspex_buf *out);
@@ -67,6 +71,9 @@ typedef struct {
     size_t full_len;
     const char *response; /* the LM response the message quotes (JSON: the object found) */
     size_t response_len;
+    const dspex_field *bad_field; /* dxa_parse: the output whose value did not parse or
+                                     validate (NULL when outputs were missing) */
+    char reason[1024];            /* ...and why ("items[2].price: Input should be ...") */
 } dxa_err;
 
 /* Parses completion text. vals and how have one slot per output field (k counts outputs

@@ -37,11 +37,6 @@
 typedef enum { DSPEX_SIG_STRING = 0, DSPEX_SIG_CLASS = 1 } dspex_sig_mode;
 
 typedef struct {
-    const char *key; /* gt ge lt le min_length max_length multiple_of allow_inf_nan */
-    dspex_val *value;
-} dspex_constraint;
-
-typedef struct {
     const char *name;    /* UTF-8 identifier, NUL-terminated */
     size_t name_len;
     int is_input;

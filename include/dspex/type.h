@@ -45,7 +45,11 @@ typedef enum {
     DSPEX_T_TUPLE,    /* args: 0 (bare) or >= 1; DSPEX_TF_VARIADIC: tuple[T, ...] */
     DSPEX_T_LITERAL,  /* vals: >= 1 distinct values (str, int, float, bool, None) */
     DSPEX_T_UNION,    /* args: >= 2 distinct members, none of them a union; NONE where written */
-    DSPEX_T_ENUM      /* name, vals (str or int values), names (member names) */
+    DSPEX_T_ENUM,     /* name, vals (str or int values), names (member names) */
+    DSPEX_T_TOOL,       /* dspy.Tool: an input; its value is the tool's text (str(tool)) */
+    DSPEX_T_TOOL_CALLS, /* dspy.ToolCalls: {"tool_calls": [{"id"?, "name", "args"}]} */
+    DSPEX_T_IMAGE,      /* dspy.Image: an input; its value is the image's content-part marker text */
+    DSPEX_T_MODEL       /* a pydantic BaseModel (DSPex.Schema): name, desc, fields, module */
 } dspex_type_kind;
 
 /* flags */
@@ -53,7 +57,27 @@ typedef enum {
 #define DSPEX_TF_PIPE 2u     /* UNION: types.UnionType (PEP 604 `X | Y` in a class body) */
 #define DSPEX_TF_ALIAS 4u    /* generic written as typing.List/Dict/Set/FrozenSet/Tuple */
 
+#define DSPEX_MODEL_MAX_FIELDS 1024 /* fields of one model */
+
+typedef struct {
+    const char *key; /* gt ge lt le min_length max_length multiple_of allow_inf_nan */
+    dspex_val *value;
+} dspex_constraint;
+
 typedef struct dspex_type dspex_type;
+
+/* One field of a MODEL, as pydantic's Field() declares it. */
+typedef struct {
+    const char *name; /* UTF-8, NUL-terminated */
+    size_t name_len;
+    dspex_type *type;
+    const char *desc; /* NULL: none (pydantic's description) */
+    size_t desc_len;
+    dspex_val *default_value; /* NULL: required */
+    dspex_constraint *constraints;
+    size_t nconstraints;
+} dspex_model_field;
+
 struct dspex_type {
     dspex_type_kind kind;
     unsigned flags;
@@ -62,8 +86,15 @@ struct dspex_type {
     size_t nvals;
     dspex_val **vals;      /* LITERAL values; ENUM member values */
     dspex_val **names;     /* ENUM member names (STR), parallel to vals */
-    const char *name;      /* ENUM class name (NUL-terminated) */
+    const char *name;      /* ENUM / MODEL class name (NUL-terminated) */
     size_t name_len;
+    /* MODEL */
+    dspex_model_field *fields;
+    size_t nfields;
+    const char *desc;      /* the class docstring (pydantic's model description); NULL: none */
+    size_t desc_len;
+    const char *module;    /* the Elixir module that declares it ("Elixir.MyApp.Invoice") */
+    size_t module_len;
 };
 
 dspex_type *dspex_type_new(dspex_arena *a, dspex_type_kind kind);
@@ -96,5 +127,9 @@ void dspex_type_string(const dspex_type *t, dspex_buf *out);
 int dspex_type_json_schema(const dspex_type *t, dspex_arena *a, dspex_buf *out);
 /* The schema as a value tree (dicts with keys already in DSPy's order); NULL on OOM. */
 dspex_val *dspex_type_json_schema_val(const dspex_type *t, dspex_arena *a);
+/* pydantic's own schema of the type as dspy.Tool keeps it for an argument: pydantic's key
+ * order (sorted, "properties" in declaration order), every "$ref" replaced by its
+ * definition and "$defs" dropped (_resolve_json_schema_reference). NULL on OOM. */
+dspex_val *dspex_type_json_schema_inline_val(const dspex_type *t, dspex_arena *a);
 
 #endif

@@ -45,6 +45,9 @@ struct dspex_val {
 dspex_val *dspex_val_new(dspex_arena *a, dspex_vkind kind);
 dspex_val *dspex_val_str(dspex_arena *a, const char *s, size_t n); /* copies s */
 dspex_val *dspex_val_int(dspex_arena *a, long long i);
+/* A deep copy of v in arena a, strings included (for values that outlive the memory they
+ * point into); NULL when out of memory or nested more than 512 levels. */
+dspex_val *dspex_val_copy(const dspex_val *v, dspex_arena *a);
 /* The value of a string key in a DICT, or NULL when absent. */
 dspex_val *dspex_dict_get(const dspex_val *dict, const char *key, size_t klen);
 /* Python ==: numbers compare by value across int/float/bool, strings by bytes, None == None;

@@ -22,6 +22,8 @@ defmodule DSPex.NIF do
   @type compiled :: non_neg_integer | nil
   @typedoc "The terms a compiled signature was made from: `{instructions, inputs, outputs}`."
   @type compile_key :: {binary, list, list}
+  @typedoc "A tool parameter: `{name, type, {:value, default} | nil, desc | nil}`."
+  @type tool_param :: {binary, type_term, {:value, term} | nil, binary | nil}
 
   @doc false
   def load_nif do
@@ -56,6 +58,8 @@ defmodule DSPex.NIF do
   def type_text(_type, _what), do: :erlang.nif_error(:not_loaded)
   @spec value_text(term, :str | :repr) :: binary
   def value_text(_value, _what), do: :erlang.nif_error(:not_loaded)
+  @spec type_validate(type_term, term) :: {:ok, term} | {:ok_tagged, term} | {:error, binary}
+  def type_validate(_type, _value), do: :erlang.nif_error(:not_loaded)
   @spec constraints_text(keyword) :: binary
   def constraints_text(_constraints), do: :erlang.nif_error(:not_loaded)
   @spec infer_prefix(binary) :: binary
@@ -64,6 +68,12 @@ defmodule DSPex.NIF do
   def field_name_valid(_name), do: :erlang.nif_error(:not_loaded)
   @spec cleandoc(binary) :: binary
   def cleandoc(_text), do: :erlang.nif_error(:not_loaded)
+
+  # Tools (nif_tool.c)
+  @spec tool_text(binary, binary | nil, [tool_param]) :: binary
+  def tool_text(_name, _desc, _params), do: :erlang.nif_error(:not_loaded)
+  @spec tool_args([tool_param]) :: {:ordered, [{binary, term}]}
+  def tool_args(_params), do: :erlang.nif_error(:not_loaded)
 
   # Compiled signatures (nif_compiled.c)
   @spec signature_compile(non_neg_integer, compile_key, {binary, list}) :: :ok
@@ -79,9 +89,13 @@ defmodule DSPex.NIF do
   def adapter_format_assistant(_adapter, _id, _key, _outputs, _missing),
     do: :erlang.nif_error(:not_loaded)
 
-  @spec adapter_parse(:chat | :json, compiled, compile_key, binary) ::
+  @spec adapter_format_user(:chat | :json, compiled, compile_key, map) ::
+          {:ok, binary} | :stale | :plain
+  def adapter_format_user(_adapter, _id, _key, _inputs), do: :erlang.nif_error(:not_loaded)
+
+  @spec adapter_parse(:chat | :json, compiled, compile_key, binary, boolean) ::
           {:ok, map} | {:ok_tagged, map} | {:error, {atom, binary, tuple}} | :stale
-  def adapter_parse(_adapter, _id, _key, _text), do: :erlang.nif_error(:not_loaded)
+  def adapter_parse(_adapter, _id, _key, _text, _ordered), do: :erlang.nif_error(:not_loaded)
 
   @spec adapter_parse_value(type_term, binary) ::
           {:ok, term} | {:ok_tagged, term} | {:error, nif_error}

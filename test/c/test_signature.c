@@ -233,7 +233,7 @@ CTEST(name_errors) {
 CTEST(type_errors) {
     expect_error("question: strng -> answer", 11, "unknown type 'strng' at column 11; supported: str",
                  ctest_failed);
-    expect_error("a -> b: dspy.Image", 9, "unknown type 'dspy.Image'", ctest_failed);
+    expect_error("a -> b: dspy.Audio", 9, "unknown type 'dspy.Audio'", ctest_failed);
     expect_error("a: typing.str -> b", 4, "unknown type 'typing.str'", ctest_failed);
     expect_error("a: -> b", 4, "missing type after 'a:'", ctest_failed);
     expect_error("a: list[] -> b", 9, "empty []", ctest_failed);

@@ -19,11 +19,23 @@ static int is_optional_str(const dspex_type *t) {
     return has_none && has_str;
 }
 
+/* Copies text into a fixed buffer, cut at cap - 1 bytes (on a UTF-8 boundary). */
+static void copy_cut(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80) n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void set_message(dxa_err *err, dspex_buf *b, const char *fallback) {
     if (err) snprintf(err->message, sizeof err->message, "%s", b->oom || b->p == NULL ? fallback : b->p);
 }
 
 static int value_error(dxa_err *err, const char *s, size_t n, const dspex_type *t, const char *why) {
+    if (err) copy_cut(err->reason, sizeof err->reason, why);
     dspex_buf b;
     dspex_buf_init(&b);
     dspex_py_repr_str(s, n, &b);
@@ -191,7 +203,7 @@ static void parse_error(dspex_arena *a, dxa_err *err, const char *adapter, const
 
 /* "Failed to parse field X [with value V] from the LM response. Error message: E" */
 static void field_error(dspex_arena *a, dxa_err *err, const char *adapter, const dspex_signature *sig,
-                        const dspex_field *f, const char *v, size_t vn, const char *why, const char *text,
+                        const dspex_field *f, const char *v, size_t vn, const dxa_err *why, const char *text,
                         size_t len, const dxa_out *how) {
     dspex_buf m;
     dspex_buf_init(&m);
@@ -202,7 +214,10 @@ static void field_error(dspex_arena *a, dxa_err *err, const char *adapter, const
         dspex_buf_put(&m, v, vn);
     }
     dspex_buf_puts(&m, " from the LM response. Error message: ");
-    dspex_buf_puts(&m, why);
+    dspex_buf_puts(&m, why->message);
+    err->bad_field = f;
+    /* the validation's own words (with where it failed) when it gave them */
+    copy_cut(err->reason, sizeof err->reason, why->reason[0] ? why->reason : why->message);
     parse_error(a, err, adapter, sig, m.oom ? "Failed to parse field" : m.p, text, len, how, 0);
     dspex_buf_free(&m);
 }
@@ -312,6 +327,7 @@ static int parse_chat(const dspex_signature *sig, const char *text, size_t len, 
                 const dspex_field *f = &sig->fields[sig->ninputs + (size_t)cur];
                 dxa_err e;
                 e.message[0] = '\0';
+                e.reason[0] = '\0';
                 int r = dxa_parse_value(f->type, v, vn, a, &out[cur], &e);
                 if (r < 0) {
                     rc = -1;
@@ -319,7 +335,7 @@ static int parse_chat(const dspex_signature *sig, const char *text, size_t len, 
                 }
                 if (r > 0) {
                     out[cur] = NULL;
-                    field_error(a, err, "ChatAdapter", sig, f, v, vn, e.message, text, len, how);
+                    field_error(a, err, "ChatAdapter", sig, f, v, vn, &e, text, len, how);
                     rc = 1;
                     break;
                 }
@@ -383,11 +399,12 @@ static int parse_json(const dspex_signature *sig, const char *text, size_t len, 
             if (f->name_len != k->slen || memcmp(f->name, k->s, k->slen) != 0) continue;
             dxa_err e;
             e.message[0] = '\0';
+            e.reason[0] = '\0';
             int r = parse_typed(f->type, obj->items[i], a, &out[j], &e);
             if (r < 0) return -1;
             if (r > 0) {
                 out[j] = NULL;
-                field_error(a, err, "JSONAdapter", sig, f, NULL, 0, e.message, resp, resplen, how);
+                field_error(a, err, "JSONAdapter", sig, f, NULL, 0, &e, resp, resplen, how);
                 return 1;
             }
             how[j] = DXA_OUT_PARSED;
@@ -406,6 +423,8 @@ int dxa_parse(dxa_adapter ad, const dspex_signature *sig, const char *text, size
     err->message[0] = '\0';
     err->full = NULL;
     err->full_len = 0;
+    err->bad_field = NULL;
+    err->reason[0] = '\0';
     err->response = text;
     err->response_len = len;
     return ad == DXA_JSON ? parse_json(sig, text, len, a, vals, how, err)

@@ -138,6 +138,16 @@ static int desc_is_placeholder(const dspex_field *f) {
            memcmp(f->desc + 2, f->name, f->name_len) == 0 && f->desc[f->desc_len - 1] == '}';
 }
 
+/* Whether the annotation holds dspy.ToolCalls anywhere (extract_custom_type_from_annotation;
+ * of DSPex's custom types only ToolCalls has a description). */
+static int has_tool_calls(const dspex_type *t, int depth) {
+    if (t->kind == DSPEX_T_TOOL_CALLS) return 1;
+    if (depth > DSPEX_TYPE_MAX_DEPTH) return 0;
+    for (size_t i = 0; i < t->nargs; i++)
+        if (has_tool_calls(t->args[i], depth + 1)) return 1;
+    return 0;
+}
+
 static void field_descriptions(const dspex_field *const *fs, size_t n, dspex_buf *out) {
     size_t start = out->len;
     for (size_t i = 0; i < n; i++) {
@@ -149,6 +159,10 @@ static void field_descriptions(const dspex_field *const *fs, size_t n, dspex_buf
         dspex_type_name(f->type, out);
         dspex_buf_puts(out, "): ");
         if (f->desc && !desc_is_placeholder(f)) dspex_buf_put(out, f->desc, f->desc_len);
+        if (has_tool_calls(f->type, 0))
+            dspex_buf_puts(out, "\n    Type description of ToolCalls: Tool calls must be a JSON object with "
+                                "`tool_calls`, a list of calls. Each call must include `name` and `args`. Example: "
+                                "{\"tool_calls\": [{\"name\": \"search\", \"args\": {\"query\": \"cats\"}}]}");
         size_t mark = out->len;
         dspex_buf_puts(out, "\nConstraints: ");
         size_t body = out->len;
@@ -280,7 +294,9 @@ static void output_requirements(const sview *v, dxa_adapter ad, dspex_buf *out) 
         dspex_buf_puts(out, ad == DXA_CHAT ? "`[[ ## " : "`");
         put_name(out, f);
         dspex_buf_puts(out, ad == DXA_CHAT ? " ## ]]`" : "`");
-        if (f->type->kind != DSPEX_T_STR) {
+        if (f->type->kind == DSPEX_T_TOOL_CALLS) {
+            dspex_buf_puts(out, " (must be a JSON object like {\"tool_calls\": [{\"name\": \"...\", \"args\": {...}}]})");
+        } else if (f->type->kind != DSPEX_T_STR) {
             dspex_buf_puts(out, " (must be formatted as a valid Python ");
             dspex_type_name(f->type, out);
             dspex_buf_putc(out, ')');
@@ -368,6 +384,16 @@ static int assistant_content(dxa_adapter ad, dspex_arena *a, const sview *v, con
         dspex_json_dumps(&d, 2, out);
     }
     return out->oom ? -1 : 0;
+}
+
+int dxa_format_user(const dspex_signature *sig, const dspex_val *inputs, dspex_buf *out) {
+    dspex_arena a;
+    dspex_arena_init(&a, 0);
+    sview v;
+    int rc = view_init(&a, sig, NULL, &v);
+    if (rc == 0) user_content(&v, inputs, "", NULL, out);
+    dspex_arena_free(&a);
+    return rc != 0 || out->oom ? -1 : 0;
 }
 
 int dxa_format_assistant(dxa_adapter ad, const dspex_signature *sig, const dspex_val *outputs, const char *missing,

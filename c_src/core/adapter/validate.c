@@ -2,7 +2,9 @@
  * from LM text against a field type: scalar coercions, containers, Literal, Enum,
  * datetime/date, and smart-mode unions. Each validator reports how exactly the input
  * matched (pydantic-core's Exactness); a union takes the first member that matches
- * exactly, else the member with the best exactness (the first among equals). */
+ * exactly, else the member with the best exactness (the first among equals). Models
+ * (DSPex.Schema) fill defaults and check their fields' constraints; a failure names
+ * where it happened ("items[2].price: Input should be a valid number"). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,16 +16,45 @@
 
 enum { EX_FAIL = 0, EX_LAX = 1, EX_STRICT = 2, EX_EXACT = 3 };
 
+#define VPATH_MAX 256 /* bytes of the path shown in a failure (longer paths are cut) */
+
 typedef struct {
     dspex_arena *a;
     dxa_err *err; /* message of the first failure */
     int failed;
+    char path[VPATH_MAX]; /* where the value being validated sits: "items[2].price" */
+    size_t plen;
 } vctx;
 
 static int fail(vctx *c, const char *msg) {
-    if (!c->failed && c->err) snprintf(c->err->message, sizeof c->err->message, "%s", msg);
+    if (!c->failed && c->err) {
+        if (c->plen)
+            snprintf(c->err->message, sizeof c->err->message, "%.*s: %s", (int)c->plen, c->path, msg);
+        else
+            snprintf(c->err->message, sizeof c->err->message, "%s", msg);
+    }
     c->failed = 1;
     return EX_FAIL;
+}
+
+/* Path steps: push returns the length to pop back to. */
+static size_t push_index(vctx *c, size_t i) {
+    size_t old = c->plen;
+    int n = snprintf(c->path + c->plen, VPATH_MAX - c->plen, "[%zu]", i);
+    if (n > 0) c->plen = c->plen + (size_t)n < VPATH_MAX ? c->plen + (size_t)n : VPATH_MAX - 1;
+    return old;
+}
+
+static size_t push_key(vctx *c, const char *k, size_t n) {
+    size_t old = c->plen;
+    int w = snprintf(c->path + c->plen, VPATH_MAX - c->plen, "%s%.*s", c->plen ? "." : "", (int)n, k);
+    if (w > 0) c->plen = c->plen + (size_t)w < VPATH_MAX ? c->plen + (size_t)w : VPATH_MAX - 1;
+    return old;
+}
+
+static void pop(vctx *c, size_t len) {
+    c->plen = len;
+    c->path[len] = '\0';
 }
 
 static int min_ex(int a, int b) { return a < b ? a : b; }
@@ -322,7 +353,9 @@ static int validate_seq(vctx *c, const dspex_type *t, const dspex_val *v, dspex_
         const dspex_type *et = t->nargs ? t->args[(t->kind == DSPEX_T_TUPLE && !variadic) ? i : 0] : NULL;
         dspex_val *x = v->items[i];
         if (et) {
+            size_t mark = push_index(c, i);
             int e = validate(c, et, v->items[i], &x, depth + 1);
+            pop(c, mark);
             if (e <= 0) return e;
             ex = min_ex(ex, e);
         }
@@ -354,7 +387,9 @@ static int validate_dict(vctx *c, const dspex_type *t, const dspex_val *v, dspex
         int e = validate(c, t->args[0], v->keys[i], &k, depth + 1);
         if (e <= 0) return e;
         ex = min_ex(ex, e);
+        size_t mark = k->kind == DSPEX_V_STR ? push_key(c, k->s, k->slen) : push_index(c, i);
         e = validate(c, t->args[1], v->items[i], &x, depth + 1);
+        pop(c, mark);
         if (e <= 0) return e;
         ex = min_ex(ex, e);
         /* keys equal after validation ("1" and 1 for dict[int, ...]): the last value wins */
@@ -366,6 +401,219 @@ static int validate_dict(vctx *c, const dspex_type *t, const dspex_val *v, dspex
     }
     *out = r;
     return ex;
+}
+
+/* ---------------------------------------------------------------- dspy.ToolCalls */
+static const dspex_val *dget(const dspex_val *d, const char *k) { return dspex_dict_get(d, k, strlen(k)); }
+
+/* _is_tool_call_dict */
+static int is_call_dict(const dspex_val *d) {
+    return d->kind == DSPEX_V_DICT && ((dget(d, "name") && (dget(d, "args") || dget(d, "arguments"))) || dget(d, "function"));
+}
+
+static dspex_val *dict_of(vctx *c, size_t cap) {
+    dspex_val *d = dspex_val_new(c->a, DSPEX_V_DICT);
+    if (d) {
+        d->keys = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+        d->items = dspex_arena_alloc(c->a, cap * sizeof(dspex_val *));
+    }
+    return d && d->keys && d->items ? d : NULL;
+}
+
+static int put(vctx *c, dspex_val *d, const char *k, dspex_val *v) {
+    dspex_val *key = dspex_val_str(c->a, k, strlen(k));
+    if (key == NULL || v == NULL) return -1;
+    d->keys[d->n] = key;
+    d->items[d->n++] = v;
+    return 0;
+}
+
+/* _normalize_tool_call_dict, then ToolCall's fields: {"id", "name", "args"}. EX_LAX on
+ * success, EX_FAIL (message set), -1 when out of memory. */
+static int tool_call(vctx *c, const dspex_val *d, dspex_val **out) {
+    if (d->kind != DSPEX_V_DICT) return fail(c, "tool_calls: each call should be a dictionary with `name` and `args`");
+    const dspex_val *fn = dget(d, "function"), *name, *args;
+    if (fn) {
+        if (fn->kind != DSPEX_V_DICT) return fail(c, "Received invalid function value for `dspy.ToolCalls`");
+        args = dget(fn, "arguments");
+        name = dget(fn, "name");
+        if (name == NULL || (name->kind == DSPEX_V_STR && name->slen == 0)) name = dget(d, "name");
+    } else {
+        args = dget(d, "args");
+        if (args == NULL) args = dget(d, "arguments");
+        name = dget(d, "name");
+    }
+    dspex_val *parsed = NULL;
+    if (args && args->kind == DSPEX_V_STR) {
+        /* json_repair.loads(arguments) */
+        int rc = dxa_pyliteral(args->s, args->slen, 1, c->a, &parsed);
+        if (rc < 0) return -1;
+        if (rc > 0 || parsed->kind != DSPEX_V_DICT) return fail(c, "args: Input should be a valid dictionary");
+    } else if (args && args->kind == DSPEX_V_DICT) {
+        parsed = (dspex_val *)args;
+    } else {
+        parsed = dict_of(c, 1);
+        if (parsed == NULL) return -1;
+    }
+    if (name == NULL || name->kind != DSPEX_V_STR) return fail(c, "name: Input should be a valid string");
+    const dspex_val *id = dget(d, "id");
+    if (id == NULL || id->kind != DSPEX_V_STR || id->slen == 0) id = dget(d, "call_id");
+    dspex_val *none = dspex_val_new(c->a, DSPEX_V_NONE);
+    dspex_val *r = dict_of(c, 3);
+    if (r == NULL || none == NULL) return -1;
+    if (put(c, r, "id", id && id->kind == DSPEX_V_STR ? (dspex_val *)id : none) || put(c, r, "name", (dspex_val *)name) ||
+        put(c, r, "args", parsed))
+        return -1;
+    *out = r;
+    return EX_LAX;
+}
+
+/* ---------------------------------------------------------------- models */
+static double num_of(const dspex_val *v) {
+    return v->kind == DSPEX_V_FLOAT ? v->f : v->kind == DSPEX_V_BOOL ? v->b : int_as_double(v);
+}
+
+static int is_num(const dspex_val *v) {
+    return v->kind == DSPEX_V_INT || v->kind == DSPEX_V_FLOAT || v->kind == DSPEX_V_BOOL;
+}
+
+static size_t utf8_len(const char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80) k++;
+    return k;
+}
+
+/* pydantic's constraint checks and messages for one validated field value. */
+static int check_constraints(vctx *c, const dspex_model_field *f, const dspex_val *v) {
+    for (size_t k = 0; k < f->nconstraints; k++) {
+        const char *key = f->constraints[k].key;
+        const dspex_val *lim = f->constraints[k].value;
+        if (lim == NULL || !is_num(lim)) continue;
+        double L = num_of(lim);
+        char msg[256], num[64];
+        dspex_buf b;
+        dspex_buf_init(&b);
+        dspex_py_str(lim, &b);
+        snprintf(num, sizeof num, "%s", b.oom || b.p == NULL ? "?" : b.p);
+        dspex_buf_free(&b);
+        const char *op = NULL;
+        if (is_num(v)) {
+            double x = num_of(v);
+            if (strcmp(key, "gt") == 0 && !(x > L)) op = "greater than";
+            else if (strcmp(key, "ge") == 0 && !(x >= L)) op = "greater than or equal to";
+            else if (strcmp(key, "lt") == 0 && !(x < L)) op = "less than";
+            else if (strcmp(key, "le") == 0 && !(x <= L)) op = "less than or equal to";
+            else if (strcmp(key, "multiple_of") == 0 && L != 0) {
+                /* pydantic-core's float test: the remainder is within |x| / 1e9 of 0 or of L */
+                double rem = fmod(x, L), thr = fabs(x) / 1e9;
+                if (fabs(rem) > thr && fabs(rem - L) > thr && fabs(rem + L) > thr) op = "a multiple of";
+            }
+            if (op) {
+                snprintf(msg, sizeof msg, "Input should be %s %s", op, num);
+                return fail(c, msg);
+            }
+        }
+        int min = strcmp(key, "min_length") == 0, max = strcmp(key, "max_length") == 0;
+        if (!min && !max) continue;
+        size_t len;
+        const char *what;
+        if (v->kind == DSPEX_V_STR) {
+            len = utf8_len(v->s, v->slen);
+            what = "String";
+        } else if (v->kind == DSPEX_V_LIST || v->kind == DSPEX_V_TUPLE || v->kind == DSPEX_V_SET ||
+                   v->kind == DSPEX_V_FROZENSET || v->kind == DSPEX_V_DICT) {
+            len = v->n;
+            what = v->kind == DSPEX_V_DICT ? "Dictionary" : v->kind == DSPEX_V_LIST ? "List"
+                   : v->kind == DSPEX_V_TUPLE ? "Tuple" : "Set";
+        } else {
+            continue;
+        }
+        if ((min && (double)len >= L) || (max && (double)len <= L)) continue;
+        int plural = L != 1;
+        if (v->kind == DSPEX_V_STR)
+            snprintf(msg, sizeof msg, "String should have %s %s character%s", min ? "at least" : "at most", num,
+                     plural ? "s" : "");
+        else
+            snprintf(msg, sizeof msg, "%s should have %s %s item%s after validation, not %zu", what,
+                     min ? "at least" : "at most", num, plural ? "s" : "", len);
+        return fail(c, msg);
+    }
+    return EX_EXACT;
+}
+
+/* A model from a dict (pydantic's model validation, extra keys ignored): every field
+ * validated at its path, missing ones take their default or fail as required. */
+static int validate_model(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val **out, int depth) {
+    if (v->kind != DSPEX_V_DICT) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Input should be a valid dictionary or instance of %.*s", (int)t->name_len, t->name);
+        return fail(c, msg);
+    }
+    dspex_val *r = dict_of(c, t->nfields + 1);
+    if (r == NULL) return -1;
+    int ex = EX_STRICT;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const dspex_model_field *f = &t->fields[i];
+        size_t mark = push_key(c, f->name, f->name_len);
+        const dspex_val *x = dspex_dict_get(v, f->name, f->name_len);
+        dspex_val *y;
+        if (x == NULL) {
+            if (f->default_value == NULL) {
+                fail(c, "Field required");
+                pop(c, mark);
+                return EX_FAIL;
+            }
+            y = f->default_value;
+        } else {
+            int e = validate(c, f->type, x, &y, depth + 1);
+            if (e > 0) e = check_constraints(c, f, y) > 0 ? e : EX_FAIL;
+            if (e <= 0) {
+                pop(c, mark);
+                return e;
+            }
+            ex = min_ex(ex, e);
+        }
+        pop(c, mark);
+        if (put(c, r, f->name, y)) return -1;
+    }
+    *out = r;
+    return ex;
+}
+
+/* ToolCalls.validate_input: {"tool_calls": [call]}, [call, ...] or one call */
+static int validate_tool_calls(vctx *c, const dspex_val *v, dspex_val **out) {
+    const dspex_val *list = NULL;
+    dspex_val one = {.kind = DSPEX_V_LIST};
+    dspex_val *single[1];
+    if (v->kind == DSPEX_V_LIST) {
+        for (size_t i = 0; i < v->n; i++)
+            if (!is_call_dict(v->items[i])) return fail(c, "Received invalid value for `dspy.ToolCalls`");
+        list = v;
+    } else if (v->kind == DSPEX_V_DICT && dget(v, "tool_calls")) {
+        list = dget(v, "tool_calls");
+        if (list->kind != DSPEX_V_LIST) return fail(c, "Received invalid value for `dspy.ToolCalls`");
+    } else if (is_call_dict(v)) {
+        single[0] = (dspex_val *)v;
+        one.items = single;
+        one.n = 1;
+        list = &one;
+    } else {
+        return fail(c, "Received invalid value for `dspy.ToolCalls`");
+    }
+    dspex_val *calls = dspex_val_new(c->a, DSPEX_V_LIST);
+    if (calls == NULL) return -1;
+    calls->items = dspex_arena_alloc(c->a, (list->n + 1) * sizeof(dspex_val *));
+    if (calls->items == NULL) return -1;
+    for (size_t i = 0; i < list->n; i++) {
+        int e = tool_call(c, list->items[i], &calls->items[calls->n]);
+        if (e <= 0) return e;
+        calls->n++;
+    }
+    dspex_val *r = dict_of(c, 1);
+    if (r == NULL || put(c, r, "tool_calls", calls)) return -1;
+    *out = r;
+    return EX_LAX;
 }
 
 static int validate(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val **out, int depth) {
@@ -522,6 +770,14 @@ static int validate(vctx *c, const dspex_type *t, const dspex_val *v, dspex_val 
         c->failed = 0;
         return fail(c, "Input does not match any member of the union");
     }
+    case DSPEX_T_TOOL_CALLS: return validate_tool_calls(c, v, out);
+    case DSPEX_T_MODEL: return validate_model(c, t, v, out, depth);
+    case DSPEX_T_TOOL:
+    case DSPEX_T_IMAGE:
+        /* inputs: the caller renders them to text first */
+        if (v->kind != DSPEX_V_STR) return fail(c, "Input should be a tool or an image (an input value)");
+        *out = (dspex_val *)v;
+        return EX_EXACT;
     }
     return fail(c, "unsupported type");
 }

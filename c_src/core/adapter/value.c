@@ -100,3 +100,30 @@ static int equal_rec(const dspex_val *a, const dspex_val *b, int depth) {
 }
 
 int dspex_val_equal(const dspex_val *a, const dspex_val *b) { return equal_rec(a, b, 0); }
+
+static dspex_val *copy_rec(const dspex_val *v, dspex_arena *a, int depth) {
+    if (v == NULL || depth > 512) return NULL;
+    dspex_val *c = dspex_val_new(a, v->kind);
+    if (c == NULL) return NULL;
+    *c = *v;
+    if (v->s) {
+        char *s = dspex_arena_strndup(a, v->s, v->slen);
+        if (s == NULL) return NULL;
+        c->s = s;
+    }
+    if (v->n) {
+        c->items = dspex_arena_alloc(a, v->n * sizeof(dspex_val *));
+        if (c->items == NULL) return NULL;
+        for (size_t i = 0; i < v->n; i++)
+            if ((c->items[i] = copy_rec(v->items[i], a, depth + 1)) == NULL) return NULL;
+        if (v->keys) {
+            c->keys = dspex_arena_alloc(a, v->n * sizeof(dspex_val *));
+            if (c->keys == NULL) return NULL;
+            for (size_t i = 0; i < v->n; i++)
+                if ((c->keys[i] = copy_rec(v->keys[i], a, depth + 1)) == NULL) return NULL;
+        }
+    }
+    return c;
+}
+
+dspex_val *dspex_val_copy(const dspex_val *v, dspex_arena *a) { return copy_rec(v, a, 0); }

@@ -7,8 +7,9 @@
  * whitespace would leak the marker's last bytes into the value. Values by type, each the text
  * parse_value reads back as that type:
  *   str, Any, History, unions with str  free text (the TEXT rule below)
- *   int                                  -?digits (at most 18)
- *   float                                a JSON number
+ *   int                                  -?digits (at most 18), within the field's
+ *                                        gt/ge/lt/le constraints (both adapters)
+ *   float                                a JSON number, within them too
  *   bool                                 True | False
  *   Literal / Enum                       one of the str values, raw (parse.c compares the
  *                                        raw text; a non-str member can never match it)
@@ -103,15 +104,37 @@ static int raw_ok(const char *s, size_t n) {
     return 1;
 }
 
-static void chat_value(gb *b, const dspex_field *f, const dspex_type *t, int32_t from, int32_t to) {
-    switch (t->kind) {
-    case DSPEX_T_INT: {
-        gdec none;
-        memset(&none, 0, sizeof none);
-        gn_integer(b, &none, &none, from, to);
-        return;
+/* The field's numeric constraints (gt ge lt le) as bounds; 0 when it has none. */
+static int field_bounds(gb *b, const dspex_field *f, gdec *lo, gdec *hi) {
+    memset(lo, 0, sizeof *lo);
+    memset(hi, 0, sizeof *hi);
+    int any = 0;
+    for (size_t i = 0; i < f->nconstraints; i++) {
+        const char *k = f->constraints[i].key;
+        const dspex_val *v = f->constraints[i].value;
+        int low = strcmp(k, "gt") == 0 || strcmp(k, "ge") == 0, high = strcmp(k, "lt") == 0 || strcmp(k, "le") == 0;
+        if ((!low && !high) || v == NULL || (v->kind != DSPEX_V_INT && v->kind != DSPEX_V_FLOAT)) continue;
+        dspex_buf t;
+        dspex_buf_init(&t);
+        dspex_json_dumps(v, -1, &t);
+        gdec d;
+        if (!t.oom && gn_parse(t.p, t.len, &d) == 0) {
+            d.excl = k[1] == 't';
+            *(low ? lo : hi) = d;
+            any = 1;
+        }
+        if (t.oom) gb_fail(b, "out of memory");
+        dspex_buf_free(&t);
     }
-    case DSPEX_T_FLOAT: gn_number(b, NULL, NULL, from, to); return;
+    return any;
+}
+
+static void chat_value(gb *b, const dspex_field *f, const dspex_type *t, int32_t from, int32_t to) {
+    gdec lo, hi;
+    int bounded = t == f->type && field_bounds(b, f, &lo, &hi);
+    switch (t->kind) {
+    case DSPEX_T_INT: gn_integer(b, bounded ? &lo : NULL, bounded ? &hi : NULL, from, to); return;
+    case DSPEX_T_FLOAT: gn_number(b, bounded ? &lo : NULL, bounded ? &hi : NULL, from, to); return;
     case DSPEX_T_BOOL:
         gb_lits(b, from, "True", to);
         gb_lits(b, from, "False", to);
@@ -182,7 +205,13 @@ static void root(gb *b, void *ud, int32_t from, int32_t to) {
             gb_byte(b, kv, ':', col);
             gb_eps(b, col, v);
             gb_byte(b, col, ' ', v);
-            json_of(b, f->type, v, end);
+            gdec lo, hi;
+            if ((f->type->kind == DSPEX_T_INT || f->type->kind == DSPEX_T_FLOAT) && field_bounds(b, f, &lo, &hi)) {
+                if (f->type->kind == DSPEX_T_INT) gn_integer(b, &lo, &hi, v, end);
+                else gn_number(b, &lo, &hi, v, end);
+            } else {
+                json_of(b, f->type, v, end);
+            }
             cur = end;
         }
         int32_t w = gb_state(b), e = gb_state(b);

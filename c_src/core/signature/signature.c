@@ -37,7 +37,7 @@ typedef struct {
 static const char SUPPORTED[] =
     "supported: str, int, float, bool, Any, None, datetime.datetime, datetime.date, list[T], set[T], "
     "frozenset[T], dict[K, V], tuple[A, B], tuple[T, ...], Literal['a', 1, True], Optional[T], "
-    "Union[A, B], A | B, History (bare list/dict/tuple/set/frozenset and typing.List/Dict/Tuple/Set/"
+    "Union[A, B], A | B, History, Tool, ToolCalls, Image (bare list/dict/tuple/set/frozenset and typing.List/Dict/Tuple/Set/"
     "FrozenSet are accepted too)";
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -409,6 +409,12 @@ static const name_entry NAMES[] = {
     {"dspy.History", NAME_SCALAR, DSPEX_T_HISTORY, 0},
     {"datetime.datetime", NAME_SCALAR, DSPEX_T_DATETIME, 0},
     {"datetime.date", NAME_SCALAR, DSPEX_T_DATE, 0},
+    {"Tool", NAME_SCALAR, DSPEX_T_TOOL, 0},
+    {"dspy.Tool", NAME_SCALAR, DSPEX_T_TOOL, 0},
+    {"ToolCalls", NAME_SCALAR, DSPEX_T_TOOL_CALLS, 0},
+    {"dspy.ToolCalls", NAME_SCALAR, DSPEX_T_TOOL_CALLS, 0},
+    {"Image", NAME_SCALAR, DSPEX_T_IMAGE, 0},
+    {"dspy.Image", NAME_SCALAR, DSPEX_T_IMAGE, 0},
     {"list", NAME_GENERIC, DSPEX_T_LIST, 0},
     {"List", NAME_GENERIC, DSPEX_T_LIST, 1},
     {"set", NAME_GENERIC, DSPEX_T_SET, 0},

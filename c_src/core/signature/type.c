@@ -49,6 +49,10 @@ static int equal_rec(const dspex_type *x, const dspex_type *y, int depth) {
             }
         }
         return 1;
+    case DSPEX_T_MODEL:
+        /* one declaring module, one model */
+        return x->module_len == y->module_len && memcmp(x->module, y->module, x->module_len) == 0 &&
+               x->name_len == y->name_len && memcmp(x->name, y->name, x->name_len) == 0;
     case DSPEX_T_ENUM:
         if (x->name_len != y->name_len || memcmp(x->name, y->name, x->name_len) != 0 || x->nvals != y->nvals)
             return 0;
@@ -148,7 +152,8 @@ static const char *const BASE_NAMES[] = {
     [DSPEX_T_HISTORY] = "History",  [DSPEX_T_DATETIME] = "datetime", [DSPEX_T_DATE] = "date",
     [DSPEX_T_LIST] = "list",        [DSPEX_T_SET] = "set",       [DSPEX_T_FROZENSET] = "frozenset",
     [DSPEX_T_DICT] = "dict",        [DSPEX_T_TUPLE] = "tuple",   [DSPEX_T_LITERAL] = "Literal",
-    [DSPEX_T_UNION] = "Union",      [DSPEX_T_ENUM] = "Enum"};
+    [DSPEX_T_UNION] = "Union",      [DSPEX_T_ENUM] = "Enum",     [DSPEX_T_TOOL] = "Tool",
+    [DSPEX_T_TOOL_CALLS] = "ToolCalls", [DSPEX_T_IMAGE] = "Image", [DSPEX_T_MODEL] = "BaseModel"};
 
 /* DSPy's _quoted_string_for_literal_type_annotation */
 static void literal_str_name(const dspex_val *v, dspex_buf *out) {
@@ -175,7 +180,8 @@ static void literal_str_name(const dspex_val *v, dspex_buf *out) {
 static void name_rec(const dspex_type *t, dspex_buf *out, int depth) {
     if (depth > DSPEX_TYPE_MAX_DEPTH) return;
     switch (t->kind) {
-    case DSPEX_T_ENUM: dspex_buf_put(out, t->name, t->name_len); return;
+    case DSPEX_T_ENUM:
+    case DSPEX_T_MODEL: dspex_buf_put(out, t->name, t->name_len); return;
     case DSPEX_T_LITERAL:
         dspex_buf_puts(out, "Literal[");
         for (size_t i = 0; i < t->nvals; i++) {
@@ -239,6 +245,10 @@ static void string_rec(const dspex_type *t, dspex_buf *out, int depth) {
     case DSPEX_T_NONE: dspex_buf_puts(out, "None"); return;
     case DSPEX_T_DATETIME: dspex_buf_puts(out, "datetime.datetime"); return;
     case DSPEX_T_DATE: dspex_buf_puts(out, "datetime.date"); return;
+    case DSPEX_T_TOOL: dspex_buf_puts(out, "dspy.Tool"); return;
+    case DSPEX_T_TOOL_CALLS: dspex_buf_puts(out, "dspy.ToolCalls"); return;
+    case DSPEX_T_IMAGE: dspex_buf_puts(out, "dspy.Image"); return;
+    case DSPEX_T_MODEL: dspex_buf_put(out, t->name, t->name_len); return; /* no string syntax for models */
     case DSPEX_T_LITERAL:
     case DSPEX_T_ENUM: literal_values(t, out); return;
     case DSPEX_T_UNION: {

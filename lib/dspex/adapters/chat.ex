@@ -62,6 +62,51 @@ defmodule DSPex.Adapter.Chat do
   def parse(signature, completion), do: Native.parse(__MODULE__, :chat, signature, completion)
 
   @doc """
+  `parse/2` with options: `ordered_dicts: true` returns dict values as
+  `{:ordered, [{key, value}]}` in the order the LM wrote their keys (what
+  `DSPex.ReAct` renders back into its trajectory).
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("q -> args: dict")
+      iex> DSPex.Adapter.Chat.parse(sig, ~s([[ ## args ## ]]\\n{"b": 1, "a": 2}), ordered_dicts: true)
+      {:ok, %{args: {:ordered, [{"b", 1}, {"a", 2}]}}}
+  """
+  @impl true
+  @spec parse(term, binary, keyword) :: {:ok, %{atom => term}} | {:error, DSPex.Error.t()}
+  def parse(signature, completion, opts),
+    do: Native.parse(__MODULE__, :chat, signature, completion, opts)
+
+  @doc """
+  Whether predictors use the LM's native function calling with this adapter unless told
+  otherwise (`use_native_function_calling:`): `false`, DSPy's `ChatAdapter` default. See
+  `DSPex.Adapter.plan/6`.
+
+  ## Examples
+
+      iex> DSPex.Adapter.Chat.native_function_calling?()
+      false
+  """
+  @impl true
+  @spec native_function_calling?() :: boolean
+  def native_function_calling?, do: false
+
+  @doc """
+  DSPy's `format_user_message_content`: the `[[ ## name ## ]]` blocks of the inputs
+  present in `inputs`, without the output reminder.
+
+  ## Examples
+
+      iex> sig = DSPex.Signature.parse!("a, b -> c")
+      iex> DSPex.Adapter.Chat.format_user_message_content(sig, %{a: "x", b: "y"})
+      "[[ ## a ## ]]\\nx\\n\\n[[ ## b ## ]]\\ny"
+  """
+  @impl true
+  @spec format_user_message_content(term, map) :: binary
+  def format_user_message_content(signature, inputs),
+    do: Native.format_user(:chat, signature, inputs)
+
+  @doc """
   Like `parse/2` but raises the `DSPex.Error`.
 
   ## Examples

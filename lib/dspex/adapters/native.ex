@@ -24,7 +24,8 @@ defmodule DSPex.Adapter.Native do
           NIF.adapter_format(kind, ref, key, d, i)
         end)
 
-      {messages, meta}
+      # image inputs: the user turns become content parts (DSPy's marker expansion)
+      {DSPex.Image.expand_messages(messages), meta}
     end)
   end
 
@@ -40,26 +41,40 @@ defmodule DSPex.Adapter.Native do
     text
   end
 
-  @spec parse(module, :chat | :json, term, binary) :: {:ok, map} | {:error, Error.t()}
-  def parse(module, kind, signature, text) when is_binary(text) do
+  @spec format_user(:chat | :json, term, term) :: binary
+  def format_user(kind, signature, inputs) do
+    sig = resolve(signature)
+
+    {:ok, text} =
+      call(sig, fields(inputs), fn ref, key, i -> NIF.adapter_format_user(kind, ref, key, i) end)
+
+    text
+  end
+
+  @spec parse(module, :chat | :json, term, binary, keyword) :: {:ok, map} | {:error, Error.t()}
+  def parse(module, kind, signature, text, opts \\ [])
+
+  def parse(module, kind, signature, text, opts) when is_binary(text) do
     sig = resolve(signature)
     meta = meta(module, sig)
+    ordered = Keyword.get(opts, :ordered_dicts, false) == true
 
     Telemetry.span([:dspex, :adapter, :parse], meta, fn ->
       result =
-        case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t) end) do
+        case call(sig, text, fn ref, key, t -> NIF.adapter_parse(kind, ref, key, t, ordered) end) do
           {:ok, map} ->
-            {:ok, map}
+            {:ok, cast_outputs(sig, map)}
 
           {:ok_tagged, map} ->
-            {:ok, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end)}
+            {:ok, cast_outputs(sig, Map.new(map, fn {k, v} -> {k, from_tagged(v)} end))}
 
-          {:error, {type, message, {response, missing, found}}} ->
+          {:error, {type, message, {response, missing, found, bad}}} ->
             details = %{
               adapter: kind,
               lm_response: response,
               missing: missing,
               found: found,
+              errors: Map.new(bad),
               signature: sig
             }
 
@@ -70,7 +85,7 @@ defmodule DSPex.Adapter.Native do
     end)
   end
 
-  def parse(_module, _kind, _signature, other) do
+  def parse(_module, _kind, _signature, other, _opts) do
     raise ArgumentError, "completion text must be a binary, got: #{inspect(other)}"
   end
 
@@ -86,12 +101,38 @@ defmodule DSPex.Adapter.Native do
   # DSPy's parse_value(text, type) for one type term: {:ok, value} | {:error, %Error{}}.
   @spec parse_value(term, binary) :: {:ok, term} | {:error, Error.t()}
   def parse_value(type, text) when is_binary(text) do
-    case NIF.guard(fn -> NIF.adapter_parse_value(type, text) end) do
-      {:ok, v} -> {:ok, v}
-      {:ok_tagged, v} -> {:ok, from_tagged(v)}
+    case NIF.guard(fn -> NIF.adapter_parse_value(DSPex.Schema.expand(type), text) end) do
+      {:ok, v} -> {:ok, cast(type, v)}
+      {:ok_tagged, v} -> {:ok, cast(type, from_tagged(v))}
       {:error, triple} -> {:error, NIF.wrap_error(triple)}
     end
   end
+
+  defp cast_outputs(sig, map) do
+    Enum.reduce(sig.outputs, map, fn %{name: name, type: type}, acc ->
+      case acc do
+        %{^name => v} -> %{acc | name => cast(type, v)}
+        _ -> acc
+      end
+    end)
+  end
+
+  @doc false
+  # A validated value (plain data from C) as the Elixir value of its type: dspy.ToolCalls
+  # as %DSPex.ToolCalls{}, a schema's dict as its struct (DSPex.Schema), inside lists,
+  # dicts and optionals too.
+  @spec cast(term, term) :: term
+  def cast(_type, nil), do: nil
+  def cast(:tool_calls, %{} = v), do: DSPex.ToolCalls.new!(v)
+
+  def cast(module, %{} = v) when is_atom(module) and not is_struct(v) do
+    if DSPex.Schema.schema?(module), do: DSPex.Schema.to_struct(module, v), else: v
+  end
+
+  def cast({:optional, t}, v), do: cast(t, v)
+  def cast({:list, t}, v) when is_list(v), do: Enum.map(v, &cast(t, &1))
+  def cast({:dict, _k, t}, %{} = v), do: Map.new(v, fn {k, x} -> {k, cast(t, x)} end)
+  def cast(_type, v), do: v
 
   @doc false
   # One NIF call on the compiled signature, compiling it when it is stale (or was never
@@ -134,7 +175,19 @@ defmodule DSPex.Adapter.Native do
     {:__dspex__, :datetime, iso(DateTime.to_naive(d), zone)}
   end
 
-  def plain(%_{} = s), do: s |> fields() |> plain()
+  def plain(%DSPex.Tool{} = t), do: DSPex.Tool.format(t)
+  def plain(%DSPex.Image{} = img), do: DSPex.Image.marker(img)
+
+  def plain(%DSPex.ToolCalls{tool_calls: calls}) do
+    # ToolCalls.format(): {"tool_calls": [{"name": ..., "args": ...}]}, in that key order
+    {:ordered,
+     [{"tool_calls", Enum.map(calls, &{:ordered, [{"name", &1.name}, {"args", plain(&1.args)}]})}]}
+  end
+
+  def plain(%mod{} = s) do
+    if DSPex.Schema.schema?(mod), do: DSPex.Schema.plain(s), else: s |> fields() |> plain()
+  end
+
   def plain(m) when is_map(m), do: Map.new(m, fn {k, v} -> {plain(k), plain(v)} end)
 
   def plain({:ordered, pairs}) when is_list(pairs) do

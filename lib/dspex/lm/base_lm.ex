@@ -40,7 +40,10 @@ defmodule DSPex.BaseLM do
   a predictor calls, `%{}` for a direct call — so an LM that needs it (the scripted LM
   renders field maps for the asking signature) gets it as an argument. `sink` is `nil`,
   or, when the caller streams and the LM `supports?(lm, :stream)`, a function to call
-  with `{:delta, text}` for each text delta of the first choice as it arrives.
+  with `{:delta, text}` for each text delta of the first choice as it arrives, and with
+  `{:tool_call_delta, %{index:, id:, name:, arguments:}}` for each piece of one of its
+  native tool calls (`index` counts the calls from 0; `id` and `name` come with a call's
+  first piece, `nil` after; `arguments` is the next piece of its JSON text).
 
   ## Named LMs
 
@@ -322,7 +325,8 @@ defmodule DSPex.BaseLM do
   @doc """
   Sends the first choice's text of a finished `completion` to a streaming `sink` as
   `{:delta, chunk}` events of `chunk_size` bytes (`:all`: one delta); nothing for an
-  empty text. For LMs that answer whole but are asked to stream.
+  empty text. Then each of its tool calls as one `{:tool_call_delta, piece}`. For LMs
+  that answer whole but are asked to stream.
 
   ## Examples
 
@@ -334,13 +338,31 @@ defmodule DSPex.BaseLM do
   @spec replay_text(map, sink, pos_integer | :all) :: :ok
   def replay_text(completion, sink, chunk_size \\ :all) do
     case completion do
-      %{choices: [%{text: text} | _]} when is_binary(text) ->
-        text |> text_chunks(chunk_size) |> Enum.each(&sink.({:delta, &1}))
+      %{choices: [%{text: text} = choice | _]} ->
+        if is_binary(text),
+          do: text |> text_chunks(chunk_size) |> Enum.each(&sink.({:delta, &1}))
+
+        replay_tool_calls(Map.get(choice, :tool_calls), sink)
 
       _ ->
         :ok
     end
   end
+
+  defp replay_tool_calls(calls, sink) when is_list(calls) do
+    calls
+    |> Enum.with_index()
+    |> Enum.each(fn {call, i} ->
+      f = Map.get(call, :function) || %{}
+
+      sink.(
+        {:tool_call_delta,
+         %{index: i, id: Map.get(call, :id), name: f[:name], arguments: f[:arguments] || ""}}
+      )
+    end)
+  end
+
+  defp replay_tool_calls(_none, _sink), do: :ok
 
   defp text_chunks("", _), do: []
   defp text_chunks(text, :all), do: [text]

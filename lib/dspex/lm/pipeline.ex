@@ -359,7 +359,11 @@ defmodule DSPex.LM.Pipeline do
     Enum.reduce_while(events, {:ok, state}, fn {event, data}, {:ok, st} ->
       case provider.stream_event(st, event, data) do
         {tag, deltas, st} when tag in [:ok, :done] ->
-          Enum.each(deltas, &sink.({:delta, &1}))
+          Enum.each(deltas, fn
+            text when is_binary(text) -> sink.({:delta, text})
+            {:tool_call, piece} -> sink.({:tool_call_delta, piece})
+          end)
+
           {:cont, {:ok, st}}
 
         {:error, e} ->

@@ -47,13 +47,24 @@ defmodule DSPex.LM.Provider do
 
   @doc """
   Feeds one SSE event (`event` is the SSE event type or nil, `data` the raw data). Returns
-  the text deltas of the first choice (in order) and the new state, `{:done, deltas, state}`
+  the deltas of the first choice (in order) and the new state, `{:done, deltas, state}`
   when the provider signalled the end, or an error event as `{:error, error}`.
+
+  A delta is a text (`binary`) or a piece of a tool call,
+  `{:tool_call, %{index: n, id: binary | nil, name: binary | nil, arguments: binary}}`:
+  `index` counts the choice's tool calls from 0, `id` and `name` arrive with a call's
+  first piece (`nil` after), `arguments` is the next piece of its JSON text.
   """
   @callback stream_event(stream_state, event :: binary | nil, data :: binary) ::
-              {:ok, [binary], stream_state}
-              | {:done, [binary], stream_state}
+              {:ok, [delta], stream_state}
+              | {:done, [delta], stream_state}
               | {:error, Error.t()}
+
+  @typedoc "A streamed delta of the first choice (see `c:stream_event/3`)."
+  @type delta ::
+          binary
+          | {:tool_call,
+             %{index: non_neg_integer, id: binary | nil, name: binary | nil, arguments: binary}}
 
   @doc "Assembles the completion from the accumulated stream."
   @callback stream_finish(stream_state) :: {:ok, DSPex.BaseLM.completion()} | {:error, Error.t()}

@@ -51,6 +51,7 @@ defmodule DSPex.Predict do
           train: list,
           max_parse_retries: non_neg_integer,
           json_fallback: boolean,
+          use_native_function_calling: boolean | nil,
           hint: binary | nil
         }
 
@@ -64,6 +65,7 @@ defmodule DSPex.Predict do
             train: [],
             max_parse_retries: 1,
             json_fallback: false,
+            use_native_function_calling: nil,
             hint: nil
 
   @own_options DSPex.Options.schema!(
@@ -102,6 +104,11 @@ defmodule DSPex.Predict do
                    type: :boolean,
                    default: false,
                    doc: "After the re-asks, one more try with `DSPex.Adapter.JSON`."
+                 ],
+                 use_native_function_calling: [
+                   type: {:or, [:boolean, nil]},
+                   doc:
+                     "Send `tools`-typed inputs as the provider's native tools and read `tool_calls` outputs from its tool calls (default: the adapter's choice, as in DSPy: no for Chat, yes for JSON). See `DSPex.Adapter.plan/6`."
                  ]
                )
 
@@ -119,7 +126,16 @@ defmodule DSPex.Predict do
                     doc: "Request params merged over the predictor's."
                   ],
                   demos: [type: :list, doc: "Demos instead of the predictor's."],
-                  signature: [type: :any, doc: "Another signature for this call."]
+                  signature: [type: :any, doc: "Another signature for this call."],
+                  use_native_function_calling: [
+                    type: {:or, [:boolean, nil]},
+                    doc: "Native function calling for this call (see `new/2`)."
+                  ],
+                  ordered_dicts: [
+                    type: :boolean,
+                    doc:
+                      "Dict outputs as `{:ordered, [{key, value}]}` in the LM's key order (`DSPex.ReAct`)."
+                  ]
                 )
 
   # Options of the LM's connection: a predictor has no use for them, and they must not
@@ -164,7 +180,8 @@ defmodule DSPex.Predict do
       config: Map.merge(Map.new(Keyword.take(opts, @param_keys)), Map.new(opts[:config])),
       name: opts[:name],
       max_parse_retries: opts[:max_parse_retries],
-      json_fallback: opts[:json_fallback]
+      json_fallback: opts[:json_fallback],
+      use_native_function_calling: opts[:use_native_function_calling]
     }
   end
 
@@ -245,7 +262,10 @@ defmodule DSPex.Predict do
       {sig, inputs} = apply_hint(p.hint, sig, inputs)
       adapter = opts[:adapter] || p.adapter || Settings.get(:adapter) || @default_adapter
       demos = normalize_demos(Keyword.get(opts, :demos, p.demos))
-      {:ok, adapter.format(sig, demos, sig_inputs(sig, inputs), [])}
+      lm = opts[:lm] || p.lm || Settings.get(:lm)
+      call_inputs = sig_inputs(sig, inputs)
+      plan = plan(adapter, lm, sig, call_inputs, request_params(p, opts), p, opts)
+      {:ok, adapter.format(plan.render, demos, call_inputs, [])}
     end
   end
 
@@ -278,18 +298,21 @@ defmodule DSPex.Predict do
       demos = normalize_demos(Keyword.get(opts, :demos, p.demos))
       params = request_params(p, opts)
       call_inputs = sig_inputs(sig, inputs)
+      plan = plan(adapter, lm, sig, call_inputs, params, p, opts)
 
       state = %{
         predict: p,
         sig: sig,
         lm: lm,
         params: params,
+        plan: plan,
+        opts: opts,
         demos: demos,
         inputs: call_inputs,
         usage: %{}
       }
 
-      messages = adapter.format(sig, demos, call_inputs, [])
+      messages = adapter.format(plan.render, demos, call_inputs, [])
 
       case run_attempts(state, adapter, messages, 1, p.max_parse_retries) do
         {:ok, completions, state} ->
@@ -302,6 +325,16 @@ defmodule DSPex.Predict do
           err
       end
     end
+  end
+
+  # DSPex.Adapter.plan/6 for this call: native tool calls, parse options.
+  defp plan(adapter, lm, sig, inputs, params, p, opts) do
+    native = Keyword.get(opts, :use_native_function_calling, p.use_native_function_calling)
+
+    DSPex.Adapter.plan(adapter, lm, sig, inputs, params,
+      native: native,
+      ordered_dicts: Keyword.get(opts, :ordered_dicts, false)
+    )
   end
 
   defp call_signature(p, opts) do
@@ -441,8 +474,20 @@ defmodule DSPex.Predict do
 
           state.predict.json_fallback and adapter != @json_adapter ->
             json = @json_adapter
-            json_messages = json.format(state.sig, state.demos, state.inputs, [])
-            run_attempts(state, json, json_messages, attempt + 1, 0)
+
+            plan =
+              plan(
+                json,
+                state.lm,
+                state.sig,
+                state.inputs,
+                state.params,
+                state.predict,
+                state.opts
+              )
+
+            json_messages = json.format(plan.render, state.demos, state.inputs, [])
+            run_attempts(%{state | plan: plan}, json, json_messages, attempt + 1, 0)
 
           true ->
             {:error,
@@ -482,9 +527,13 @@ defmodule DSPex.Predict do
   end
 
   # What the parse error's data says went wrong, one line each.
-  defp problem(%{missing: missing, found: found}, sig) when is_list(missing) and is_list(found) do
+  defp problem(%{missing: missing, found: found} = details, sig)
+       when is_list(missing) and is_list(found) do
     expected = Enum.map(sig.outputs, & &1.name)
     bad = Enum.filter(expected, &(&1 in missing or &1 not in found))
+
+    # why a value did not fit its type, with where it failed ("items[2].price: ...")
+    why = for {name, reason} <- Map.get(details, :errors, %{}), do: "`#{name}`: #{reason}"
 
     [
       "Expected output fields: #{fields(expected)}.",
@@ -493,7 +542,7 @@ defmodule DSPex.Predict do
         do: "A field's value does not have the type the format asks for.",
         else: "Missing or not parseable: #{fields(bad)}."
       )
-    ]
+    ] ++ why
   end
 
   defp problem(_details, _sig), do: []
@@ -546,7 +595,7 @@ defmodule DSPex.Predict do
     call = %{signature: state.sig, adapter: adapter, predictor: p.name, attempt: attempt}
 
     DSPex.Telemetry.span([:dspex, :predict], meta, fn ->
-      case lm_request(state.lm, messages, state.params, call) do
+      case lm_request(state.lm, messages, state.plan.params, call) do
         {:ok, completion} ->
           usage = Map.get(completion, :usage) || %{}
           model = Map.get(completion, :model) || model
@@ -554,7 +603,9 @@ defmodule DSPex.Predict do
 
           state = %{state | usage: DSPex.Usage.merge(state.usage, %{model => usage})}
 
-          parsed = Enum.map(texts, &parse_choice(adapter, state.sig, &1))
+          parsed =
+            Enum.map(completion.choices, &DSPex.Adapter.parse_choice(adapter, state.plan, &1))
+
           oks = for {:ok, fields} <- parsed, do: fields
 
           case {oks, parsed} do
@@ -577,16 +628,6 @@ defmodule DSPex.Predict do
            Map.merge(meta, %{usage: %{}, parse_status: :lm_error, error: err.type})}
       end
     end)
-  end
-
-  defp parse_choice(_adapter, _sig, nil),
-    do: {:error, Error.new(:adapter_parse, "the completion has no text", %{})}
-
-  defp parse_choice(adapter, sig, text) do
-    case adapter.parse(sig, text) do
-      {:ok, fields} -> {:ok, fields}
-      {:error, %Error{}} = err -> err
-    end
   end
 
   # Streaming goes through DSPex.BaseLM.stream/5 like any other LM call: the LM streams,

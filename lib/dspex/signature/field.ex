@@ -37,7 +37,10 @@ defmodule DSPex.Signature.Field do
   `{:tuple, [t, :ellipsis]}` (`tuple[T, ...]`), `{:literal, [value]}` (binaries, integers,
   floats, booleans, nil), `{:optional, t}`, `{:union, [t]}`, `{:union_type, [t]}`,
   `{:typing, generic}`, `{:enum, "Name", [value]}` or
-  `{:enum, "Name", [{member_name, value}]}` (string or integer values).
+  `{:enum, "Name", [{member_name, value}]}` (string or integer values); `:tool`
+  (`dspy.Tool`, inputs: a `%DSPex.Tool{}`), `:tool_calls` (`dspy.ToolCalls`, outputs:
+  `%DSPex.ToolCalls{}`), `:image` (`dspy.Image`, inputs: a `%DSPex.Image{}`); and a module
+  that `use DSPex.Schema` (a pydantic model: values are its structs).
 
   Unions follow Python's `typing.Union`: nested unions are flattened and repeated members
   dropped, and `None` stays where it is written: `Union[int, None]` (what `Optional[int]`
@@ -46,7 +49,8 @@ defmodule DSPex.Signature.Field do
   `{:union, [:none, :int, :str]}`. `{:union_type, [t]}` is a PEP 604 union written in a
   class body (`int | None`, Python's `types.UnionType`; DSPy names it `UnionType[...]`).
   `{:typing, :list}` is a bare `typing.List` in a class body (DSPy prints it `list[]`).
-  Aliases accepted on input: `:string`, `:integer`, `:boolean`, `:map`, `DSPex.History`.
+  Aliases accepted on input: `:string`, `:integer`, `:boolean`, `:map`, `DSPex.History`,
+  `DSPex.Tool`, `DSPex.ToolCalls`, `DSPex.Image`.
   """
   @type type ::
           :str
@@ -58,6 +62,10 @@ defmodule DSPex.Signature.Field do
           | :history
           | :datetime
           | :date
+          | :tool
+          | :tool_calls
+          | :image
+          | module
           | :list
           | :dict
           | :tuple
@@ -293,7 +301,7 @@ defmodule DSPex.Signature.Field do
   # `mode`: :class (a Python annotation in a class body) or :string (DSPy's string parser).
   @spec normalize_type!(term, :class | :string) :: type
   def normalize_type!(type, mode) do
-    case NIF.guard(fn -> NIF.type_normalize(type, mode) end) do
+    case NIF.guard(fn -> NIF.type_normalize(DSPex.Schema.expand(type), mode) end) do
       {:ok, t} ->
         t
 
@@ -406,7 +414,7 @@ defmodule DSPex.Signature.Field do
       "Sentiment"
   """
   @spec type_name(type) :: binary
-  def type_name(type), do: NIF.guard(fn -> NIF.type_text(type, :name) end)
+  def type_name(type), do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :name) end)
 
   @doc """
   The type in DSPy's signature string syntax, so that it parses back to the same term:
@@ -424,7 +432,8 @@ defmodule DSPex.Signature.Field do
       ~s|Literal["it's", 2.5, False]|
   """
   @spec type_string(type) :: binary
-  def type_string(type), do: NIF.guard(fn -> NIF.type_text(type, :string) end)
+  def type_string(type),
+    do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :string) end)
 
   @doc """
   pydantic's JSON schema for the type, with DSPy's key order (what the adapters show for
@@ -438,7 +447,8 @@ defmodule DSPex.Signature.Field do
       ~s|{"type": "object", "additionalProperties": {"type": "integer"}, "propertyNames": {"enum": ["a", "b"]}}|
   """
   @spec json_schema(type) :: binary
-  def json_schema(type), do: NIF.guard(fn -> NIF.type_text(type, :json_schema) end)
+  def json_schema(type),
+    do: NIF.guard(fn -> NIF.type_text(DSPex.Schema.expand(type), :json_schema) end)
 
   @doc """
   Formats a value like Python's `str()` for the scalars DSPy puts in prompt text:

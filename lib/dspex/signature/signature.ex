@@ -683,7 +683,8 @@ defmodule DSPex.Signature do
   end
 
   defp plain_field(kind, %Field{} = f) do
-    {kind, f.name, f.type, f.type_defined? != false, f.desc, f.constraints || [], f.default}
+    {kind, f.name, DSPex.Schema.expand(f.type), f.type_defined? != false, f.desc,
+     f.constraints || [], f.default}
   end
 
   defp plain_field(_kind, other) do

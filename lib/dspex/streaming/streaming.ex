@@ -6,8 +6,9 @@ defmodule DSPex.Streaming do
   `DSPex.call/3` in a separate process with the streaming settings (`:stream_to`,
   `:stream_ref`); every predictor inside sends its LM's text deltas back, and a
   `DSPex.StreamListener` per predictor cuts them into `%DSPex.StreamChunk{}`s per output
-  field (ChatAdapter `[[ ## field ## ]]` markers or JSONAdapter keys). The last element is
-  the final `%DSPex.Prediction{}` (whatever the program returned in `{:ok, value}`).
+  field (ChatAdapter `[[ ## field ## ]]` markers or JSONAdapter keys). Native tool calls
+  stream as `%DSPex.ToolCallChunk{}`s. The last element is the final
+  `%DSPex.Prediction{}` (whatever the program returned in `{:ok, value}`).
 
       DSPex.stream(qa, question: "Why is the sky blue?")
       |> Enum.each(fn
@@ -147,6 +148,9 @@ defmodule DSPex.Streaming do
           :error ->
             {[], st}
         end
+
+      {:dspex_stream, ^ref, pred, {:tool_call_delta, %{} = piece}} ->
+        {[struct(DSPex.ToolCallChunk, Map.put(piece, :predictor, pred))], st}
 
       {:dspex_stream, ^ref, _pred, _other} ->
         {[], st}

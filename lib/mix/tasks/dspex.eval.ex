@@ -129,7 +129,9 @@ defmodule Mix.Tasks.Dspex.Eval do
     e in ArgumentError -> Mix.raise(Exception.message(e))
   end
 
-  defp format_invalid(invalid) do
+  @doc false
+  # shared with mix dspex.optimize
+  def format_invalid(invalid) do
     Enum.map_join(invalid, ", ", fn {k, v} -> if v, do: "#{k} #{v}", else: k end)
   end
 
@@ -141,7 +143,9 @@ defmodule Mix.Tasks.Dspex.Eval do
     end
   end
 
-  defp program!(spec) do
+  @doc false
+  # shared with mix dspex.optimize
+  def program!(spec) do
     if String.contains?(spec, "->") do
       DSPex.Predict.new(spec)
     else
@@ -166,7 +170,9 @@ defmodule Mix.Tasks.Dspex.Eval do
     end
   end
 
-  defp metric!(name, field) do
+  @doc false
+  # shared with mix dspex.optimize
+  def metric!(name, field) do
     case Map.fetch(@builtins, name) do
       {:ok, kind} ->
         {:builtin, kind, field: field}
@@ -192,7 +198,9 @@ defmodule Mix.Tasks.Dspex.Eval do
       "or Module.fun (arity 2 or 3)"
   end
 
-  defp inputs!(opts, program) do
+  @doc false
+  # shared with mix dspex.optimize
+  def inputs!(opts, program) do
     case Keyword.get_values(opts, :inputs) do
       [] ->
         case program do
@@ -209,10 +217,14 @@ defmodule Mix.Tasks.Dspex.Eval do
   end
 
   # Field names given on the command line (trusted, bounded) become atoms.
-  defp atoms(list),
+  @doc false
+  # shared with mix dspex.optimize
+  def atoms(list),
     do: list |> String.split(",", trim: true) |> Enum.map(&String.to_atom(String.trim(&1)))
 
-  defp load!(path, inputs, labels) do
+  @doc false
+  # shared with mix dspex.optimize
+  def load!(path, inputs, labels) do
     opts = [inputs: inputs, fields: labels]
 
     result =
@@ -229,7 +241,9 @@ defmodule Mix.Tasks.Dspex.Eval do
     end
   end
 
-  defp lm(opts) do
+  @doc false
+  # shared with mix dspex.optimize
+  def lm(opts) do
     if model = opts[:lm] do
       lm_opts =
         [api_base: opts[:api_base], cache: Keyword.get(opts, :cache, true)]

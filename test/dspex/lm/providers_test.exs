@@ -315,7 +315,7 @@ defmodule DSPex.ProvidersTest do
       assert [
                %{
                  "functionDeclarations" => [
-                   %{"name" => "f", "parameters" => %{"type" => "object"}}
+                   %{"name" => "f", "parametersJsonSchema" => %{"type" => "object"}}
                  ]
                }
              ] = req.body["tools"]
@@ -471,7 +471,14 @@ defmodule DSPex.ProvidersTest do
       ]
 
       {deltas, c} = run_events(OpenAI, LM.new("openai/m"), events)
-      assert deltas == ["Hel", "lo"]
+
+      assert deltas == [
+               "Hel",
+               "lo",
+               {:tool_call, %{index: 0, id: "c1", name: "f", arguments: ~s({"a")}},
+               {:tool_call, %{index: 0, id: nil, name: nil, arguments: ":1}"}}
+             ]
+
       [ch] = c.choices
       assert ch.text == "Hello"
       assert ch.finish_reason == "stop"

@@ -108,6 +108,55 @@ defmodule DSPex.Local.GrammarTest do
     end
   end
 
+  defmodule LineItem do
+    @moduledoc "One line of an invoice."
+    use DSPex.Schema
+    field :description, :string
+    field :quantity, :integer, ge: 1, le: 99
+    field :unit_price, :float, gt: 0, le: 1000
+  end
+
+  defmodule Invoice do
+    @moduledoc "An invoice."
+    use DSPex.Schema
+    field :number, :string
+    field :items, {:list, DSPex.Local.GrammarTest.LineItem}
+    field :status, {:literal, ["open", "paid"]}
+    field :note, {:optional, :string}, default: nil
+  end
+
+  defmodule Extract do
+    use DSPex.Signature.DSL
+    input :text, :str
+    output :invoice, DSPex.Local.GrammarTest.Invoice
+    output :stars, :int, ge: 1, le: 5
+    output :score, :float, ge: 0.0, le: 1.0
+    output :due, :date
+  end
+
+  test "nested typed structs, field constraints and dates parse, both adapters" do
+    lm = DSPex.LM.Local.new(@qwen, max_tokens: 400, temperature: 1.0, cache: false, threads: 1)
+
+    for seed <- 1..4, adapter <- [DSPex.Adapter.Chat, DSPex.Adapter.JSON] do
+      assert {:ok, p} =
+               DSPex.call(
+                 DSPex.Predict.new(Extract, max_parse_retries: 0, adapter: adapter),
+                 [text: "?"],
+                 lm: lm,
+                 config: %{seed: seed}
+               )
+
+      assert %Invoice{status: status, items: items} = p.invoice
+      assert status in ["open", "paid"]
+
+      for %LineItem{quantity: q, unit_price: u} <- items,
+          do: assert(q in 1..99 and u > 0 and u <= 1000)
+
+      assert p.stars in 1..5 and p.score >= 0 and p.score <= 1
+      assert %Date{} = p.due
+    end
+  end
+
   test "the grammar holds even when max_tokens cuts the output short" do
     lm = DSPex.LM.Local.new(@qwen, max_tokens: 40, temperature: 1.0, cache: false, threads: 1)
 

@@ -201,7 +201,7 @@ defmodule DSPex.SignatureTest do
         {"a: Literal[] -> b", 4, "needs at least one value"},
         {"a: Literal['x] -> b", 12, "unterminated string"},
         {"a: int = 3 -> b", 8, "default value at column 8 is not supported"},
-        {"a -> b: dspy.Image", 9, "unknown type 'dspy.Image'"},
+        {"a -> b: dspy.Audio", 9, "unknown type 'dspy.Audio'"},
         {"class -> b", 1, "is a Python keyword"}
       ]
 

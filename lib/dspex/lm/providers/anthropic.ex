@@ -7,7 +7,8 @@ defmodule DSPex.LM.Providers.Anthropic do
   * `max_tokens` is required by the API; DSPex sends 4096 unless given;
   * OpenAI-style `tools` (`%{type: "function", function: %{name, description, parameters}}`)
     become Anthropic tools (`name`, `description`, `input_schema`); `tool_choice`
-    `"auto"`/`"required"`/`"none"`/a named function map to `auto`/`any`/`none`/`tool`;
+    `"auto"`/`"required"`/`"none"`/a named function map to `auto`/`any`/`none`/`tool`,
+    and `parallel_tool_calls: false` to `disable_parallel_tool_use`;
   * assistant `tool_calls` and `role: "tool"` results in the history become `tool_use` /
     `tool_result` blocks; `tool_use` blocks in the reply become OpenAI-shaped
     `tool_calls`;
@@ -50,7 +51,10 @@ defmodule DSPex.LM.Providers.Anthropic do
         |> Provider.put_if("system", if(system == "", do: nil, else: system))
         |> Provider.put_if("stop_sequences", Provider.stop_list(params["stop"]))
         |> Provider.put_if("tools", tools(params["tools"]))
-        |> Provider.put_if("tool_choice", tool_choice(params["tool_choice"]))
+        |> Provider.put_if(
+          "tool_choice",
+          tool_choice(params["tool_choice"], params["parallel_tool_calls"])
+        )
         |> Provider.put_if("stream", if(stream?, do: true, else: nil))
 
       version = Keyword.get(lm.options || [], :anthropic_version, "2023-06-01")
@@ -155,6 +159,15 @@ defmodule DSPex.LM.Providers.Anthropic do
     end)
   end
 
+  # `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use` (on a
+  # tool_choice, `auto` unless one is given).
+  defp tool_choice(choice, false) do
+    (tool_choice(choice) || %{"type" => "auto"})
+    |> Map.put("disable_parallel_tool_use", true)
+  end
+
+  defp tool_choice(choice, _parallel), do: tool_choice(choice)
+
   defp tool_choice(nil), do: nil
   defp tool_choice("auto"), do: %{"type" => "auto"}
   defp tool_choice("required"), do: %{"type" => "any"}
@@ -235,7 +248,7 @@ defmodule DSPex.LM.Providers.Anthropic do
 
   @impl true
   def stream_init(lm),
-    do: %{lm: lm, blocks: %{}, usage: %{}, stop_reason: nil, response_model: nil}
+    do: %{lm: lm, blocks: %{}, tools: %{}, usage: %{}, stop_reason: nil, response_model: nil}
 
   @impl true
   def stream_event(state, event, data) do
@@ -255,9 +268,23 @@ defmodule DSPex.LM.Providers.Anthropic do
   defp handle("content_block_start", ev, state) do
     b = ev["content_block"] || %{}
     text = b["text"] || ""
+    idx = ev["index"] || 0
     block = %{type: b["type"], text: [text], json: [], id: b["id"], name: b["name"]}
-    deltas = if b["type"] == "text" and text != "", do: [text], else: []
-    {:ok, deltas, %{state | blocks: Map.put(state.blocks, ev["index"] || 0, block)}}
+    state = %{state | blocks: Map.put(state.blocks, idx, block)}
+
+    case b["type"] do
+      "text" when text != "" ->
+        {:ok, [text], state}
+
+      "tool_use" ->
+        # tool calls are counted from 0 among the tool_use blocks
+        n = map_size(state.tools)
+        piece = %{index: n, id: b["id"], name: b["name"], arguments: ""}
+        {:ok, [{:tool_call, piece}], %{state | tools: Map.put(state.tools, idx, n)}}
+
+      _ ->
+        {:ok, [], state}
+    end
   end
 
   defp handle("content_block_delta", ev, state) do
@@ -267,10 +294,21 @@ defmodule DSPex.LM.Providers.Anthropic do
 
     {block, deltas} =
       case d["type"] do
-        "text_delta" -> {%{block | text: [block.text | d["text"] || ""]}, [d["text"] || ""]}
-        "input_json_delta" -> {%{block | json: [block.json | d["partial_json"] || ""]}, []}
-        "thinking_delta" -> {%{block | text: [block.text | d["thinking"] || ""]}, []}
-        _ -> {block, []}
+        "text_delta" ->
+          {%{block | text: [block.text | d["text"] || ""]}, [d["text"] || ""]}
+
+        "input_json_delta" ->
+          part = d["partial_json"] || ""
+          piece = %{index: Map.get(state.tools, idx, 0), id: nil, name: nil, arguments: part}
+
+          {%{block | json: [block.json | part]},
+           if(part == "", do: [], else: [{:tool_call, piece}])}
+
+        "thinking_delta" ->
+          {%{block | text: [block.text | d["thinking"] || ""]}, []}
+
+        _ ->
+          {block, []}
       end
 
     {:ok, Enum.reject(deltas, &(&1 == "")), %{state | blocks: Map.put(state.blocks, idx, block)}}

@@ -9,7 +9,8 @@ defmodule DSPex.LM.Providers.Gemini do
     (`stopSequences`), `seed`, `top_p`, `top_k` go into `generationConfig`;
   * `response_format` `json_object` → `responseMimeType: "application/json"`,
     `json_schema` → that plus `responseJsonSchema`;
-  * OpenAI-style `tools` → `functionDeclarations`; `tool_choice` → `toolConfig`;
+  * OpenAI-style `tools` → `functionDeclarations` (their JSON-schema `parameters` as
+    `parametersJsonSchema`); `tool_choice` → `toolConfig`;
     `functionCall` parts → OpenAI-shaped `tool_calls`; `thought: true` parts →
     `reasoning_content`;
   * `usageMetadata` → usage (`cachedContentTokenCount`, `thoughtsTokenCount`).
@@ -154,8 +155,13 @@ defmodule DSPex.LM.Providers.Gemini do
   defp tools(list) when is_list(list) do
     decls =
       for t <- list, f = Provider.get(t, :function), is_map(f) do
+        # `parametersJsonSchema` takes full JSON Schema (`additionalProperties`, `const`,
+        # `default`, ...), which `parameters`' OpenAPI subset rejects.
         %{"name" => Provider.get(f, :name), "description" => Provider.get(f, :description) || ""}
-        |> Provider.put_if("parameters", Provider.stringify(Provider.get(f, :parameters)))
+        |> Provider.put_if(
+          "parametersJsonSchema",
+          Provider.stringify(Provider.get(f, :parameters))
+        )
       end
 
     [%{"functionDeclarations" => decls}]
@@ -293,6 +299,7 @@ defmodule DSPex.LM.Providers.Gemini do
               new_text = for %{"text" => t} = p <- parts, p["thought"] != true, t != "", do: t
 
               ds = if idx == 0, do: Enum.reverse(new_text, ds), else: ds
+              ds = if idx == 0, do: Enum.reverse(call_pieces(acc.parts, parts), ds), else: ds
               {ds, %{st | cands: Map.put(st.cands, idx, acc)}}
             end)
 
@@ -302,6 +309,25 @@ defmodule DSPex.LM.Providers.Gemini do
           {:ok, [], state}
       end
     end
+  end
+
+  # Gemini streams each functionCall whole: one piece per call, numbered after the
+  # calls of earlier chunks (ids as choice/3 gives them).
+  defp call_pieces([_new | earlier], parts) do
+    before = earlier |> Enum.concat() |> Enum.count(&is_map(&1["functionCall"]))
+
+    parts
+    |> Enum.filter(&is_map(&1["functionCall"]))
+    |> Enum.with_index(before)
+    |> Enum.map(fn {%{"functionCall" => fc}, i} ->
+      {:tool_call,
+       %{
+         index: i,
+         id: fc["id"] || "call_#{i}",
+         name: fc["name"],
+         arguments: Provider.encode_json!(fc["args"] || %{})
+       }}
+    end)
   end
 
   @impl true

@@ -269,9 +269,11 @@ defmodule DSPex.LM.Providers.OpenAI do
 
         acc = if c["finish_reason"], do: %{acc | finish_reason: c["finish_reason"]}, else: acc
         acc = if c["logprobs"], do: %{acc | logprobs: c["logprobs"]}, else: acc
-        acc = Enum.reduce(delta["tool_calls"] || [], acc, &tool_delta/2)
+        tool_deltas = delta["tool_calls"] || []
+        acc = Enum.reduce(tool_deltas, acc, &tool_delta/2)
 
         ds = if idx == 0 and is_binary(text) and text != "", do: [text | ds], else: ds
+        ds = if idx == 0, do: Enum.reduce(tool_deltas, ds, &[tool_call_event(&1) | &2]), else: ds
         {ds, %{st | choices: Map.put(st.choices, idx, acc)}}
       end)
 
@@ -283,6 +285,20 @@ defmodule DSPex.LM.Providers.OpenAI do
   defp stream_type(:bad_request, code) when code in ["rate_limit_exceeded"], do: :rate_limit
   defp stream_type(:bad_request, code) when code in ["server_error"], do: :server
   defp stream_type(t, _), do: t
+
+  # A streamed piece of a tool call of the first choice, for the sink (see
+  # DSPex.LM.Provider.stream_event/3): `id` and `name` come with the first piece.
+  defp tool_call_event(tc) do
+    f = tc["function"] || %{}
+
+    {:tool_call,
+     %{
+       index: tc["index"] || 0,
+       id: tc["id"],
+       name: f["name"],
+       arguments: if(is_binary(f["arguments"]), do: f["arguments"], else: "")
+     }}
+  end
 
   defp tool_delta(tc, acc) do
     i = tc["index"] || 0
