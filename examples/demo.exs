@@ -243,6 +243,10 @@ Demo.Optimize.run(section)
 Code.require_file("demo/mipro.exs", __DIR__)
 Demo.MIPRO.run(section)
 
+# A real model in process (examples/demo/local.exs): skipped when SmolLM2 is unavailable.
+Code.require_file("demo/local.exs", __DIR__)
+Demo.Local.run(section)
+
 section.("Your turn: the same fake OpenAI server in iex")
 
 IO.puts("""

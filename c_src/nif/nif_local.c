@@ -13,8 +13,9 @@
 #include <string.h>
 
 #include "dspex/infer/chat.h"
+#include "dspex/infer/embed.h"
 #include "dspex/infer/generate.h"
-#include "nif_util.h"
+#include "nif_local.h"
 
 #define DIRTY_TEXT_BYTES 1024 /* tokenize: ~0.4 us/byte measured (BPE, 49k vocab), so 1 KiB ~ 0.4 ms */
 #define DIRTY_IDS 4096        /* detokenize: ~0.13 us/id, 4096 ids ~ 0.5 ms */
@@ -22,15 +23,18 @@
 #define MAX_TOP 1000          /* eval_logprobs top-k bound */
 #define ERRLEN 256
 
-typedef struct {
-    dspex_model *m; /* owned */
-} local_model;
+struct local_model {
+    dspex_model *m;     /* owned */
+    dspex_gvocab *gv;   /* token index for grammars (owned, built on first use) */
+    ErlNifMutex *gv_mu; /* guards gv's construction */
+};
 
 typedef struct {
     dspex_gen *g;          /* owned */
     local_model *model;    /* kept alive while the generation exists */
     ErlNifMutex *mu;       /* one step at a time */
     size_t reported;       /* generated tokens already returned */
+    dspex_matcher *matcher; /* grammar-constrained decoding (owned), or NULL */
 } local_gen;
 
 static void model_dtor(ErlNifEnv *env, void *obj) {
@@ -38,12 +42,15 @@ static void model_dtor(ErlNifEnv *env, void *obj) {
     local_model *lm = obj;
     dspex_model_free(lm->m);
     lm->m = NULL;
+    dspex_gvocab_release(lm->gv);
+    if (lm->gv_mu) enif_mutex_destroy(lm->gv_mu);
 }
 
 static void gen_dtor(ErlNifEnv *env, void *obj) {
     (void)env;
     local_gen *lg = obj;
     dspex_gen_free(lg->g);
+    dspex_matcher_free(lg->matcher); /* after the generation that calls it */
     if (lg->mu) enif_mutex_destroy(lg->mu);
     if (lg->model) enif_release_resource(lg->model);
 }
@@ -52,7 +59,7 @@ int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv) {
     ErlNifResourceFlags fl = ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER;
     priv->local_model_type = enif_open_resource_type(env, NULL, "dspex_local_model", model_dtor, fl, NULL);
     priv->local_gen_type = enif_open_resource_type(env, NULL, "dspex_local_gen", gen_dtor, fl, NULL);
-    return priv->local_model_type && priv->local_gen_type ? 0 : -1;
+    return priv->local_model_type && priv->local_gen_type ? dspex_nif_grammar_init(env, priv) : -1;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -65,6 +72,16 @@ static local_model *get_model(ErlNifEnv *env, ERL_NIF_TERM t) {
     local_model *lm;
     if (!enif_get_resource(env, t, dspex_priv(env)->local_model_type, (void **)&lm) || lm->m == NULL) return NULL;
     return lm;
+}
+
+local_model *dspex_nif_local_model(ErlNifEnv *env, ERL_NIF_TERM t) { return get_model(env, t); }
+
+dspex_gvocab *dspex_nif_local_gvocab(local_model *lm, char *err, size_t errlen) {
+    enif_mutex_lock(lm->gv_mu);
+    if (lm->gv == NULL) lm->gv = dspex_gvocab_new(&lm->m->vocab, err, errlen);
+    dspex_gvocab *gv = lm->gv;
+    enif_mutex_unlock(lm->gv_mu);
+    return gv;
 }
 
 static ERL_NIF_TERM bin(ErlNifEnv *env, const char *p, size_t n) { return dspex_make_binary(env, p, n); }
@@ -158,8 +175,11 @@ ERL_NIF_TERM dspex_nif_local_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return err_term(env, a->lo_model_load, "out of memory");
     }
     lm->m = m;
+    lm->gv = NULL;
+    lm->gv_mu = enif_mutex_create("dspex_local_gvocab");
     ERL_NIF_TERM t = enif_make_resource(env, lm);
     enif_release_resource(lm);
+    if (lm->gv_mu == NULL) return enif_raise_exception(env, a->out_of_memory);
     return dspex_ok(env, t);
 }
 
@@ -603,6 +623,23 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
         free(ids);
         return dspex_raise_badarg(env, "local_gen_new/3: max_tokens, n_ctx, top_k, repeat_last_n or seed out of range");
     }
+    /* grammar-constrained decoding: a matcher per generation, budget = the tokens it may
+     * still generate */
+    ERL_NIF_TERM gt;
+    dspex_matcher *matcher = NULL;
+    if (enif_get_map_value(env, p, a->lo_grammar, &gt) && !enif_is_identical(gt, a->nil)) {
+        dspex_grammar *gr = dspex_nif_grammar_get(env, gt);
+        if (gr == NULL || ignore) {
+            free(ids);
+            return dspex_raise_badarg(env, "local_gen_new/3: grammar must be a compiled grammar (and ignore_eos false)");
+        }
+        int64_t budget = (int64_t)n_ctx - n < (int64_t)max_tokens ? (int64_t)n_ctx - n : (int64_t)max_tokens;
+        matcher = dspex_matcher_new(gr, budget > 0 ? budget : 1);
+        if (matcher == NULL) {
+            free(ids);
+            return enif_raise_exception(env, a->out_of_memory);
+        }
+    }
     /* stop strings: a list of binaries */
     ERL_NIF_TERM stops_t;
     char *stops[DSPEX_GEN_MAX_STOPS];
@@ -615,6 +652,7 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
                 s.size > DSPEX_GEN_MAX_STOP_LEN || memchr(s.data, 0, s.size)) {
                 for (size_t i = 0; i < n_stops; i++) free(stops[i]);
                 free(ids);
+                dspex_matcher_free(matcher);
                 return dspex_raise_badarg(env, "local_gen_new/3: stop must be at most 16 binaries of 1..256 bytes");
             }
             stops[n_stops] = malloc(s.size + 1);
@@ -625,20 +663,25 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
     }
     dspex_gen_params gp = {{(float)temp, (int32_t)top_k, (float)top_p, (float)min_p, (float)rep, (int32_t)rep_n,
                             (float)freq, (float)pres, (uint64_t)seed},
-                           (int32_t)max_tokens, ignore, (const char *const *)stops, n_stops, NULL, NULL};
+                           (int32_t)max_tokens, ignore, (const char *const *)stops, n_stops,
+                           matcher ? dspex_matcher_hook : NULL, matcher};
     char err[ERRLEN];
     dspex_gen *g = dspex_gen_new(lm->m, ids, (size_t)n, (int32_t)n_ctx, &gp, err, sizeof(err));
     for (size_t i = 0; i < n_stops; i++) free(stops[i]);
     free(ids);
-    if (g == NULL)
+    if (g == NULL) {
+        dspex_matcher_free(matcher);
         return err_term(env, strstr(err, "fit") ? a->lo_context_window : a->lo_inference, err);
+    }
     local_gen *lg = enif_alloc_resource(dspex_priv(env)->local_gen_type, sizeof(local_gen));
     if (lg == NULL) {
         dspex_gen_free(g);
+        dspex_matcher_free(matcher);
         return enif_raise_exception(env, a->out_of_memory);
     }
     memset(lg, 0, sizeof(*lg));
     lg->g = g;
+    lg->matcher = matcher;
     lg->mu = enif_mutex_create("dspex_local_gen");
     lg->model = lm;
     enif_keep_resource(lm);
@@ -681,5 +724,52 @@ ERL_NIF_TERM dspex_nif_local_gen_step(ErlNifEnv *env, int argc, const ERL_NIF_TE
         res = enif_make_tuple3(env, status, ids, bin(env, txt, k));
     }
     enif_mutex_unlock(lg->mu);
+    return res;
+}
+
+/* ------------------------------------------------------------------ embeddings */
+
+/* One text's token ids per call, on a dirty CPU scheduler (a forward pass without
+ * logits; the Elixir side loops over texts, so no call holds a scheduler for more than
+ * one text). */
+/* local_embed(model, ids, pooling, normalize): pooling :mean | :last | nil (the file's);
+ * {:ok, [float]} or {:error, {:inference, message, nil}}. */
+ERL_NIF_TERM dspex_nif_local_embed(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = get_model(env, argv[0]);
+    unsigned n;
+    if (lm == NULL || !enif_get_list_length(env, argv[1], &n))
+        return dspex_raise_badarg(env, "local_embed/4 expects a model and a list of token ids");
+    int pooling;
+    if (enif_is_identical(argv[2], a->nil)) pooling = dspex_embed_pooling(lm->m);
+    else if (enif_is_identical(argv[2], a->em_mean)) pooling = DSPEX_POOL_MEAN;
+    else if (enif_is_identical(argv[2], a->em_last)) pooling = DSPEX_POOL_LAST;
+    else return dspex_raise_badarg(env, "local_embed/4: pooling must be :mean, :last or nil");
+    int32_t *ids = malloc((n ? n : 1) * sizeof(int32_t));
+    float *out = malloc((size_t)lm->m->hp.n_embd * sizeof(float));
+    if (ids == NULL || out == NULL) {
+        free(ids), free(out);
+        return enif_raise_exception(env, a->out_of_memory);
+    }
+    ERL_NIF_TERM h, t = argv[1];
+    for (unsigned i = 0; i < n; i++) {
+        int v;
+        if (!enif_get_list_cell(env, t, &h, &t) || !enif_get_int(env, h, &v)) {
+            free(ids), free(out);
+            return dspex_raise_badarg(env, "local_embed/4: token ids must be integers");
+        }
+        ids[i] = v;
+    }
+    char err[ERRLEN];
+    ERL_NIF_TERM res;
+    if (dspex_embed(lm->m, ids, n, pooling, enif_is_identical(argv[3], a->true_), out, err, sizeof err) != 0) {
+        res = dspex_error(env, a->lo_inference, err, -1);
+    } else {
+        ERL_NIF_TERM l = enif_make_list(env, 0);
+        for (int64_t k = lm->m->hp.n_embd; k > 0; k--) l = enif_make_list_cell(env, enif_make_double(env, out[k - 1]), l);
+        res = dspex_ok(env, l);
+    }
+    free(ids), free(out);
     return res;
 }

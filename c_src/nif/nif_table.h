@@ -71,5 +71,15 @@ DSPEX_NIF(local_eval_logprobs, 4, dspex_nif_local_eval_logprobs, ERL_NIF_DIRTY_J
 DSPEX_NIF(local_gen_new, 3, dspex_nif_local_gen_new, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 DSPEX_NIF(local_gen_step, 2, dspex_nif_local_gen_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 
+/* Grammar-constrained decoding (nif_grammar.c): grammars compile and sample on a dirty CPU
+ * scheduler; a match schedules by the one rule */
+DSPEX_NIF(local_grammar, 3, dspex_nif_local_grammar, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+DSPEX_NIF(local_grammar_match, 2, dspex_nif_local_grammar_match, 0)
+DSPEX_NIF(local_grammar_stats, 1, dspex_nif_local_grammar_stats, 0)
+DSPEX_NIF(local_grammar_sample, 3, dspex_nif_local_grammar_sample, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
+/* Embeddings of local models (nif_local.c): one text per call, dirty CPU */
+DSPEX_NIF(local_embed, 4, dspex_nif_local_embed, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
 /* Nearest neighbours (nif_knn.c) */
 DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)

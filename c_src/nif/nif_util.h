@@ -25,6 +25,7 @@ typedef struct {
     struct dspex_sig_cache *sig_cache;
     ErlNifResourceType *local_model_type; /* loaded GGUF models (nif_local.c) */
     ErlNifResourceType *local_gen_type;   /* running generations (nif_local.c) */
+    ErlNifResourceType *local_grammar_type; /* compiled grammars (nif_grammar.c) */
 } DspexNifPriv;
 
 /* At load: the local-inference resource types (nif_local.c). 0 ok. */

@@ -122,6 +122,11 @@ defmodule DSPex.NIF do
   def local_eval_logprobs(_model, _ids, _top, _n_ctx), do: :erlang.nif_error(:not_loaded)
   def local_gen_new(_model, _ids, _params), do: :erlang.nif_error(:not_loaded)
   def local_gen_step(_gen, _budget_ms), do: :erlang.nif_error(:not_loaded)
+  def local_grammar(_model, _spec, _limits), do: :erlang.nif_error(:not_loaded)
+  def local_grammar_match(_grammar, _text), do: :erlang.nif_error(:not_loaded)
+  def local_grammar_stats(_grammar), do: :erlang.nif_error(:not_loaded)
+  def local_grammar_sample(_grammar, _max_tokens, _seed), do: :erlang.nif_error(:not_loaded)
+  def local_embed(_model, _ids, _pooling, _normalize), do: :erlang.nif_error(:not_loaded)
 
   @doc false
   # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or

@@ -134,9 +134,11 @@ defmodule DSPex.Adapter.Native do
   def cast({:dict, _k, t}, %{} = v), do: Map.new(v, fn {k, x} -> {k, cast(t, x)} end)
   def cast(_type, v), do: v
 
+  @doc false
   # One NIF call on the compiled signature, compiling it when it is stale (or was never
-  # compiled) and converting the values when they hold structs, at most once each.
-  defp call(sig, args, fun) do
+  # compiled) and converting the values when they hold structs, at most once each. Also
+  # used by DSPex.Local.Grammar (the adapters' output grammars).
+  def call(sig, args, fun) do
     key = Signature.compile_key(sig)
     call(sig, key, sig.compiled || 0, args, fun, 2)
   end

@@ -9,6 +9,8 @@ defmodule DSPex.Embedder do
 
       local = DSPex.Embedder.new(fn texts -> Enum.map(texts, &[String.length(&1) * 1.0]) end)
 
+      smol = DSPex.Embedder.new("local/smollm2")   # a GGUF model in process (DSPex.Local.embed/3)
+
   Texts are sent in batches of `:batch_size` (default 200), in order; results keep the
   input order. Batches go through the port transport with the same options as
   `DSPex.LM.new/2` (`api_key`, `api_base`, `timeout`, `num_retries`, ...) and through the
@@ -41,9 +43,27 @@ defmodule DSPex.Embedder do
 
   @options @own_options ++ DSPex.Options.take(DSPex.LM.options_schema(), @lm_keys)
 
+  @local_options DSPex.Options.take(@own_options, [:batch_size]) ++
+                   DSPex.Options.schema!(
+                     pooling: [
+                       type: {:in, [:mean, :last, nil]},
+                       doc:
+                         "Local models: `:mean` or `:last` (default: the file's pooling, else mean)."
+                     ],
+                     normalize: [
+                       type: :boolean,
+                       default: true,
+                       doc: "Local models: L2-normalize the vectors."
+                     ],
+                     threads: [type: :pos_integer, doc: "Local models: matmul threads."],
+                     n_ctx: [type: :pos_integer, doc: "Local models: the longest text in tokens."]
+                   )
+
   @doc """
-  Builds an embedder from `"provider/model"` (OpenAI-compatible providers) or from a
-  function `([binary] -> [[number]])` (which takes only `:batch_size`).
+  Builds an embedder from `"provider/model"` (OpenAI-compatible providers), from
+  `"local/<alias or path>"` (a GGUF model run in process: `DSPex.Local.embed/3`, options
+  `:batch_size`, `:pooling`, `:normalize`, `:threads`, `:n_ctx`), or from a function
+  `([binary] -> [[number]])` (which takes only `:batch_size`).
 
   ## Options
 
@@ -69,6 +89,37 @@ defmodule DSPex.Embedder do
       )
 
     %__MODULE__{model: "callable", fun: fun, batch_size: opts[:batch_size], caching: false}
+  end
+
+  def new("local/" <> name = model, opts) do
+    opts = DSPex.Options.validate!(opts, @local_options, "DSPex.Embedder.new/2")
+
+    path =
+      case DSPex.Local.Models.resolve(name) do
+        {:ok, p} -> p
+        {:error, e} -> raise e
+      end
+
+    local = DSPex.Local.load!(path, Keyword.take(opts, [:threads, :n_ctx]))
+    embed_opts = Keyword.take(opts, [:pooling, :normalize])
+
+    fun = fn texts ->
+      case DSPex.Local.embed_counted(local, texts, embed_opts) do
+        {:ok, vecs, tokens} ->
+          DSPex.Usage.record(model, %{
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            total_tokens: tokens
+          })
+
+          vecs
+
+        {:error, e} ->
+          raise e
+      end
+    end
+
+    %__MODULE__{model: model, fun: fun, batch_size: opts[:batch_size], caching: false}
   end
 
   def new(model, opts) when is_binary(model) do

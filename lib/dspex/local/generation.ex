@@ -110,7 +110,8 @@ defmodule DSPex.Local.Generation do
         :max_tokens,
         :n_ctx,
         :stop,
-        :ignore_eos
+        :ignore_eos,
+        :grammar
       ])
 
     case NIF.guard(fn -> NIF.local_gen_new(model.ref, ids, native) end) do

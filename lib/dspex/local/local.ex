@@ -52,7 +52,7 @@ defmodule DSPex.Local do
     add_special: true,
     parse_special: true
   }
-  @gen_opts Map.keys(@gen_defaults) ++ [:seed, :n_ctx]
+  @gen_opts Map.keys(@gen_defaults) ++ [:seed, :n_ctx, :grammar]
 
   # ----------------------------------------------------------------------------------
   # Loading
@@ -377,6 +377,71 @@ defmodule DSPex.Local do
     end)
   end
 
+  @doc """
+  Embeds a text (→ `{:ok, vector}`) or a list of texts (→ `{:ok, [vector]}`): the final
+  hidden states (after the output norm) pooled over the tokens, one float per `n_embd`.
+
+    * `pooling:` — `:mean` or `:last`; by default the file's `{arch}.pooling_type`
+      when it names one (embedding models trained for last-token pooling write it),
+      else `:mean`. Mean pooling is the robust choice for a chat model such as SmolLM2,
+      whose states were never trained to summarise a text; last-token pooling is the
+      convention for decoder models trained as embedders (e5-mistral, gte-Qwen2);
+    * `normalize:` — L2-normalize (default `true`, so a dot product is the cosine);
+    * `add_special:` — tokenize with BOS when the vocabulary asks for it (default `true`).
+
+  Each text is one forward pass on a dirty CPU scheduler.
+
+  ## Examples
+
+      iex> model = DSPex.Local.load!("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf")
+      iex> {:ok, [a, b]} = DSPex.Local.embed(model, ["hello world", "goodbye"])
+      iex> {length(a), Float.round(Enum.sum(Enum.map(a, &(&1 * &1))), 6)}
+      {96, 1.0}
+      iex> a == b
+      false
+  """
+  @spec embed(model, binary | [binary], keyword) ::
+          {:ok, [float] | [[float]]} | {:error, Error.t()}
+  def embed(%Model{} = m, text, opts \\ []) do
+    opts = Keyword.validate!(opts, pooling: nil, normalize: true, add_special: true)
+
+    unless opts[:pooling] in [nil, :mean, :last],
+      do:
+        raise(ArgumentError, "pooling: expected :mean or :last, got: #{inspect(opts[:pooling])}")
+
+    with {:ok, vecs, _tokens} <- embed_counted(m, List.wrap(text), opts) do
+      {:ok, if(is_binary(text), do: hd(vecs), else: vecs)}
+    end
+  end
+
+  @doc false
+  # embed/3 on a list, with the number of tokens embedded (DSPex.Embedder records it).
+  def embed_counted(%Model{} = m, texts, opts) do
+    Telemetry.span([:dspex, :local, :embed], %{texts: length(texts)}, fn ->
+      result =
+        Enum.reduce_while(texts, {:ok, []}, fn t, {:ok, acc} ->
+          ids = tokenize(m, t, add_special: opts[:add_special] == true)
+
+          case NIF.guard(fn ->
+                 NIF.local_embed(m.ref, ids, opts[:pooling], opts[:normalize] == true)
+               end) do
+            {:ok, v} -> {:cont, {:ok, [{v, length(ids)} | acc]}}
+            {:error, reason} -> {:halt, {:error, NIF.wrap_error(reason)}}
+          end
+        end)
+
+      case result do
+        {:ok, rows} ->
+          rows = Enum.reverse(rows)
+          tokens = rows |> Enum.map(&elem(&1, 1)) |> Enum.sum()
+          {{:ok, Enum.map(rows, &elem(&1, 0)), tokens}, %{texts: length(texts), tokens: tokens}}
+
+        {:error, _} = e ->
+          {e, %{texts: length(texts)}}
+      end
+    end)
+  end
+
   # ----------------------------------------------------------------------------------
   # Generation
   # ----------------------------------------------------------------------------------
@@ -395,7 +460,9 @@ defmodule DSPex.Local do
   `repeat_last_n: 64`, `frequency_penalty: 0.0`, `presence_penalty: 0.0`, `seed:`
   (default: random, returned so the run can be repeated exactly), `stop:` (a string or
   up to 16), `n_ctx:` (default: the model's), `ignore_eos: false`, `slice_ms: 50` (work
-  per dirty-scheduler call).
+  per dirty-scheduler call), `grammar:` (a `DSPex.Local.Grammar` or a grammar spec such
+  as `{:json_schema, schema}`: the output is constrained to its language and ends
+  complete; see `DSPex.Local.Grammar`).
 
   ## Examples
 
@@ -602,6 +669,24 @@ defmodule DSPex.Local do
                 "prompt: expected text or a list of token ids, got: #{inspect(prompt)}"
       end
 
+    grammar =
+      case Map.get(p, :grammar) do
+        nil ->
+          nil
+
+        %DSPex.Local.Grammar{ref: g} ->
+          g
+
+        spec ->
+          case DSPex.Local.Grammar.cached(m, spec) do
+            {:ok, g} -> g.ref
+            {:error, e} -> raise e
+          end
+      end
+
+    if grammar && p.ignore_eos,
+      do: raise(ArgumentError, "grammar: cannot be combined with ignore_eos: true")
+
     params = %{
       p
       | stop: stop,
@@ -611,6 +696,10 @@ defmodule DSPex.Local do
         repeat_penalty: p.repeat_penalty * 1.0
     }
 
-    {ids, params |> Map.put(:seed, seed) |> Map.put(:n_ctx, Map.get(p, :n_ctx) || m.n_ctx)}
+    {ids,
+     params
+     |> Map.put(:seed, seed)
+     |> Map.put(:grammar, grammar)
+     |> Map.put(:n_ctx, Map.get(p, :n_ctx) || m.n_ctx)}
   end
 end
