@@ -64,6 +64,7 @@ defmodule DSPex.LM.HealthTest do
     lm = openai(srv, circuit_breaker: [threshold: 1, cooldown_ms: 200])
     endpoint = CircuitBreaker.endpoint(LoopbackServer.url(srv, "/"))
     opts = [threshold: 1, cooldown_ms: 200]
+    CircuitBreaker.reset(endpoint)
     CircuitBreaker.record(endpoint, :failure, opts)
     assert CircuitBreaker.state(endpoint) == :open
 
