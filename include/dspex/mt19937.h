@@ -30,6 +30,12 @@ void dspex_mt_init_genrand(dspex_mt19937 *g, uint32_t seed);
  * treated as the one-word key {0}, which is what CPython does for seed 0. */
 void dspex_mt_init_by_array(dspex_mt19937 *g, const uint32_t *key, size_t len);
 
+/* init_by_array over a key of `len` (>= 1) words that `word(ctx, j)` computes on demand:
+ * for keys that are not stored as a word array (CPython seeds from the bytes of an
+ * integer of any size without copying it). */
+void dspex_mt_init_by_words(dspex_mt19937 *g, size_t len, uint32_t (*word)(const void *ctx, size_t j),
+                            const void *ctx);
+
 /* Next tempered 32-bit word (the reference genrand_int32). */
 uint32_t dspex_mt_next_u32(dspex_mt19937 *g);
 

@@ -33,4 +33,7 @@ typedef enum {
  * length, or -1 for a non-finite d in DSPEX_FLOAT_JSON. */
 int dspex_fmt_double(char *out, double d, dspex_float_style style);
 
+/* 10^0 .. 10^19: every power of ten a uint64_t holds (number printing and parsing). */
+extern const uint64_t dspex_pow10_u64[20];
+
 #endif

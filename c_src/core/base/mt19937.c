@@ -14,18 +14,30 @@ void dspex_mt_init_genrand(dspex_mt19937 *g, uint32_t seed) {
     g->index = DSPEX_MT_N;
 }
 
+typedef struct {
+    const uint32_t *key;
+} array_key;
+
+static uint32_t array_word(const void *ctx, size_t j) { return ((const array_key *)ctx)->key[j]; }
+
 void dspex_mt_init_by_array(dspex_mt19937 *g, const uint32_t *key, size_t len) {
     static const uint32_t zero = 0;
     if (len == 0) {
         key = &zero;
         len = 1;
     }
+    array_key k = {key};
+    dspex_mt_init_by_words(g, len, array_word, &k);
+}
+
+void dspex_mt_init_by_words(dspex_mt19937 *g, size_t len, uint32_t (*word)(const void *ctx, size_t j),
+                            const void *ctx) {
     dspex_mt_init_genrand(g, 19650218U);
     uint32_t *mt = g->mt;
     size_t i = 1, j = 0;
     for (size_t k = DSPEX_MT_N > len ? DSPEX_MT_N : len; k; k--) {
         /* The key index j and its value are added mod 2^32, as in the reference. */
-        mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1664525U)) + key[j] + (uint32_t)j;
+        mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1664525U)) + word(ctx, j) + (uint32_t)j;
         i++;
         j++;
         if (i >= DSPEX_MT_N) {

@@ -9,7 +9,7 @@
 typedef unsigned __int128 u128;
 
 /* 10^0 .. 10^19: every power of ten a uint64_t holds. */
-static const uint64_t U10[20] = {1ULL,
+const uint64_t dspex_pow10_u64[20] = {1ULL,
                                  10ULL,
                                  100ULL,
                                  1000ULL,
@@ -76,9 +76,9 @@ static int shortest_exact(double a, char *D, int *x) {
     u128 N = 1, Dv = 1;
     int shift = -1; /* Dv == 2^shift when >= 0 */
     if (k >= 0)
-        N = (u128)U10[k > 19 ? 19 : k] * (k > 19 ? U10[k - 19] : 1);
+        N = (u128)dspex_pow10_u64[k > 19 ? 19 : k] * (k > 19 ? dspex_pow10_u64[k - 19] : 1);
     else
-        Dv = (u128)U10[-k > 19 ? 19 : -k] * (-k > 19 ? U10[-k - 19] : 1);
+        Dv = (u128)dspex_pow10_u64[-k > 19 ? 19 : -k] * (-k > 19 ? dspex_pow10_u64[-k - 19] : 1);
     if (q >= 0) {
         if (q > 120) return 0;
         if (bitlen128(N) + q > 127) return 0;
@@ -104,7 +104,7 @@ static int shortest_exact(double a, char *D, int *x) {
         vq = nv / Dv;
         vr = nv % Dv;
     }
-    if (L > H || H >= (u128)U10[19]) return 0;
+    if (L > H || H >= (u128)dspex_pow10_u64[19]) return 0;
     uint64_t l = (uint64_t)L, h = (uint64_t)H, v = (uint64_t)vq;
     /* v + vr/Dv is the exact value; nearest integer, ties to even */
     int v_up = (vr > Dv - vr) || (vr == Dv - vr && (v & 1));
@@ -120,7 +120,7 @@ static int shortest_exact(double a, char *D, int *x) {
         last = nl;
         j++;
     }
-    uint64_t P = U10[j];
+    uint64_t P = dspex_pow10_u64[j];
     /* nearest multiple index to (v + vr/Dv) / 10^j */
     uint64_t idx = v, rem = 0;
     for (int t = 0; t < j; t++) idx /= 10;
@@ -158,14 +158,14 @@ static int short_decimal(double a, char *D, int *x) {
     int E = (int)floor((double)((int)((bits >> 52) & 0x7FF) - 1023) * 0.30102999566398120), K = 14 - E;
     if (K > 15) K = 15;
     if (K >= 0) {
-        double m = a * (double)U10[K];
-        if (m >= 1e15 && K > 0) m = a * (double)U10[--K];
+        double m = a * (double)dspex_pow10_u64[K];
+        if (m >= 1e15 && K > 0) m = a * (double)dspex_pow10_u64[--K];
         if (m != floor(m)) return 0;
     }
     for (int k = 0; k <= 15; k++) {
-        double m = a * (double)U10[k];
+        double m = a * (double)dspex_pow10_u64[k];
         if (m >= 1e15) return 0;
-        if (m != floor(m) || m / (double)U10[k] != a) continue;
+        if (m != floor(m) || m / (double)dspex_pow10_u64[k] != a) continue;
         int nd = dspex_fmt_int64(D, (int64_t)m);
         *x = nd - 1 - k;
         while (nd > 1 && D[nd - 1] == '0') nd--;

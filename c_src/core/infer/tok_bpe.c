@@ -12,62 +12,13 @@
 #include "dspex/infer/unicode.h"
 #include "dspex/utf8.h"
 #include "dspex/infer/vocab.h"
+#include "merge_queue.h"
 
 typedef struct {
     int prev, next; /* neighbours in the symbol chain (-1 = none) */
     size_t off, n;  /* byte range in the encoded word; n = 0 once merged away */
 } sym;
 
-typedef struct {
-    int left, right; /* symbol indexes */
-    int32_t rank;    /* merge rank (lower merges first) */
-    size_t ln, rn;   /* symbol lengths when queued (staleness check) */
-} bigram;
-
-static int before(const bigram *a, const bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
-    bigram *a;     /* binary min-heap by (rank, left) */
-    size_t n, cap; /* used, allocated */
-} heap;
-
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *na = realloc(h->a, cap * sizeof(bigram));
-        if (na == NULL) return -1;
-        h->a = na;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    h->a[i] = b;
-    while (i > 0 && before(&h->a[i], &h->a[(i - 1) / 2])) {
-        bigram t = h->a[i];
-        h->a[i] = h->a[(i - 1) / 2];
-        h->a[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->a[0];
-    h->a[0] = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && before(&h->a[l], &h->a[m])) m = l;
-        if (r < h->n && before(&h->a[r], &h->a[m])) m = r;
-        if (m == i) break;
-        bigram t = h->a[i];
-        h->a[i] = h->a[m];
-        h->a[m] = t;
-        i = m;
-    }
-    return top;
-}
 
 static uint64_t fnv(const char *p, size_t n, uint64_t h) {
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
@@ -92,18 +43,18 @@ static int32_t merge_rank(const dspex_vocab *v, const char *l, size_t ln, const 
     return -1;
 }
 
-static int try_add(const dspex_vocab *v, const char *w, const sym *s, int left, int right, heap *h) {
+static int try_add(const dspex_vocab *v, const char *w, const sym *s, int left, int right, dspex_merge_queue *h) {
     if (left < 0 || right < 0) return 0;
     int32_t rank = merge_rank(v, w + s[left].off, s[left].n, w + s[right].off, s[right].n);
     if (rank < 0) return 0;
-    bigram b = {left, right, rank, s[left].n, s[right].n};
-    return heap_push(h, b);
+    dspex_merge b = {left, right, -(double)rank, s[left].n, s[right].n};
+    return dspex_mq_push(h, b);
 }
 
 static void put_id(dspex_buf *out, int32_t id) { dspex_buf_put(out, (const char *)&id, 4); }
 
 /* Merges one encoded word and appends its tokens. */
-static int bpe_word(const dspex_vocab *v, const char *w, size_t wn, sym **sp, size_t *scap, heap *h, dspex_buf *out) {
+static int bpe_word(const dspex_vocab *v, const char *w, size_t wn, sym **sp, size_t *scap, dspex_merge_queue *h, dspex_buf *out) {
     if (wn == 0) return 0;
     if (v->ignore_merges) {
         int32_t id = dspex_vocab_find(v, w, wn);
@@ -131,7 +82,7 @@ static int bpe_word(const dspex_vocab *v, const char *w, size_t wn, sym **sp, si
     int rc = 0;
     for (int i = 1; i < n && rc == 0; i++) rc = try_add(v, w, s, i - 1, i, h);
     while (h->n > 0 && rc == 0) {
-        bigram b = heap_pop(h);
+        dspex_merge b = dspex_mq_pop(h);
         sym *l = &s[b.left], *r = &s[b.right];
         if (l->n == 0 || r->n == 0 || l->n != b.ln || r->n != b.rn) continue; /* stale */
         l->n += r->n;
@@ -169,7 +120,7 @@ int dspex_bpe_tokenize(const dspex_vocab *v, const char *text, size_t len, dspex
     dspex_buf_init(&word);
     sym *s = NULL;
     size_t scap = 0;
-    heap h = {0};
+    dspex_merge_queue h = {0};
     int rc = dspex_pretokenize(v->pre, cps, n, &lens);
     size_t at = 0;
     for (size_t i = 0; rc == 0 && i + 4 <= lens.len; i += 4) {
@@ -191,7 +142,7 @@ int dspex_bpe_tokenize(const dspex_vocab *v, const char *text, size_t len, dspex
     }
     free(cps);
     free(s);
-    free(h.a);
+    dspex_mq_free(&h);
     dspex_buf_free(&lens);
     dspex_buf_free(&word);
     return rc != 0 || out->oom ? -1 : 0;

@@ -10,71 +10,21 @@
 
 #include "dspex/infer/unicode.h"
 #include "dspex/infer/vocab.h"
+#include "merge_queue.h"
 
 typedef struct {
     int prev, next; /* neighbours in the symbol chain (-1 = none) */
     size_t off, n;  /* byte range in the text; n = 0 once merged away */
 } sym;
 
-typedef struct {
-    int left, right; /* symbol indexes */
-    float score;     /* score of the merged token */
-    size_t size;     /* byte length of the merged text when queued */
-} bigram;
 
-/* max-heap order: higher score first, then the smaller left index */
-static int before(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-typedef struct {
-    bigram *a;     /* binary max-heap by (score, -left) */
-    size_t n, cap; /* used, allocated */
-} heap;
-
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *na = realloc(h->a, cap * sizeof(bigram));
-        if (na == NULL) return -1;
-        h->a = na;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    h->a[i] = b;
-    while (i > 0 && before(&h->a[i], &h->a[(i - 1) / 2])) {
-        bigram t = h->a[i];
-        h->a[i] = h->a[(i - 1) / 2];
-        h->a[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->a[0];
-    h->a[0] = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && before(&h->a[l], &h->a[m])) m = l;
-        if (r < h->n && before(&h->a[r], &h->a[m])) m = r;
-        if (m == i) break;
-        bigram t = h->a[i];
-        h->a[i] = h->a[m];
-        h->a[m] = t;
-        i = m;
-    }
-    return top;
-}
-
-static int try_add(const dspex_vocab *v, const char *text, const sym *s, int left, int right, heap *h) {
+static int try_add(const dspex_vocab *v, const char *text, const sym *s, int left, int right, dspex_merge_queue *h) {
     if (left < 0 || right < 0) return 0;
     size_t n = s[left].n + s[right].n;
     int32_t id = dspex_vocab_find(v, text + s[left].off, n);
     if (id < 0) return 0;
-    bigram b = {left, right, v->score[id], n};
-    return heap_push(h, b);
+    dspex_merge b = {left, right, v->score[id], s[left].n, s[right].n};
+    return dspex_mq_push(h, b);
 }
 
 static void put_id(dspex_buf *out, int32_t id) { dspex_buf_put(out, (const char *)&id, 4); }
@@ -82,7 +32,7 @@ static void put_id(dspex_buf *out, int32_t id) { dspex_buf_put(out, (const char 
 int dspex_spm_tokenize(const dspex_vocab *v, const char *text, size_t len, dspex_buf *out) {
     if (len == 0) return 0;
     sym *s = malloc(len * sizeof(sym));
-    heap h = {0};
+    dspex_merge_queue h = {0};
     if (s == NULL) return -1;
     int n = 0;
     for (size_t off = 0; off < len;) {
@@ -95,9 +45,9 @@ int dspex_spm_tokenize(const dspex_vocab *v, const char *text, size_t len, dspex
     int rc = 0;
     for (int i = 1; i < n && rc == 0; i++) rc = try_add(v, text, s, i - 1, i, &h);
     while (h.n > 0 && rc == 0) {
-        bigram b = heap_pop(&h);
+        dspex_merge b = dspex_mq_pop(&h);
         sym *l = &s[b.left], *r = &s[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
+        if (l->n == 0 || r->n == 0 || l->n != b.ln || r->n != b.rn) continue; /* stale */
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
@@ -118,6 +68,6 @@ int dspex_spm_tokenize(const dspex_vocab *v, const char *text, size_t len, dspex
         }
     }
     free(s);
-    free(h.a);
+    dspex_mq_free(&h);
     return rc != 0 || out->oom ? -1 : 0;
 }

@@ -296,28 +296,6 @@ nomem:
     return -1;
 }
 
-/* 10^0 .. 10^19: every power of ten a uint64_t holds (number parsing and printing). */
-static const uint64_t U10[20] = {1ULL,
-                                 10ULL,
-                                 100ULL,
-                                 1000ULL,
-                                 10000ULL,
-                                 100000ULL,
-                                 1000000ULL,
-                                 10000000ULL,
-                                 100000000ULL,
-                                 1000000000ULL,
-                                 10000000000ULL,
-                                 100000000000ULL,
-                                 1000000000000ULL,
-                                 10000000000000ULL,
-                                 100000000000000ULL,
-                                 1000000000000000ULL,
-                                 10000000000000000ULL,
-                                 100000000000000000ULL,
-                                 1000000000000000000ULL,
-                                 10000000000000000000ULL};
-
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 /* m * 10^e10 correctly rounded, for m < 2^64 and |e10| <= 19 (when the product fits in
@@ -327,11 +305,11 @@ static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
  * and a sticky bit for a nonzero remainder, so the one conversion rounds correctly too. */
 static double exact_scale(uint64_t m, long long e10) {
     if (m == 0 || e10 < -19 || e10 > 19) return -1.0;
-    if (e10 >= 0) return (double)((unsigned __int128)m * U10[e10]);
+    if (e10 >= 0) return (double)((unsigned __int128)m * dspex_pow10_u64[e10]);
     int lz = __builtin_clzll(m);
     int sh = 63 + lz; /* m << sh < 2^127 */
     unsigned __int128 num = (unsigned __int128)m << sh;
-    uint64_t d = U10[-e10];
+    uint64_t d = dspex_pow10_u64[-e10];
     unsigned __int128 q = num / d;
     unsigned __int128 r = num - q * d;
     q |= (r != 0);

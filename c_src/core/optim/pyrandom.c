@@ -23,41 +23,22 @@ static uint32_t seed_word(const seed_bytes *s, size_t nbytes, size_t j) {
     return w;
 }
 
-/* init_by_array over the words of the integer, computed on the fly (no allocation):
- * the same loop as dspex_mt_init_by_array, with key[j] read through seed_word. */
+/* init_by_array over the words of the integer, computed on the fly (no allocation). */
+typedef struct {
+    const seed_bytes *s;
+    size_t nbytes;
+} seed_key;
+
+static uint32_t seed_key_word(const void *ctx, size_t j) {
+    const seed_key *k = ctx;
+    return seed_word(k->s, k->nbytes, j);
+}
+
 static void seed_from(dspex_pyrandom *r, const seed_bytes *s, size_t nbytes) {
     while (nbytes > 0 && seed_byte(s, nbytes - 1) == 0) nbytes--; /* abs(n).bit_length() */
     size_t len = nbytes ? (nbytes + 3) / 4 : 1;
-    if (len <= 64) { /* the usual case: small seeds go through the shared routine */
-        uint32_t key[64];
-        for (size_t j = 0; j < len; j++) key[j] = seed_word(s, nbytes, j);
-        dspex_mt_init_by_array(&r->mt, key, len);
-        return;
-    }
-    dspex_mt19937 *g = &r->mt;
-    uint32_t *mt = g->mt;
-    dspex_mt_init_genrand(g, 19650218U);
-    size_t i = 1, j = 0;
-    for (size_t k = DSPEX_MT_N > len ? DSPEX_MT_N : len; k; k--) {
-        mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1664525U)) + seed_word(s, nbytes, j) + (uint32_t)j;
-        i++;
-        j++;
-        if (i >= DSPEX_MT_N) {
-            mt[0] = mt[DSPEX_MT_N - 1];
-            i = 1;
-        }
-        if (j >= len) j = 0;
-    }
-    for (size_t k = DSPEX_MT_N - 1; k; k--) {
-        mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1566083941U)) - (uint32_t)i;
-        i++;
-        if (i >= DSPEX_MT_N) {
-            mt[0] = mt[DSPEX_MT_N - 1];
-            i = 1;
-        }
-    }
-    mt[0] = 0x80000000U;
-    g->index = DSPEX_MT_N;
+    seed_key k = {s, nbytes};
+    dspex_mt_init_by_words(&r->mt, len, seed_key_word, &k);
 }
 
 int dspex_pyrandom_seed_int(dspex_pyrandom *r, const unsigned char *mag, size_t len) {
