@@ -24,7 +24,7 @@ defmodule DSPex.Server.OpenAI do
   """
 
   alias DSPex.Error
-  alias DSPex.Server.Response
+  alias DSPex.Server.{Response, Router}
 
   @params %{
     "temperature" => :temperature,
@@ -248,7 +248,7 @@ defmodule DSPex.Server.OpenAI do
         deadline = System.monotonic_time(:millisecond) + ctx.request_timeout_ms
         pump(task, ref, emit, chunk, include_usage == true, deadline)
       else
-        stop(task, ref)
+        Router.stop_task(task, ref)
       end
     end
 
@@ -265,7 +265,7 @@ defmodule DSPex.Server.OpenAI do
 
         case emit.(Response.sse(nil, data)) do
           :ok -> pump(task, ref, emit, chunk, include_usage, deadline)
-          {:error, :closed} -> stop(task, ref)
+          {:error, :closed} -> Router.stop_task(task, ref)
         end
 
       {^ref, {:done, {:ok, completion}}} ->
@@ -284,38 +284,25 @@ defmodule DSPex.Server.OpenAI do
         end
 
         emit.(Response.sse(nil, "[DONE]"))
-        stop(task, ref)
+        Router.stop_task(task, ref)
 
       {^ref, {:done, {:error, %Error{} = e}}} ->
         emit.(Response.sse(nil, Response.error_body(e)))
         emit.(Response.sse(nil, "[DONE]"))
-        stop(task, ref)
+        Router.stop_task(task, ref)
 
       # The task ended without its {:done, _} (which it sends before it returns).
       {:DOWN, tref, :process, _, reason} when tref == task.ref ->
         e = Error.new(:internal, "the LM call exited: " <> Error.describe(reason))
         emit.(Response.sse(nil, Response.error_body(e)))
         emit.(Response.sse(nil, "[DONE]"))
-        flush(ref)
+        Router.flush_replies(ref)
     after
       wait ->
-        stop(task, ref)
+        Router.stop_task(task, ref)
         e = Error.new(:timeout, "the stream passed its deadline")
         emit.(Response.sse(nil, Response.error_body(e)))
         emit.(Response.sse(nil, "[DONE]"))
-    end
-  end
-
-  defp stop(task, ref) do
-    Task.shutdown(task, :brutal_kill)
-    flush(ref)
-  end
-
-  defp flush(ref) do
-    receive do
-      {^ref, _} -> flush(ref)
-    after
-      0 -> :ok
     end
   end
 end

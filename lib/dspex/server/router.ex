@@ -564,7 +564,7 @@ defmodule DSPex.Server.Router do
 
       {^ref, {:item, {:error, %Error{} = e}}} ->
         emit.(Response.sse("error", Response.error_body(e)))
-        stop(task, ref)
+        stop_task(task, ref)
 
       {^ref, {:item, value}} ->
         pump(ctx, entry, task, ref, emit, deadline, value)
@@ -579,7 +579,7 @@ defmodule DSPex.Server.Router do
           })
         )
 
-        stop(task, ref)
+        stop_task(task, ref)
 
       {^tref, _} ->
         pump(ctx, entry, task, ref, emit, deadline, final)
@@ -589,7 +589,7 @@ defmodule DSPex.Server.Router do
         emit.(Response.sse("error", Response.error_body(e)))
     after
       wait ->
-        stop(task, ref)
+        stop_task(task, ref)
         emit.(Response.sse("error", Response.error_body(deadline_error(ctx))))
     end
   end
@@ -599,18 +599,24 @@ defmodule DSPex.Server.Router do
 
   # The client went away: stop the program (its HTTP requests are cancelled with it).
   defp continue({:error, :closed}, _ctx, _entry, task, ref, _emit, _deadline, _final),
-    do: stop(task, ref)
+    do: stop_task(task, ref)
 
-  # Ends the task and drops what it sent but nobody read: the connection's process
-  # serves the next request of a keep-alive connection.
-  defp stop(task, ref) do
+  @doc false
+  # Ends a streaming request's task and drops what it sent but nobody read: the
+  # connection's process serves the next request of a keep-alive connection (also
+  # DSPex.Server.OpenAI's streams).
+  @spec stop_task(Task.t(), reference) :: :ok
+  def stop_task(task, ref) do
     Task.shutdown(task, :brutal_kill)
-    flush(ref)
+    flush_replies(ref)
   end
 
-  defp flush(ref) do
+  @doc false
+  # Drops the `{ref, _}` messages a finished streaming task left in the mailbox.
+  @spec flush_replies(reference) :: :ok
+  def flush_replies(ref) do
     receive do
-      {^ref, _} -> flush(ref)
+      {^ref, _} -> flush_replies(ref)
     after
       0 -> :ok
     end
