@@ -132,6 +132,18 @@ defmodule DSPex.Telemetry do
   end
 
   # Whether any handler could see an event: a DSPex handler, or `:telemetry` running.
+  @doc """
+  Whether any handler can see an event: a `DSPex.Telemetry` handler is attached or the
+  `:telemetry` application runs. Callers use it to skip building metadata nobody reads.
+
+  ## Examples
+
+      iex> is_boolean(DSPex.Telemetry.enabled?())
+      true
+  """
+  @spec enabled?() :: boolean
+  def enabled?, do: listening?()
+
   defp listening? do
     :persistent_term.get(@count_key, 0) > 0 or Process.whereis(:telemetry_handler_table) != nil
   end

@@ -278,5 +278,10 @@ defmodule DSPex.Adapter.Native do
             inspect(other, limit: 8, printable_limit: 80)
   end
 
-  defp meta(module, sig), do: %{adapter: module, signature: Signature.signature_string(sig)}
+  # the signature string only when a handler can see it (a per-call cost otherwise)
+  defp meta(module, sig) do
+    if Telemetry.enabled?(),
+      do: %{adapter: module, signature: Signature.signature_string(sig)},
+      else: %{adapter: module}
+  end
 end
