@@ -7,7 +7,7 @@
 #
 # Environment: N (examples, default 1000), N_AT_1 (examples for the concurrency-1 runs,
 # default 200 — at 50 ms one thread takes N × 50 ms), LATENCIES (default "0,50"),
-# CONCURRENCY (default "1,16,64,256"), DSPY_PYTHON (default /work/wt/venv/bin/python;
+# CONCURRENCY (default "1,16,64,256"), DSPY_PYTHON (default /work/venv/bin/python;
 # without it the DSPy column is n/a).
 #
 # DSPex figures are the best of two runs (Evaluate, loop, loop, Evaluate); DSPy runs once.
@@ -30,7 +30,7 @@ latencies = env_list.("LATENCIES", "0,50")
 concurrency = env_list.("CONCURRENCY", "1,16,64,256")
 
 python =
-  [System.get_env("DSPY_PYTHON"), "/work/wt/venv/bin/python", "/opt/dspy-venv/bin/python"]
+  [System.get_env("DSPY_PYTHON"), "/work/venv/bin/python", "/opt/dspy-venv/bin/python"]
   |> Enum.find(&(&1 && File.exists?(&1)))
 
 # The LM answers a<i> to q<i>, except for every fourth question: exact match 75%.
@@ -144,7 +144,7 @@ rows =
           |> Task.async_stream(
             fn ex ->
               {:ok, p} = DSPex.call(qa, ex)
-              metric.(ex, p)
+              metric.(ex, p, nil)
             end,
             max_concurrency: c,
             timeout: :infinity

@@ -15,8 +15,8 @@ seconds = String.to_integer(System.get_env("BENCH_SECONDS", "2"))
 n = 10_000
 
 if System.get_env("DSPY_PYTHON") == nil and not File.exists?("/opt/dspy-venv/bin/python") and
-     File.exists?("/work/wt/venv/bin/python") do
-  System.put_env("DSPY_PYTHON", "/work/wt/venv/bin/python")
+     File.exists?("/work/venv/bin/python") do
+  System.put_env("DSPY_PYTHON", "/work/venv/bin/python")
 end
 
 # Deterministic QA-style pairs: short answers with case, punctuation, articles, accents,

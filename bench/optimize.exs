@@ -14,7 +14,7 @@
 #   MIX_ENV=prod mix run bench/optimize.exs
 #
 # Environment: N (training examples, default 130: light's valset of 100), LATENCY (ms,
-# default 20), THREADS (default 32), DSPY_PYTHON (default /work/wt/venv/bin/python;
+# default 20), THREADS (default 32), DSPY_PYTHON (default /work/venv/bin/python;
 # without it the DSPy columns are n/a).
 
 Code.require_file("../test/support/loopback_server.ex", __DIR__)
@@ -27,7 +27,7 @@ latency = String.to_integer(System.get_env("LATENCY", "20"))
 threads = String.to_integer(System.get_env("THREADS", "32"))
 
 python =
-  [System.get_env("DSPY_PYTHON"), "/work/wt/venv/bin/python"]
+  [System.get_env("DSPY_PYTHON"), "/work/venv/bin/python"]
   |> Enum.find(&(&1 && File.exists?(&1)))
 
 load = fn -> File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ") end

@@ -16,7 +16,7 @@
 #
 # Environment: N (default 300), REPS (default 3), RS_N (examples for part 2, default
 # 60), CANDIDATES (default 8), THREADS (default 16), DSPY_PYTHON (default
-# /work/wt/venv/bin/python; without it the DSPy columns are n/a).
+# /work/venv/bin/python; without it the DSPy columns are n/a).
 #
 # The rule: question i is answered right when its rule is "always", or "tag" and a demo in
 # the prompt carries the same [tag:x]; wrong otherwise ("never").
@@ -33,7 +33,7 @@ candidates = String.to_integer(System.get_env("CANDIDATES", "8"))
 threads = String.to_integer(System.get_env("THREADS", "16"))
 
 python =
-  [System.get_env("DSPY_PYTHON"), "/work/wt/venv/bin/python", "/opt/dspy-venv/bin/python"]
+  [System.get_env("DSPY_PYTHON"), "/work/venv/bin/python", "/opt/dspy-venv/bin/python"]
   |> Enum.find(&(&1 && File.exists?(&1)))
 
 script = Path.join(__DIR__, "py/optimize_fewshot_bench.py")

@@ -3,7 +3,7 @@
 # one validated tool call, DSPex vs Python DSPy 3.3.1 in the same run, both with a canned
 # in-process LM so only the framework is timed.
 #
-#   DSPY_PYTHON=/work/wt/venv/bin/python MIX_ENV=prod mix run bench/react.exs
+#   DSPY_PYTHON=/work/venv/bin/python MIX_ENV=prod mix run bench/react.exs
 #
 # Short by design (the build machine is shared): N episodes / calls each, best of 3.
 

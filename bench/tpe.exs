@@ -6,7 +6,7 @@
 #   MIX_ENV=prod mix run bench/tpe.exs
 #
 # The C side is compiled here with cc -O2 (it lives in the port program, not the NIF).
-# The Python side needs optuna: $OPTUNA_PYTHON, else /work/wt/venv/bin/python.
+# The Python side needs optuna: $OPTUNA_PYTHON, else /work/venv/bin/python.
 
 seconds = System.get_env("BENCH_SECONDS", "2")
 root = Path.expand("..", __DIR__)
@@ -28,7 +28,7 @@ sources =
 if status != 0, do: raise("compiling the TPE bench failed:\n" <> log)
 
 python =
-  Enum.find([System.get_env("OPTUNA_PYTHON"), "/work/wt/venv/bin/python"], fn p ->
+  Enum.find([System.get_env("OPTUNA_PYTHON"), "/work/venv/bin/python"], fn p ->
     p && File.exists?(p) &&
       match?({_, 0}, System.cmd(p, ["-c", "import optuna"], stderr_to_stdout: true))
   end)

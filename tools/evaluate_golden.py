@@ -1,6 +1,6 @@
 """Golden cases for DSPex.Evaluate's score arithmetic, from DSPy 3.3.1 itself.
 
-    /work/wt/venv/bin/python tools/evaluate_golden.py > test/fixtures/evaluate/score_golden.json
+    /work/venv/bin/python tools/evaluate_golden.py > test/fixtures/evaluate/score_golden.json
 
 For each list of metric results (bools, ints, floats, DSPy's failure_score 0.0 mixed
 in) it records what DSPy's Evaluate computes from it: the Python `sum`, the returned

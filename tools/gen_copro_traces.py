@@ -1,6 +1,6 @@
 """Golden traces of DSPy 3.3.1's COPRO for DSPex.Optimizers.COPRO.
 
-Run with:  /work/wt/venv/bin/python tools/gen_copro_traces.py
+Run with:  /work/venv/bin/python tools/gen_copro_traces.py
 
 Every run is a real `dspy.COPRO(...).compile(...)` with the scripted LMs of
 tools/gen_mipro_traces.py (the task model answers from a hash of the exact prompt, the

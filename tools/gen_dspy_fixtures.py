@@ -1,6 +1,6 @@
 """Golden fixtures for DSPex's adapters, produced by the real DSPy 3.3.1.
 
-Run with:  /work/wt/venv/bin/python tools/gen_dspy_fixtures.py  (any venv with dspy==3.3.1)
+Run with:  /work/venv/bin/python tools/gen_dspy_fixtures.py  (any venv with dspy==3.3.1)
 
 Writes test/fixtures/dspy/render/*.json, test/fixtures/dspy/parse/*.json and
 test/fixtures/dspy/saved/*.json. Deterministic and rerunnable; no LM is called.

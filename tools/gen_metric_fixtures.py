@@ -2,7 +2,7 @@
 
 Run with the venv that has dspy==3.3.1 (Python 3.11):
 
-    /work/wt/venv/bin/python tools/gen_metric_fixtures.py
+    /work/venv/bin/python tools/gen_metric_fixtures.py
 
 Writes (deterministic: fixed seeds, sorted output; rerun and `git diff` to check):
 

@@ -1,7 +1,7 @@
 """Golden traces of DSPy 3.3.1's MIPROv2 (with optuna's TPESampler) for DSPex's optimizer
 engine (c_src/core/optim/engine.c) and DSPex.Optimizers.MIPROv2.
 
-Run with:  /work/wt/venv/bin/python tools/gen_mipro_traces.py
+Run with:  /work/venv/bin/python tools/gen_mipro_traces.py
            (a venv with dspy==3.3.1 and optuna; the versions are recorded)
 
 Every run is a real `dspy.MIPROv2(...).compile(...)` on an arithmetic dataset

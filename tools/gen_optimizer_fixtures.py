@@ -3,7 +3,7 @@
 
 Run with the venv that has dspy==3.3.1 (Python 3.11):
 
-    /work/wt/venv/bin/python tools/gen_optimizer_fixtures.py [OUT_DIR]
+    /work/venv/bin/python tools/gen_optimizer_fixtures.py [OUT_DIR]
 
 OUT_DIR defaults to test/fixtures/optimizers. Writes one JSON file per optimizer:
 

@@ -1,6 +1,6 @@
 """Golden fixtures for DSPex.ReAct, produced by the real DSPy 3.3.1 ReAct.
 
-Run with:  /work/wt/venv/bin/python tools/gen_react_fixtures.py
+Run with:  /work/venv/bin/python tools/gen_react_fixtures.py
 
 Writes test/fixtures/react/*.json (read by test/dspex/tools/react_fixtures_test.exs).
 A scripted LM drives both sides: each case lists the LM's replies (raw text, or a

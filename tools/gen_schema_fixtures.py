@@ -1,7 +1,7 @@
 """Golden fixtures for DSPex.Schema (typed struct fields), produced by the real DSPy 3.3.1
 with the equivalent pydantic models.
 
-Run with:  /work/wt/venv/bin/python tools/gen_schema_fixtures.py
+Run with:  /work/venv/bin/python tools/gen_schema_fixtures.py
 
 Writes test/fixtures/schema/*.json (read by test/dspex/schema/schema_fixtures_test.exs):
 prompts rendered by ChatAdapter and JSONAdapter for signatures whose fields are models

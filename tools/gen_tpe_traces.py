@@ -1,7 +1,7 @@
 """Golden traces for DSPex's TPE sampler (c_src/core/optim/tpe.c), produced by the real
 optuna `TPESampler(seed=seed, multivariate=True)` -- the sampler DSPy's MIPROv2 builds.
 
-Run with:  /work/wt/venv/bin/python tools/gen_tpe_traces.py
+Run with:  /work/venv/bin/python tools/gen_tpe_traces.py
            (a venv with `pip install optuna`; the optuna and numpy versions are recorded)
 
 Writes test/fixtures/tpe/traces.json. Deterministic and rerunnable: every objective

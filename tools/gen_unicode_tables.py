@@ -2,7 +2,7 @@
 
 Run with the Python DSPy users run (DSPy 3.3.1 in a venv, Python 3.11 = Unicode 14.0):
 
-    /work/wt/venv/bin/python tools/gen_unicode_tables.py
+    /work/venv/bin/python tools/gen_unicode_tables.py
 
 Writes c_src/core/metrics/unicode_tables.{h,c}. Deterministic: the same Python,
 `regex` and DSPy give byte-identical output (rerun and `git diff` to check).

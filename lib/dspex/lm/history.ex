@@ -39,8 +39,11 @@ defmodule DSPex.LM.History do
 
   @table :dspex_lm_history
   @usage_table :dspex_lm_usage_totals
-  # {:bytes, n}: the bytes held by the entries of @table.
+  # {:totals, entries, bytes}: how many entries @table holds and their bytes, kept by
+  # update_counter (reading :ets.info(table, :size) of a write-concurrent table sums
+  # per-scheduler counters: slow under load, and it ran on every LM call).
   @meta_table :dspex_lm_history_meta
+  @zero {:totals, 0, 0}
 
   @doc false
   # The owner of the history tables (a DSPex.TableOwner, started by DSPex.Application).
@@ -89,9 +92,11 @@ defmodule DSPex.LM.History do
     if DSPex.Settings.get(:disable_history, false) != true do
       size = :erlang.external_size(entry)
       :ets.insert(@table, {:erlang.unique_integer([:monotonic, :positive]), entry, size})
-      :ets.update_counter(@meta_table, :bytes, size, {:bytes, 0})
+      [n, bytes] = :ets.update_counter(@meta_table, :totals, [{2, 1}, {3, size}], @zero)
 
       trim(
+        n,
+        bytes,
         DSPex.Settings.get(:max_history_size, 10_000),
         DSPex.Settings.get(:max_history_bytes, 64 * 1024 * 1024)
       )
@@ -102,24 +107,34 @@ defmodule DSPex.LM.History do
 
   # Drops the oldest entries while there are more than `max_entries`, or more than
   # `max_bytes` and more than one entry. `:ets.take/2` makes concurrent trimmers each
-  # subtract the bytes of the entries they removed, once.
-  defp trim(max_entries, max_bytes) do
-    n = :ets.info(@table, :size)
-
-    if n > max_entries or (n > 1 and bytes() > max_bytes) do
+  # subtract the entries and bytes they removed, once.
+  defp trim(n, bytes, max_entries, max_bytes) do
+    if n > max_entries or (n > 1 and bytes > max_bytes) do
       case :ets.first(@table) do
         :"$end_of_table" ->
           :ok
 
         k ->
-          for {_, _, size} <- :ets.take(@table, k),
-              do: :ets.update_counter(@meta_table, :bytes, -size, {:bytes, 0})
+          case :ets.take(@table, k) do
+            [{_, _, size}] ->
+              [n, bytes] = :ets.update_counter(@meta_table, :totals, [{2, -1}, {3, -size}], @zero)
+              trim(n, bytes, max_entries, max_bytes)
 
-          trim(max_entries, max_bytes)
+            [] ->
+              [{:totals, n, bytes}] = totals()
+              trim(n, bytes, max_entries, max_bytes)
+          end
       end
     end
 
     :ok
+  end
+
+  defp totals do
+    case :ets.lookup(@meta_table, :totals) do
+      [] -> [@zero]
+      row -> row
+    end
   end
 
   @doc """
@@ -134,10 +149,8 @@ defmodule DSPex.LM.History do
   def bytes do
     ensure_started()
 
-    case :ets.lookup(@meta_table, :bytes) do
-      [{:bytes, n}] -> n
-      [] -> 0
-    end
+    [{:totals, _n, bytes}] = totals()
+    bytes
   end
 
   @doc """
@@ -370,9 +383,9 @@ defmodule DSPex.LM.History do
 
   @doc false
   def uuid do
-    <<a::32, b::16, _::4, c::12, _::2, d::62>> = :crypto.strong_rand_bytes(16)
-    <<u::128>> = <<a::32, b::16, 4::4, c::12, 2::2, d::62>>
-    hex = u |> Integer.to_string(16) |> String.downcase() |> String.pad_leading(32, "0")
+    # an entry id, not a secret: :rand's per-process generator is enough (and cheap)
+    <<a::32, b::16, _::4, c::12, _::2, d::62>> = :rand.bytes(16)
+    hex = Base.encode16(<<a::32, b::16, 4::4, c::12, 2::2, d::62>>, case: :lower)
 
     <<p1::binary-8, p2::binary-4, p3::binary-4, p4::binary-4, p5::binary-12>> = hex
     Enum.join([p1, p2, p3, p4, p5], "-")
