@@ -5,6 +5,8 @@
 #   --model openai/gpt-4o-mini     a hosted model; the key from OPENAI_API_KEY (or the
 #                                  provider's variable), --api-base for a compatible server
 #   --model local/smollm2          SmolLM2-135M in process (`mix dspex.model.get smollm2`)
+#                                  (DSPEX_EXAMPLE_LM=<model> works as --model, as for the
+#                                  other examples)
 #   --prompt-model M               the model that proposes instructions (default: --model)
 #   --breadth 4 --depth 2          COPRO's search (proposals per round, rounds)
 #   --train N --dev N              use the first N examples of each split

@@ -27,6 +27,9 @@ defmodule GuidelineClassifier.Run do
         {_, rest, bad} -> Mix.raise("unknown arguments: #{inspect(rest ++ bad)}")
       end
 
+    # DSPEX_EXAMPLE_LM picks the model as for the other examples
+    opts = Keyword.put_new(opts, :model, System.get_env("DSPEX_EXAMPLE_LM"))
+
     data = Path.join(__DIR__, "data")
     trainset = take(GuidelineClassifier.dataset(Path.join(data, "train.jsonl")), opts[:train])
     devset = take(GuidelineClassifier.dataset(Path.join(data, "dev.jsonl")), opts[:dev])
@@ -48,7 +51,7 @@ defmodule GuidelineClassifier.Run do
       journal = Path.join(out, "copro.journal")
       File.rm(journal)
 
-      {:ok, result} =
+      result =
         DSPex.Optimizers.COPRO.compile(program, trainset,
           metric: &GuidelineClassifier.jaccard/3,
           prompt_model: prompt,
@@ -58,6 +61,10 @@ defmodule GuidelineClassifier.Run do
           journal: journal,
           max_concurrency: if(local?(opts[:model]), do: 1, else: 8)
         )
+        |> case do
+          {:ok, result} -> result
+          {:error, e} -> Mix.raise("COPRO failed: " <> Exception.message(e))
+        end
 
       IO.puts(
         "  #{result.total_calls} candidates scored on the trainset, best first " <>

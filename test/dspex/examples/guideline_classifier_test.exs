@@ -16,12 +16,15 @@ defmodule DSPex.Examples.GuidelineClassifierTest do
     out = Path.join(System.tmp_dir!(), "gc-test-#{System.unique_integer([:positive])}")
     saved = System.get_env("DSPEX_CACHE_DIR")
     System.put_env("DSPEX_CACHE_DIR", Path.join(out, "cache"))
+    example_lm = System.get_env("DSPEX_EXAMPLE_LM")
+    System.delete_env("DSPEX_EXAMPLE_LM")
 
     on_exit(fn ->
       if saved,
         do: System.put_env("DSPEX_CACHE_DIR", saved),
         else: System.delete_env("DSPEX_CACHE_DIR")
 
+      if example_lm, do: System.put_env("DSPEX_EXAMPLE_LM", example_lm)
       File.rm_rf(out)
     end)
 
