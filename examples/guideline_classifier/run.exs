@@ -11,6 +11,7 @@
 #   --breadth 4 --depth 2          COPRO's search (proposals per round, rounds)
 #   --train N --dev N              use the first N examples of each split
 #   --out DIR                      where the program, journal and chart go
+#   --no-cache                     no LM response cache (real models)
 
 Code.require_file("runner.ex", __DIR__)
 

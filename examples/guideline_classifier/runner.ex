@@ -17,7 +17,8 @@ defmodule GuidelineClassifier.Run do
     train: :integer,
     dev: :integer,
     out: :string,
-    max_tokens: :integer
+    max_tokens: :integer,
+    cache: :boolean
   ]
 
   def main(argv) do
@@ -145,7 +146,11 @@ defmodule GuidelineClassifier.Run do
 
   defp lm!(model, opts) do
     lm_opts =
-      [temperature: 0.0, max_tokens: opts[:max_tokens] || if(local?(model), do: 256, else: 1000)]
+      [
+        temperature: 0.0,
+        max_tokens: opts[:max_tokens] || if(local?(model), do: 256, else: 1000),
+        cache: Keyword.get(opts, :cache, true)
+      ]
       |> then(&if opts[:api_base], do: [{:api_base, opts[:api_base]} | &1], else: &1)
 
     lm = DSPex.LM.new(model, lm_opts)

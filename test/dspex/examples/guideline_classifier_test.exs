@@ -14,16 +14,10 @@ defmodule DSPex.Examples.GuidelineClassifierTest do
 
   setup do
     out = Path.join(System.tmp_dir!(), "gc-test-#{System.unique_integer([:positive])}")
-    saved = System.get_env("DSPEX_CACHE_DIR")
-    System.put_env("DSPEX_CACHE_DIR", Path.join(out, "cache"))
     example_lm = System.get_env("DSPEX_EXAMPLE_LM")
     System.delete_env("DSPEX_EXAMPLE_LM")
 
     on_exit(fn ->
-      if saved,
-        do: System.put_env("DSPEX_CACHE_DIR", saved),
-        else: System.delete_env("DSPEX_CACHE_DIR")
-
       if example_lm, do: System.put_env("DSPEX_EXAMPLE_LM", example_lm)
       File.rm_rf(out)
     end)
@@ -94,7 +88,7 @@ defmodule DSPex.Examples.GuidelineClassifierTest do
 
     argv =
       ~w(--model openai/gpt-4o-mini --api-base #{fake.url} --train 4 --dev 4) ++
-        ~w(--breadth 2 --depth 1 --out #{out})
+        ~w(--breadth 2 --depth 1 --no-cache --out #{out})
 
     {{r, stdout}, _stderr} =
       with_io(:stderr, fn -> with_io(fn -> GuidelineClassifier.Run.main(argv) end) end)
@@ -106,7 +100,8 @@ defmodule DSPex.Examples.GuidelineClassifierTest do
     assert r.before.errors == 0 and r.after.errors == 0
     assert r.loaded_instruction == r.instruction
     assert r.reloaded.jaccard == r.after.jaccard
-    # before, COPRO (1 proposal + 2 candidates x 4), after, reloaded: all over HTTP
-    assert DSPex.Examples.FakeOpenAI.count(fake) >= 4 + 1 + 4
+    # every step over HTTP: before (4), COPRO (1 proposal, 2 candidates x 4), after (4),
+    # reloaded (4)
+    assert DSPex.Examples.FakeOpenAI.count(fake) == 4 + 1 + 2 * 4 + 4 + 4
   end
 end
