@@ -19,13 +19,20 @@ defmodule DSPex.Adapter.Native do
     meta = meta(module, sig)
 
     Telemetry.span([:dspex, :adapter, :format], meta, fn ->
-      {:ok, messages} =
-        call(sig, {demos, inputs}, fn ref, key, {d, i} ->
-          NIF.adapter_format(kind, ref, key, d, i)
-        end)
+      format = fn ref, key, {d, i} -> NIF.adapter_format(kind, ref, key, d, i) end
 
-      # image inputs: the user turns become content parts (DSPy's marker expansion)
-      {DSPex.Image.expand_messages(messages), meta}
+      messages =
+        case call_plain(sig, {demos, inputs}, format) do
+          {{:ok, messages}, false} ->
+            messages
+
+          # values holding structs went through plain/1 — images among them, whose
+          # markers make the user turns content parts (DSPy's marker expansion)
+          {{:ok, messages}, true} ->
+            DSPex.Image.expand_messages(messages)
+        end
+
+      {messages, meta}
     end)
   end
 
@@ -138,21 +145,24 @@ defmodule DSPex.Adapter.Native do
   # One NIF call on the compiled signature, compiling it when it is stale (or was never
   # compiled) and converting the values when they hold structs, at most once each. Also
   # used by DSPex.Local.Grammar (the adapters' output grammars).
-  def call(sig, args, fun) do
+  def call(sig, args, fun), do: sig |> call_plain(args, fun) |> elem(0)
+
+  # {result, whether the values went through plain/1}
+  defp call_plain(sig, args, fun) do
     key = Signature.compile_key(sig)
-    call(sig, key, sig.compiled || 0, args, fun, 2)
+    call(sig, key, sig.compiled || 0, args, fun, 2, false)
   end
 
-  defp call(sig, key, id, args, fun, tries) do
+  defp call(sig, key, id, args, fun, tries, plained) do
     case NIF.guard(fn -> fun.(id, key, args) end) do
       :stale when tries > 0 ->
-        call(sig, key, Signature.compile_id(sig, key), args, fun, tries - 1)
+        call(sig, key, Signature.compile_id(sig, key), args, fun, tries - 1, plained)
 
       :plain when tries > 0 ->
-        call(sig, key, id, plain_args(args), fun, tries - 1)
+        call(sig, key, id, plain_args(args), fun, tries - 1, true)
 
       result ->
-        result
+        {result, plained}
     end
   end
 
