@@ -235,6 +235,10 @@ IO.puts(
     "OS pids #{Enum.map_join(stats.workers, ", ", & &1.os_pid)}"
 )
 
+# Tools and a ReAct agent, then the program served over HTTP: examples/demo/agent_and_server.exs
+Code.require_file("demo/agent_and_server.exs", __DIR__)
+Demo.AgentAndServer.run(section, openai)
+
 # Evaluate -> optimize -> evaluate: examples/demo/optimize.exs
 Code.require_file("demo/optimize.exs", __DIR__)
 Demo.Optimize.run(section)
