@@ -1,5 +1,5 @@
 defmodule DSPex.Server.ExamplesTest do
-  # The README's first session (docs/readme/server.md) and the JTBD service example,
+  # The README's first session (README.md, "Your first session") and the JTBD service example,
   # run as written: real HTTP, the fake OpenAI server of the demo, the port transport.
   use ExUnit.Case, async: false
 
@@ -20,7 +20,7 @@ defmodule DSPex.Server.ExamplesTest do
   end
 
   defp first_session_blocks do
-    text = File.read!("docs/readme/server.md")
+    text = File.read!("README.md")
     [_, section] = String.split(text, "<!-- first-session -->")
     [section | _] = String.split(section, "<!-- /first-session -->")
     for [_, code] <- Regex.scan(~r/```elixir\n(.*?)```/s, section), do: code
@@ -33,7 +33,7 @@ defmodule DSPex.Server.ExamplesTest do
     {binding, _out} =
       with_io(fn ->
         Enum.reduce(blocks, [], fn code, binding ->
-          {_, binding} = Code.eval_string(code, binding, file: "docs/readme/server.md")
+          {_, binding} = Code.eval_string(code, binding, file: "README.md")
           binding
         end)
       end)
