@@ -101,10 +101,27 @@ defmodule DSPex.Docs.GuidesTest do
     end
   end
 
-  test "the guides have runnable examples" do
-    assert length(@guides) >= 10
-    counts = for path <- @guides, do: length(Extract.blocks(File.read!(path)))
-    assert Enum.sum(counts) > 20
+  @with_examples ~w(signatures programs lm transport json evaluate metrics fewshot tools numerics)
+
+  test "each of these guides has runnable examples" do
+    for name <- @with_examples do
+      path = Path.expand("../../docs/guide/#{name}.md", __DIR__)
+      assert File.exists?(path), "missing #{path}"
+      assert Extract.blocks(File.read!(path)) != [], "#{name}.md has no iex> examples"
+    end
+  end
+
+  test "every <!-- not run --> marker stands right before an elixir fence" do
+    for path <- @guides do
+      lines = path |> File.read!() |> String.split("\n")
+
+      for {line, i} <- Enum.with_index(lines), String.starts_with?(line, "<!-- not run") do
+        next = lines |> Enum.drop(i + 1) |> Enum.find(&(String.trim(&1) != ""))
+
+        assert String.trim(next || "") == "```elixir",
+               "#{Path.basename(path)}:#{i + 1}: marker not followed by an elixir fence"
+      end
+    end
   end
 
   defp run_steps(steps, file) do
