@@ -42,7 +42,7 @@ defmodule DSPex.Optimizers.SIMBA.NumpyRandom do
     init_seq = s2 <<< 64 ||| s3
     inc = (init_seq <<< 1 ||| 1) &&& @m128
     st = %__MODULE__{state: 0, inc: inc} |> step()
-    %{st | state: (st.state + init_state) &&& @m128} |> step()
+    %{st | state: st.state + init_state &&& @m128} |> step()
   end
 
   defp words32(0), do: [0]
@@ -193,7 +193,7 @@ defmodule DSPex.Optimizers.SIMBA.NumpyRandom do
       # log(0) is -inf in C: the test passes
       v == 0 or
           :math.log(v) + :math.log(invalpha) - :math.log(a / (us * us) + b) <=
-          -lam + k * loglam - loggam(k + 1.0) ->
+            -lam + k * loglam - loggam(k + 1.0) ->
         {k, st}
 
       true ->
