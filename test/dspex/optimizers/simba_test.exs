@@ -14,6 +14,9 @@ defmodule DSPex.Optimizers.SIMBATest do
 
   @moduletag :tmp_dir
 
+  doctest DSPex.Optimizers.SIMBA.NumpyRandom
+  doctest DSPex.Optimizers.SIMBA.OfferFeedback
+
   setup_all do
     %{"runs" => runs} = "test/fixtures/simba/traces.json" |> File.read!() |> DSPex.JSON.decode!()
     {:ok, runs: runs}
