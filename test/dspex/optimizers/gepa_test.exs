@@ -267,4 +267,31 @@ defmodule DSPex.Optimizers.GEPATest do
     fronts = [{0, PySet.new([0, 1])}, {1, PySet.new([1, 2])}, {2, PySet.new([2])}]
     assert Pareto.dominators(fronts, [0.1, 0.5, 0.6]) == [1, 2]
   end
+
+  @tag capture_log: true
+  test "mix dspex.optimize --optimizer gepa over a loopback LM server", %{tmp_dir: dir} do
+    {:ok, srv} = S.start_lm_server()
+    train = Path.join(dir, "train.jsonl")
+
+    File.write!(
+      train,
+      Enum.map_join(S.dataset(8, 5), "", fn ex ->
+        DSPex.JSON.encode!(%{question: ex[:question], answer: ex[:answer]}) <> "\n"
+      end)
+    )
+
+    out = Path.join(dir, "qa.json")
+
+    args = ~w(--optimizer gepa --max-metric-calls 30 --program question->answer --train #{train}
+         --metric exact_match --lm openai/loopback --api-base #{S.lm_server_base(srv)} --no-cache
+         --no-progress --out #{out} --journal #{Path.join(dir, "j")})
+
+    stdout =
+      ExUnit.CaptureIO.capture_io(fn ->
+        ExUnit.CaptureIO.capture_io(:stderr, fn -> Mix.Tasks.Dspex.Optimize.run(args) end)
+      end)
+
+    assert stdout =~ "Status: finished"
+    assert {:ok, _} = DSPex.Program.load(DSPex.Predict.new("question -> answer"), out)
+  end
 end

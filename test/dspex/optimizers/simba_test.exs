@@ -292,4 +292,32 @@ defmodule DSPex.Optimizers.SIMBATest do
       )
     end
   end
+
+  @tag capture_log: true
+  test "mix dspex.optimize --optimizer simba over a loopback LM server", %{tmp_dir: dir} do
+    {:ok, srv} = S.start_lm_server()
+    train = Path.join(dir, "train.jsonl")
+
+    File.write!(
+      train,
+      Enum.map_join(S.dataset(8, 5), "", fn ex ->
+        DSPex.JSON.encode!(%{question: ex[:question], answer: ex[:answer]}) <> "\n"
+      end)
+    )
+
+    out = Path.join(dir, "qa.json")
+
+    args =
+      ~w(--optimizer simba --bsize 4 --num-candidates 2 --max-steps 2 --program question->answer --train #{train}
+         --metric exact_match --lm openai/loopback --api-base #{S.lm_server_base(srv)} --no-cache
+         --no-progress --out #{out} --journal #{Path.join(dir, "j")})
+
+    stdout =
+      ExUnit.CaptureIO.capture_io(fn ->
+        ExUnit.CaptureIO.capture_io(:stderr, fn -> Mix.Tasks.Dspex.Optimize.run(args) end)
+      end)
+
+    assert stdout =~ "Status: finished"
+    assert {:ok, _} = DSPex.Program.load(DSPex.Predict.new("question -> answer"), out)
+  end
 end
