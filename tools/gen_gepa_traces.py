@@ -13,6 +13,9 @@ tools/gen_mipro_traces.py with two scripted LMs DSPex's test reproduces:
     byte of sha256(system + "\\0" + last user message + "\\0" + message count) is
     < 128, else "wrong"; other output fields get "Let me think." -- so a new
     instruction changes the answers;
+  * in the "draft" world (the merge runs) a `draft` output is "Think v<K>." when its
+    predictor's instruction is "Instruction v<K>: ...", so changing the first predictor
+    changes the second one's prompt -- candidates then branch and GEPA merges them;
   * the reflection model answers the k-th reflection prompt (counting from 1) with a
     new instruction in one of four shapes (fenced, fenced with a language tag, one
     fence, no fence) -- see `reflection_reply`.
@@ -39,6 +42,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import warnings
@@ -64,6 +68,13 @@ STATE = {"reflections": 0, "prompts": [], "evaluations": []}
 
 
 def task_reply(messages):
+    system = messages[0]["content"]
+    fields = g.output_fields(system)
+    if STATE.get("world") == "draft" and fields == ["draft"]:
+        # the draft depends on its own instruction's variant, so a new draft
+        # instruction changes the answer prompt (and maybe the answer)
+        m = re.search(r"Instruction v(\d+):", system)
+        return {"draft": f"Think v{m.group(1)}." if m else "Let me think."}
     key = (messages[0]["content"] + "\x00" + messages[-1]["content"] + "\x00" + str(len(messages))).encode()
     ok = hashlib.sha256(key).digest()[0] < 128
     m = g.QUESTION.search(messages[-1]["content"])
@@ -125,8 +136,8 @@ def plain_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
     return 1.0 if gold.answer == pred.answer else 0.0
 
 
-def run(name, kind, metric, n_train, n_val, data_seed, init):
-    STATE.update(reflections=0, prompts=[], evaluations=[])
+def run(name, kind, metric, n_train, n_val, data_seed, init, world="hash"):
+    STATE.update(reflections=0, prompts=[], evaluations=[], world=world)
     data = g.dataset(n_train + n_val, data_seed)
     trainset, valset = data[:n_train], data[n_train:] if n_val else None
     orig = gepa_utils.DspyAdapter.evaluate
@@ -156,6 +167,7 @@ def run(name, kind, metric, n_train, n_val, data_seed, init):
         "name": name,
         "program": kind,
         "metric": metric,
+        "world": world,
         "n_train": n_train,
         "n_val": n_val,
         "data_seed": data_seed,
@@ -184,6 +196,8 @@ def main():
         run("predict_feedback", "predict", "feedback", 6, 5, 1, dict(max_metric_calls=60)),
         run("predict_plain_nomerge", "predict", "plain", 5, 0, 4, dict(max_metric_calls=40, use_merge=False)),
         run("two_use_merge", "two", "feedback", 6, 6, 3, dict(max_metric_calls=150)),
+        run("two_merge", "two", "feedback", 6, 6, 6, dict(max_metric_calls=150), world="draft"),
+        run("two_merge_rejected", "two", "feedback", 6, 6, 3, dict(max_metric_calls=150), world="draft"),
         run("two_all_components", "two", "feedback", 4, 5, 4, dict(max_full_evals=4, component_selector="all")),
         run("predict_auto_light", "predict", "feedback", 4, 3, 5, dict(auto="light", reflection_minibatch_size=2)),
     ]

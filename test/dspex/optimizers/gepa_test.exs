@@ -26,28 +26,39 @@ defmodule DSPex.Optimizers.GEPATest do
 
   # ------------------------------------------------------------------ the scripted world
 
-  def task_lm do
+  def task_lm(world \\ "hash") do
     Scripted.new(
       fn messages, _params, call ->
         system = content(hd(messages))
-        user = content(List.last(messages))
-        key = Enum.join([system, user, Integer.to_string(length(messages))], <<0>>)
-        <<b, _::binary>> = :crypto.hash(:sha256, key)
-
-        gold =
-          case Regex.run(~r/What is (\d+) plus (\d+)\?/, user) do
-            [_, a, c] -> Integer.to_string(String.to_integer(a) + String.to_integer(c))
-            _ -> "unknown"
-          end
-
-        answer = if b < 128, do: gold, else: "wrong"
-
-        Map.new(call.signature.outputs, fn f ->
-          {f.name, if(f.name == :answer, do: answer, else: "Let me think.")}
-        end)
+        task_fields(world, system, messages, call)
       end,
       model: "scripted/task"
     )
+  end
+
+  defp task_fields("draft", system, messages, %{signature: %{outputs: [%{name: :draft}]}} = call) do
+    case Regex.run(~r/Instruction v(\d+):/, system) do
+      [_, k] -> %{draft: "Think v#{k}."}
+      nil -> task_fields("hash", system, messages, call)
+    end
+  end
+
+  defp task_fields(_world, system, messages, call) do
+    user = content(List.last(messages))
+    key = Enum.join([system, user, Integer.to_string(length(messages))], <<0>>)
+    <<b, _::binary>> = :crypto.hash(:sha256, key)
+
+    gold =
+      case Regex.run(~r/What is (\d+) plus (\d+)\?/, user) do
+        [_, a, c] -> Integer.to_string(String.to_integer(a) + String.to_integer(c))
+        _ -> "unknown"
+      end
+
+    answer = if b < 128, do: gold, else: "wrong"
+
+    Map.new(call.signature.outputs, fn f ->
+      {f.name, if(f.name == :answer, do: answer, else: "Let me think.")}
+    end)
   end
 
   def reflection_lm do
@@ -111,7 +122,7 @@ defmodule DSPex.Optimizers.GEPATest do
           else: &__MODULE__.plain_metric/5
         ),
       reflection_lm: reflection_lm(),
-      task_model: task_lm(),
+      task_model: task_lm(run["world"]),
       valset: if(run["valset"] == [], do: nil, else: examples(run["valset"])),
       num_threads: 4,
       track_stats: true,
