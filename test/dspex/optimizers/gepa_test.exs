@@ -26,14 +26,53 @@ defmodule DSPex.Optimizers.GEPATest do
 
   # ------------------------------------------------------------------ the scripted world
 
-  def task_lm(world \\ "hash") do
-    Scripted.new(
-      fn messages, _params, call ->
-        system = content(hd(messages))
-        task_fields(world, system, messages, call)
-      end,
-      model: "scripted/task"
-    )
+  def task_lm(world \\ "hash", kill \\ nil) do
+    reply = fn messages, _params, call ->
+      task_fields(world, content(hd(messages)), messages, call)
+    end
+
+    reply = if kill, do: killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
+    Scripted.new(reply, model: "scripted/task")
+  end
+
+  defp kill_port_when_asked(job) do
+    receive do
+      {:kill_port, from, ref} ->
+        os_pid = DSPex.Optimize.status(job).engine_os_pid
+        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+        wait_dead(os_pid)
+        send(from, {ref, :killed})
+    after
+      60_000 -> flunk("the task LM never reached the kill call")
+    end
+  end
+
+  defp wait_dead(os_pid, tries \\ 200) do
+    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
+      {_, 0} when tries > 0 ->
+        Process.sleep(10)
+        wait_dead(os_pid, tries - 1)
+
+      _ ->
+        :ok
+    end
+  end
+
+  # calls `test` in and waits at the `at`-th call of the wrapped reply function
+  defp killing_reply(reply, at, test) do
+    calls = :counters.new(1, [])
+
+    fn messages, params, call ->
+      :counters.add(calls, 1, 1)
+
+      if :counters.get(calls, 1) == at do
+        ref = make_ref()
+        send(test, {:kill_port, self(), ref})
+        receive do: ({^ref, :killed} -> :ok)
+      end
+
+      reply.(messages, params, call)
+    end
   end
 
   defp task_fields("draft", system, messages, %{signature: %{outputs: [%{name: :draft}]}} = call) do
@@ -128,7 +167,9 @@ defmodule DSPex.Optimizers.GEPATest do
       track_stats: true,
       journal: Path.join(dir, run["name"] <> ".journal"),
       progress: false
-    ] ++ budget ++ more ++ extra
+    ]
+    |> Kernel.++(budget ++ more)
+    |> Keyword.merge(extra)
   end
 
   defp state(program) do
@@ -172,6 +213,21 @@ defmodule DSPex.Optimizers.GEPATest do
       {:ok, result} = GEPA.compile(S.program(run["program"]), examples(run["trainset"]), o)
       check(run, result, o)
     end
+  end
+
+  test "kill -9 of the port mid-trial: the job carries on and ends as DSPy did",
+       %{runs: runs, tmp_dir: dir} do
+    run = Enum.find(runs, &(&1["name"] == "two_merge"))
+    task = task_lm(run["world"], {40, self()})
+    o = opts(run, dir, task_model: task, num_threads: 1)
+
+    {:ok, job} =
+      DSPex.Optimize.start(GEPA, S.program(run["program"]), examples(run["trainset"]), o)
+
+    kill_port_when_asked(job)
+    {:ok, result} = DSPex.Optimize.await(job, 120_000)
+    assert DSPex.Optimize.status(job).restarts == 1
+    check(run, result, o)
   end
 
   test "a resumed job asks the reflection LM nothing twice", %{runs: runs, tmp_dir: dir} do

@@ -25,29 +25,69 @@ defmodule DSPex.Optimizers.SIMBATest do
   # ------------------------------------------------------------------ the scripted world
 
   # The task model: right when sha256(system, last user, count, rollout_id) starts < 128.
-  def task_lm do
-    Scripted.new(
-      fn messages, params, call ->
-        rollout = if params[:rollout_id] == nil, do: "None", else: "#{params[:rollout_id]}"
-        system = content(hd(messages))
-        user = content(List.last(messages))
-        key = Enum.join([system, user, Integer.to_string(length(messages)), rollout], <<0>>)
-        <<b, _::binary>> = :crypto.hash(:sha256, key)
+  def task_lm(kill \\ nil) do
+    reply = fn messages, params, call ->
+      rollout = if params[:rollout_id] == nil, do: "None", else: "#{params[:rollout_id]}"
+      system = content(hd(messages))
+      user = content(List.last(messages))
+      key = Enum.join([system, user, Integer.to_string(length(messages)), rollout], <<0>>)
+      <<b, _::binary>> = :crypto.hash(:sha256, key)
 
-        gold =
-          case Regex.run(~r/What is (\d+) plus (\d+)\?/, user) do
-            [_, a, c] -> Integer.to_string(String.to_integer(a) + String.to_integer(c))
-            _ -> "unknown"
-          end
+      gold =
+        case Regex.run(~r/What is (\d+) plus (\d+)\?/, user) do
+          [_, a, c] -> Integer.to_string(String.to_integer(a) + String.to_integer(c))
+          _ -> "unknown"
+        end
 
-        answer = if b < 128, do: gold, else: "wrong"
+      answer = if b < 128, do: gold, else: "wrong"
 
-        Map.new(call.signature.outputs, fn f ->
-          {f.name, if(f.name == :answer, do: answer, else: "Let me think.")}
-        end)
-      end,
-      model: "scripted/task"
-    )
+      Map.new(call.signature.outputs, fn f ->
+        {f.name, if(f.name == :answer, do: answer, else: "Let me think.")}
+      end)
+    end
+
+    reply = if kill, do: killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
+    Scripted.new(reply, model: "scripted/task")
+  end
+
+  defp kill_port_when_asked(job) do
+    receive do
+      {:kill_port, from, ref} ->
+        os_pid = DSPex.Optimize.status(job).engine_os_pid
+        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+        wait_dead(os_pid)
+        send(from, {ref, :killed})
+    after
+      60_000 -> flunk("the task LM never reached the kill call")
+    end
+  end
+
+  defp wait_dead(os_pid, tries \\ 200) do
+    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
+      {_, 0} when tries > 0 ->
+        Process.sleep(10)
+        wait_dead(os_pid, tries - 1)
+
+      _ ->
+        :ok
+    end
+  end
+
+  # calls `test` in and waits at the `at`-th call of the wrapped reply function
+  defp killing_reply(reply, at, test) do
+    calls = :counters.new(1, [])
+
+    fn messages, params, call ->
+      :counters.add(calls, 1, 1)
+
+      if :counters.get(calls, 1) == at do
+        ref = make_ref()
+        send(test, {:kill_port, self(), ref})
+        receive do: ({^ref, :killed} -> :ok)
+      end
+
+      reply.(messages, params, call)
+    end
   end
 
   # The prompt model: a rule per module named in the request.
@@ -94,7 +134,8 @@ defmodule DSPex.Optimizers.SIMBATest do
       num_threads: 4,
       journal: Path.join(dir, run["name"] <> ".journal"),
       progress: false
-    ] ++ extra
+    ]
+    |> Keyword.merge(extra)
   end
 
   defp state(program) do
@@ -173,6 +214,21 @@ defmodule DSPex.Optimizers.SIMBATest do
                  log["train_score"]
       end
     end
+  end
+
+  test "kill -9 of the port mid-trial: the job carries on, reuses the trial in flight and ends as DSPy did",
+       %{runs: runs, tmp_dir: dir} do
+    run = Enum.find(runs, &(&1["name"] == "predict_b4_c3"))
+    task = task_lm({30, self()})
+    o = opts(run, dir, task_model: task, num_threads: 1)
+    {:ok, job} = DSPex.Optimize.start(SIMBA, S.program(run["program"]), trainset(run), o)
+    kill_port_when_asked(job)
+    {:ok, result} = DSPex.Optimize.await(job, 120_000)
+    assert DSPex.Optimize.status(job).restarts == 1
+    assert parallel_calls(result) == run["parallel_calls"]
+    assert state(result.program) == run["best_program"]
+    # no run twice: the task LM saw exactly DSPy's calls
+    assert length(Scripted.requests(task)) == run["task_calls"]
   end
 
   test "a resumed job redoes no finished trial and no rule call", %{runs: runs, tmp_dir: dir} do
