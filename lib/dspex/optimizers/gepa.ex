@@ -980,8 +980,14 @@ defmodule DSPex.Optimizers.GEPA do
   # Runs the candidate on examples `ids` of `set`; each result: score, prediction, trace
   # (`[{name, inputs, outputs}]`), failed, example.
   defp exec(run, st, cand, set, ids, _traces?) do
-    lm = Module.get_lm(st.program) || st.opts[:task_model] || DSPex.Settings.get(:lm)
-    prog = build(st.program, cand) |> Module.set_lm(Run.metered(run, lm))
+    # each predictor keeps its own LM (metered); the others run with the task model
+    default = Run.metered(run, st.opts[:task_model] || DSPex.Settings.get(:lm))
+
+    prog =
+      st.program
+      |> build(cand)
+      |> Module.map_predictors(fn p -> %{p | lm: Meter.wrap(run.meter, p.lm) || default} end)
+
     metric = st.opts[:metric]
     failure = st.opts[:failure_score]
 

@@ -756,15 +756,20 @@ defmodule DSPex.Optimizers.SIMBA do
 
   # One candidate on a list of example indices: a trial whose tail is the raw scores.
   defp eval_trial(run, st, bi, ci, prog, indices) do
-    lm = Module.get_lm(st.student) || st.opts[:task_model] || DSPex.Settings.get(:lm)
-
     case next_trial(run, bi, ci) do
       {:replayed, _trial, told, run} ->
         {:ok, told.tail, avg(told.tail), run}
 
       {:trial, trial, run} ->
         fun = fn ->
-          prog = Module.set_lm(prog, Run.metered(run, lm))
+          # each predictor keeps its own LM (metered); the others run with the task model
+          default = Run.metered(run, st.opts[:task_model] || DSPex.Settings.get(:lm))
+
+          prog =
+            Module.map_predictors(prog, fn p ->
+              %{p | lm: Meter.wrap(run.meter, p.lm) || default}
+            end)
+
           outs = exec(st, for(i <- indices, do: {prog, %{}, i}))
           scores = for o <- outs, do: o.score
           %{score: avg(scores), tail: scores}
