@@ -11,6 +11,10 @@
 #      scores and best score (checked). DSPy runs at its default num_threads (8) and at
 #      THREADS; DSPex at THREADS.
 #
+#   3. SIMBA (bsize 32, 6 candidates, 8 steps) on the same data and server, DSPex vs
+#      DSPy: wall-time ratio; both must end with the same candidate scores (checked).
+#      SIMBA=0 skips it.
+#
 #   MIX_ENV=prod mix run bench/optimize.exs
 #
 # Environment: N (training examples, default 130: light's valset of 100), LATENCY (ms,
@@ -175,6 +179,141 @@ for {t, res} <- py do
       )
   end
 end
+
+simba_bench = fn ->
+  {bsize, cands, steps} = {32, 6, 8}
+  simba_metric = fn ex, pred -> if ex[:answer] == pred.answer, do: 1.0, else: 0.0 end
+
+  # SIMBA's rule model: a second loopback server answering every OfferFeedback request
+  # with the same advice (the task server knows only the task and MIPRO's proposers)
+  rules_server = fn ->
+    reply =
+      "[[ ## discussion ## ]]\nThe worse run guessed.\n\n[[ ## module_advice ## ]]\n" <>
+        ~s({"self": "Add the two numbers digit by digit."}) <> "\n\n[[ ## completed ## ]]"
+
+    body =
+      DSPex.JSON.encode!(%{
+        id: "chatcmpl-rules",
+        object: "chat.completion",
+        created: 0,
+        model: "rules",
+        choices: [
+          %{index: 0, message: %{role: "assistant", content: reply}, finish_reason: "stop"}
+        ],
+        usage: %{prompt_tokens: 1, completion_tokens: 1, total_tokens: 2}
+      })
+
+    route = fn _req ->
+      %{
+        status: 200,
+        delay_ms: if(latency > 0, do: latency),
+        headers: [{"content-type", "application/json"}],
+        body: body
+      }
+    end
+
+    {:ok, srv} =
+      DSPex.Test.LoopbackServer.start_link(
+        routes: %{"/v1/chat/completions" => route},
+        record: false
+      )
+
+    srv
+  end
+
+  dspex = fn ->
+    {:ok, srv} = S.start_lm_server(delay_ms: latency)
+    lm = lm_for.(srv)
+    rules = lm_for.(rules_server.())
+    journal = Path.join(System.tmp_dir!(), "dspex_simba_bench_#{System.os_time()}.journal")
+    t0 = System.monotonic_time(:microsecond)
+
+    {:ok, r} =
+      DSPex.Optimizers.SIMBA.compile(DSPex.Predict.new("question -> answer"), trainset,
+        metric: simba_metric,
+        task_model: lm,
+        prompt_model: rules,
+        bsize: bsize,
+        num_candidates: cands,
+        max_steps: steps,
+        num_threads: threads,
+        journal: journal,
+        chart: false,
+        progress: false
+      )
+
+    wall = System.monotonic_time(:microsecond) - t0
+    File.rm(journal)
+
+    %{
+      wall_us: wall,
+      scores: Enum.map(r.candidate_programs, & &1.score),
+      requests: S.lm_server_count(srv)
+    }
+  end
+
+  py = fn t ->
+    {:ok, srv} = S.start_lm_server(delay_ms: latency)
+
+    {out, status} =
+      System.cmd(
+        python,
+        [Path.join(__DIR__, "py/optimize_simba_bench.py"), S.lm_server_base(srv), data_path] ++
+          Enum.map([t, bsize, cands, steps], &to_string/1) ++
+          [S.lm_server_base(rules_server.())],
+        stderr_to_stdout: true
+      )
+
+    case Regex.run(~r/threads=\d+ seconds=([0-9.]+) best=\S+ candidates=(\S+)/, out) do
+      [_, sec, scores] ->
+        %{
+          wall_us: round(String.to_float(sec) * 1_000_000),
+          scores: scores |> String.split(",") |> Enum.map(&String.to_float/1),
+          requests: S.lm_server_count(srv) - 5
+        }
+
+      nil ->
+        IO.puts("DSPy SIMBA run failed (#{status}):\n" <> String.slice(out, -2000, 2000))
+        nil
+    end
+  end
+
+  IO.puts(
+    "\n3. SIMBA bsize #{bsize}, #{cands} candidates, #{steps} steps; load average #{load.()}"
+  )
+
+  runs = for _ <- 1..3, do: dspex.()
+  walls = runs |> Enum.map(& &1.wall_us) |> Enum.sort()
+  median = Enum.at(walls, 1)
+  d = hd(runs)
+
+  IO.puts(
+    "   | side | concurrency | wall (s), median of 3 | LM requests | same candidate scores | DSPy / DSPex |"
+  )
+
+  IO.puts("   |---|---|---|---|---|---|")
+
+  IO.puts(
+    "   | DSPex | #{threads} | #{Float.round(median / 1.0e6, 3)} | #{d.requests} | - | 1.0 |"
+  )
+
+  if python do
+    for t <- Enum.uniq([8, threads]) do
+      case py.(t) do
+        nil ->
+          IO.puts("   | DSPy | #{t} | n/a | | | |")
+
+        res ->
+          IO.puts(
+            "   | DSPy | #{t} | #{Float.round(res.wall_us / 1.0e6, 3)} | #{res.requests} | " <>
+              "#{if res.scores == d.scores, do: "yes", else: "NO"} | #{Float.round(res.wall_us / median, 2)}x |"
+          )
+      end
+    end
+  end
+end
+
+if System.get_env("SIMBA", "1") != "0", do: simba_bench.()
 
 IO.puts("\nload average at end #{load.()}")
 File.rm(data_path)

@@ -73,7 +73,12 @@ defmodule DSPex.Optimize do
 
   alias DSPex.Optimize.{Job, Spec}
 
-  @optimizers %{"mipro_v2" => DSPex.Optimizers.MIPROv2, "copro" => DSPex.Optimizers.COPRO}
+  @optimizers %{
+    "mipro_v2" => DSPex.Optimizers.MIPROv2,
+    "copro" => DSPex.Optimizers.COPRO,
+    "simba" => DSPex.Optimizers.SIMBA,
+    "gepa" => DSPex.Optimizers.GEPA
+  }
 
   @doc """
   Starts an optimizer job under `DSPex.Optimize.Supervisor` and returns `{:ok, job}`

@@ -1,5 +1,5 @@
 defmodule Mix.Tasks.Dspex.Optimize do
-  @shortdoc "Optimizes a DSPex program's instructions (MIPROv2, COPRO) as a resumable job"
+  @shortdoc "Optimizes a DSPex program's instructions (MIPROv2, COPRO, SIMBA, GEPA) as a resumable job"
 
   @moduledoc """
   Runs an instruction optimizer on a program and a training file, with budgets, a
@@ -13,10 +13,14 @@ defmodule Mix.Tasks.Dspex.Optimize do
       mix dspex.optimize --optimizer copro --breadth 6 --depth 2 --program "question -> answer" \\
         --train train.jsonl --metric MyApp.Metrics.match --lm openai/gpt-4o-mini --max-cost 2.50 \\
         --prices prices.json --out qa.json
+      mix dspex.optimize --optimizer simba --bsize 8 --max-steps 4 --program "question -> answer" \\
+        --train train.jsonl --metric exact_match --out qa.json
+      mix dspex.optimize --optimizer gepa --auto light --prompt-lm openai/gpt-4o \\
+        --program "question -> answer" --train train.jsonl --metric exact_match --out qa.json
 
   Options:
 
-    * `--optimizer` (required) — `mipro_v2` or `copro`;
+    * `--optimizer` (required) — `mipro_v2`, `copro`, `simba` or `gepa`;
     * `--program`, `--train`, `--metric`, `--inputs`, `--field`, `--fields` — as for
       `mix dspex.eval` (`--train` is a `.jsonl` or `.csv` file);
     * `--out PATH` — the best program, DSPy JSON (`DSPex.Optimize.Result.save/2`; the
@@ -31,6 +35,10 @@ defmodule Mix.Tasks.Dspex.Optimize do
       `--seed N`, `--max-bootstrapped-demos N`, `--max-labeled-demos N`,
       `--minibatch-size N`, `--no-minibatch`, `--minibatch-full-eval-steps N`;
       COPRO: `--breadth N`, `--depth N`, `--init-temperature T`;
+      SIMBA: `--bsize N`, `--num-candidates N`, `--max-steps N`, `--max-demos N`, `--seed N`;
+      GEPA: one of `--auto light|medium|heavy` (the default), `--max-metric-calls N`,
+      `--max-full-evals N`; `--reflection-minibatch-size N`, `--no-use-merge`, `--seed N`
+      (the reflection LM is `--prompt-lm`);
     * LMs: `--lm MODEL` (the task model; else the configured LM), `--prompt-lm MODEL`
       (the proposer; default the task model), `--api-base URL`, `--no-cache`;
     * `--max-concurrency N`, `--max-errors N`, `--no-progress`.
@@ -79,10 +87,22 @@ defmodule Mix.Tasks.Dspex.Optimize do
     cache: :boolean,
     max_concurrency: :integer,
     max_errors: :integer,
-    progress: :boolean
+    progress: :boolean,
+    bsize: :integer,
+    max_steps: :integer,
+    max_demos: :integer,
+    max_metric_calls: :integer,
+    max_full_evals: :integer,
+    reflection_minibatch_size: :integer,
+    use_merge: :boolean
   ]
 
-  @optimizers %{"mipro_v2" => DSPex.Optimizers.MIPROv2, "copro" => DSPex.Optimizers.COPRO}
+  @optimizers %{
+    "mipro_v2" => DSPex.Optimizers.MIPROv2,
+    "copro" => DSPex.Optimizers.COPRO,
+    "simba" => DSPex.Optimizers.SIMBA,
+    "gepa" => DSPex.Optimizers.GEPA
+  }
 
   @impl Mix.Task
   def run(args) do
@@ -182,7 +202,27 @@ defmodule Mix.Tasks.Dspex.Optimize do
 
         DSPex.Optimizers.COPRO ->
           Keyword.take(opts, [:breadth, :depth, :init_temperature])
+
+        DSPex.Optimizers.SIMBA ->
+          Keyword.take(opts, [:bsize, :num_candidates, :max_steps, :max_demos, :seed])
+
+        DSPex.Optimizers.GEPA ->
+          budget =
+            cond do
+              opts[:max_metric_calls] -> [max_metric_calls: opts[:max_metric_calls]]
+              opts[:max_full_evals] -> [max_full_evals: opts[:max_full_evals]]
+              true -> [auto: auto(opts[:auto]) || :light]
+            end
+
+          [reflection_lm: prompt] ++
+            budget ++ Keyword.take(opts, [:reflection_minibatch_size, :use_merge, :seed])
       end
+
+    # GEPA's proposer is its reflection LM
+    common =
+      if optimizer == DSPex.Optimizers.GEPA,
+        do: Keyword.delete(common, :prompt_model),
+        else: common
 
     Enum.reject(common ++ own, fn {k, v} -> v == nil and k not in [:auto] end)
   end
