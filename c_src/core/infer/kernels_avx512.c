@@ -73,7 +73,25 @@ static inline __m256i lanes_u8(__m256i u, __m256i y) { return _mm256_dpbusd_epi3
 #include "kernels_gemm.inc"
 KT_DOT(vdot_q8_0, mk_q8_0)
 KT_DOT(vdot_q4_0, mk_q4_0)
-KT_DOT(vdot_q4_1, mk_q4_1)
+
+/* Q4_1's decode kernel spelled out like the AVX2 one (one conversion for the four block
+ * constants); its 1 x 1 tile measured 20-40% slower. */
+static float vdot_q4_1(int64_t n, const void *w, const void *x) {
+    const uint8_t *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, a += 20, b += 36) {
+        uint32_t cw, cx;
+        memcpy(&cw, a, 4);
+        memcpy(&cx, b, 4);
+        __m128 c = _mm_cvtph_ps(_mm_setr_epi32((int)cw, (int)cx, 0, 0)); /* [d_w, m_w, d_x, s_x] */
+        __m128 p = _mm_mul_ps(c, _mm_movehl_ps(c, c));
+        summ += _mm_cvtss_f32(_mm_movehdup_ps(p));
+        __m256i d0 = lanes_u8(nibbles32(a + 4), _mm256_loadu_si256((const __m256i *)(b + 4)));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(p), _mm256_cvtepi32_ps(d0), acc);
+    }
+    return hsum_ps(acc) + summ;
+}
 KT_GEMM(gemm_q8_0, mk_q8_0, vdot_q8_0)
 KT_GEMM(gemm_q4_0, mk_q4_0, vdot_q4_0)
 KT_GEMM(gemm_q4_1, mk_q4_1, vdot_q4_1)
