@@ -60,6 +60,12 @@ static inline __m256i bits_to_bytes(uint32_t bits) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
 }
 
+#if defined(__clang__)
+#define KT_UNROLL4 _Pragma("clang loop unroll(full)")
+#else
+#define KT_UNROLL4 _Pragma("GCC unroll 4")
+#endif
+
 static inline uint32_t rd32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -216,7 +222,7 @@ static float vdot_q4_k(int64_t n, const void *w, const void *x) {
         __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), _mm_hadd_epi16(b_lo, b_hi));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         __m256i sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
+        KT_UNROLL4 for (int c = 0; c < 4; c++) {
             /* broadcast 16-bit scales 2c and 2c+1 */
             __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
             __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
@@ -258,7 +264,7 @@ static float vdot_q6_k(int64_t n, const void *w, const void *x) {
         __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
         __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(scales8)), 5);
         __m256i sumi = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
+        KT_UNROLL4 for (int h = 0; h < 2; h++) {
             __m256i la = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
             __m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
             __m256i hv = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
