@@ -53,20 +53,39 @@ static void mm_task(void *arg, int task, int thread) {
     }
 }
 
+/* Activation rows encoded for the weight type, one task per row (prefill batches). */
+typedef struct {
+    int vt;          /* encoding */
+    const float *x;  /* [T][n] */
+    uint8_t *xq;     /* [T][xrow] */
+    int64_t n;       /* row length */
+    size_t xrow;     /* encoded bytes per row */
+} q_job;
+
+static void q_task(void *arg, int t, int thread) {
+    (void)thread;
+    const q_job *q = arg;
+    dspex_quantize_row(q->vt, q->x + (int64_t)t * q->n, q->xq + (size_t)t * q->xrow, q->n);
+}
+
 void dspex_op_matmul(dspex_ctx *c, const dspex_weight *w, const float *x, int T, float *y, int64_t ystride) {
     const dspex_model *m = c->m;
     int vt = dspex_vec_dot_type(w->type);
+    int threads = dspex_pool_threads(m->pool);
     mm_job j = {m->kern.dot[w->type], m->kern.gemm[w->type], w, NULL, 0, T, y, ystride, 0};
     if (vt == DSPEX_T_F32) {
         j.xq = (const uint8_t *)x;
         j.xrow = (size_t)w->ne0 * sizeof(float);
     } else {
         j.xrow = dspex_row_bytes(vt, w->ne0);
-        for (int t = 0; t < T; t++) dspex_quantize_row(vt, x + (int64_t)t * w->ne0, c->xq + (size_t)t * j.xrow, w->ne0);
+        q_job q = {vt, x, c->xq, w->ne0, j.xrow};
+        if (threads > 1 && T >= 8)
+            dspex_pool_run(m->pool, T, q_task, &q);
+        else
+            for (int t = 0; t < T; t++) q_task(&q, t, 0);
         j.xq = c->xq;
     }
     /* small products are not worth waking the workers (~5 us each) */
-    int threads = dspex_pool_threads(m->pool);
     int64_t work = w->ne0 * w->ne1 * T;
     if (threads == 1 || work < (1 << 16)) {
         j.rows_per_task = w->ne1;
