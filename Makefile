@@ -56,7 +56,7 @@ else
 Q := @
 endif
 
-.PHONY: all native clean test ctest fuzz bench demo lint mix-test model infer-check
+.PHONY: all native clean test ctest ctest-simd fuzz bench demo lint mix-test model infer-check
 
 all: native
 native: $(NIF_SO) $(PORT_BIN)
@@ -107,6 +107,15 @@ $(CTEST_DIR)/test_%: test/c/test_%.c $(wildcard test/c/*.h) $(CTEST_CORE)
 ctest: $(CTEST_BIN)
 	@set -e; for t in $(CTEST_BIN); do echo "== $$(basename $$t)"; \
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+	@$(MAKE) --no-print-directory ctest-simd
+
+# The inference tests again with the SIMD kernels capped (DSPEX_SIMD=0: the scalar
+# reference table; avx2: no AVX-512), so every table this CPU runs meets llama.cpp's
+# reference within the same tolerances.
+CTEST_INFER := $(filter %/test_infer_forward %/test_infer_generate %/test_infer_kernels,$(CTEST_BIN))
+ctest-simd: $(CTEST_INFER)
+	@set -e; for s in 0 avx2; do for t in $(CTEST_INFER); do echo "== $$(basename $$t) DSPEX_SIMD=$$s"; \
+	  DSPEX_SIMD=$$s ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done; done
 
 # ---------------------------------------------------------------------------
 # Fuzzing: every fuzz/fuzz_*.c is a libFuzzer target over the core. Time-boxed.

@@ -3,6 +3,7 @@
  * multiply-add per block (K-quants: per sub-block scale, then the block scale). */
 #include "dspex/infer/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -221,7 +222,36 @@ int dspex_cpu_has_avx2(void) {
 #endif
 }
 
+int dspex_cpu_has_avx512vnni(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    /* leaf 7: EBX bit 16 AVX512F, 30 AVX512BW, 31 AVX512VL; ECX bit 11 AVX512_VNNI;
+     * XCR0 bits 5-7: the OS saves the opmask and upper ZMM state. */
+    if (!dspex_cpu_has_avx2()) return 0;
+    unsigned a, b, c, d;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6u) != 0xE6u) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned needb = (1u << 16) | (1u << 30) | (1u << 31);
+    return (b & needb) == needb && (c & (1u << 11)) != 0;
+#else
+    return 0;
+#endif
+}
+
+int dspex_simd_level(int simd) {
+    const char *e = getenv("DSPEX_SIMD");
+    int cap = 2;
+    if (e && (strcmp(e, "0") == 0 || strcmp(e, "scalar") == 0)) cap = 0;
+    if (e && strcmp(e, "avx2") == 0) cap = 1;
+    if (!simd) cap = 0;
+    int have = dspex_cpu_has_avx512vnni() ? 2 : dspex_cpu_has_avx2() ? 1 : 0;
+    return have < cap ? have : cap;
+}
+
 void dspex_kernels_select(dspex_kernels *k, int simd) {
     dspex_kernels_fill_scalar(k);
-    if (simd && dspex_cpu_has_avx2()) dspex_kernels_fill_avx2(k);
+    int level = dspex_simd_level(simd);
+    if (level >= 1) dspex_kernels_fill_avx2(k);
+    if (level >= 2) dspex_kernels_fill_avx512(k);
 }

@@ -60,6 +60,12 @@ static inline __m256i bits_to_bytes(uint32_t bits) {
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
 }
 
+#if defined(__clang__)
+#define KT_UNROLL4 _Pragma("clang loop unroll(full)")
+#else
+#define KT_UNROLL4 _Pragma("GCC unroll 4")
+#endif
+
 static inline uint32_t rd32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -216,7 +222,7 @@ static float vdot_q4_k(int64_t n, const void *w, const void *x) {
         __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), _mm_hadd_epi16(b_lo, b_hi));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         __m256i sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
+        KT_UNROLL4 for (int c = 0; c < 4; c++) {
             /* broadcast 16-bit scales 2c and 2c+1 */
             __m256i sl = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 1) << 8) | (4 * c))));
             __m256i sh = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((4 * c + 3) << 8) | (4 * c + 2))));
@@ -258,7 +264,7 @@ static float vdot_q6_k(int64_t n, const void *w, const void *x) {
         __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
         __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_cvtepi8_epi16(scales8)), 5);
         __m256i sumi = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
+        KT_UNROLL4 for (int h = 0; h < 2; h++) {
             __m256i la = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
             __m256i lb = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
             __m256i hv = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
@@ -287,6 +293,33 @@ static float vdot_q6_k(int64_t n, const void *w, const void *x) {
     return hsum_ps(acc);
 }
 
+/* ----------------------------------------------------------------------- tiles */
+
+/* Integer lanes for kernels_gemm.inc, with AVX2's sign trick (maddubs needs one unsigned
+ * operand): |w| times y carrying w's sign. */
+typedef struct {
+    __m256i w, aw; /* signed values and their magnitudes */
+} wq8;
+typedef __m256i yq8;
+static inline wq8 wq8_prep(__m256i w) { return (wq8){w, _mm256_sign_epi8(w, w)}; }
+static inline yq8 yq8_prep(__m256i y) { return y; }
+static inline __m256i lanes_q8(wq8 w, yq8 y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w.aw, _mm256_sign_epi8(y, w.w)), ones16());
+}
+typedef wq8 wq4;
+typedef yq8 yq4;
+static inline wq4 wq4_prep(__m256i nib) { return wq8_prep(_mm256_sub_epi8(nib, _mm256_set1_epi8(8))); }
+static inline yq4 yq4_prep(__m256i y) { return y; }
+static inline __m256i lanes_q4(wq4 w, yq4 y) { return lanes_q8(w, y); }
+static inline __m256i lanes_u8(__m256i u, __m256i y) { return dot_u8(u, y); }
+
+#define KT_RM 2 /* 16 ymm registers: 2 x 4 accumulators plus the operands */
+#define KT_RN 4
+#include "kernels_gemm.inc"
+KT_GEMM(gemm_q8_0, mk_q8_0, vdot_q8_0)
+KT_GEMM(gemm_q4_0, mk_q4_0, vdot_q4_0)
+KT_GEMM(gemm_q4_1, mk_q4_1, vdot_q4_1)
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -306,6 +339,9 @@ void dspex_kernels_fill_avx2(dspex_kernels *k) {
     k->dot[DSPEX_T_Q6_K] = vdot_q6_k;
     k->dot_f32 = dot_f32;
     k->axpy_f32 = axpy_f32;
+    k->gemm[DSPEX_T_Q8_0] = gemm_q8_0;
+    k->gemm[DSPEX_T_Q4_0] = gemm_q4_0;
+    k->gemm[DSPEX_T_Q4_1] = gemm_q4_1;
 }
 
 #else

@@ -20,15 +20,20 @@ void dspex_op_rmsnorm(float *y, const float *x, const float *w, int64_t n, int T
 
 /* ------------------------------------------------------------------ matmul */
 
+/* Weight rows are split into tasks; a task multiplies its rows by every activation row:
+ * with a tile kernel (gemm) in one call that loads each weight block once per few
+ * activation rows, otherwise one dot product per (row, activation) pair. The two give
+ * equal bits (see kernels.h), so the result does not depend on the path or the split. */
 typedef struct {
-    const dspex_vec_dot_fn dot; /* kernel for the weight type */
-    const dspex_weight *w;      /* weights */
-    const uint8_t *xq;          /* encoded activation rows */
-    size_t xrow;                /* bytes per activation row */
-    int T;                      /* rows */
-    float *y;                   /* output */
-    int64_t ystride;            /* output row stride */
-    int64_t rows_per_task;      /* output rows per task */
+    dspex_vec_dot_fn dot;  /* kernel for the weight type */
+    dspex_gemm_fn gemm;    /* tile kernel, or NULL */
+    const dspex_weight *w; /* weights */
+    const uint8_t *xq;     /* encoded activation rows */
+    size_t xrow;           /* bytes per activation row */
+    int T;                 /* rows */
+    float *y;              /* output */
+    int64_t ystride;       /* output row stride */
+    int64_t rows_per_task; /* output rows per task */
 } mm_job;
 
 static void mm_task(void *arg, int task, int thread) {
@@ -36,26 +41,51 @@ static void mm_task(void *arg, int task, int thread) {
     const mm_job *j = arg;
     int64_t r0 = (int64_t)task * j->rows_per_task, r1 = r0 + j->rows_per_task;
     if (r1 > j->w->ne1) r1 = j->w->ne1;
+    if (r0 >= r1) return;
+    const uint8_t *w0 = j->w->data + (size_t)r0 * j->w->row_bytes;
+    if (j->gemm) {
+        j->gemm(j->w->ne0, w0, j->w->row_bytes, (int)(r1 - r0), j->xq, j->xrow, j->T, j->y + r0, j->ystride);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = j->w->data + (size_t)r * j->w->row_bytes;
         for (int t = 0; t < j->T; t++) j->y[t * j->ystride + r] = j->dot(j->w->ne0, wr, j->xq + (size_t)t * j->xrow);
     }
 }
 
+/* Activation rows encoded for the weight type, one task per row (prefill batches). */
+typedef struct {
+    int vt;          /* encoding */
+    const float *x;  /* [T][n] */
+    uint8_t *xq;     /* [T][xrow] */
+    int64_t n;       /* row length */
+    size_t xrow;     /* encoded bytes per row */
+} q_job;
+
+static void q_task(void *arg, int t, int thread) {
+    (void)thread;
+    const q_job *q = arg;
+    dspex_quantize_row(q->vt, q->x + (int64_t)t * q->n, q->xq + (size_t)t * q->xrow, q->n);
+}
+
 void dspex_op_matmul(dspex_ctx *c, const dspex_weight *w, const float *x, int T, float *y, int64_t ystride) {
     const dspex_model *m = c->m;
     int vt = dspex_vec_dot_type(w->type);
-    mm_job j = {m->kern.dot[w->type], w, NULL, 0, T, y, ystride, 0};
+    int threads = dspex_pool_threads(m->pool);
+    mm_job j = {m->kern.dot[w->type], m->kern.gemm[w->type], w, NULL, 0, T, y, ystride, 0};
     if (vt == DSPEX_T_F32) {
         j.xq = (const uint8_t *)x;
         j.xrow = (size_t)w->ne0 * sizeof(float);
     } else {
         j.xrow = dspex_row_bytes(vt, w->ne0);
-        for (int t = 0; t < T; t++) dspex_quantize_row(vt, x + (int64_t)t * w->ne0, c->xq + (size_t)t * j.xrow, w->ne0);
+        q_job q = {vt, x, c->xq, w->ne0, j.xrow};
+        if (threads > 1 && T >= 8)
+            dspex_pool_run(m->pool, T, q_task, &q);
+        else
+            for (int t = 0; t < T; t++) q_task(&q, t, 0);
         j.xq = c->xq;
     }
     /* small products are not worth waking the workers (~5 us each) */
-    int threads = dspex_pool_threads(m->pool);
     int64_t work = w->ne0 * w->ne1 * T;
     if (threads == 1 || work < (1 << 16)) {
         j.rows_per_task = w->ne1;
@@ -64,7 +94,7 @@ void dspex_op_matmul(dspex_ctx *c, const dspex_weight *w, const float *x, int T,
     }
     int64_t tasks = (int64_t)threads * 8; /* 8 chunks per thread balances uneven progress */
     j.rows_per_task = (w->ne1 + tasks - 1) / tasks;
-    if (j.rows_per_task < 4) j.rows_per_task = 4;
+    j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3; /* whole tiles of 4 rows */
     dspex_pool_run(m->pool, (int)((w->ne1 + j.rows_per_task - 1) / j.rows_per_task), mm_task, &j);
 }
 

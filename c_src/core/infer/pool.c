@@ -1,9 +1,17 @@
-/* Thread pool for the forward pass. See include/dspex/infer/pool.h. */
+/* Thread pool for the forward pass. See include/dspex/infer/pool.h.
+ *
+ * Tasks are claimed through one 64-bit word, `claim` = (run generation << 32) | next task
+ * index, with compare-and-swap: a claim names the run it belongs to, so a worker that
+ * was descheduled in the middle of a run can never take a task of a later run by
+ * mistake. The caller therefore waits only for the tasks to finish, never for every
+ * worker to check in: on a loaded machine a preempted worker costs the run nothing
+ * unless it holds a task (the caller does the rest itself). */
 #include "dspex/infer/pool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -13,7 +21,8 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_LOOPS 2000 /* ~50 us of pause before a worker sleeps */
+#define SPIN_LOOPS 2000        /* ~50 us of pause before a worker sleeps */
+#define IDX_SETUP 0xFFFFFFFFu /* claim index while a run is being set up */
 
 typedef struct {
     dspex_pool *pool; /* back pointer */
@@ -22,51 +31,67 @@ typedef struct {
 } worker;
 
 struct dspex_pool {
-    int n;                   /* threads including the caller */
-    worker *w;               /* [n-1] */
-    pthread_mutex_t run_mu;  /* one run at a time */
-    pthread_mutex_t mu;      /* guards sleeping workers */
-    pthread_cond_t cv;       /* wakes them */
-    int sleeping;            /* workers blocked on cv (under mu) */
-    atomic_uint gen;         /* bumped for each run */
-    atomic_int stop;         /* set on free */
-    dspex_task_fn fn;        /* current run: the task function */
-    void *arg;               /* its argument */
-    int n_tasks;             /* its task count */
-    atomic_int next;         /* next task index to hand out */
-    atomic_int done;         /* workers finished with the current run */
+    int n;                        /* threads including the caller */
+    worker *w;                    /* [n-1] */
+    pthread_mutex_t run_mu;       /* one run at a time */
+    pthread_mutex_t mu;           /* sleeping workers wait on cv under it */
+    pthread_cond_t cv;            /* wakes them */
+    atomic_int sleeping;          /* workers about to block or blocked on cv */
+    atomic_int stop;              /* set on free */
+    _Atomic uint64_t claim;       /* (generation << 32) | next task index */
+    uint32_t gen;                 /* last generation started (under run_mu) */
+    _Atomic(dspex_task_fn) fn;    /* current run: the task function */
+    _Atomic(void *) arg;          /* its argument */
+    atomic_int n_tasks;           /* its task count */
+    atomic_int finished;          /* its tasks completed */
 };
 
-static void work(dspex_pool *p, int thread) {
+static inline uint32_t gen_of(uint64_t c) { return (uint32_t)(c >> 32); }
+
+/* Claims and runs tasks of generation g until none are left or a later run started. */
+static void work(dspex_pool *p, uint32_t g, int thread) {
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= p->n_tasks) break;
-        p->fn(p->arg, t, thread);
+        uint64_t c = atomic_load(&p->claim);
+        if (gen_of(c) != g) return;
+        uint32_t idx = (uint32_t)c;
+        if (idx == IDX_SETUP) { /* the caller is still publishing run g */
+            CPU_RELAX();
+            continue;
+        }
+        /* read before the claim: if the claim succeeds the word still said (g, idx), so
+         * no later run had begun its set-up, and these are run g's values */
+        dspex_task_fn fn = atomic_load(&p->fn);
+        void *arg = atomic_load(&p->arg);
+        if (idx >= (uint32_t)atomic_load(&p->n_tasks)) return;
+        if (!atomic_compare_exchange_weak(&p->claim, &c, c + 1)) continue;
+        fn(arg, (int)idx, thread);
+        atomic_fetch_add(&p->finished, 1);
     }
 }
 
 static void *worker_main(void *a) {
     worker *w = a;
     dspex_pool *p = w->pool;
-    unsigned seen = 0;
+    uint32_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop)) {
+        while (gen_of(atomic_load(&p->claim)) == seen && !atomic_load(&p->stop)) {
             if (++spins < SPIN_LOOPS) {
                 CPU_RELAX();
                 continue;
             }
+            /* announce first, then re-check: with both sides sequentially consistent, a
+             * run either sees sleeping > 0 (and broadcasts under mu) or this check sees
+             * its new generation; no wakeup is lost */
             pthread_mutex_lock(&p->mu);
-            p->sleeping++;
-            while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !atomic_load(&p->stop))
-                pthread_cond_wait(&p->cv, &p->mu);
-            p->sleeping--;
+            atomic_fetch_add(&p->sleeping, 1);
+            while (gen_of(atomic_load(&p->claim)) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleeping, 1);
             pthread_mutex_unlock(&p->mu);
         }
         if (atomic_load(&p->stop)) return NULL;
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        work(p, w->id);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        seen = gen_of(atomic_load(&p->claim));
+        work(p, seen, w->id);
     }
 }
 
@@ -79,10 +104,13 @@ dspex_pool *dspex_pool_new(int n_threads) {
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    atomic_init(&p->gen, 0);
+    atomic_init(&p->sleeping, 0);
     atomic_init(&p->stop, 0);
-    atomic_init(&p->next, 0);
-    atomic_init(&p->done, 0);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->arg, NULL);
+    atomic_init(&p->n_tasks, 0);
+    atomic_init(&p->finished, 0);
     if (n_threads > 1) {
         p->w = calloc((size_t)n_threads - 1, sizeof(worker));
         if (p->w == NULL) {
@@ -124,22 +152,27 @@ void dspex_pool_run(dspex_pool *p, int n_tasks, dspex_task_fn fn, void *arg) {
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    p->fn = fn;
-    p->arg = arg;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    if (p->sleeping) pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    work(p, 0);
+    /* every task of the previous run has finished, so no worker is inside one; a
+     * straggler can only be reading the claim word, and the set-up state stops it */
+    uint64_t g = ++p->gen;
+    atomic_store(&p->claim, (g << 32) | IDX_SETUP);
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->arg, arg);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->finished, 0);
+    atomic_store(&p->claim, g << 32); /* spinning workers start now, without a lock */
+    if (atomic_load(&p->sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work(p, (uint32_t)g, 0);
     int spins = 0;
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) {
+    while (atomic_load(&p->finished) < n_tasks) {
         if (++spins < SPIN_LOOPS)
             CPU_RELAX();
         else
-            sched_yield(); /* a worker was descheduled: let it run */
+            sched_yield(); /* a worker holding a task was descheduled: let it run */
     }
     pthread_mutex_unlock(&p->run_mu);
 }
