@@ -1,54 +1,95 @@
 /* Local GGUF inference bindings (c_src/core/infer). Two resource types:
  *   model: a loaded dspex_model, refcounted by the VM, shared by any processes, freed
- *          (threads joined, file unmapped) when the last reference is collected;
+ *          (threads joined, file unmapped) when the last reference is collected; it also
+ *          owns the model's prefix cache (prefix_cache.h), its batch (batch.h: the
+ *          generations decoded together, created on first use) and the pid of the
+ *          process that drives the batch (DSPex.Local.Batcher);
  *   gen:   one generation (KV cache, sampler, text), holding a reference to its model.
+ *          A generation in the batch is stepped only by local_batch_step; the batch does
+ *          not keep it alive (no reference cycle): its destructor leaves the batch.
  * Everything that can take more than ~1 ms runs on a dirty CPU scheduler: load, inspect,
- * eval_logprobs and generation steps always; tokenize, detokenize and chat rendering when
- * their input is large. A generation advances in slices of about budget_ms per call (the
- * Elixir side loops, streams and stops when its caller dies or cancels), so no scheduler
- * is held for long. The resource types live in the NIF's private data (slots below). */
+ * eval_logprobs, generation and batch steps always; tokenize, detokenize and chat
+ * rendering by the one rule (nif_sched.c) on their input's size. A generation advances
+ * in slices of about budget_ms per call (the Elixir side loops, streams and stops when
+ * its caller dies or cancels), so no scheduler is held for long. The resource types live
+ * in the NIF's private data (slots below). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "dspex/infer/batch.h"
 #include "dspex/infer/chat.h"
 #include "dspex/infer/embed.h"
 #include "dspex/infer/generate.h"
 #include "nif_local.h"
 
-#define DIRTY_TEXT_BYTES 1024 /* tokenize: ~0.4 us/byte measured (BPE, 49k vocab), so 1 KiB ~ 0.4 ms */
-#define DIRTY_IDS 4096        /* detokenize: ~0.13 us/id, 4096 ids ~ 0.5 ms */
+#define COST_TOKENIZE_BYTE 400u /* work units (ns) per text byte: ~0.4 us measured (BPE, 49k vocab) */
+#define COST_DETOKENIZE_ID 130u /* per token id: ~0.13 us */
 #define MAX_PATH_BYTES 4096
 #define MAX_TOP 1000          /* eval_logprobs top-k bound */
 #define ERRLEN 256
+
+typedef struct local_gen local_gen;
 
 struct local_model {
     dspex_model *m;     /* owned */
     dspex_gvocab *gv;   /* token index for grammars (owned, built on first use) */
     ErlNifMutex *gv_mu; /* guards gv's construction */
+    dspex_prefix_cache *pc; /* shared-prefix KV reuse (owned; capacity 0 = off) */
+    ErlNifMutex *batch_mu;  /* guards the batch and its members (held during a step) */
+    dspex_batch *batch;     /* generations decoded together (owned, created on first join) */
+    local_gen **members;    /* [max_seqs] the batch's generations (not referenced) */
+    int32_t max_seqs, batch_tokens;
+    ErlNifMutex *info_mu;   /* guards the fields below (never held long) */
+    ErlNifPid driver;       /* the process that steps the batch */
+    int has_driver;
+    dspex_batch_stats bstats; /* a copy of the batch's counters after its last step */
+    int32_t active;         /* members after the last step */
 };
 
-typedef struct {
+struct local_gen {
     dspex_gen *g;          /* owned */
     local_model *model;    /* kept alive while the generation exists */
     ErlNifMutex *mu;       /* one step at a time */
     size_t reported;       /* generated tokens already returned */
     dspex_matcher *matcher; /* grammar-constrained decoding (owned), or NULL */
-} local_gen;
+    int in_batch;          /* a member of model->batch (guarded by model->batch_mu) */
+    long id;               /* the caller's id for it in the batch */
+};
 
 static void model_dtor(ErlNifEnv *env, void *obj) {
     (void)env;
     local_model *lm = obj;
+    dspex_batch_free(lm->batch); /* empty: every member held a reference to the model */
+    free(lm->members);
+    dspex_prefix_cache_free(lm->pc);
     dspex_model_free(lm->m);
     lm->m = NULL;
     dspex_gvocab_release(lm->gv);
     if (lm->gv_mu) enif_mutex_destroy(lm->gv_mu);
+    if (lm->batch_mu) enif_mutex_destroy(lm->batch_mu);
+    if (lm->info_mu) enif_mutex_destroy(lm->info_mu);
+}
+
+/* Takes lg out of its model's batch; call with batch_mu held. */
+static void batch_drop(local_model *lm, local_gen *lg) {
+    if (!lg->in_batch) return;
+    dspex_batch_remove(lm->batch, lg->g);
+    for (int32_t i = 0; i < lm->max_seqs; i++)
+        if (lm->members[i] == lg) lm->members[i] = NULL;
+    lg->in_batch = 0;
 }
 
 static void gen_dtor(ErlNifEnv *env, void *obj) {
     (void)env;
     local_gen *lg = obj;
+    if (lg->model && lg->model->batch_mu) {
+        enif_mutex_lock(lg->model->batch_mu);
+        batch_drop(lg->model, lg);
+        enif_mutex_unlock(lg->model->batch_mu);
+    }
     dspex_gen_free(lg->g);
     dspex_matcher_free(lg->matcher); /* after the generation that calls it */
     if (lg->mu) enif_mutex_destroy(lg->mu);
@@ -65,8 +106,6 @@ int dspex_nif_local_init(ErlNifEnv *env, DspexNifPriv *priv) {
 /* ------------------------------------------------------------------ helpers */
 
 static ERL_NIF_TERM err_term(ErlNifEnv *env, ERL_NIF_TERM type, const char *msg) { return dspex_error(env, type, msg, -1); }
-
-static int on_dirty(void) { return enif_thread_type() == ERL_NIF_THR_DIRTY_CPU_SCHEDULER; }
 
 static local_model *get_model(ErlNifEnv *env, ERL_NIF_TERM t) {
     local_model *lm;
@@ -157,12 +196,21 @@ ERL_NIF_TERM dspex_nif_local_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         free(path);
         return dspex_raise_badarg(env, "local_load/2: options must be a map");
     }
-    double threads = 1;
+    double threads = 1, prefix = 0, max_seqs = 8, batch_tokens = 128;
     int simd = 1;
     if (map_num(env, argv[1], a->lo_threads, &threads) < 0 || map_bool(env, argv[1], a->lo_simd, &simd) < 0 ||
         threads < 1 || threads > DSPEX_POOL_MAX_THREADS) {
         free(path);
         return dspex_raise_badarg(env, "local_load/2: threads must be an integer in 1..256 and simd a boolean");
+    }
+    if (map_num(env, argv[1], enif_make_atom(env, "prefix_cache"), &prefix) < 0 ||
+        map_num(env, argv[1], enif_make_atom(env, "max_seqs"), &max_seqs) < 0 ||
+        map_num(env, argv[1], enif_make_atom(env, "batch_tokens"), &batch_tokens) < 0 || !(prefix >= 0) ||
+        prefix > 1e15 || max_seqs < 1 || max_seqs > DSPEX_BATCH_MAX_SEQS || batch_tokens < max_seqs ||
+        batch_tokens > 512) {
+        free(path);
+        return dspex_raise_badarg(env, "local_load/2: prefix_cache must be bytes >= 0, max_seqs in 1..256 and "
+                                       "batch_tokens in max_seqs..512");
     }
     dspex_model_params mp = {(int)threads, simd};
     char err[ERRLEN];
@@ -174,12 +222,19 @@ ERL_NIF_TERM dspex_nif_local_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         dspex_model_free(m);
         return err_term(env, a->lo_model_load, "out of memory");
     }
+    memset(lm, 0, sizeof(*lm));
     lm->m = m;
-    lm->gv = NULL;
     lm->gv_mu = enif_mutex_create("dspex_local_gvocab");
+    lm->batch_mu = enif_mutex_create("dspex_local_batch");
+    lm->info_mu = enif_mutex_create("dspex_local_info");
+    lm->max_seqs = (int32_t)max_seqs;
+    lm->batch_tokens = (int32_t)batch_tokens;
+    lm->members = calloc((size_t)lm->max_seqs, sizeof(local_gen *));
+    lm->pc = m->vocab_only ? NULL : dspex_prefix_cache_new(m, (size_t)prefix);
     ERL_NIF_TERM t = enif_make_resource(env, lm);
     enif_release_resource(lm);
-    if (lm->gv_mu == NULL) return enif_raise_exception(env, a->out_of_memory);
+    if (lm->gv_mu == NULL || lm->batch_mu == NULL || lm->info_mu == NULL || lm->members == NULL || (!m->vocab_only && lm->pc == NULL))
+        return enif_raise_exception(env, a->out_of_memory);
     return dspex_ok(env, t);
 }
 
@@ -363,9 +418,9 @@ static ERL_NIF_TERM do_tokenize(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 
 ERL_NIF_TERM dspex_nif_local_tokenize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     ErlNifBinary text;
-    if (enif_inspect_binary(env, argv[1], &text) && text.size > DIRTY_TEXT_BYTES && !on_dirty())
-        return enif_schedule_nif(env, "local_tokenize_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_tokenize, argc, argv);
-    return do_tokenize(env, argc, argv);
+    dspex_work w = {0};
+    if (enif_inspect_binary(env, argv[1], &text)) dspex_work_add(&w, text.size * COST_TOKENIZE_BYTE);
+    return dspex_run(env, &w, "local_tokenize", do_tokenize, argc, argv);
 }
 
 static ERL_NIF_TERM do_detokenize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
@@ -398,9 +453,9 @@ static ERL_NIF_TERM do_detokenize(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
 
 ERL_NIF_TERM dspex_nif_local_detokenize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     unsigned n;
-    if (enif_get_list_length(env, argv[1], &n) && n > DIRTY_IDS && !on_dirty())
-        return enif_schedule_nif(env, "local_detokenize_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_detokenize, argc, argv);
-    return do_detokenize(env, argc, argv);
+    dspex_work w = {0};
+    if (enif_get_list_length(env, argv[1], &n)) dspex_work_add(&w, (size_t)n * COST_DETOKENIZE_ID);
+    return dspex_run(env, &w, "local_detokenize", do_detokenize, argc, argv);
 }
 
 /* ------------------------------------------------------------------ chat templates */
@@ -497,12 +552,10 @@ static ERL_NIF_TERM do_chat_render(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
 }
 
 ERL_NIF_TERM dspex_nif_local_chat_render(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
-    unsigned n;
-    if (enif_get_list_length(env, argv[1], &n) && n > 64 && !on_dirty())
-        return enif_schedule_nif(env, "local_chat_render_dirty", ERL_NIF_DIRTY_JOB_CPU_BOUND, do_chat_render, argc, argv);
-    /* long contents: measured by the render itself; a list of <= 64 messages of any size is
-     * one linear copy, well under 1 ms for up to ~1 MB */
-    return do_chat_render(env, argc, argv);
+    /* the messages are converted and copied once into the rendered text */
+    dspex_work w = {0};
+    dspex_work_term(env, &w, argv[1], DSPEX_COST_COPY_BYTE);
+    return dspex_run(env, &w, "local_chat_render", do_chat_render, argc, argv);
 }
 
 /* ------------------------------------------------------------------ eval_logprobs */
@@ -605,7 +658,7 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
     ERL_NIF_TERM p = argv[2];
     double temp = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, rep = 1.0, rep_n = 64, freq = 0, pres = 0, seed = 0,
            max_tokens = 256, n_ctx = 2048;
-    int ignore = 0;
+    int ignore = 0, batched = 0;
     struct {
         ERL_NIF_TERM key;
         double *v;
@@ -618,7 +671,8 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
             free(ids);
             return dspex_raise_badarg(env, "local_gen_new/3: sampling parameters must be numbers");
         }
-    if (map_bool(env, p, a->lo_ignore_eos, &ignore) < 0 || max_tokens < 1 || max_tokens > 1e9 || n_ctx < 1 ||
+    if (map_bool(env, p, a->lo_ignore_eos, &ignore) < 0 || map_bool(env, p, enif_make_atom(env, "batched"), &batched) < 0 ||
+        max_tokens < 1 || max_tokens > 1e9 || n_ctx < 1 ||
         n_ctx > DSPEX_CTX_MAX || top_k > 1e9 || rep_n > 1e9 || rep_n < -1 || seed < 0) {
         free(ids);
         return dspex_raise_badarg(env, "local_gen_new/3: max_tokens, n_ctx, top_k, repeat_last_n or seed out of range");
@@ -664,7 +718,7 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
     dspex_gen_params gp = {{(float)temp, (int32_t)top_k, (float)top_p, (float)min_p, (float)rep, (int32_t)rep_n,
                             (float)freq, (float)pres, (uint64_t)seed},
                            (int32_t)max_tokens, ignore, (const char *const *)stops, n_stops,
-                           matcher ? dspex_matcher_hook : NULL, matcher};
+                           matcher ? dspex_matcher_hook : NULL, matcher, lm->pc, batched ? 1 : 0};
     char err[ERRLEN];
     dspex_gen *g = dspex_gen_new(lm->m, ids, (size_t)n, (int32_t)n_ctx, &gp, err, sizeof(err));
     for (size_t i = 0; i < n_stops; i++) free(stops[i]);
@@ -691,6 +745,24 @@ ERL_NIF_TERM dspex_nif_local_gen_new(ErlNifEnv *env, int argc, const ERL_NIF_TER
     return dspex_ok(env, t);
 }
 
+/* {status, new token ids, new final text} of a generation since the last report. */
+static ERL_NIF_TERM gen_delta(ErlNifEnv *env, local_gen *lg) {
+    const DspexAtoms *a = dspex_atoms(env);
+    size_t nt, k;
+    const int32_t *toks = dspex_gen_tokens(lg->g, &nt);
+    ERL_NIF_TERM ids = id_list(env, toks + lg->reported, nt - lg->reported);
+    lg->reported = nt;
+    const char *txt = dspex_gen_take_text(lg->g, &k);
+    ERL_NIF_TERM status;
+    switch (lg->g->finish) {
+    case DSPEX_FINISH_NONE: status = a->lo_running; break;
+    case DSPEX_FINISH_LENGTH: status = enif_make_tuple2(env, a->lo_done, a->lo_length); break;
+    case DSPEX_FINISH_CONTEXT: status = enif_make_tuple2(env, a->lo_done, a->lo_context_full); break;
+    default: status = enif_make_tuple2(env, a->lo_done, a->lo_stop); break;
+    }
+    return enif_make_tuple3(env, status, ids, bin(env, txt, k));
+}
+
 ERL_NIF_TERM dspex_nif_local_gen_step(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     const DspexAtoms *a = dspex_atoms(env);
@@ -704,27 +776,214 @@ ERL_NIF_TERM dspex_nif_local_gen_step(ErlNifEnv *env, int argc, const ERL_NIF_TE
         budget = (double)lb;
     }
     if (enif_mutex_trylock(lg->mu) != 0) return err_term(env, a->lo_busy, "another process is stepping this generation");
+    enif_mutex_lock(lg->model->batch_mu);
+    int in_batch = lg->in_batch;
+    enif_mutex_unlock(lg->model->batch_mu);
+    if (in_batch) {
+        enif_mutex_unlock(lg->mu);
+        return err_term(env, a->lo_busy, "this generation is stepped by its model's batch");
+    }
     char err[ERRLEN];
     ERL_NIF_TERM res;
     if (dspex_gen_step(lg->g, budget, err, sizeof(err)) != 0) {
         res = err_term(env, strstr(err, "context") ? a->lo_context_window : a->lo_inference, err);
     } else {
-        size_t nt, k;
-        const int32_t *toks = dspex_gen_tokens(lg->g, &nt);
-        ERL_NIF_TERM ids = id_list(env, toks + lg->reported, nt - lg->reported);
-        lg->reported = nt;
-        const char *txt = dspex_gen_take_text(lg->g, &k);
-        ERL_NIF_TERM status;
-        switch (lg->g->finish) {
-        case DSPEX_FINISH_NONE: status = a->lo_running; break;
-        case DSPEX_FINISH_LENGTH: status = enif_make_tuple2(env, a->lo_done, a->lo_length); break;
-        case DSPEX_FINISH_CONTEXT: status = enif_make_tuple2(env, a->lo_done, a->lo_context_full); break;
-        default: status = enif_make_tuple2(env, a->lo_done, a->lo_stop); break;
-        }
-        res = enif_make_tuple3(env, status, ids, bin(env, txt, k));
+        res = gen_delta(env, lg);
     }
     enif_mutex_unlock(lg->mu);
     return res;
+}
+
+/* ------------------------------------------------------------------ batching */
+
+static local_gen *get_gen(ErlNifEnv *env, ERL_NIF_TERM t) {
+    local_gen *lg;
+    return enif_get_resource(env, t, dspex_priv(env)->local_gen_type, (void **)&lg) ? lg : NULL;
+}
+
+/* local_driver(model): the pid stepping the model's batch, or nil. */
+ERL_NIF_TERM dspex_nif_local_driver(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    local_model *lm = get_model(env, argv[0]);
+    if (lm == NULL) return dspex_raise_badarg(env, "local_driver/1 expects a model");
+    enif_mutex_lock(lm->info_mu);
+    ERL_NIF_TERM r = lm->has_driver ? enif_make_pid(env, &lm->driver) : dspex_atoms(env)->nil;
+    enif_mutex_unlock(lm->info_mu);
+    return r;
+}
+
+/* local_driver_claim(model, expected, pid): sets the driver to pid (or nil) when the
+ * current one is `expected` (a pid or nil); true when it did. */
+ERL_NIF_TERM dspex_nif_local_driver_claim(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = get_model(env, argv[0]);
+    ErlNifPid want, next;
+    int want_nil = enif_is_identical(argv[1], a->nil), next_nil = enif_is_identical(argv[2], a->nil);
+    if (lm == NULL || (!want_nil && !enif_get_local_pid(env, argv[1], &want)) ||
+        (!next_nil && !enif_get_local_pid(env, argv[2], &next)))
+        return dspex_raise_badarg(env, "local_driver_claim/3 expects a model and two pids (or nil)");
+    enif_mutex_lock(lm->info_mu);
+    int same = want_nil ? !lm->has_driver
+                        : lm->has_driver && enif_is_identical(enif_make_pid(env, &lm->driver), argv[1]);
+    if (same) {
+        lm->has_driver = !next_nil;
+        if (!next_nil) lm->driver = next;
+    }
+    enif_mutex_unlock(lm->info_mu);
+    return same ? a->true_ : a->false_;
+}
+
+/* local_batch_join(model, gen, id): the generation (made with batched: true) joins the
+ * model's batch; :ok, or {:error, {:busy, message, nil}} when the batch is full. */
+ERL_NIF_TERM dspex_nif_local_batch_join(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = get_model(env, argv[0]);
+    local_gen *lg = get_gen(env, argv[1]);
+    long id;
+    if (lm == NULL || lg == NULL || lg->model != lm || !enif_get_long(env, argv[2], &id))
+        return dspex_raise_badarg(env, "local_batch_join/3 expects a model, one of its generations and an integer id");
+    char err[ERRLEN];
+    ERL_NIF_TERM res = a->ok;
+    enif_mutex_lock(lm->batch_mu);
+    if (lm->batch == NULL) lm->batch = dspex_batch_new(lm->m, lm->max_seqs, lm->batch_tokens, err, sizeof err);
+    int32_t slot = -1;
+    for (int32_t i = 0; lm->batch && i < lm->max_seqs && slot < 0; i++)
+        if (lm->members[i] == NULL) slot = i;
+    if (lm->batch == NULL) {
+        res = err_term(env, a->lo_inference, err);
+    } else if (lg->in_batch) {
+        res = err_term(env, a->lo_busy, "the generation is already in the batch");
+    } else if (slot < 0 || enif_mutex_trylock(lg->mu) != 0) {
+        res = err_term(env, a->lo_busy, slot < 0 ? "the batch is full" : "the generation is being stepped");
+    } else {
+        if (dspex_batch_add(lm->batch, lg->g) == 0) {
+            lm->members[slot] = lg;
+            lg->in_batch = 1;
+            lg->id = id;
+        } else {
+            res = err_term(env, a->lo_busy, "the batch is full");
+        }
+        enif_mutex_unlock(lg->mu);
+    }
+    enif_mutex_unlock(lm->batch_mu);
+    return res;
+}
+
+/* local_batch_leave(model, gen): takes the generation out of the batch (cancel). :ok */
+ERL_NIF_TERM dspex_nif_local_batch_leave(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    local_model *lm = get_model(env, argv[0]);
+    local_gen *lg = get_gen(env, argv[1]);
+    if (lm == NULL || lg == NULL || lg->model != lm)
+        return dspex_raise_badarg(env, "local_batch_leave/2 expects a model and one of its generations");
+    enif_mutex_lock(lm->batch_mu);
+    batch_drop(lm, lg);
+    enif_mutex_unlock(lm->batch_mu);
+    return dspex_atoms(env)->ok;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* local_batch_step(model, budget_ms), dirty CPU: batch steps (one forward pass each) until
+ * about budget_ms is spent, a generation finishes or nothing is left to do. Returns
+ * [{id, status, new_ids, new_text}] for every member with news (finished members leave
+ * the batch), or {:error, reason} (then every member has left). */
+ERL_NIF_TERM dspex_nif_local_batch_step(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    const DspexAtoms *a = dspex_atoms(env);
+    local_model *lm = get_model(env, argv[0]);
+    double budget;
+    long lb;
+    if (lm == NULL) return dspex_raise_badarg(env, "local_batch_step/2 expects a model");
+    if (!enif_get_double(env, argv[1], &budget)) {
+        if (!enif_get_long(env, argv[1], &lb)) return dspex_raise_badarg(env, "local_batch_step/2: budget_ms must be a number");
+        budget = (double)lb;
+    }
+    char err[ERRLEN];
+    ERL_NIF_TERM res = enif_make_list(env, 0);
+    enif_mutex_lock(lm->batch_mu);
+    if (lm->batch != NULL) {
+        double t0 = now_ms();
+        int rc = 0;
+        for (;;) {
+            rc = dspex_batch_step(lm->batch, err, sizeof err);
+            if (rc <= 0 || now_ms() - t0 >= budget) break;
+            int finished = 0;
+            for (int32_t i = 0; i < lm->max_seqs; i++)
+                if (lm->members[i] && lm->members[i]->g->finish != DSPEX_FINISH_NONE) finished = 1;
+            if (finished) break;
+        }
+        if (rc < 0) {
+            res = err_term(env, strstr(err, "context") ? a->lo_context_window : a->lo_inference, err);
+            for (int32_t i = 0; i < lm->max_seqs; i++)
+                if (lm->members[i]) batch_drop(lm, lm->members[i]);
+        } else {
+            for (int32_t i = 0; i < lm->max_seqs; i++) {
+                local_gen *lg = lm->members[i];
+                if (lg == NULL) continue;
+                size_t nt;
+                dspex_gen_tokens(lg->g, &nt);
+                int done = lg->g->finish != DSPEX_FINISH_NONE;
+                if (nt == lg->reported && !done) continue;
+                ERL_NIF_TERM d = gen_delta(env, lg);
+                const ERL_NIF_TERM *el;
+                int ar;
+                enif_get_tuple(env, d, &ar, &el);
+                res = enif_make_list_cell(env, enif_make_tuple4(env, enif_make_long(env, lg->id), el[0], el[1], el[2]),
+                                          res);
+                if (done) batch_drop(lm, lg);
+            }
+        }
+        enif_mutex_lock(lm->info_mu);
+        lm->bstats = lm->batch->stats;
+        lm->active = lm->batch->n;
+        enif_mutex_unlock(lm->info_mu);
+    }
+    enif_mutex_unlock(lm->batch_mu);
+    return res;
+}
+
+/* local_stats(model): the prefix cache's and the batch's counters. */
+ERL_NIF_TERM dspex_nif_local_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    local_model *lm = get_model(env, argv[0]);
+    if (lm == NULL) return dspex_raise_badarg(env, "local_stats/1 expects a model");
+    dspex_prefix_stats ps = {0};
+    if (lm->pc) dspex_prefix_cache_stats(lm->pc, &ps);
+    dspex_batch_stats bs = {0};
+    int32_t active = 0;
+    enif_mutex_lock(lm->info_mu);
+    bs = lm->bstats, active = lm->active;
+    enif_mutex_unlock(lm->info_mu);
+    struct {
+        const char *k;
+        uint64_t v;
+    } kv[] = {{"prefix_lookups", ps.lookups},
+              {"prefix_hits", ps.hits},
+              {"reused_tokens", ps.reused_tokens},
+              {"prefilled_tokens", ps.prefilled_tokens},
+              {"cached_tokens", ps.inserted_tokens},
+              {"cache_evictions", ps.evictions},
+              {"cache_bytes", ps.bytes},
+              {"cache_capacity", ps.capacity},
+              {"cache_nodes", ps.nodes},
+              {"batch_steps", bs.steps},
+              {"batch_rows", bs.rows},
+              {"batch_decode_rows", bs.decode_rows},
+              {"batch_max_active", (uint64_t)bs.max_active},
+              {"batch_active", (uint64_t)active},
+              {"max_seqs", (uint64_t)lm->max_seqs},
+              {"batch_tokens", (uint64_t)lm->batch_tokens}};
+    ERL_NIF_TERM map = enif_make_new_map(env);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        enif_make_map_put(env, map, enif_make_atom(env, kv[i].k), enif_make_uint64(env, kv[i].v), &map);
+    return map;
 }
 
 /* ------------------------------------------------------------------ embeddings */

@@ -81,5 +81,14 @@ DSPEX_NIF(local_grammar_sample, 3, dspex_nif_local_grammar_sample, ERL_NIF_DIRTY
 /* Embeddings of local models (nif_local.c): one text per call, dirty CPU */
 DSPEX_NIF(local_embed, 4, dspex_nif_local_embed, ERL_NIF_DIRTY_JOB_CPU_BOUND)
 
+/* Shared-prefix reuse and continuous batching of local models (nif_local.c): the batch
+ * step is dirty CPU; joining, leaving, the driver pid and the counters are O(1) */
+DSPEX_NIF(local_stats, 1, dspex_nif_local_stats, 0)
+DSPEX_NIF(local_driver, 1, dspex_nif_local_driver, 0)
+DSPEX_NIF(local_driver_claim, 3, dspex_nif_local_driver_claim, 0)
+DSPEX_NIF(local_batch_join, 3, dspex_nif_local_batch_join, 0)
+DSPEX_NIF(local_batch_leave, 2, dspex_nif_local_batch_leave, 0)
+DSPEX_NIF(local_batch_step, 2, dspex_nif_local_batch_step, ERL_NIF_DIRTY_JOB_CPU_BOUND)
+
 /* Nearest neighbours (nif_knn.c) */
 DSPEX_NIF(knn_search, 4, dspex_nif_knn_search, 0)

@@ -128,6 +128,14 @@ defmodule DSPex.NIF do
   def local_grammar_sample(_grammar, _max_tokens, _seed), do: :erlang.nif_error(:not_loaded)
   def local_embed(_model, _ids, _pooling, _normalize), do: :erlang.nif_error(:not_loaded)
 
+  # Shared-prefix reuse and continuous batching (nif_local.c); driven by DSPex.Local.Batcher
+  def local_stats(_model), do: :erlang.nif_error(:not_loaded)
+  def local_driver(_model), do: :erlang.nif_error(:not_loaded)
+  def local_driver_claim(_model, _expected, _pid), do: :erlang.nif_error(:not_loaded)
+  def local_batch_join(_model, _gen, _id), do: :erlang.nif_error(:not_loaded)
+  def local_batch_leave(_model, _gen), do: :erlang.nif_error(:not_loaded)
+  def local_batch_step(_model, _budget_ms), do: :erlang.nif_error(:not_loaded)
+
   @doc false
   # Converts a NIF error triple into a %DSPex.Error{}. `position` is a byte offset or
   # column depending on the error type; callers name it via `pos_key`.

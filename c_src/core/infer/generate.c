@@ -68,7 +68,7 @@ dspex_gen *dspex_gen_new(const dspex_model *m, const int32_t *prompt, size_t n, 
     /* the context holds the prompt and every generated token that still fits */
     int64_t want = (int64_t)n + p->max_tokens;
     int32_t cap = want < n_ctx ? (int32_t)want : n_ctx;
-    g->ctx = dspex_ctx_new(m, cap, 0, err, errlen);
+    g->ctx = dspex_ctx_new(m, cap, p->ctx_batch, err, errlen);
     if (g->ctx == NULL) {
         dspex_gen_free(g);
         return NULL;
@@ -94,11 +94,29 @@ oom:
     return NULL;
 }
 
-static void keep_logits(void *ud, int32_t i, const float *logits) {
-    (void)i;
-    dspex_gen *g = ud;
+void dspex_gen_set_logits(dspex_gen *g, const float *logits) {
     memcpy(g->logits, logits, (size_t)g->m->hp.n_vocab * sizeof(float));
     g->has_logits = 1;
+}
+
+static void keep_logits(void *ud, int32_t i, const float *logits) {
+    (void)i;
+    dspex_gen_set_logits(ud, logits);
+}
+
+void dspex_gen_prefill_begin(dspex_gen *g) {
+    if (g->looked_up) return;
+    g->looked_up = 1;
+    /* the last prompt token is always evaluated: its logits start the generation */
+    int32_t n = (int32_t)g->n_prompt;
+    g->reused = (size_t)dspex_prefix_cache_lookup(g->p.prefix, g->ctx, g->hist, n, n - 1);
+    g->prefilled = g->reused;
+}
+
+void dspex_gen_prefill_done(dspex_gen *g, size_t k) {
+    g->prefilled += k;
+    dspex_prefix_cache_note_prefill(g->p.prefix, (int32_t)k);
+    if (g->prefilled == g->n_prompt) dspex_prefix_cache_insert(g->p.prefix, g->ctx, (int32_t)g->n_prompt);
 }
 
 /* Looks for a stop string that ends in the text added since `from`; cuts the text there. */
@@ -116,9 +134,13 @@ static int check_stops(dspex_gen *g, size_t from) {
     return 0;
 }
 
-/* One token: sample, append, stop checks, evaluate it for the next logits. */
-static int decode_one(dspex_gen *g, char *err, size_t errlen) {
+int dspex_gen_next(dspex_gen *g, int32_t *tok, char *err, size_t errlen) {
     const dspex_vocab *v = &g->m->vocab;
+    if (g->finish != DSPEX_FINISH_NONE) return 0;
+    if (!g->has_logits) {
+        seterr(err, errlen, "no logits to sample from (the prompt is not evaluated yet)");
+        return -1;
+    }
     if (g->p.mask_fn)
         g->p.mask_fn(g->p.mask_ud, g->logits, g->m->hp.n_vocab, g->hist + g->n_prompt, g->n_hist - g->n_prompt);
     int32_t t = dspex_sample(&g->sampler, &g->p.sampling, &g->rng, g->logits, g->hist, g->n_hist);
@@ -145,12 +167,14 @@ static int decode_one(dspex_gen *g, char *err, size_t errlen) {
         g->finish = DSPEX_FINISH_CONTEXT;
         return 0;
     }
-    return dspex_ctx_eval(g->ctx, &t, 1, DSPEX_LOGITS_LAST, keep_logits, g, err, errlen);
+    *tok = t;
+    return 1;
 }
 
 int dspex_gen_step(dspex_gen *g, double budget_ms, char *err, size_t errlen) {
     double t0 = now_ms();
     while (g->finish == DSPEX_FINISH_NONE) {
+        dspex_gen_prefill_begin(g);
         if (g->prefilled < g->n_prompt) { /* one prompt chunk */
             size_t k = g->n_prompt - g->prefilled;
             if (k > (size_t)g->ctx->max_batch) k = (size_t)g->ctx->max_batch;
@@ -158,9 +182,12 @@ int dspex_gen_step(dspex_gen *g, double budget_ms, char *err, size_t errlen) {
             if (dspex_ctx_eval(g->ctx, g->hist + g->prefilled, (int32_t)k, last ? DSPEX_LOGITS_LAST : DSPEX_LOGITS_NONE,
                                keep_logits, g, err, errlen) != 0)
                 return -1;
-            g->prefilled += k;
-        } else if (decode_one(g, err, errlen) != 0) {
-            return -1;
+            dspex_gen_prefill_done(g, k);
+        } else {
+            int32_t t;
+            int rc = dspex_gen_next(g, &t, err, errlen);
+            if (rc < 0) return -1;
+            if (rc == 1 && dspex_ctx_eval(g->ctx, &t, 1, DSPEX_LOGITS_LAST, keep_logits, g, err, errlen) != 0) return -1;
         }
         if (now_ms() - t0 >= budget_ms) break;
     }

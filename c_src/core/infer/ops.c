@@ -105,14 +105,14 @@ static float yarn_ramp(float low, float high, int i0) {
     return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
 }
 
-void dspex_op_rope_table(dspex_ctx *c, int32_t pos0, int T) {
+void dspex_op_rope_table(dspex_ctx *c, const int32_t *pos, int T) {
     const dspex_hparams *hp = &c->m->hp;
     const float *ff = c->m->rope_freqs;
     int nr = hp->n_rot;
     float theta_scale = powf(hp->rope_base, -2.0f / (float)nr);
     for (int t = 0; t < T; t++) {
         float *cs = c->rope + (size_t)t * nr;
-        float theta = (float)(pos0 + t);
+        float theta = (float)pos[t];
         for (int i0 = 0; i0 < nr; i0 += 2) {
             float te = theta / (ff ? ff[i0 / 2] : 1.0f);
             float th = hp->rope_freq_scale * te, mscale = hp->yarn_attn_factor;
@@ -149,26 +149,29 @@ void dspex_op_rope(const dspex_ctx *c, float *x, int T, int n_heads) {
 /* ------------------------------------------------------------------ attention */
 
 typedef struct {
-    dspex_ctx *c;         /* context (per-thread score rows in c->att) */
-    const float *q;       /* [T][n_head * hd] queries */
-    float *out;           /* [T][n_head * hd] attention output */
-    const float *kc, *vc; /* this layer's cache */
-    int32_t pos0;         /* position of the first query row */
-    int n_head, group, hd;/* query heads, query heads per kv head, head width */
-    float scale;          /* 1 / sqrt(hd) */
+    dspex_ctx *s;          /* scratch (per-thread score rows in s->att) */
+    const dspex_row *rows; /* each row's sequence (its cache) */
+    const int32_t *pos;    /* each row's position */
+    const float *q;        /* [T][n_head * hd] queries */
+    float *out;            /* [T][n_head * hd] attention output */
+    int layer;             /* layer index into each cache */
+    int n_head, group, hd; /* query heads, query heads per kv head, head width */
+    float scale;           /* 1 / sqrt(hd) */
 } att_job;
 
 static void att_task(void *arg, int task, int thread) {
     const att_job *j = arg;
-    dspex_ctx *c = j->c;
-    const dspex_kernels *k = &c->m->kern;
+    const dspex_kernels *k = &j->s->m->kern;
     int t = task / j->n_head, h = task % j->n_head, kvh = h / j->group;
-    int32_t n = j->pos0 + t + 1; /* causal: positions 0..pos0+t */
+    const dspex_ctx *c = j->rows[t].seq;
+    size_t lo = (size_t)j->layer * c->n_ctx * c->kv_dim + (size_t)kvh * j->hd;
+    const float *kc = c->k + lo, *vc = c->v + lo;
+    int32_t n = j->pos[t] + 1; /* causal: positions 0..pos */
     const float *qv = j->q + ((size_t)t * j->n_head + h) * j->hd;
-    float *s = c->att + (size_t)thread * c->n_ctx;
+    float *s = j->s->att + (size_t)thread * j->s->att_cap;
     float mx = -INFINITY;
     for (int32_t p = 0; p < n; p++) {
-        s[p] = k->dot_f32(j->hd, qv, j->kc + (size_t)p * c->kv_dim + (size_t)kvh * j->hd) * j->scale;
+        s[p] = k->dot_f32(j->hd, qv, kc + (size_t)p * c->kv_dim) * j->scale;
         if (s[p] > mx) mx = s[p];
     }
     double sum = 0.0;
@@ -179,20 +182,22 @@ static void att_task(void *arg, int task, int thread) {
     float inv = (float)(1.0 / sum);
     float *o = j->out + ((size_t)t * j->n_head + h) * j->hd;
     memset(o, 0, (size_t)j->hd * sizeof(float));
-    for (int32_t p = 0; p < n; p++) k->axpy_f32(j->hd, s[p] * inv, j->vc + (size_t)p * c->kv_dim + (size_t)kvh * j->hd, o);
+    for (int32_t p = 0; p < n; p++) k->axpy_f32(j->hd, s[p] * inv, vc + (size_t)p * c->kv_dim, o);
 }
 
-void dspex_op_attention(dspex_ctx *c, int layer, const float *q, int32_t pos0, int T, float *out) {
-    const dspex_hparams *hp = &c->m->hp;
-    size_t lo = (size_t)layer * c->n_ctx * c->kv_dim;
-    att_job j = {c, q, out, c->k + lo, c->v + lo, pos0, hp->n_head, hp->n_head / hp->n_head_kv, hp->head_dim,
+void dspex_op_attention(dspex_ctx *s, int layer, const dspex_row *rows, const float *q, const int32_t *pos, int T,
+                        float *out) {
+    const dspex_hparams *hp = &s->m->hp;
+    att_job j = {s, rows, pos, q, out, layer, hp->n_head, hp->n_head / hp->n_head_kv, hp->head_dim,
                  1.0f / sqrtf((float)hp->head_dim)};
     int tasks = T * hp->n_head;
-    if ((int64_t)(pos0 + T) * T * hp->n_head * hp->head_dim < (1 << 15)) {
+    int64_t work = 0;
+    for (int t = 0; t < T; t++) work += (int64_t)(pos[t] + 1) * hp->n_head * hp->head_dim;
+    if (work < (1 << 15)) {
         for (int i = 0; i < tasks; i++) att_task(&j, i, 0);
         return;
     }
-    dspex_pool_run(c->m->pool, tasks, att_task, &j);
+    dspex_pool_run(s->m->pool, tasks, att_task, &j);
 }
 
 /* ------------------------------------------------------------------ SwiGLU */

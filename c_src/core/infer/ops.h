@@ -13,14 +13,16 @@ void dspex_op_rmsnorm(float *y, const float *x, const float *w, int64_t n, int T
 /* y[t][r] = W_row(r) . x[t] for T rows of w->ne0 inputs; y rows have stride ystride. */
 void dspex_op_matmul(dspex_ctx *c, const dspex_weight *w, const float *x, int T, float *y, int64_t ystride);
 
-/* cos/sin tables for positions pos0.. pos0+T-1 into c->rope. */
-void dspex_op_rope_table(dspex_ctx *c, int32_t pos0, int T);
+/* cos/sin tables for positions pos[0..T) into c->rope. */
+void dspex_op_rope_table(dspex_ctx *c, const int32_t *pos, int T);
 /* Rotates n_heads heads of head_dim in each of T rows (row stride = n_heads*head_dim). */
 void dspex_op_rope(const dspex_ctx *c, float *x, int T, int n_heads);
 
-/* Causal attention of T query rows (positions pos0..) over layer `layer`'s cache,
- * output [T][n_head*head_dim] into out. */
-void dspex_op_attention(dspex_ctx *c, int layer, const float *q, int32_t pos0, int T, float *out);
+/* Causal attention of T query rows, row t at position pos[t] over layer `layer` of its
+ * own sequence's cache (rows[t].seq, which already holds the row's key and value);
+ * output [T][n_head*head_dim] into out; s is the scratch (score rows). */
+void dspex_op_attention(dspex_ctx *s, int layer, const dspex_row *rows, const float *q, const int32_t *pos, int T,
+                        float *out);
 
 /* a[i] = silu(a[i]) * b[i] */
 void dspex_op_swiglu(float *a, const float *b, int64_t n);

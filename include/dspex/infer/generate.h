@@ -6,7 +6,14 @@
  * sequence, so what was streamed is always a prefix of the final text.
  *
  * A logits hook (mask_fn) runs on every step's logits before sampling: the place where
- * grammar-constrained decoding masks tokens (a mask sets logits to -INFINITY). */
+ * grammar-constrained decoding masks tokens (a mask sets logits to -INFINITY).
+ *
+ * With a prefix cache (p.prefix), the prompt's longest cached prefix is copied into the
+ * context when its prefill starts (all but the last prompt token, whose logits are
+ * needed) and the prefilled prompt is offered back to the cache when prefill ends.
+ *
+ * dspex_gen_step drives one generation alone; batch.h drives many together through the
+ * lower-level calls at the end of this file (prefill bookkeeping, sampling, logits). */
 #ifndef DSPEX_INFER_GENERATE_H
 #define DSPEX_INFER_GENERATE_H
 
@@ -15,6 +22,7 @@
 
 #include "dspex/buf.h"
 #include "dspex/infer/context.h"
+#include "dspex/infer/prefix_cache.h"
 #include "dspex/infer/sample.h"
 
 #define DSPEX_GEN_MAX_STOPS 16    /* stop strings per generation */
@@ -38,6 +46,9 @@ typedef struct {
     size_t n_stops;
     dspex_mask_fn mask_fn;       /* optional logits hook */
     void *mask_ud;
+    dspex_prefix_cache *prefix;  /* optional shared-prefix KV cache (not owned) */
+    int32_t ctx_batch;           /* rows per forward of the generation's own context (0 = 32;
+                                    1 when a batch (batch.h) evaluates it) */
 } dspex_gen_params;
 
 typedef struct {
@@ -49,7 +60,9 @@ typedef struct {
     dspex_rng rng;               /* seeded random stream */
     int32_t *hist;               /* prompt + generated tokens */
     size_t n_prompt, n_hist;     /* prompt length, tokens so far */
-    size_t prefilled;            /* prompt tokens evaluated */
+    size_t prefilled;            /* prompt tokens in the cache (evaluated or reused) */
+    size_t reused;               /* prompt tokens copied from the prefix cache */
+    int looked_up;               /* the prefix cache was consulted */
     float *logits;               /* the latest logits (copied, n_vocab) */
     int has_logits;              /* logits hold the next-token distribution */
     dspex_buf text;              /* generated text */
@@ -77,5 +90,18 @@ static inline const int32_t *dspex_gen_tokens(const dspex_gen *g, size_t *n) {
     *n = g->n_hist - g->n_prompt;
     return g->hist + g->n_prompt;
 }
+
+/* ---- the pieces dspex_gen_step is made of (used by batch.c) ---- */
+
+/* Starts the prefill (once): copies the cached prefix into the context. */
+void dspex_gen_prefill_begin(dspex_gen *g);
+/* Records that k more prompt tokens were evaluated; at the end of the prompt, offers it to
+ * the prefix cache. */
+void dspex_gen_prefill_done(dspex_gen *g, size_t k);
+/* Samples the next token from the current logits, appends it, checks stop conditions.
+ * Returns 1 with *tok to evaluate next, 0 when the generation finished, -1 on error. */
+int dspex_gen_next(dspex_gen *g, int32_t *tok, char *err, size_t errlen);
+/* Takes logits (n_vocab) as the next-token distribution. */
+void dspex_gen_set_logits(dspex_gen *g, const float *logits);
 
 #endif

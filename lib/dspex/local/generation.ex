@@ -95,7 +95,11 @@ defmodule DSPex.Local.Generation do
     :ok
   end
 
-  defp new(model, ids, params) do
+  @doc false
+  # The native generation (local_gen_new/3) for the validated params; `batched: true`
+  # gives it a one-row context scratch (a batch evaluates it, DSPex.Local.Batcher).
+  @spec new(DSPex.Local.Model.t(), [integer], map) :: {:ok, reference} | {:error, Error.t()}
+  def new(model, ids, params) do
     native =
       Map.take(params, [
         :temperature,
@@ -111,7 +115,8 @@ defmodule DSPex.Local.Generation do
         :n_ctx,
         :stop,
         :ignore_eos,
-        :grammar
+        :grammar,
+        :batched
       ])
 
     case NIF.guard(fn -> NIF.local_gen_new(model.ref, ids, native) end) do

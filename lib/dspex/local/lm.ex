@@ -10,6 +10,19 @@ defmodule DSPex.LM.Local do
       type: :string,
       doc: "Chat template family (`\"chatml\"`, `\"llama3\"`, ...) instead of the file's."
     ],
+    prefix_cache: [
+      type: :non_neg_integer,
+      doc: "Bytes of prompt K/V kept for shared-prefix reuse (default 256 MiB; 0 = off)."
+    ],
+    batching: [
+      type: :boolean,
+      doc: "Decode concurrent requests together (continuous batching; default true)."
+    ],
+    max_seqs: [type: :pos_integer, doc: "Requests decoded at once when batching (default 8)."],
+    batch_tokens: [
+      type: :pos_integer,
+      doc: "Rows per batched forward pass (default 128, max_seqs..512)."
+    ],
     cache: [type: :boolean, default: true, doc: "Use the response cache."],
     constrained: [
       type: :boolean,
@@ -90,7 +103,16 @@ defmodule DSPex.LM.Local do
           grammar: keyword
         }
 
-  @load_opts [:threads, :simd, :n_ctx, :chat_template]
+  @load_opts [
+    :threads,
+    :simd,
+    :n_ctx,
+    :chat_template,
+    :prefix_cache,
+    :batching,
+    :max_seqs,
+    :batch_tokens
+  ]
   @gen_keys ~w(max_tokens temperature top_k top_p min_p repeat_penalty repeat_last_n
                frequency_penalty presence_penalty seed stop n_ctx ignore_eos)a
   @ignored ~w(tools tool_choice logprobs top_logprobs rollout_id cache n
@@ -107,7 +129,7 @@ defmodule DSPex.LM.Local do
       iex> DSPex.LM.Local.new("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf").model
       "local/test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf"
       iex> DSPex.LM.Local.new("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf", temprature: 0.5)
-      ** (ArgumentError) unknown option :temprature for DSPex.LM.Local.new/2 (did you mean :temperature?); valid options: :cache, :chat_template, :constrained, :frequency_penalty, :grammar, :ignore_eos, :logprobs, :max_tokens, :min_p, :n, :n_ctx, :presence_penalty, :reasoning_effort, :repeat_last_n, :repeat_penalty, :response_format, :rollout_id, :seed, :simd, :stop, :temperature, :threads, :tool_choice, :tools, :top_k, :top_logprobs, :top_p
+      ** (ArgumentError) unknown option :temprature for DSPex.LM.Local.new/2 (did you mean :temperature?); valid options: :batch_tokens, :batching, :cache, :chat_template, :constrained, :frequency_penalty, :grammar, :ignore_eos, :logprobs, :max_seqs, :max_tokens, :min_p, :n, :n_ctx, :prefix_cache, :presence_penalty, :reasoning_effort, :repeat_last_n, :repeat_penalty, :response_format, :rollout_id, :seed, :simd, :stop, :temperature, :threads, :tool_choice, :tools, :top_k, :top_logprobs, :top_p
   """
   @spec new(binary, keyword) :: t
   def new(name, opts \\ []) when is_binary(name) and is_list(opts) do

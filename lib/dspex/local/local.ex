@@ -29,13 +29,23 @@ defmodule DSPex.Local do
   import Bitwise
 
   alias DSPex.{Error, NIF, Telemetry}
-  alias DSPex.Local.{Generation, Model}
+  alias DSPex.Local.{Batcher, Generation, Model}
 
   @type model :: Model.t()
   @type prompt :: binary | [non_neg_integer]
   @type message :: %{required(:role) => binary | atom, required(:content) => binary}
 
-  @load_opts [:threads, :simd, :n_ctx, :chat_template]
+  @load_opts [
+    :threads,
+    :simd,
+    :n_ctx,
+    :chat_template,
+    :prefix_cache,
+    :batching,
+    :max_seqs,
+    :batch_tokens
+  ]
+  @prefix_cache_default 256 * 1024 * 1024
   @gen_defaults %{
     max_tokens: 256,
     temperature: 0.8,
@@ -70,7 +80,17 @@ defmodule DSPex.Local do
     * `:n_ctx` — default context window of generations and evaluations (default
       `min(context_length, 4096)`);
     * `:chat_template` — a template family name (`"chatml"`, `"llama3"`, ...) to use
-      instead of detecting it from the file's `tokenizer.chat_template`.
+      instead of detecting it from the file's `tokenizer.chat_template`;
+    * `:prefix_cache` — bytes of prompt K/V kept for reuse (default 256 MiB; `0`
+      disables it): a prompt that starts like an earlier one (the same instructions and
+      demos) copies the shared positions instead of computing them again. Bounded, least
+      recently used entries go first; see `stats/1`;
+    * `:batching` — decode concurrent generations of this model together (default
+      `true`): one forward pass per step for all of them (continuous batching: requests
+      join and leave between steps). `false` runs each generation on its own;
+    * `:max_seqs` — generations decoded at once when batching (default 8; more wait);
+    * `:batch_tokens` — rows per batched forward pass (default 128, `max_seqs..512`):
+      the decoding sequences' tokens plus chunks of joining prompts.
 
   Hostile or unsupported files give `{:error, %DSPex.Error{type: :model_load}}` with a
   message naming the key or tensor at fault; the VM never crashes on a bad file.
@@ -96,9 +116,39 @@ defmodule DSPex.Local do
     unless is_boolean(simd),
       do: raise(ArgumentError, "simd: expected a boolean, got: #{inspect(simd)}")
 
+    prefix = Keyword.get(opts, :prefix_cache, @prefix_cache_default)
+    batching = Keyword.get(opts, :batching, true)
+    max_seqs = Keyword.get(opts, :max_seqs, 8)
+    batch_tokens = Keyword.get(opts, :batch_tokens, max(128, max_seqs))
+
+    unless is_integer(prefix) and prefix >= 0,
+      do: raise(ArgumentError, "prefix_cache: expected bytes >= 0, got: #{inspect(prefix)}")
+
+    unless is_boolean(batching),
+      do: raise(ArgumentError, "batching: expected a boolean, got: #{inspect(batching)}")
+
+    unless is_integer(max_seqs) and max_seqs in 1..256,
+      do:
+        raise(ArgumentError, "max_seqs: expected an integer in 1..256, got: #{inspect(max_seqs)}")
+
+    unless is_integer(batch_tokens) and batch_tokens in max_seqs..512//1,
+      do:
+        raise(
+          ArgumentError,
+          "batch_tokens: expected an integer in max_seqs..512, got: #{inspect(batch_tokens)}"
+        )
+
+    native = %{
+      threads: threads,
+      simd: simd,
+      prefix_cache: prefix,
+      max_seqs: max_seqs,
+      batch_tokens: batch_tokens
+    }
+
     Telemetry.span([:dspex, :local, :load], %{path: path}, fn ->
       result =
-        case NIF.guard(fn -> NIF.local_load(path, %{threads: threads, simd: simd}) end) do
+        case NIF.guard(fn -> NIF.local_load(path, native) end) do
           {:ok, ref} ->
             info = NIF.local_info(ref)
             # tokenizer-only files carry no context length
@@ -120,7 +170,9 @@ defmodule DSPex.Local do
                arch: info.arch,
                n_ctx: n_ctx,
                chat_template: Keyword.get(opts, :chat_template),
-               info: info
+               info: info,
+               batching: batching,
+               max_seqs: max_seqs
              }}
 
           {:error, reason} ->
@@ -164,6 +216,32 @@ defmodule DSPex.Local do
   def info(%Model{} = m) do
     Map.merge(m.info, %{path: m.path, n_ctx: m.n_ctx, chat_template_option: m.chat_template})
   end
+
+  @doc """
+  Counters of the model's shared-prefix cache and batch since it was loaded:
+
+    * `prefix_lookups`, `prefix_hits` — prompts looked up / that reused cached positions;
+    * `reused_tokens` — prompt positions copied from the cache instead of computed;
+    * `prefilled_tokens` — prompt positions computed by generations;
+    * `cached_tokens`, `cache_evictions`, `cache_nodes`, `cache_bytes`,
+      `cache_capacity` — what the cache stored, evicted and holds now, and its bound;
+    * `batch_steps`, `batch_rows`, `batch_decode_rows` — batched forward passes, the rows
+      they evaluated and how many of those were sampled tokens; `batch_max_active` the
+      most sequences decoded in one step, `batch_active` those in the batch now;
+      `max_seqs`, `batch_tokens` the batch's bounds.
+
+  ## Examples
+
+      iex> model = DSPex.Local.load!("test/dspex/local/fixtures/qwen2-qwen2-q4_0-mha-tied.gguf")
+      iex> prompt = Enum.to_list(100..139)
+      iex> {:ok, _} = DSPex.Local.generate(model, prompt, max_tokens: 2, temperature: 0)
+      iex> {:ok, _} = DSPex.Local.generate(model, prompt, max_tokens: 2, temperature: 0)
+      iex> s = DSPex.Local.stats(model)
+      iex> {s.prefix_hits, s.reused_tokens, s.prefilled_tokens}
+      {1, 39, 41}
+  """
+  @spec stats(model) :: %{atom => non_neg_integer}
+  def stats(%Model{ref: ref}), do: NIF.local_stats(ref)
 
   @doc """
   Parses a GGUF file without loading it for inference: every metadata key (arrays as
@@ -477,7 +555,14 @@ defmodule DSPex.Local do
     {ids, params} = prepare(m, prompt, opts)
 
     Telemetry.span([:dspex, :local, :generate], %{prompt_tokens: length(ids)}, fn ->
-      result = Generation.run(m, ids, params, fn _, _ -> :ok end)
+      result =
+        if m.batching do
+          with {:ok, ref, pid} <- Batcher.start(m, ids, params, self(), false),
+               do: Batcher.await(ref, pid)
+        else
+          Generation.run(m, ids, params, fn _, _ -> :ok end)
+        end
+
       {result, stop_meta(result)}
     end)
   end
@@ -525,7 +610,9 @@ defmodule DSPex.Local do
   held back while it could still turn into a stop string, so the deltas always add up to
   the final text), and finally `{ref, {:done, result}}` (as from `generate/3`) or
   `{ref, {:error, %DSPex.Error{}}}`. The generation stops when the caller exits, or at
-  `cancel/1` (then `finish_reason: :cancelled`).
+  `cancel/1` (then `finish_reason: :cancelled`). With batching (the default, see
+  `load/2`) the model's batch driver decodes it together with the model's other
+  generations and sends these messages.
 
   ## Examples
 
@@ -538,9 +625,22 @@ defmodule DSPex.Local do
   def generate_stream(%Model{} = m, prompt, opts \\ []) do
     {ids, params} = prepare(m, prompt, opts)
 
-    # the worker process runs the [:dspex, :local, :stream] span
-    {:ok, ref, _pid} = Generation.start(m, ids, params, self())
-    {:ok, ref}
+    if m.batching do
+      case Batcher.start(m, ids, params, self(), true) do
+        {:ok, ref, pid} ->
+          Process.put({:dspex_local_stream, ref}, pid)
+          {:ok, ref}
+
+        {:error, e} ->
+          ref = make_ref()
+          send(self(), {ref, {:error, e}})
+          {:ok, ref}
+      end
+    else
+      # the worker process runs the [:dspex, :local, :stream] span
+      {:ok, ref, _pid} = Generation.start(m, ids, params, self())
+      {:ok, ref}
+    end
   end
 
   @doc """

@@ -13,7 +13,14 @@ defmodule DSPex.Local.Model do
   """
 
   @enforce_keys [:path]
-  defstruct ref: nil, path: nil, arch: nil, n_ctx: 2048, chat_template: nil, info: %{}
+  defstruct ref: nil,
+            path: nil,
+            arch: nil,
+            n_ctx: 2048,
+            chat_template: nil,
+            info: %{},
+            batching: true,
+            max_seqs: 8
 
   @type t :: %__MODULE__{
           ref: reference | nil,
@@ -21,7 +28,9 @@ defmodule DSPex.Local.Model do
           arch: binary | nil,
           n_ctx: pos_integer,
           chat_template: binary | nil,
-          info: map
+          info: map,
+          batching: boolean,
+          max_seqs: pos_integer
         }
 
   defimpl Inspect do
