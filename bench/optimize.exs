@@ -14,6 +14,8 @@
 #   3. SIMBA (bsize 32, 6 candidates, 8 steps) on the same data and server, DSPex vs
 #      DSPy: wall-time ratio; both must end with the same candidate scores (checked).
 #      SIMBA=0 skips it.
+#   4. GEPA auto: :light (trainset = valset) the same way: both must reach the same best
+#      validation score, candidate count and metric calls (checked). GEPA=0 skips it.
 #
 #   MIX_ENV=prod mix run bench/optimize.exs
 #
@@ -180,46 +182,46 @@ for {t, res} <- py do
   end
 end
 
+# SIMBA's rule model and GEPA's reflection model: a second loopback server answering every request
+# with the same advice (GEPA takes the whole reply as its new instruction) (the task server knows only the task and MIPRO's proposers)
+rules_server = fn ->
+  reply =
+    "[[ ## discussion ## ]]\nThe worse run guessed.\n\n[[ ## module_advice ## ]]\n" <>
+      ~s({"self": "Add the two numbers digit by digit."}) <> "\n\n[[ ## completed ## ]]"
+
+  body =
+    DSPex.JSON.encode!(%{
+      id: "chatcmpl-rules",
+      object: "chat.completion",
+      created: 0,
+      model: "rules",
+      choices: [
+        %{index: 0, message: %{role: "assistant", content: reply}, finish_reason: "stop"}
+      ],
+      usage: %{prompt_tokens: 1, completion_tokens: 1, total_tokens: 2}
+    })
+
+  route = fn _req ->
+    %{
+      status: 200,
+      delay_ms: if(latency > 0, do: latency),
+      headers: [{"content-type", "application/json"}],
+      body: body
+    }
+  end
+
+  {:ok, srv} =
+    DSPex.Test.LoopbackServer.start_link(
+      routes: %{"/v1/chat/completions" => route},
+      record: false
+    )
+
+  srv
+end
+
 simba_bench = fn ->
   {bsize, cands, steps} = {32, 6, 8}
   simba_metric = fn ex, pred -> if ex[:answer] == pred.answer, do: 1.0, else: 0.0 end
-
-  # SIMBA's rule model: a second loopback server answering every OfferFeedback request
-  # with the same advice (the task server knows only the task and MIPRO's proposers)
-  rules_server = fn ->
-    reply =
-      "[[ ## discussion ## ]]\nThe worse run guessed.\n\n[[ ## module_advice ## ]]\n" <>
-        ~s({"self": "Add the two numbers digit by digit."}) <> "\n\n[[ ## completed ## ]]"
-
-    body =
-      DSPex.JSON.encode!(%{
-        id: "chatcmpl-rules",
-        object: "chat.completion",
-        created: 0,
-        model: "rules",
-        choices: [
-          %{index: 0, message: %{role: "assistant", content: reply}, finish_reason: "stop"}
-        ],
-        usage: %{prompt_tokens: 1, completion_tokens: 1, total_tokens: 2}
-      })
-
-    route = fn _req ->
-      %{
-        status: 200,
-        delay_ms: if(latency > 0, do: latency),
-        headers: [{"content-type", "application/json"}],
-        body: body
-      }
-    end
-
-    {:ok, srv} =
-      DSPex.Test.LoopbackServer.start_link(
-        routes: %{"/v1/chat/completions" => route},
-        record: false
-      )
-
-    srv
-  end
 
   dspex = fn ->
     {:ok, srv} = S.start_lm_server(delay_ms: latency)
@@ -314,6 +316,108 @@ simba_bench = fn ->
 end
 
 if System.get_env("SIMBA", "1") != "0", do: simba_bench.()
+
+gepa_bench = fn ->
+  gepa_metric = fn gold, pred, _trace, _name, _pred_trace ->
+    ok = gold[:answer] == pred.answer
+
+    %{
+      score: if(ok, do: 1.0, else: 0.0),
+      feedback: if(ok, do: "Correct.", else: "Expected #{gold[:answer]}.")
+    }
+  end
+
+  dspex = fn ->
+    {:ok, srv} = S.start_lm_server(delay_ms: latency)
+    lm = lm_for.(srv)
+    reflection = lm_for.(rules_server.())
+    journal = Path.join(System.tmp_dir!(), "dspex_gepa_bench_#{System.os_time()}.journal")
+    t0 = System.monotonic_time(:microsecond)
+
+    {:ok, r} =
+      DSPex.Optimizers.GEPA.compile(DSPex.Predict.new("question -> answer"), trainset,
+        metric: gepa_metric,
+        task_model: lm,
+        reflection_lm: reflection,
+        auto: :light,
+        num_threads: threads,
+        track_stats: true,
+        journal: journal,
+        chart: false,
+        progress: false
+      )
+
+    wall = System.monotonic_time(:microsecond) - t0
+    File.rm(journal)
+    d = r.extra.detailed_results
+    %{wall_us: wall, best: r.score, candidates: length(d.candidates), calls: d.total_metric_calls}
+  end
+
+  py = fn t ->
+    {:ok, srv} = S.start_lm_server(delay_ms: latency)
+
+    {out, status} =
+      System.cmd(
+        python,
+        [
+          Path.join(__DIR__, "py/optimize_gepa_bench.py"),
+          S.lm_server_base(srv),
+          data_path,
+          to_string(t),
+          S.lm_server_base(rules_server.())
+        ],
+        stderr_to_stdout: true
+      )
+
+    case Regex.run(~r/seconds=([0-9.]+) best=(\S+) candidates=(\d+) metric_calls=(\d+)/, out) do
+      [_, sec, best, cands, calls] ->
+        %{
+          wall_us: round(String.to_float(sec) * 1_000_000),
+          best: String.to_float(best),
+          candidates: String.to_integer(cands),
+          calls: String.to_integer(calls)
+        }
+
+      nil ->
+        IO.puts("DSPy GEPA run failed (#{status}):\n" <> String.slice(out, -2000, 2000))
+        nil
+    end
+  end
+
+  IO.puts("\n4. GEPA auto: :light, trainset = valset; load average #{load.()}")
+  runs = for _ <- 1..3, do: dspex.()
+  median = runs |> Enum.map(& &1.wall_us) |> Enum.sort() |> Enum.at(1)
+  d = hd(runs)
+
+  IO.puts(
+    "   | side | concurrency | wall (s), median of 3 | metric calls | candidates | best | same | DSPy / DSPex |"
+  )
+
+  IO.puts("   |---|---|---|---|---|---|---|---|")
+
+  IO.puts(
+    "   | DSPex | #{threads} | #{Float.round(median / 1.0e6, 3)} | #{d.calls} | #{d.candidates} | #{d.best} | - | 1.0 |"
+  )
+
+  if python do
+    for t <- Enum.uniq([8, threads]) do
+      case py.(t) do
+        nil ->
+          IO.puts("   | DSPy | #{t} | n/a | | | | | |")
+
+        res ->
+          same = res.best == d.best and res.candidates == d.candidates and res.calls == d.calls
+
+          IO.puts(
+            "   | DSPy | #{t} | #{Float.round(res.wall_us / 1.0e6, 3)} | #{res.calls} | #{res.candidates} | #{res.best} | " <>
+              "#{if same, do: "yes", else: "NO"} | #{Float.round(res.wall_us / median, 2)}x |"
+          )
+      end
+    end
+  end
+end
+
+if System.get_env("GEPA", "1") != "0", do: gepa_bench.()
 
 IO.puts("\nload average at end #{load.()}")
 File.rm(data_path)
