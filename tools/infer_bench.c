@@ -21,6 +21,20 @@ static double now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* kB of resident anonymous memory (KV, scratch, heap) and of resident file pages (the
+ * mmap'd weights), from /proc/self/status; -1 where unavailable. */
+static void rss(long *anon, long *file) {
+    *anon = *file = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "RssAnon:", 8) == 0) *anon = atol(line + 8);
+        if (strncmp(line, "RssFile:", 8) == 0) *file = atol(line + 8);
+    }
+    fclose(f);
+}
+
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -84,9 +98,12 @@ int main(int argc, char **argv) {
     }
     qsort(pp, (size_t)runs, sizeof(double), cmp);
     qsort(tg, (size_t)runs, sizeof(double), cmp);
+    long anon, file;
+    rss(&anon, &file);
     printf("{\"isa\":\"%s\",\"threads\":%d,\"pp128_median\":%.1f,\"tg128_median\":%.2f,\"pp_min\":%.1f,\"pp_max\":%.1f,"
-           "\"tg_min\":%.2f,\"tg_max\":%.2f}\n",
-           m->kern.isa, nth, pp[runs / 2], tg[runs / 2], pp[0], pp[runs - 1], tg[0], tg[runs - 1]);
+           "\"tg_min\":%.2f,\"tg_max\":%.2f,\"rss_anon_mb\":%.1f,\"rss_file_mb\":%.1f}\n",
+           m->kern.isa, nth, pp[runs / 2], tg[runs / 2], pp[0], pp[runs - 1], tg[0], tg[runs - 1], anon / 1024.0,
+           file / 1024.0);
     dspex_ctx_free(c);
     dspex_model_free(m);
     return 0;

@@ -44,7 +44,11 @@ static void mm_task(void *arg, int task, int thread) {
     if (r0 >= r1) return;
     const uint8_t *w0 = j->w->data + (size_t)r0 * j->w->row_bytes;
     if (j->gemm) {
-        j->gemm(j->w->ne0, w0, j->w->row_bytes, (int)(r1 - r0), j->xq, j->xrow, j->T, j->y + r0, j->ystride);
+        for (int64_t r = r0; r < r1; r += 1 << 20) { /* the tile kernel counts rows in an int */
+            int nr = (int)(r1 - r < (1 << 20) ? r1 - r : (1 << 20));
+            j->gemm(j->w->ne0, w0 + (size_t)(r - r0) * j->w->row_bytes, j->w->row_bytes, nr, j->xq, j->xrow, j->T,
+                    j->y + r, j->ystride);
+        }
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
