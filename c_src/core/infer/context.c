@@ -59,10 +59,12 @@ static float corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
     return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2 * (float)M_PI)) / (2 * logf(base));
 }
 
-/* Grows the per-thread attention score rows to hold n positions. */
+/* Grows the per-thread attention scores ([threads][group][n]: a task scores the query
+ * heads of one kv head together) to hold n positions. */
 static int att_reserve(dspex_ctx *c, int32_t n) {
     if (n <= c->att_cap) return 0;
-    size_t sz = bytes((size_t)dspex_pool_threads(c->m->pool) * (size_t)n, sizeof(float));
+    size_t group = (size_t)(c->m->hp.n_head / c->m->hp.n_head_kv);
+    size_t sz = bytes(bytes((size_t)dspex_pool_threads(c->m->pool) * group, (size_t)n), sizeof(float));
     float *a = sz ? realloc(c->att, sz) : NULL;
     if (a == NULL) return -1;
     c->att = a;

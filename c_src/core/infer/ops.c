@@ -163,30 +163,43 @@ typedef struct {
     float scale;           /* 1 / sqrt(hd) */
 } att_job;
 
+/* One task = one row and one kv head: the `group` query heads that share the kv head are
+ * scored together, so each cached key and value row is read once per task instead of once
+ * per query head (the cache reads dominate decode attention at long contexts). Per query
+ * head the arithmetic is the plain one, in position order: score = q.k * scale, softmax
+ * with a double sum, then out += p * v. */
 static void att_task(void *arg, int task, int thread) {
     const att_job *j = arg;
     const dspex_kernels *k = &j->s->m->kern;
-    int t = task / j->n_head, h = task % j->n_head, kvh = h / j->group;
+    int t = task / (j->n_head / j->group), kvh = task % (j->n_head / j->group), G = j->group, hd = j->hd;
     const dspex_ctx *c = j->rows[t].seq;
-    size_t lo = (size_t)j->layer * c->n_ctx * c->kv_dim + (size_t)kvh * j->hd;
+    size_t lo = (size_t)j->layer * c->n_ctx * c->kv_dim + (size_t)kvh * hd;
     const float *kc = c->k + lo, *vc = c->v + lo;
     int32_t n = j->pos[t] + 1; /* causal: positions 0..pos */
-    const float *qv = j->q + ((size_t)t * j->n_head + h) * j->hd;
-    float *s = j->s->att + (size_t)thread * j->s->att_cap;
-    float mx = -INFINITY;
+    const float *q0 = j->q + ((size_t)t * j->n_head + (size_t)kvh * G) * hd;
+    float *s0 = j->s->att + (size_t)thread * j->s->att_cap * G; /* [G][att_cap] */
     for (int32_t p = 0; p < n; p++) {
-        s[p] = k->dot_f32(j->hd, qv, kc + (size_t)p * c->kv_dim) * j->scale;
-        if (s[p] > mx) mx = s[p];
+        const float *kr = kc + (size_t)p * c->kv_dim;
+        for (int g = 0; g < G; g++) s0[(size_t)g * j->s->att_cap + p] = k->dot_f32(hd, q0 + (size_t)g * hd, kr) * j->scale;
     }
-    double sum = 0.0;
+    float *o0 = j->out + ((size_t)t * j->n_head + (size_t)kvh * G) * hd;
+    for (int g = 0; g < G; g++) {
+        float *s = s0 + (size_t)g * j->s->att_cap, mx = -INFINITY;
+        for (int32_t p = 0; p < n; p++)
+            if (s[p] > mx) mx = s[p];
+        double sum = 0.0;
+        for (int32_t p = 0; p < n; p++) {
+            s[p] = expf(s[p] - mx);
+            sum += (double)s[p];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int32_t p = 0; p < n; p++) s[p] *= inv;
+        memset(o0 + (size_t)g * hd, 0, (size_t)hd * sizeof(float));
+    }
     for (int32_t p = 0; p < n; p++) {
-        s[p] = expf(s[p] - mx);
-        sum += (double)s[p];
+        const float *vr = vc + (size_t)p * c->kv_dim;
+        for (int g = 0; g < G; g++) k->axpy_f32(hd, s0[(size_t)g * j->s->att_cap + p], vr, o0 + (size_t)g * hd);
     }
-    float inv = (float)(1.0 / sum);
-    float *o = j->out + ((size_t)t * j->n_head + h) * j->hd;
-    memset(o, 0, (size_t)j->hd * sizeof(float));
-    for (int32_t p = 0; p < n; p++) k->axpy_f32(j->hd, s[p] * inv, vc + (size_t)p * c->kv_dim, o);
 }
 
 void dspex_op_attention(dspex_ctx *s, int layer, const dspex_row *rows, const float *q, const int32_t *pos, int T,
@@ -194,7 +207,7 @@ void dspex_op_attention(dspex_ctx *s, int layer, const dspex_row *rows, const fl
     const dspex_hparams *hp = &s->m->hp;
     att_job j = {s, rows, pos, q, out, layer, hp->n_head, hp->n_head / hp->n_head_kv, hp->head_dim,
                  1.0f / sqrtf((float)hp->head_dim)};
-    int tasks = T * hp->n_head;
+    int tasks = T * hp->n_head_kv;
     int64_t work = 0;
     for (int t = 0; t < T; t++) work += (int64_t)(pos[t] + 1) * hp->n_head * hp->head_dim;
     if (work < (1 << 15)) {

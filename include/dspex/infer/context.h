@@ -40,7 +40,7 @@ typedef struct {
     size_t xq_row;         /* bytes per row of xq */
     float *kb, *vb;        /* [max_batch][kv_dim] new keys / values before they enter a cache */
     int32_t *pos;          /* [max_batch] each row's position */
-    float *att;            /* [threads][att_cap] attention scores */
+    float *att;            /* [threads][n_head / n_head_kv][att_cap] attention scores */
     int32_t att_cap;       /* positions per score row */
     float *rope;           /* [max_batch][n_rot] cos, sin pairs */
     float *logits;         /* [max_batch][n_vocab] */
