@@ -5,7 +5,7 @@
 #      with the SIMD kernels and again with the scalar reference kernels;
 #   2. llama.cpp's tokenizer vectors (llama-spm, gpt-2, qwen2, llama-bpe, starcoder);
 #   3. the real SmolLM2-135M-Instruct Q4_1 (when cached: mix dspex.model.get smollm2).
-# Prints a Markdown table (the one in docs/readme/engine.md) and exits 1 on any failure.
+# Prints a Markdown table (the one in docs/guide/engine.md) and exits 1 on any failure.
 #
 # Data: DSPEX_GGUF_TESTDATA (default ../shared/testdata/gguf or ../../shared/...),
 # vocab-only GGUFs from DSPEX_GGUF_REF (default _build/gguf-ref, made by the test data's

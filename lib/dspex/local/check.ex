@@ -1,7 +1,7 @@
 defmodule DSPex.Local.Check do
   @moduledoc """
   Compares the engine with llama.cpp's reference outputs (the JSON files written by
-  `ref_llamacpp.mjs` from the GGUF test data; see `docs/readme/engine.md`), with the
+  `ref_llamacpp.mjs` from the GGUF test data; see `docs/guide/engine.md`), with the
   tolerances the test-data README measured:
 
     * tokenization: exact (ids with and without special-token parsing, and the

@@ -26,7 +26,7 @@ defmodule DSPex.Local.Grammar do
       output field, typed by its JSON schema.
 
   `DSPex.LM.Local` uses the adapter specs automatically for every predictor call and
-  honours `response_format`; see `docs/readme/local.md`.
+  honours `response_format`; see `docs/guide/local.md`.
 
   ## Examples
 

@@ -5,7 +5,7 @@ defmodule DSPex.Local do
   TinyLlama files) and `qwen2`; weight types F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
   Q4_K, Q6_K and mixes; SPM and BPE tokenizers equal to llama.cpp's. Results agree with
   llama.cpp to ~1e-6 in log-probability (the engine quantizes activations exactly as
-  llama.cpp's CPU backend does); see `docs/readme/engine.md` for the measured table.
+  llama.cpp's CPU backend does); see `docs/guide/engine.md` for the measured table.
 
   A model is a NIF resource: load it once, share it between processes, and it is
   unloaded when the last reference is garbage-collected. Weights stay memory-mapped.
