@@ -280,7 +280,9 @@ for {key, label, locate} <- catalog, key in wanted do
       for t <- threads do
         gbs = bandwidth.(t)
         bound = gbs && gbs * 1.0e9 / bytes
-        model = Local.load!(path, threads: t)
+        # prefix_cache: 0 — every run prefills its prompt, as llama.cpp does with a fresh
+        # KV cache (the bench repeats one prompt; reuse would skip the prefill it times)
+        model = Local.load!(path, threads: t, prefix_cache: 0)
         prompt = prompt_for.(Local.info(model).n_vocab)
         _ = ours.(model, prompt)
         load0 = load_avg.()

@@ -482,4 +482,63 @@ defmodule DSPex.Optimize.Run do
       cost: a.cost - b.cost
     }
   end
+
+  # ------------------------------------------------------------------ QUEUE-mode optimizers
+
+  @doc false
+  # The result status a stop reason maps to (DSPex.Optimize.Result's `status`).
+  @spec stop_status(term) :: :cancelled | :stop_at_score | :failed | :budget_exhausted
+  def stop_status(:cancelled), do: :cancelled
+  def stop_status({:stop_at_score, _}), do: :stop_at_score
+  def stop_status(%DSPex.Error{}), do: :failed
+  def stop_status(_), do: :budget_exhausted
+
+  @doc false
+  # Runs `fun` (which scores `trial` on `n_examples` examples and returns a map) with
+  # budget accounting, what evaluate/4 does for a DSPex.Evaluate run; a trial replayed
+  # from the journal on resume comes back without running. `{:ok, outcome, run}` (the
+  # map plus `usage` and `us`) or `{:stop, reason, run}` when the meter refused a call.
+  @spec execute_trial(t, map, non_neg_integer, (() -> map)) ::
+          {:ok, map, t} | {:stop, term, t}
+  def execute_trial(%__MODULE__{} = run, trial, n_examples, fun) do
+    case Map.fetch(run.reuse, trial.number) do
+      {:ok, {^trial, outcome}} ->
+        {:ok, outcome, %{run | reuse: Map.delete(run.reuse, trial.number)}}
+
+      _ ->
+        progress(run, {:trial_start, trial, n_examples})
+        before = Meter.totals(run.meter)
+        t0 = System.monotonic_time(:microsecond)
+        made = fun.()
+        us = System.monotonic_time(:microsecond) - t0
+        after_ = Meter.totals(run.meter)
+
+        if after_.refused > before.refused do
+          {:stop, stop_reason(run) || {:stopped, :budget}, run}
+        else
+          {:ok, Map.merge(made, %{usage: usage_diff(after_, before), us: us}), run}
+        end
+    end
+  end
+
+  @doc false
+  # The journaled trials in order, each a map of its number, kind, params, examples and
+  # score, plus what `told_fields` takes from its told record (per-example scores, usage).
+  @spec trial_logs(t, (map -> map)) :: [map]
+  def trial_logs(%__MODULE__{} = run, told_fields) do
+    run.trials
+    |> Enum.reverse()
+    |> Enum.map(fn {t, told} ->
+      Map.merge(
+        %{
+          number: t.number,
+          kind: t.kind,
+          params: t.params,
+          examples: t.examples,
+          score: told.score
+        },
+        told_fields.(told)
+      )
+    end)
+  end
 end

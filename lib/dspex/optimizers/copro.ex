@@ -523,7 +523,7 @@ defmodule DSPex.Optimizers.COPRO do
     {status, reason} =
       case how do
         :done -> {:finished, nil}
-        :stop -> {stop_status(why), why}
+        :stop -> {Run.stop_status(why), why}
         :error -> {:failed, why}
       end
 
@@ -534,7 +534,7 @@ defmodule DSPex.Optimizers.COPRO do
       reason: reason,
       candidate_programs: cands,
       total_calls: st.total_calls,
-      trial_logs: trial_logs(run),
+      trial_logs: Run.trial_logs(run, fn told -> %{usage: told.usage} end),
       extra:
         if(st.opts[:track_stats],
           do: %{results_best: st.results_best, results_latest: st.results_latest},
@@ -543,25 +543,6 @@ defmodule DSPex.Optimizers.COPRO do
     }
 
     if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
-  end
-
-  defp stop_status(:cancelled), do: :cancelled
-  defp stop_status({:stop_at_score, _}), do: :stop_at_score
-  defp stop_status(_), do: :budget_exhausted
-
-  defp trial_logs(run) do
-    run.trials
-    |> Enum.reverse()
-    |> Enum.map(fn {t, told} ->
-      %{
-        number: t.number,
-        kind: t.kind,
-        params: t.params,
-        examples: t.examples,
-        score: told.score,
-        usage: told.usage
-      }
-    end)
   end
 
   # ------------------------------------------------------------------ signatures (DSPy's, exact)

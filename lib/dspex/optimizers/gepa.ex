@@ -1069,7 +1069,7 @@ defmodule DSPex.Optimizers.GEPA do
           {:trial, %{params: [^bi, 0]} = trial, run} ->
             n = if examples == :all, do: tuple_size(st.val), else: length(examples)
 
-            case execute(run, trial, n, fn -> work.(run) end) do
+            case Run.execute_trial(run, trial, n, fn -> work.(run) end) do
               {:ok, outcome, run} ->
                 case Run.tell(run, trial, outcome, outcome.tail) do
                   {:ok, _, run} -> {:ok, outcome.tail, run, st}
@@ -1115,27 +1115,6 @@ defmodule DSPex.Optimizers.GEPA do
     end
   end
 
-  defp execute(run, trial, n, fun) do
-    case Map.fetch(run.reuse, trial.number) do
-      {:ok, {^trial, outcome}} ->
-        {:ok, outcome, %{run | reuse: Map.delete(run.reuse, trial.number)}}
-
-      _ ->
-        Run.progress(run, {:trial_start, trial, n})
-        before = Meter.totals(run.meter)
-        t0 = System.monotonic_time(:microsecond)
-        made = fun.()
-        us = System.monotonic_time(:microsecond) - t0
-        after_ = Meter.totals(run.meter)
-
-        if after_.refused > before.refused do
-          {:stop, Run.stop_reason(run) || {:stopped, :budget}, run}
-        else
-          {:ok, Map.merge(made, %{usage: Run.usage_diff(after_, before), us: us}), run}
-        end
-    end
-  end
-
   # ------------------------------------------------------------------ the result
 
   defp finish(run, st, how, why) do
@@ -1146,7 +1125,7 @@ defmodule DSPex.Optimizers.GEPA do
     {status, reason} =
       case how do
         :done -> {:finished, nil}
-        :stop -> {stop_status(why), why}
+        :stop -> {Run.stop_status(why), why}
         :error -> {:failed, why}
       end
 
@@ -1177,32 +1156,15 @@ defmodule DSPex.Optimizers.GEPA do
       status: status,
       reason: reason,
       candidate_programs: [],
-      trial_logs: trial_logs(run),
+      trial_logs:
+        Run.trial_logs(run, fn told ->
+          tail = told.tail || %{}
+          %{scores: Map.get(tail, :scores), prompts: Map.get(tail, :prompts)}
+        end),
       extra: Map.merge(extra, %{total_metric_calls: st.total, max_metric_calls: st.max_calls})
     }
 
     if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
-  end
-
-  defp stop_status(:cancelled), do: :cancelled
-  defp stop_status({:stop_at_score, _}), do: :stop_at_score
-  defp stop_status(_), do: :budget_exhausted
-
-  defp trial_logs(run) do
-    run.trials
-    |> Enum.reverse()
-    |> Enum.map(fn {t, told} ->
-      tail = told.tail || %{}
-
-      %{
-        number: t.number,
-        params: t.params,
-        examples: t.examples,
-        score: told.score,
-        scores: Map.get(tail, :scores),
-        prompts: Map.get(tail, :prompts)
-      }
-    end)
   end
 
   # ------------------------------------------------------------------ helpers

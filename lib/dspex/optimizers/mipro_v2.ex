@@ -444,13 +444,8 @@ defmodule DSPex.Optimizers.MIPROv2 do
   end
 
   defp stopped(program, reason, score) do
-    %{program: program, score: score, status: stop_status(reason), reason: reason}
+    %{program: program, score: score, status: Run.stop_status(reason), reason: reason}
   end
-
-  defp stop_status(:cancelled), do: :cancelled
-  defp stop_status({:stop_at_score, _}), do: :stop_at_score
-  defp stop_status(%DSPex.Error{}), do: :failed
-  defp stop_status(_), do: :budget_exhausted
 
   # ------------------------------------------------------------------ step 3
 
@@ -650,7 +645,7 @@ defmodule DSPex.Optimizers.MIPROv2 do
         {:ok, Map.merge(fields, %{status: :finished, reason: nil}), run}
 
       {:stop, reason} ->
-        {:ok, Map.merge(fields, %{status: stop_status(reason), reason: reason}), run}
+        {:ok, Map.merge(fields, %{status: Run.stop_status(reason), reason: reason}), run}
 
       {:error, e} ->
         {:error, e, Map.merge(fields, %{status: :failed, reason: e}), run}

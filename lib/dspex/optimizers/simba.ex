@@ -243,7 +243,9 @@ defmodule DSPex.Optimizers.SIMBA do
         {:ok, told.tail, run}
 
       {:trial, trial, run} ->
-        case execute(run, trial, length(batch), fn -> sample_and_build(run, st, s, batch) end) do
+        case Run.execute_trial(run, trial, length(batch), fn ->
+               sample_and_build(run, st, s, batch)
+             end) do
           {:ok, outcome, run} ->
             case Run.tell(run, trial, outcome, outcome.tail) do
               {:ok, _status, run} -> {:ok, outcome.tail, run}
@@ -660,36 +662,6 @@ defmodule DSPex.Optimizers.SIMBA do
     _, _ -> {0.0, []}
   end
 
-  # Runs `fun` for `trial` with budget accounting (what Run.evaluate/4 does for a
-  # DSPex.Evaluate run): `{:ok, outcome, run}` or `{:stop, reason, run}`.
-  defp execute(run, trial, n_examples, fun) do
-    case Map.fetch(run.reuse, trial.number) do
-      {:ok, {^trial, outcome}} ->
-        {:ok, outcome, %{run | reuse: Map.delete(run.reuse, trial.number)}}
-
-      _ ->
-        Run.progress(run, {:trial_start, trial, n_examples})
-        before = Meter.totals(run.meter)
-        t0 = System.monotonic_time(:microsecond)
-        made = fun.()
-        us = System.monotonic_time(:microsecond) - t0
-        after_ = Meter.totals(run.meter)
-
-        if after_.refused > before.refused do
-          {:stop, refusal(run), run}
-        else
-          {:ok, Map.merge(made, %{usage: Run.usage_diff(after_, before), us: us}), run}
-        end
-    end
-  end
-
-  defp refusal(run) do
-    case Run.stop_reason(run) do
-      nil -> {:stopped, :budget}
-      other -> other
-    end
-  end
-
   # ------------------------------------------------------------------ step 5-8: candidates
 
   defp score_candidates(run, st, s, batch, cands) do
@@ -775,7 +747,7 @@ defmodule DSPex.Optimizers.SIMBA do
           %{score: avg(scores), tail: scores}
         end
 
-        with {:ok, outcome, run} <- execute(run, trial, length(indices), fun),
+        with {:ok, outcome, run} <- Run.execute_trial(run, trial, length(indices), fun),
              {:ok, _status, run} <- Run.tell(run, trial, outcome, outcome.tail) do
           {:ok, outcome.tail, outcome.score, run}
         end
@@ -896,7 +868,7 @@ defmodule DSPex.Optimizers.SIMBA do
     {status, reason} =
       case how do
         :done -> {:finished, nil}
-        :stop -> {stop_status(why), why}
+        :stop -> {Run.stop_status(why), why}
         :error -> {:failed, why}
       end
 
@@ -906,7 +878,7 @@ defmodule DSPex.Optimizers.SIMBA do
       status: status,
       reason: reason,
       candidate_programs: cands || [],
-      trial_logs: trial_logs(run),
+      trial_logs: Run.trial_logs(run, fn told -> %{scores: trial_scores(told.tail)} end),
       extra: %{
         simba_trial_logs: st.trial_logs,
         winners: length(st.winners) - 1,
@@ -915,25 +887,6 @@ defmodule DSPex.Optimizers.SIMBA do
     }
 
     if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
-  end
-
-  defp stop_status(:cancelled), do: :cancelled
-  defp stop_status({:stop_at_score, _}), do: :stop_at_score
-  defp stop_status(_), do: :budget_exhausted
-
-  defp trial_logs(run) do
-    run.trials
-    |> Enum.reverse()
-    |> Enum.map(fn {t, told} ->
-      %{
-        number: t.number,
-        kind: t.kind,
-        params: t.params,
-        examples: t.examples,
-        score: told.score,
-        scores: trial_scores(told.tail)
-      }
-    end)
   end
 
   defp trial_scores(%{scores: scores}), do: scores
