@@ -18,7 +18,7 @@
  *
  * Work is bounded: the memory budget caps DFA states, and a work counter caps the
  * subset construction (an error, not a long compile, on hostile input). */
-#include <stdarg.h>
+#include "dspex/errmsg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +27,6 @@
 
 #define INF_DIST (INT32_MAX / 4)
 #define MAX_WORK ((uint64_t)1 << 28)
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 dspex_grammar_limits dspex_grammar_default_limits(void) {
     return (dspex_grammar_limits){12, 6, (size_t)64 << 20, (size_t)64 << 20};
@@ -111,7 +103,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static int fail(det *d, const char *msg) {
-    if (!d->failed) seterr(d->err, d->errlen, "%s", msg);
+    if (!d->failed) dspex_errmsg(d->err, d->errlen, "%s", msg);
     d->failed = 1;
     return -1;
 }
@@ -732,7 +724,7 @@ dspex_grammar *g_compile(groot_fn root, void *ud, dspex_gvocab *gv, const dspex_
                          size_t errlen) {
     dspex_grammar_limits L = lim ? *lim : dspex_grammar_default_limits();
     if (L.json_depth < 1 || L.json_depth > 32 || L.ref_depth < 1 || L.ref_depth > 32 || L.max_bytes < 4096) {
-        seterr(err, errlen, "grammar limits out of range (json_depth and ref_depth 1..32, max_bytes >= 4096)");
+        dspex_errmsg(err, errlen, "grammar limits out of range (json_depth and ref_depth 1..32, max_bytes >= 4096)");
         return NULL;
     }
     gkey *inl = NULL;
@@ -751,7 +743,7 @@ dspex_grammar *g_compile(groot_fn root, void *ud, dspex_gvocab *gv, const dspex_
         b.rules = malloc(sizeof(gb_rule) * 16);
         b.cap_r = b.rules ? 16 : 0;
         if (b.rules == NULL) {
-            seterr(err, errlen, "out of memory");
+            dspex_errmsg(err, errlen, "out of memory");
             break;
         }
         b.nr = 1;
@@ -767,20 +759,20 @@ dspex_grammar *g_compile(groot_fn root, void *ud, dspex_gvocab *gv, const dspex_
         round_rc rc = R_FAIL;
         gkey conflict;
         if (b.failed)
-            seterr(err, errlen, "%s", b.err);
+            dspex_errmsg(err, errlen, "%s", b.err);
         else
             rc = determinize(&b, gv, &g, &conflict, err, errlen);
         inl = b.inl;
         free(b.e), free(b.srule), free(b.rules);
         if (rc != R_CONFLICT) break;
         if (round == G_MAX_RETRIES) {
-            seterr(err, errlen, "the grammar is ambiguous in too many places (more than %d rules had to be inlined)",
+            dspex_errmsg(err, errlen, "the grammar is ambiguous in too many places (more than %d rules had to be inlined)",
                    G_MAX_RETRIES);
             break;
         }
         gkey *ni = realloc(inl, (ninl + 1) * sizeof(gkey));
         if (ni == NULL) {
-            seterr(err, errlen, "out of memory");
+            dspex_errmsg(err, errlen, "out of memory");
             break;
         }
         inl = ni;

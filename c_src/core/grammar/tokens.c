@@ -2,20 +2,12 @@
  * a mask walk is a linear scan in which a rejected node skips its subtree (nskip), and
  * the tokens of a subtree are one contiguous range of tok[] (a prefix is sorted before
  * its extensions). Built once per model: O(total bytes) memory, O(n log n) time. */
-#include <stdarg.h>
+#include "dspex/errmsg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grammar_int.h"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 typedef struct {
     const char *p;
@@ -60,7 +52,7 @@ int dspex_gvocab_is_eog(const dspex_gvocab *gv, int32_t id) { return id >= 0 && 
 dspex_gvocab *dspex_gvocab_from_pieces(const char *const *pieces, const size_t *lens, const uint8_t *eog, int32_t n,
                                        char *err, size_t errlen) {
     if (n <= 0 || n > (1 << 24)) {
-        seterr(err, errlen, "vocabulary size %d out of range (1..16777216)", n);
+        dspex_errmsg(err, errlen, "vocabulary size %d out of range (1..16777216)", n);
         return NULL;
     }
     dspex_gvocab *gv = calloc(1, sizeof(*gv));
@@ -71,7 +63,7 @@ dspex_gvocab *dspex_gvocab_from_pieces(const char *const *pieces, const size_t *
     for (int32_t i = 0; i < n; i++)
         if (lens[i] <= DSPEX_GRAMMAR_MAX_TOKEN_BYTES && !(eog && eog[i])) total += lens[i];
     if (total > UINT32_MAX) {
-        seterr(err, errlen, "vocabulary too large");
+        dspex_errmsg(err, errlen, "vocabulary too large");
         gv_free(gv);
         return NULL;
     }
@@ -138,7 +130,7 @@ dspex_gvocab *dspex_gvocab_from_pieces(const char *const *pieces, const size_t *
     free(path);
     return gv;
 oom:
-    seterr(err, errlen, "out of memory building the vocabulary index");
+    dspex_errmsg(err, errlen, "out of memory building the vocabulary index");
     if (gv) gv_free(gv);
     return NULL;
 }
@@ -146,7 +138,7 @@ oom:
 dspex_gvocab *dspex_gvocab_new(const dspex_vocab *v, char *err, size_t errlen) {
     int32_t n = v->n_tokens;
     if (n <= 0) {
-        seterr(err, errlen, "the model has no vocabulary");
+        dspex_errmsg(err, errlen, "the model has no vocabulary");
         return NULL;
     }
     dspex_buf all;
@@ -156,7 +148,7 @@ dspex_gvocab *dspex_gvocab_new(const dspex_vocab *v, char *err, size_t errlen) {
     uint8_t *eog = calloc((size_t)n, 1);
     dspex_gvocab *gv = NULL;
     if (!offs || !lens || !pieces || !eog) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         goto out;
     }
     for (int32_t i = 0; i < n; i++) {
@@ -167,13 +159,13 @@ dspex_gvocab *dspex_gvocab_new(const dspex_vocab *v, char *err, size_t errlen) {
         lens[i] = all.len - offs[i];
     }
     if (all.oom) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         goto out;
     }
     for (int32_t i = 0; i < n; i++) pieces[i] = all.p ? all.p + offs[i] : "";
     gv = dspex_gvocab_from_pieces(pieces, lens, eog, n, err, errlen);
     if (gv && gv->n_eog == 0) {
-        seterr(err, errlen, "the model has no end-of-generation token; constrained decoding needs one to end outputs");
+        dspex_errmsg(err, errlen, "the model has no end-of-generation token; constrained decoding needs one to end outputs");
         dspex_gvocab_release(gv);
         gv = NULL;
     }

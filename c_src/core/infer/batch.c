@@ -1,18 +1,10 @@
 /* Continuous batching. See dspex/infer/batch.h. */
 #include "dspex/infer/batch.h"
+#include "dspex/errmsg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 void dspex_batch_free(dspex_batch *b) {
     if (b == NULL) return;
@@ -25,7 +17,7 @@ void dspex_batch_free(dspex_batch *b) {
 
 dspex_batch *dspex_batch_new(const dspex_model *m, int32_t max_seqs, int32_t batch_tokens, char *err, size_t errlen) {
     if (max_seqs < 1 || max_seqs > DSPEX_BATCH_MAX_SEQS || batch_tokens < max_seqs || batch_tokens > 512) {
-        seterr(err, errlen, "max_seqs must be in 1..%d and batch_tokens in max_seqs..512 (got %d, %d)",
+        dspex_errmsg(err, errlen, "max_seqs must be in 1..%d and batch_tokens in max_seqs..512 (got %d, %d)",
                DSPEX_BATCH_MAX_SEQS, max_seqs, batch_tokens);
         return NULL;
     }
@@ -45,7 +37,7 @@ dspex_batch *dspex_batch_new(const dspex_model *m, int32_t max_seqs, int32_t bat
     if (b->gens && b->rows && b->row_gen) return b;
 oom:
     dspex_batch_free(b);
-    seterr(err, errlen, "out of memory");
+    dspex_errmsg(err, errlen, "out of memory");
     return NULL;
 }
 

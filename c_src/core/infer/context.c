@@ -14,20 +14,12 @@
  * sequence's prompt chunk and several sequences' next tokens are the same computation.
  * See dspex/infer/context.h. */
 #include <math.h>
-#include <stdarg.h>
+#include "dspex/errmsg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -74,7 +66,7 @@ static int att_reserve(dspex_ctx *c, int32_t n) {
 
 static dspex_ctx *ctx_alloc(const dspex_model *m, int32_t n_ctx, int32_t max_batch, char *err, size_t errlen) {
     if (m->vocab_only) {
-        seterr(err, errlen, "this file holds only a tokenizer (no tensors); it cannot be evaluated");
+        dspex_errmsg(err, errlen, "this file holds only a tokenizer (no tensors); it cannot be evaluated");
         return NULL;
     }
     if (max_batch <= 0) max_batch = 32;
@@ -122,13 +114,13 @@ static dspex_ctx *ctx_alloc(const dspex_model *m, int32_t n_ctx, int32_t max_bat
     return c;
 oom:
     dspex_ctx_free(c);
-    seterr(err, errlen, "out of memory for a %d-position context", n_ctx);
+    dspex_errmsg(err, errlen, "out of memory for a %d-position context", n_ctx);
     return NULL;
 }
 
 dspex_ctx *dspex_ctx_new(const dspex_model *m, int32_t n_ctx, int32_t max_batch, char *err, size_t errlen) {
     if (n_ctx < 1 || n_ctx > DSPEX_CTX_MAX) {
-        seterr(err, errlen, "n_ctx = %d is out of range (1..%d)", n_ctx, DSPEX_CTX_MAX);
+        dspex_errmsg(err, errlen, "n_ctx = %d is out of range (1..%d)", n_ctx, DSPEX_CTX_MAX);
         return NULL;
     }
     return ctx_alloc(m, n_ctx, max_batch, err, errlen);
@@ -136,7 +128,7 @@ dspex_ctx *dspex_ctx_new(const dspex_model *m, int32_t n_ctx, int32_t max_batch,
 
 dspex_ctx *dspex_ctx_new_scratch(const dspex_model *m, int32_t max_batch, char *err, size_t errlen) {
     if (max_batch < 1 || max_batch > 512) {
-        seterr(err, errlen, "max_batch = %d is out of range (1..512)", max_batch);
+        dspex_errmsg(err, errlen, "max_batch = %d is out of range (1..512)", max_batch);
         return NULL;
     }
     return ctx_alloc(m, 0, max_batch, err, errlen);
@@ -210,7 +202,7 @@ static void forward(dspex_ctx *s, const dspex_row *rows, int T, const int *out, 
 static int check_tokens(const dspex_model *m, const dspex_row *rows, int T, char *err, size_t errlen) {
     for (int t = 0; t < T; t++)
         if (rows[t].token < 0 || rows[t].token >= m->hp.n_vocab) {
-            seterr(err, errlen, "token id %d at index %d is outside the vocabulary (0..%d)", rows[t].token, t,
+            dspex_errmsg(err, errlen, "token id %d at index %d is outside the vocabulary (0..%d)", rows[t].token, t,
                    m->hp.n_vocab - 1);
             return -1;
         }
@@ -220,7 +212,7 @@ static int check_tokens(const dspex_model *m, const dspex_row *rows, int T, char
 int dspex_ctx_eval_rows(dspex_ctx *s, const dspex_row *rows, int T, dspex_logits_fn fn, void *ud, char *err,
                         size_t errlen) {
     if (T < 1 || T > s->max_batch) {
-        seterr(err, errlen, "a batch holds 1..%d rows, not %d", s->max_batch, T);
+        dspex_errmsg(err, errlen, "a batch holds 1..%d rows, not %d", s->max_batch, T);
         return -1;
     }
     if (check_tokens(s->m, rows, T, err, errlen) != 0) return -1;
@@ -237,13 +229,13 @@ int dspex_ctx_eval_rows(dspex_ctx *s, const dspex_row *rows, int T, dspex_logits
     if (t < T) {
         const dspex_ctx *c = rows[t].seq;
         if (c->m != s->m || c->k == NULL)
-            seterr(err, errlen, "row %d's context belongs to another model or has no cache", t);
+            dspex_errmsg(err, errlen, "row %d's context belongs to another model or has no cache", t);
         else
-            seterr(err, errlen, "context window full at row %d: n_ctx %d (no context shift)", t, c->n_ctx);
+            dspex_errmsg(err, errlen, "context window full at row %d: n_ctx %d (no context shift)", t, c->n_ctx);
         return -1;
     }
     if (att_reserve(s, need) != 0) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return -1;
     }
     int out[512], n_out = 0;
@@ -260,11 +252,11 @@ int dspex_ctx_eval(dspex_ctx *c, const int32_t *tokens, int32_t n, int mode, dsp
                    size_t errlen) {
     if (n <= 0) return 0;
     if (c->k == NULL) {
-        seterr(err, errlen, "a scratch context has no cache to evaluate into");
+        dspex_errmsg(err, errlen, "a scratch context has no cache to evaluate into");
         return -1;
     }
     if ((int64_t)c->n_past + n > c->n_ctx) {
-        seterr(err, errlen,
+        dspex_errmsg(err, errlen,
                "context window full: %d tokens cached + %d new > n_ctx %d (no context shift; raise n_ctx or shorten "
                "the input)",
                c->n_past, n, c->n_ctx);
@@ -273,7 +265,7 @@ int dspex_ctx_eval(dspex_ctx *c, const int32_t *tokens, int32_t n, int mode, dsp
     dspex_row rows[512];
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab) {
-            seterr(err, errlen, "token id %d at index %d is outside the vocabulary (0..%d)", tokens[i], i,
+            dspex_errmsg(err, errlen, "token id %d at index %d is outside the vocabulary (0..%d)", tokens[i], i,
                    c->m->hp.n_vocab - 1);
             return -1;
         }

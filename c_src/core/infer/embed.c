@@ -6,9 +6,9 @@
  * checks that the last row projected through the output matrix gives the model's
  * logits, so a change in how the context keeps that stream is caught. */
 #include "dspex/infer/embed.h"
+#include "dspex/errmsg.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +17,6 @@
 #include "ops.h"
 
 #define CHUNK 512
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 int dspex_embed_pooling(const dspex_model *m) {
     char key[96], err[64];
@@ -39,15 +31,15 @@ int dspex_embed_pooling(const dspex_model *m) {
 int dspex_embed(const dspex_model *m, const int32_t *tokens, size_t n, int pooling, int normalize, float *out,
                 char *err, size_t errlen) {
     if (n == 0) {
-        seterr(err, errlen, "nothing to embed (no tokens)");
+        dspex_errmsg(err, errlen, "nothing to embed (no tokens)");
         return -1;
     }
     if (n > DSPEX_CTX_MAX) {
-        seterr(err, errlen, "%zu tokens are more than the %d an embedding context holds", n, DSPEX_CTX_MAX);
+        dspex_errmsg(err, errlen, "%zu tokens are more than the %d an embedding context holds", n, DSPEX_CTX_MAX);
         return -1;
     }
     if (m->vocab_only) {
-        seterr(err, errlen, "the model has no weights (a vocabulary-only file)");
+        dspex_errmsg(err, errlen, "the model has no weights (a vocabulary-only file)");
         return -1;
     }
     int64_t d = m->hp.n_embd;
@@ -58,7 +50,7 @@ int dspex_embed(const dspex_model *m, const int32_t *tokens, size_t n, int pooli
     float *row = malloc((size_t)d * sizeof(float));
     int rc = -1;
     if (acc == NULL || row == NULL) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i += (size_t)chunk) {

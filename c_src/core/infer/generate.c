@@ -1,21 +1,13 @@
 /* Generation loop. See include/dspex/infer/generate.h. */
 #include "dspex/infer/generate.h"
+#include "dspex/errmsg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "dspex/utf8.h"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 static double now_ms(void) {
     struct timespec t;
@@ -36,19 +28,19 @@ void dspex_gen_free(dspex_gen *g) {
 dspex_gen *dspex_gen_new(const dspex_model *m, const int32_t *prompt, size_t n, int32_t n_ctx,
                          const dspex_gen_params *p, char *err, size_t errlen) {
     if (n == 0) {
-        seterr(err, errlen, "the prompt is empty (no tokens)");
+        dspex_errmsg(err, errlen, "the prompt is empty (no tokens)");
         return NULL;
     }
     if (n >= (size_t)n_ctx) {
-        seterr(err, errlen, "the prompt has %zu tokens; it does not fit in n_ctx %d with room to generate", n, n_ctx);
+        dspex_errmsg(err, errlen, "the prompt has %zu tokens; it does not fit in n_ctx %d with room to generate", n, n_ctx);
         return NULL;
     }
     if (p->max_tokens < 1) {
-        seterr(err, errlen, "max_tokens must be >= 1");
+        dspex_errmsg(err, errlen, "max_tokens must be >= 1");
         return NULL;
     }
     if (p->n_stops > DSPEX_GEN_MAX_STOPS) {
-        seterr(err, errlen, "at most %d stop strings", DSPEX_GEN_MAX_STOPS);
+        dspex_errmsg(err, errlen, "at most %d stop strings", DSPEX_GEN_MAX_STOPS);
         return NULL;
     }
     dspex_gen *g = calloc(1, sizeof(*g));
@@ -58,7 +50,7 @@ dspex_gen *dspex_gen_new(const dspex_model *m, const int32_t *prompt, size_t n, 
     for (size_t i = 0; i < p->n_stops; i++) {
         size_t k = strlen(p->stops[i]);
         if (k == 0 || k > DSPEX_GEN_MAX_STOP_LEN) {
-            seterr(err, errlen, "stop string %zu must be 1..%d bytes", i, DSPEX_GEN_MAX_STOP_LEN);
+            dspex_errmsg(err, errlen, "stop string %zu must be 1..%d bytes", i, DSPEX_GEN_MAX_STOP_LEN);
             dspex_gen_free(g);
             return NULL;
         }
@@ -82,7 +74,7 @@ dspex_gen *dspex_gen_new(const dspex_model *m, const int32_t *prompt, size_t n, 
     dspex_buf_init(&g->text);
     for (size_t i = 0; i < n; i++)
         if (prompt[i] < 0 || prompt[i] >= m->hp.n_vocab) {
-            seterr(err, errlen, "token id %d at index %zu is outside the vocabulary (0..%d)", prompt[i], i,
+            dspex_errmsg(err, errlen, "token id %d at index %zu is outside the vocabulary (0..%d)", prompt[i], i,
                    m->hp.n_vocab - 1);
             dspex_gen_free(g);
             return NULL;
@@ -90,7 +82,7 @@ dspex_gen *dspex_gen_new(const dspex_model *m, const int32_t *prompt, size_t n, 
     return g;
 oom:
     dspex_gen_free(g);
-    seterr(err, errlen, "out of memory");
+    dspex_errmsg(err, errlen, "out of memory");
     return NULL;
 }
 
@@ -138,7 +130,7 @@ int dspex_gen_next(dspex_gen *g, int32_t *tok, char *err, size_t errlen) {
     const dspex_vocab *v = &g->m->vocab;
     if (g->finish != DSPEX_FINISH_NONE) return 0;
     if (!g->has_logits) {
-        seterr(err, errlen, "no logits to sample from (the prompt is not evaluated yet)");
+        dspex_errmsg(err, errlen, "no logits to sample from (the prompt is not evaluated yet)");
         return -1;
     }
     if (g->p.mask_fn)
@@ -152,7 +144,7 @@ int dspex_gen_next(dspex_gen *g, int32_t *tok, char *err, size_t errlen) {
     g->hist[g->n_hist++] = t;
     size_t before = g->text.len;
     if (dspex_token_piece(v, t, 0, &g->text) != 0 || g->text.oom) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return -1;
     }
     if (check_stops(g, before)) {

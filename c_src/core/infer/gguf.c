@@ -5,10 +5,10 @@
  * index array is sized by a count already proven to fit in the remaining bytes (every
  * record occupies at least 8 bytes of file), so memory stays proportional to the file. */
 #include "dspex/infer/gguf.h"
+#include "dspex/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +36,6 @@ struct dspex_gguf {
 };
 
 /* ------------------------------------------------------------------------- errors */
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    if (err == NULL || n == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* Printable copy of a key or name for messages: at most 80 bytes, controls escaped. */
 static const char *show(dspex_str s, char out[96]) {
@@ -218,13 +209,13 @@ void dspex_gguf_free(dspex_gguf *g) {
 static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_strs, const char *key, char *err,
                        size_t errlen) {
     if (type >= DSPEX_GGUF_TYPE_COUNT) {
-        seterr(err, errlen, "metadata key '%s' has unknown value type %u", key, type);
+        dspex_errmsg(err, errlen, "metadata key '%s' has unknown value type %u", key, type);
         return -1;
     }
     kv->type = (dspex_gguf_vtype)type;
     if (type == DSPEX_GGUF_STRING) {
         if (get_str(c, &kv->v.s) != 0) {
-            seterr(err, errlen, "metadata key '%s': string runs past the end of the file", key);
+            dspex_errmsg(err, errlen, "metadata key '%s': string runs past the end of the file", key);
             return -1;
         }
         return 0;
@@ -232,11 +223,11 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
     if (type != DSPEX_GGUF_ARRAY) {
         size_t sz = scalar_size(type);
         if (!need(c, sz)) {
-            seterr(err, errlen, "metadata key '%s': value runs past the end of the file", key);
+            dspex_errmsg(err, errlen, "metadata key '%s': value runs past the end of the file", key);
             return -1;
         }
         if (decode_scalar(type, c->p + c->pos, kv) != 0) {
-            seterr(err, errlen, "metadata key '%s': bool value %u is not 0 or 1", key, c->p[c->pos]);
+            dspex_errmsg(err, errlen, "metadata key '%s': bool value %u is not 0 or 1", key, c->p[c->pos]);
             return -1;
         }
         c->pos += sz;
@@ -245,15 +236,15 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
     uint32_t et;
     uint64_t n;
     if (get_u32(c, &et) != 0 || get_u64(c, &n) != 0) {
-        seterr(err, errlen, "metadata key '%s': array header runs past the end of the file", key);
+        dspex_errmsg(err, errlen, "metadata key '%s': array header runs past the end of the file", key);
         return -1;
     }
     if (et == DSPEX_GGUF_ARRAY) {
-        seterr(err, errlen, "metadata key '%s' is a nested array (arrays of arrays are not supported)", key);
+        dspex_errmsg(err, errlen, "metadata key '%s' is a nested array (arrays of arrays are not supported)", key);
         return -1;
     }
     if (et >= DSPEX_GGUF_TYPE_COUNT) {
-        seterr(err, errlen, "metadata key '%s' is an array of unknown type %u", key, et);
+        dspex_errmsg(err, errlen, "metadata key '%s' is an array of unknown type %u", key, et);
         return -1;
     }
     kv->arr_type = (dspex_gguf_vtype)et;
@@ -261,7 +252,7 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
     if (et == DSPEX_GGUF_STRING) {
         /* each element is at least its 8-byte length */
         if (n > (c->len - c->pos) / 8) {
-            seterr(err, errlen, "metadata key '%s': array of %llu strings does not fit in the file", key,
+            dspex_errmsg(err, errlen, "metadata key '%s': array of %llu strings does not fit in the file", key,
                    (unsigned long long)n);
             return -1;
         }
@@ -269,7 +260,7 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
         for (uint64_t i = 0; i < n; i++) {
             dspex_str s;
             if (get_str(c, &s) != 0) {
-                seterr(err, errlen, "metadata key '%s': string %llu runs past the end of the file", key,
+                dspex_errmsg(err, errlen, "metadata key '%s': string %llu runs past the end of the file", key,
                        (unsigned long long)i);
                 return -1;
             }
@@ -279,7 +270,7 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
     }
     size_t sz = scalar_size(et);
     if (n > (c->len - c->pos) / sz) {
-        seterr(err, errlen, "metadata key '%s': array of %llu %s values does not fit in the file", key,
+        dspex_errmsg(err, errlen, "metadata key '%s': array of %llu %s values does not fit in the file", key,
                (unsigned long long)n, k_vtype_names[et]);
         return -1;
     }
@@ -287,7 +278,7 @@ static int parse_value(cursor *c, uint32_t type, dspex_gguf_kv *kv, size_t *n_st
     if (et == DSPEX_GGUF_BOOL) {
         for (uint64_t i = 0; i < n; i++)
             if (kv->arr_data[i] > 1) {
-                seterr(err, errlen, "metadata key '%s': bool element %llu is not 0 or 1", key, (unsigned long long)i);
+                dspex_errmsg(err, errlen, "metadata key '%s': bool element %llu is not 0 or 1", key, (unsigned long long)i);
                 return -1;
             }
     }
@@ -301,32 +292,32 @@ static int parse_kvs(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
     g->kv_hash = calloc(g->kv_cap, sizeof(uint32_t));
     if (g->n_kv) g->kv = calloc(g->n_kv, sizeof(dspex_gguf_kv));
     if (g->kv_hash == NULL || (g->n_kv && g->kv == NULL)) {
-        seterr(err, errlen, "out of memory reading %zu metadata keys", g->n_kv);
+        dspex_errmsg(err, errlen, "out of memory reading %zu metadata keys", g->n_kv);
         return -1;
     }
     char nb[96];
     for (size_t i = 0; i < g->n_kv; i++) {
         dspex_gguf_kv *kv = &g->kv[i];
         if (get_str(c, &kv->key) != 0) {
-            seterr(err, errlen, "metadata key %zu runs past the end of the file", i);
+            dspex_errmsg(err, errlen, "metadata key %zu runs past the end of the file", i);
             return -1;
         }
         if (kv->key.n == 0) {
-            seterr(err, errlen, "metadata key %zu is empty", i);
+            dspex_errmsg(err, errlen, "metadata key %zu is empty", i);
             return -1;
         }
         if (kv->key.n > DSPEX_GGUF_MAX_KEY) {
-            seterr(err, errlen, "metadata key %zu is %zu bytes long (limit %d)", i, kv->key.n, DSPEX_GGUF_MAX_KEY);
+            dspex_errmsg(err, errlen, "metadata key %zu is %zu bytes long (limit %d)", i, kv->key.n, DSPEX_GGUF_MAX_KEY);
             return -1;
         }
         show(kv->key, nb);
         if (hash_insert(g->kv_hash, g->kv_cap, kv->key, i, kv_name, g) >= 0) {
-            seterr(err, errlen, "duplicate metadata key '%s'", nb);
+            dspex_errmsg(err, errlen, "duplicate metadata key '%s'", nb);
             return -1;
         }
         uint32_t type;
         if (get_u32(c, &type) != 0) {
-            seterr(err, errlen, "metadata key '%s': value type runs past the end of the file", nb);
+            dspex_errmsg(err, errlen, "metadata key '%s': value type runs past the end of the file", nb);
             return -1;
         }
         if (parse_value(c, type, kv, &n_strs, nb, err, errlen) != 0) return -1;
@@ -335,7 +326,7 @@ static int parse_kvs(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
     if (n_strs) {
         g->strs = calloc(n_strs, sizeof(dspex_str));
         if (g->strs == NULL) {
-            seterr(err, errlen, "out of memory indexing %zu metadata strings", n_strs);
+            dspex_errmsg(err, errlen, "out of memory indexing %zu metadata strings", n_strs);
             return -1;
         }
         size_t at = 0;
@@ -355,11 +346,11 @@ static int parse_alignment(dspex_gguf *g, char *err, size_t errlen) {
     const dspex_gguf_kv *a = dspex_gguf_find(g, "general.alignment");
     if (a == NULL) return 0;
     if (a->type != DSPEX_GGUF_U32) {
-        seterr(err, errlen, "general.alignment has type %s, expected u32", dspex_gguf_vtype_name(a->type));
+        dspex_errmsg(err, errlen, "general.alignment has type %s, expected u32", dspex_gguf_vtype_name(a->type));
         return -1;
     }
     if (a->v.u == 0 || (a->v.u & (a->v.u - 1)) != 0 || a->v.u > DSPEX_GGUF_MAX_ALIGN) {
-        seterr(err, errlen, "general.alignment = %llu is not a power of two in 1..%u", (unsigned long long)a->v.u,
+        dspex_errmsg(err, errlen, "general.alignment = %llu is not a power of two in 1..%u", (unsigned long long)a->v.u,
                DSPEX_GGUF_MAX_ALIGN);
         return -1;
     }
@@ -372,33 +363,33 @@ static int parse_tensors(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
     g->t_hash = calloc(g->t_cap, sizeof(uint32_t));
     if (g->n_tensors) g->tensors = calloc(g->n_tensors, sizeof(dspex_gguf_tensor));
     if (g->t_hash == NULL || (g->n_tensors && g->tensors == NULL)) {
-        seterr(err, errlen, "out of memory reading %zu tensor infos", g->n_tensors);
+        dspex_errmsg(err, errlen, "out of memory reading %zu tensor infos", g->n_tensors);
         return -1;
     }
     char nb[96], tb[16];
     for (size_t i = 0; i < g->n_tensors; i++) {
         dspex_gguf_tensor *t = &g->tensors[i];
         if (get_str(c, &t->name) != 0) {
-            seterr(err, errlen, "tensor %zu: name runs past the end of the file", i);
+            dspex_errmsg(err, errlen, "tensor %zu: name runs past the end of the file", i);
             return -1;
         }
         show(t->name, nb);
         if (t->name.n == 0 || t->name.n >= DSPEX_GGUF_MAX_NAME) {
-            seterr(err, errlen, "tensor %zu: name '%s' is %zu bytes (must be 1..%d)", i, nb, t->name.n,
+            dspex_errmsg(err, errlen, "tensor %zu: name '%s' is %zu bytes (must be 1..%d)", i, nb, t->name.n,
                    DSPEX_GGUF_MAX_NAME - 1);
             return -1;
         }
         if (hash_insert(g->t_hash, g->t_cap, t->name, i, t_name, g) >= 0) {
-            seterr(err, errlen, "duplicate tensor name '%s'", nb);
+            dspex_errmsg(err, errlen, "duplicate tensor name '%s'", nb);
             return -1;
         }
         uint32_t nd;
         if (get_u32(c, &nd) != 0) {
-            seterr(err, errlen, "tensor '%s': header runs past the end of the file", nb);
+            dspex_errmsg(err, errlen, "tensor '%s': header runs past the end of the file", nb);
             return -1;
         }
         if (nd < 1 || nd > DSPEX_GGUF_MAX_DIMS) {
-            seterr(err, errlen, "tensor '%s' has %u dimensions (must be 1..%d)", nb, nd, DSPEX_GGUF_MAX_DIMS);
+            dspex_errmsg(err, errlen, "tensor '%s' has %u dimensions (must be 1..%d)", nb, nd, DSPEX_GGUF_MAX_DIMS);
             return -1;
         }
         t->n_dims = (int)nd;
@@ -407,16 +398,16 @@ static int parse_tensors(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
         for (uint32_t d = 0; d < nd; d++) {
             uint64_t ne;
             if (get_u64(c, &ne) != 0) {
-                seterr(err, errlen, "tensor '%s': dimensions run past the end of the file", nb);
+                dspex_errmsg(err, errlen, "tensor '%s': dimensions run past the end of the file", nb);
                 return -1;
             }
             if (ne == 0 || ne > (uint64_t)INT64_MAX) {
-                seterr(err, errlen, "tensor '%s': dimension %u is %llu (must be 1..2^63-1)", nb, d,
+                dspex_errmsg(err, errlen, "tensor '%s': dimension %u is %llu (must be 1..2^63-1)", nb, d,
                        (unsigned long long)ne);
                 return -1;
             }
             if (count > (uint64_t)INT64_MAX / ne) {
-                seterr(err, errlen, "tensor '%s': element count overflows (shape product > 2^63)", nb);
+                dspex_errmsg(err, errlen, "tensor '%s': element count overflows (shape product > 2^63)", nb);
                 return -1;
             }
             count *= ne;
@@ -424,28 +415,28 @@ static int parse_tensors(dspex_gguf *g, cursor *c, char *err, size_t errlen) {
         }
         uint32_t type;
         if (get_u32(c, &type) != 0 || get_u64(c, &t->offset) != 0) {
-            seterr(err, errlen, "tensor '%s': header runs past the end of the file", nb);
+            dspex_errmsg(err, errlen, "tensor '%s': header runs past the end of the file", nb);
             return -1;
         }
         const dspex_type_info *ti = dspex_type((int)type);
         if (ti == NULL) {
-            seterr(err, errlen, "tensor '%s' has unknown ggml type %u", nb, type);
+            dspex_errmsg(err, errlen, "tensor '%s' has unknown ggml type %u", nb, type);
             return -1;
         }
         t->type = (int)type;
         if (t->ne[0] % ti->block != 0) {
-            seterr(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %d", nb,
+            dspex_errmsg(err, errlen, "tensor '%s': row length %lld is not a multiple of the %s block size %d", nb,
                    (long long)t->ne[0], dspex_ggml_type_name(t->type, tb), ti->block);
             return -1;
         }
         uint64_t blocks = count / (uint64_t)ti->block;
         if (blocks > (uint64_t)INT64_MAX / (uint64_t)ti->bytes) {
-            seterr(err, errlen, "tensor '%s': byte size overflows", nb);
+            dspex_errmsg(err, errlen, "tensor '%s': byte size overflows", nb);
             return -1;
         }
         t->nbytes = blocks * (uint64_t)ti->bytes;
         if (t->offset % g->alignment != 0) {
-            seterr(err, errlen, "tensor '%s': offset %llu is not a multiple of the alignment %u", nb,
+            dspex_errmsg(err, errlen, "tensor '%s': offset %llu is not a multiple of the alignment %u", nb,
                    (unsigned long long)t->offset, g->alignment);
             return -1;
         }
@@ -461,7 +452,7 @@ static int place_tensors(dspex_gguf *g, size_t header_end, char *err, size_t err
         return 0;
     }
     if (start > g->len) {
-        seterr(err, errlen, "tensor data section starts at %llu, past the end of the %zu-byte file",
+        dspex_errmsg(err, errlen, "tensor data section starts at %llu, past the end of the %zu-byte file",
                (unsigned long long)start, g->len);
         return -1;
     }
@@ -471,7 +462,7 @@ static int place_tensors(dspex_gguf *g, size_t header_end, char *err, size_t err
     for (size_t i = 0; i < g->n_tensors; i++) {
         dspex_gguf_tensor *t = &g->tensors[i];
         if (t->offset > avail || t->nbytes > avail - t->offset) {
-            seterr(err, errlen,
+            dspex_errmsg(err, errlen,
                    "tensor '%s': data [%llu, +%llu) lies outside the %llu-byte data section (file truncated?)",
                    show(t->name, nb), (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                    (unsigned long long)avail);
@@ -488,37 +479,37 @@ dspex_gguf *dspex_gguf_parse(const uint8_t *buf, size_t len, char *err, size_t e
     uint64_t n_tensors, n_kv;
     if (get_u32(&c, &magic) != 0 || get_u32(&c, &version) != 0 || get_u64(&c, &n_tensors) != 0 ||
         get_u64(&c, &n_kv) != 0) {
-        seterr(err, errlen, "file too short for a GGUF header (%zu bytes, need 24)", len);
+        dspex_errmsg(err, errlen, "file too short for a GGUF header (%zu bytes, need 24)", len);
         return NULL;
     }
     if (magic != 0x46554747u) {
-        seterr(err, errlen, "not a GGUF file (bad magic)");
+        dspex_errmsg(err, errlen, "not a GGUF file (bad magic)");
         return NULL;
     }
     if ((version & 0xFFFF) == 0 && version != 0) {
-        seterr(err, errlen, "GGUF version 0x%08x looks byte-swapped (big-endian files are not supported)", version);
+        dspex_errmsg(err, errlen, "GGUF version 0x%08x looks byte-swapped (big-endian files are not supported)", version);
         return NULL;
     }
     if (version < 2 || version > 3) {
-        seterr(err, errlen, "unsupported GGUF version %u (supported: 2, 3)", version);
+        dspex_errmsg(err, errlen, "unsupported GGUF version %u (supported: 2, 3)", version);
         return NULL;
     }
     /* every kv is >= 8 (key length) + 4 (type) + 1 bytes; every tensor info >= 8+4+8+4+8 */
     if (n_kv > (len - c.pos) / 13) {
-        seterr(err, errlen, "metadata key count %llu cannot fit in a %zu-byte file", (unsigned long long)n_kv, len);
+        dspex_errmsg(err, errlen, "metadata key count %llu cannot fit in a %zu-byte file", (unsigned long long)n_kv, len);
         return NULL;
     }
     if (n_tensors > (len - c.pos) / 32) {
-        seterr(err, errlen, "tensor count %llu cannot fit in a %zu-byte file", (unsigned long long)n_tensors, len);
+        dspex_errmsg(err, errlen, "tensor count %llu cannot fit in a %zu-byte file", (unsigned long long)n_tensors, len);
         return NULL;
     }
     if (n_kv >= UINT32_MAX || n_tensors >= UINT32_MAX) { /* the name indexes hold 32-bit slots */
-        seterr(err, errlen, "too many keys or tensors");
+        dspex_errmsg(err, errlen, "too many keys or tensors");
         return NULL;
     }
     dspex_gguf *g = calloc(1, sizeof(*g));
     if (g == NULL) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return NULL;
     }
     g->buf = buf;
@@ -537,25 +528,25 @@ dspex_gguf *dspex_gguf_parse(const uint8_t *buf, size_t len, char *err, size_t e
 dspex_gguf *dspex_gguf_open(const char *path, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        dspex_errmsg(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s is not a regular file", path);
+        dspex_errmsg(err, errlen, "%s is not a regular file", path);
         close(fd);
         return NULL;
     }
     size_t len = (size_t)st.st_size;
     if (len < 24) {
         close(fd);
-        seterr(err, errlen, "file too short for a GGUF header (%zu bytes, need 24)", len);
+        dspex_errmsg(err, errlen, "file too short for a GGUF header (%zu bytes, need 24)", len);
         return NULL;
     }
     void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
-        seterr(err, errlen, "cannot map %s: %s", path, strerror(errno));
+        dspex_errmsg(err, errlen, "cannot map %s: %s", path, strerror(errno));
         return NULL;
     }
     dspex_gguf *g = dspex_gguf_parse(map, len, err, errlen);
@@ -596,10 +587,10 @@ int dspex_str_eq(dspex_str s, const char *z) {
 static int wrong_type(const dspex_gguf_kv *kv, const char *key, const char *want, char *err, size_t errlen) {
     const char *got = dspex_gguf_vtype_name(kv->type);
     if (kv->type == DSPEX_GGUF_ARRAY)
-        seterr(err, errlen, "key %s has type array of %s, expected %s", key, dspex_gguf_vtype_name(kv->arr_type),
+        dspex_errmsg(err, errlen, "key %s has type array of %s, expected %s", key, dspex_gguf_vtype_name(kv->arr_type),
                want);
     else
-        seterr(err, errlen, "key %s has type %s, expected %s", key, got, want);
+        dspex_errmsg(err, errlen, "key %s has type %s, expected %s", key, got, want);
     return -1;
 }
 

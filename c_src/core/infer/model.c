@@ -1,20 +1,12 @@
 /* Model loading: hyperparameters with llama.cpp's key names and types, tensor binding
  * with exact shape checks, tokenizer, kernels, thread pool. See dspex/infer/model.h. */
 #include "dspex/infer/model.h"
+#include "dspex/errmsg.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------ hyperparameters */
 
@@ -25,7 +17,7 @@ static int hp_u32(const dspex_gguf *g, const char *arch, const char *name, uint3
     snprintf(key, sizeof(key), "%s.%s", arch, name);
     int rc = dspex_gguf_get_u32(g, key, out, err, errlen);
     if (rc == 1 && required) {
-        seterr(err, errlen, "key not found in model: %s", key);
+        dspex_errmsg(err, errlen, "key not found in model: %s", key);
         return -1;
     }
     return rc;
@@ -39,13 +31,13 @@ static int hp_u32_or_array(const dspex_gguf *g, const char *arch, const char *na
     const dspex_gguf_kv *kv = dspex_gguf_find(g, key);
     if (kv && kv->type == DSPEX_GGUF_ARRAY) {
         if ((kv->arr_type != DSPEX_GGUF_U32 && kv->arr_type != DSPEX_GGUF_I32) || kv->arr_n == 0) {
-            seterr(err, errlen, "key %s: expected u32 or an array of u32", key);
+            dspex_errmsg(err, errlen, "key %s: expected u32 or an array of u32", key);
             return -1;
         }
         uint32_t v0 = dspex_gguf_arr_u32(kv, 0);
         for (uint64_t i = 1; i < kv->arr_n; i++)
             if (dspex_gguf_arr_u32(kv, i) != v0) {
-                seterr(err, errlen, "key %s: per-layer values differ (not supported by this engine)", key);
+                dspex_errmsg(err, errlen, "key %s: per-layer values differ (not supported by this engine)", key);
                 return -1;
             }
         *out = v0;
@@ -60,7 +52,7 @@ static int hp_f32(const dspex_gguf *g, const char *arch, const char *name, float
     snprintf(key, sizeof(key), "%s.%s", arch, name);
     int rc = dspex_gguf_get_f32(g, key, out, err, errlen);
     if (rc == 1 && required) {
-        seterr(err, errlen, "key not found in model: %s", key);
+        dspex_errmsg(err, errlen, "key not found in model: %s", key);
         return -1;
     }
     return rc;
@@ -69,10 +61,10 @@ static int hp_f32(const dspex_gguf *g, const char *arch, const char *name, float
 static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_t errlen) {
     dspex_str a;
     int rc = dspex_gguf_get_str(g, "general.architecture", &a, err, errlen);
-    if (rc == 1) seterr(err, errlen, "key not found in model: general.architecture");
+    if (rc == 1) dspex_errmsg(err, errlen, "key not found in model: general.architecture");
     if (rc != 0) return -1;
     if (!dspex_str_eq(a, "llama") && !dspex_str_eq(a, "qwen2")) {
-        seterr(err, errlen, "architecture '%.*s' is not supported (supported: llama, qwen2)", (int)(a.n > 40 ? 40 : a.n),
+        dspex_errmsg(err, errlen, "architecture '%.*s' is not supported (supported: llama, qwen2)", (int)(a.n > 40 ? 40 : a.n),
                a.p);
         return -1;
     }
@@ -97,11 +89,11 @@ static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_
                {"attention.head_count", heads, 1, 4096},      {"attention.head_count_kv", heads_kv, 1, 4096}};
     for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++)
         if (lim[i].v < lim[i].lo || lim[i].v > lim[i].hi) {
-            seterr(err, errlen, "%s.%s = %u is out of range (%u..%u)", A, lim[i].name, lim[i].v, lim[i].lo, lim[i].hi);
+            dspex_errmsg(err, errlen, "%s.%s = %u is out of range (%u..%u)", A, lim[i].name, lim[i].v, lim[i].lo, lim[i].hi);
             return -1;
         }
     if (heads % heads_kv != 0) {
-        seterr(err, errlen, "%s.attention.head_count %u is not a multiple of head_count_kv %u", A, heads, heads_kv);
+        dspex_errmsg(err, errlen, "%s.attention.head_count %u is not a multiple of head_count_kv %u", A, heads, heads_kv);
         return -1;
     }
     key_len = embd / heads; /* default head width; key_length overrides it */
@@ -109,14 +101,14 @@ static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_
     val_len = key_len;
     if ((rc = hp_u32(g, A, "attention.value_length", &val_len, 0, err, errlen)) < 0) return -1;
     if (key_len == 0 || key_len != val_len || key_len % 2 != 0 || key_len > 4096) {
-        seterr(err, errlen, "%s.attention.key_length/value_length %u/%u: need equal, even head widths (<= 4096)", A,
+        dspex_errmsg(err, errlen, "%s.attention.key_length/value_length %u/%u: need equal, even head widths (<= 4096)", A,
                key_len, val_len);
         return -1;
     }
     rot = key_len;
     if (hp_u32(g, A, "rope.dimension_count", &rot, 0, err, errlen) < 0) return -1;
     if (rot != key_len) {
-        seterr(err, errlen, "%s.rope.dimension_count = %u must equal the head width %u for %s", A, rot, key_len, A);
+        dspex_errmsg(err, errlen, "%s.rope.dimension_count = %u must equal the head width %u for %s", A, rot, key_len, A);
         return -1;
     }
     hp->n_ctx_train = (int32_t)ctx;
@@ -130,11 +122,11 @@ static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_
     hp->rope_base = 10000.0f;
     if (hp_f32(g, A, "rope.freq_base", &hp->rope_base, 0, err, errlen) < 0) return -1;
     if (!(hp->rope_base > 1.0f) || !isfinite(hp->rope_base)) {
-        seterr(err, errlen, "%s.rope.freq_base = %g is not a finite value > 1", A, (double)hp->rope_base);
+        dspex_errmsg(err, errlen, "%s.rope.freq_base = %g is not a finite value > 1", A, (double)hp->rope_base);
         return -1;
     }
     if (!(hp->rms_eps >= 0.0f) || !isfinite(hp->rms_eps)) {
-        seterr(err, errlen, "%s.attention.layer_norm_rms_epsilon = %g is not a finite value >= 0", A, (double)hp->rms_eps);
+        dspex_errmsg(err, errlen, "%s.attention.layer_norm_rms_epsilon = %g is not a finite value >= 0", A, (double)hp->rms_eps);
         return -1;
     }
     /* rope scaling */
@@ -153,7 +145,7 @@ static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_
         else if (dspex_str_eq(st, "linear")) hp->rope_scaling = DSPEX_ROPE_SCALING_LINEAR;
         else if (dspex_str_eq(st, "yarn")) hp->rope_scaling = DSPEX_ROPE_SCALING_YARN;
         else {
-            seterr(err, errlen, "%s: rope scaling '%.*s' is not supported (none, linear, yarn)", key,
+            dspex_errmsg(err, errlen, "%s: rope scaling '%.*s' is not supported (none, linear, yarn)", key,
                    (int)(st.n > 20 ? 20 : st.n), st.p);
             return -1;
         }
@@ -183,14 +175,14 @@ static int read_hparams(const dspex_gguf *g, dspex_hparams *hp, char *err, size_
 
 static const dspex_gguf_tensor *tensor(const dspex_gguf *g, const char *name, int required, char *err, size_t errlen) {
     const dspex_gguf_tensor *t = dspex_gguf_find_tensor(g, name);
-    if (t == NULL && required) seterr(err, errlen, "missing tensor: %s", name);
+    if (t == NULL && required) dspex_errmsg(err, errlen, "missing tensor: %s", name);
     return t;
 }
 
 /* Checks the tensor is [ne0, ne1] (trailing dims 1). */
 static int shape_is(const dspex_gguf_tensor *t, const char *name, int64_t ne0, int64_t ne1, char *err, size_t errlen) {
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
-        seterr(err, errlen, "tensor %s has wrong shape [%lld, %lld, %lld, %lld]; expected [%lld, %lld]", name,
+        dspex_errmsg(err, errlen, "tensor %s has wrong shape [%lld, %lld, %lld, %lld]; expected [%lld, %lld]", name,
                (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], (long long)ne0,
                (long long)ne1);
         return -1;
@@ -205,7 +197,7 @@ static int bind_matrix(dspex_model *m, const char *name, int64_t ne0, int64_t ne
     const dspex_type_info *ti = dspex_type(t->type);
     char tb[16];
     if (ti == NULL || !ti->weights || m->kern.dot[t->type] == NULL) {
-        seterr(err, errlen,
+        dspex_errmsg(err, errlen,
                "tensor %s has type %s, which this engine does not support (supported: f32, f16, q4_0, q4_1, q5_0, "
                "q5_1, q8_0, q4_K, q6_K)",
                name, dspex_ggml_type_name(t->type, tb));
@@ -227,7 +219,7 @@ static int bind_vector(dspex_model *m, const char *name, int64_t n, int required
     if (shape_is(t, name, n, 1, err, errlen) != 0) return -1;
     char tb[16];
     if (t->type != DSPEX_T_F32 && t->type != DSPEX_T_F16) {
-        seterr(err, errlen, "tensor %s has type %s; 1-D norm/bias tensors must be f32 or f16", name,
+        dspex_errmsg(err, errlen, "tensor %s has type %s; 1-D norm/bias tensors must be f32 or f16", name,
                dspex_ggml_type_name(t->type, tb));
         return -1;
     }
@@ -236,7 +228,7 @@ static int bind_vector(dspex_model *m, const char *name, int64_t n, int required
     dspex_dequantize_row(t->type, t->data, *dst, n);
     for (int64_t i = 0; i < n; i++)
         if (!isfinite((*dst)[i])) {
-            seterr(err, errlen, "tensor %s holds a non-finite value at %lld", name, (long long)i);
+            dspex_errmsg(err, errlen, "tensor %s holds a non-finite value at %lld", name, (long long)i);
             return -1;
         }
     return 0;
@@ -248,13 +240,13 @@ static int bind_tensors(dspex_model *m, char *err, size_t errlen) {
     const dspex_gguf_tensor *emb = tensor(m->gguf, "token_embd.weight", 1, err, errlen);
     if (emb == NULL) return -1;
     if (emb->ne[0] != n || emb->ne[2] != 1 || emb->ne[3] != 1 || emb->ne[1] < 1 || emb->ne[1] > INT32_MAX) {
-        seterr(err, errlen, "tensor token_embd.weight has wrong shape [%lld, %lld]; expected [%lld, n_vocab]",
+        dspex_errmsg(err, errlen, "tensor token_embd.weight has wrong shape [%lld, %lld]; expected [%lld, n_vocab]",
                (long long)emb->ne[0], (long long)emb->ne[1], (long long)n);
         return -1;
     }
     m->hp.n_vocab = (int32_t)emb->ne[1];
     if (m->vocab.type != DSPEX_VOCAB_NONE && m->vocab.n_tokens > m->hp.n_vocab) {
-        seterr(err, errlen, "token_embd.weight has %d rows but the vocabulary has %d tokens", m->hp.n_vocab,
+        dspex_errmsg(err, errlen, "token_embd.weight has %d rows but the vocabulary has %d tokens", m->hp.n_vocab,
                m->vocab.n_tokens);
         return -1;
     }
@@ -266,7 +258,7 @@ static int bind_tensors(dspex_model *m, char *err, size_t errlen) {
         return -1;
     m->layers = calloc((size_t)hp->n_layer, sizeof(dspex_layer));
     if (m->layers == NULL) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return -1;
     }
     char name[96];
@@ -289,7 +281,7 @@ static int bind_tensors(dspex_model *m, char *err, size_t errlen) {
                 (size_t)hp->n_rot / 2;
     m->vectors = malloc(nf * sizeof(float));
     if (m->vectors == NULL) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return -1;
     }
     float *pool = m->vectors;
@@ -325,7 +317,7 @@ dspex_model *dspex_model_from_gguf(dspex_gguf *g, const dspex_model_params *para
     dspex_model *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         dspex_gguf_free(g);
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         return NULL;
     }
     m->gguf = g;
@@ -351,7 +343,7 @@ dspex_model *dspex_model_from_gguf(dspex_gguf *g, const dspex_model_params *para
     if (bind_tensors(m, err, errlen) != 0) goto fail;
     m->pool = dspex_pool_new(params && params->n_threads > 0 ? params->n_threads : 1);
     if (m->pool == NULL) {
-        seterr(err, errlen, "cannot start the thread pool");
+        dspex_errmsg(err, errlen, "cannot start the thread pool");
         goto fail;
     }
     err[0] = 0;

@@ -2,21 +2,13 @@
  * tokenizer model and pre-tokenizer, tokens/scores/types, merges, special ids with
  * their defaults, the text-detected EOT/EOG/FIM tokens (forced to control, as llama.cpp
  * does), and the special-token list used to partition text. See dspex/infer/vocab.h. */
-#include <stdarg.h>
+#include "dspex/errmsg.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dspex/infer/unicode.h"
 #include "dspex/infer/vocab.h"
-
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------- hash tables */
 
@@ -220,15 +212,15 @@ static int build_special_list(dspex_vocab *v) {
 static int load_merges(dspex_vocab *v, const dspex_gguf *g, char *err, size_t errlen) {
     const dspex_gguf_kv *kv = dspex_gguf_find(g, "tokenizer.ggml.merges");
     if (kv == NULL) {
-        seterr(err, errlen, "tokenizer.ggml.merges is required for a BPE (gpt2) tokenizer and is missing");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.merges is required for a BPE (gpt2) tokenizer and is missing");
         return -1;
     }
     if (kv->type != DSPEX_GGUF_ARRAY || kv->arr_type != DSPEX_GGUF_STRING) {
-        seterr(err, errlen, "tokenizer.ggml.merges must be an array of strings");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.merges must be an array of strings");
         return -1;
     }
     if (kv->arr_n >= INT32_MAX) {
-        seterr(err, errlen, "tokenizer.ggml.merges has too many entries");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.merges has too many entries");
         return -1;
     }
     v->n_merges = (int32_t)kv->arr_n;
@@ -237,7 +229,7 @@ static int load_merges(dspex_vocab *v, const dspex_gguf *g, char *err, size_t er
     v->merge_cap = cap_for((size_t)v->n_merges);
     v->merge_hash = calloc(v->merge_cap, sizeof(uint32_t));
     if (v->merge_split == NULL || v->merge_hash == NULL) {
-        seterr(err, errlen, "out of memory for %d merges", v->n_merges);
+        dspex_errmsg(err, errlen, "out of memory for %d merges", v->n_merges);
         return -1;
     }
     size_t m = v->merge_cap - 1;
@@ -286,7 +278,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
     int rc = dspex_gguf_get_str(g, "tokenizer.ggml.model", &model, err, errlen);
     if (rc < 0) goto fail;
     if (rc == 1) {
-        seterr(err, errlen, "key not found in model: tokenizer.ggml.model");
+        dspex_errmsg(err, errlen, "key not found in model: tokenizer.ggml.model");
         goto fail;
     }
     if (dspex_str_eq(model, "none") || dspex_str_eq(model, "no_vocab")) {
@@ -316,11 +308,11 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
         v->pre_name[pn] = 0;
         int fam = pre.n < sizeof(v->pre_name) ? pre_family(v->pre_name, &clean, &ignore, &pre_bos) : -2;
         if (fam == -1) {
-            seterr(err, errlen, "pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported by this engine", v->pre_name);
+            dspex_errmsg(err, errlen, "pre-tokenizer '%s' (tokenizer.ggml.pre) is not supported by this engine", v->pre_name);
             goto fail;
         }
         if (fam == -2) {
-            seterr(err, errlen, "unknown pre-tokenizer type: '%s' (tokenizer.ggml.pre)", v->pre_name);
+            dspex_errmsg(err, errlen, "unknown pre-tokenizer type: '%s' (tokenizer.ggml.pre)", v->pre_name);
             goto fail;
         }
         v->pre = fam;
@@ -332,7 +324,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
         size_t n = model.n < 60 ? model.n : 60;
         memcpy(name, model.p, n);
         name[n] = 0;
-        seterr(err, errlen, "tokenizer '%s' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)", name);
+        dspex_errmsg(err, errlen, "tokenizer '%s' (tokenizer.ggml.model) is not supported (supported: llama, gpt2)", name);
         goto fail;
     }
     int b;
@@ -341,15 +333,15 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
 
     const dspex_gguf_kv *toks = dspex_gguf_find(g, "tokenizer.ggml.tokens");
     if (toks == NULL) {
-        seterr(err, errlen, "key not found in model: tokenizer.ggml.tokens");
+        dspex_errmsg(err, errlen, "key not found in model: tokenizer.ggml.tokens");
         goto fail;
     }
     if (toks->type != DSPEX_GGUF_ARRAY || toks->arr_type != DSPEX_GGUF_STRING) {
-        seterr(err, errlen, "tokenizer.ggml.tokens must be an array of strings");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.tokens must be an array of strings");
         goto fail;
     }
     if (toks->arr_n == 0 || toks->arr_n >= INT32_MAX) {
-        seterr(err, errlen, "tokenizer.ggml.tokens has %llu entries (must be 1..2^31-2)",
+        dspex_errmsg(err, errlen, "tokenizer.ggml.tokens has %llu entries (must be 1..2^31-2)",
                (unsigned long long)toks->arr_n);
         goto fail;
     }
@@ -357,20 +349,20 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
     const dspex_gguf_kv *scores = dspex_gguf_find(g, "tokenizer.ggml.scores");
     if (scores && (scores->type != DSPEX_GGUF_ARRAY ||
                    (scores->arr_type != DSPEX_GGUF_F32 && scores->arr_type != DSPEX_GGUF_I32))) {
-        seterr(err, errlen, "tokenizer.ggml.scores must be an array of f32 (or i32)");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.scores must be an array of f32 (or i32)");
         goto fail;
     }
     if (scores && scores->arr_n < (uint64_t)n) {
-        seterr(err, errlen, "tokenizer.ggml.scores has %llu entries for %d tokens", (unsigned long long)scores->arr_n, n);
+        dspex_errmsg(err, errlen, "tokenizer.ggml.scores has %llu entries for %d tokens", (unsigned long long)scores->arr_n, n);
         goto fail;
     }
     const dspex_gguf_kv *types = dspex_gguf_find(g, "tokenizer.ggml.token_type");
     if (types && (types->type != DSPEX_GGUF_ARRAY || types->arr_type != DSPEX_GGUF_I32)) {
-        seterr(err, errlen, "tokenizer.ggml.token_type must be an array of i32");
+        dspex_errmsg(err, errlen, "tokenizer.ggml.token_type must be an array of i32");
         goto fail;
     }
     if (types && types->arr_n < (uint64_t)n) {
-        seterr(err, errlen, "tokenizer.ggml.token_type has %llu entries for %d tokens",
+        dspex_errmsg(err, errlen, "tokenizer.ggml.token_type has %llu entries for %d tokens",
                (unsigned long long)types->arr_n, n);
         goto fail;
     }
@@ -381,7 +373,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
     v->tok_cap = cap_for((size_t)n);
     v->tok_hash = calloc(v->tok_cap, sizeof(uint32_t));
     if (!v->text || !v->score || !v->attr || !v->eog || !v->tok_hash) {
-        seterr(err, errlen, "out of memory for a %d-token vocabulary", n);
+        dspex_errmsg(err, errlen, "out of memory for a %d-token vocabulary", n);
         goto fail;
     }
     size_t m = v->tok_cap - 1;
@@ -393,7 +385,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
             s.p = dspex_arena_strndup(&v->arena, tmp, (size_t)k);
             s.n = (size_t)k;
             if (s.p == NULL) {
-                seterr(err, errlen, "out of memory");
+                dspex_errmsg(err, errlen, "out of memory");
                 goto fail;
             }
         }
@@ -406,7 +398,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
                 size_t k = s.n < 40 ? s.n : 40;
                 for (size_t i = 0; i < k; i++) show[i] = (s.p[i] >= 0x20 && s.p[i] != 0x7F) ? s.p[i] : '?';
                 show[k] = 0;
-                seterr(err, errlen, "tokenizer.ggml.tokens: duplicate token string '%s' (ids %d and %d)", show, o, id);
+                dspex_errmsg(err, errlen, "tokenizer.ggml.tokens: duplicate token string '%s' (ids %d and %d)", show, o, id);
                 goto fail;
             }
             h = (h + 1) & m;
@@ -510,7 +502,7 @@ int dspex_vocab_load(dspex_vocab *v, const dspex_gguf *g, const char *arch, char
     }
     err[0] = 0;
     if (build_special_list(v) != 0) {
-        seterr(err, errlen, "out of memory");
+        dspex_errmsg(err, errlen, "out of memory");
         goto fail;
     }
     /* the newline token: SPM's byte token for '\n', BPE's tokenization of "\n" */
