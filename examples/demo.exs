@@ -259,5 +259,5 @@ IO.puts("""
   iex> fake = DSPex.Examples.FakeOpenAI.start(answers: %{"answer" => "Paris"})
   iex> DSPex.configure(lm: DSPex.LM.new("openai/gpt-4o-mini", api_base: fake.url, api_key: "sk-local"))
   iex> DSPex.call(DSPex.Predict.new("question -> answer"), question: "Capital of France?")
-  (the README's "A first session" goes on from there: fallbacks, health, serving over HTTP)
+  (the README's "Your first session" goes on from there: fallbacks, health, serving over HTTP)
 """)
