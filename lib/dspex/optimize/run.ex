@@ -494,6 +494,23 @@ defmodule DSPex.Optimize.Run do
   def stop_status(_), do: :budget_exhausted
 
   @doc false
+  # How a QUEUE-mode optimizer ends: `how` is `:done`, `:stop` (`why` a stop reason) or
+  # `:error` (`why` the error); `fields` are its result fields but status and reason.
+  @spec finish(:done | :stop | :error, term, map, t) ::
+          {:ok, map, t} | {:error, term, map, t}
+  def finish(how, why, fields, %__MODULE__{} = run) do
+    {status, reason} =
+      case how do
+        :done -> {:finished, nil}
+        :stop -> {stop_status(why), why}
+        :error -> {:failed, why}
+      end
+
+    fields = Map.merge(fields, %{status: status, reason: reason})
+    if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
+  end
+
+  @doc false
   # Runs `fun` (which scores `trial` on `n_examples` examples and returns a map) with
   # budget accounting, what evaluate/4 does for a DSPex.Evaluate run; a trial replayed
   # from the journal on resume comes back without running. `{:ok, outcome, run}` (the

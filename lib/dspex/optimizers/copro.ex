@@ -520,18 +520,9 @@ defmodule DSPex.Optimizers.COPRO do
         [] -> {st.module, nil}
       end
 
-    {status, reason} =
-      case how do
-        :done -> {:finished, nil}
-        :stop -> {Run.stop_status(why), why}
-        :error -> {:failed, why}
-      end
-
     fields = %{
       program: program,
       score: score,
-      status: status,
-      reason: reason,
       candidate_programs: cands,
       total_calls: st.total_calls,
       trial_logs: Run.trial_logs(run, fn told -> %{usage: told.usage} end),
@@ -542,7 +533,7 @@ defmodule DSPex.Optimizers.COPRO do
         )
     }
 
-    if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
+    Run.finish(how, why, fields, run)
   end
 
   # ------------------------------------------------------------------ signatures (DSPy's, exact)

@@ -1122,13 +1122,6 @@ defmodule DSPex.Optimizers.GEPA do
 
     program = if best >= 0, do: build(st.program, Enum.at(st.cands, best)), else: st.program
 
-    {status, reason} =
-      case how do
-        :done -> {:finished, nil}
-        :stop -> {Run.stop_status(why), why}
-        :error -> {:failed, why}
-      end
-
     extra =
       if st.opts[:track_stats] do
         %{
@@ -1153,8 +1146,6 @@ defmodule DSPex.Optimizers.GEPA do
     fields = %{
       program: program,
       score: score,
-      status: status,
-      reason: reason,
       candidate_programs: [],
       trial_logs:
         Run.trial_logs(run, fn told ->
@@ -1164,7 +1155,7 @@ defmodule DSPex.Optimizers.GEPA do
       extra: Map.merge(extra, %{total_metric_calls: st.total, max_metric_calls: st.max_calls})
     }
 
-    if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
+    Run.finish(how, why, fields, run)
   end
 
   # ------------------------------------------------------------------ helpers

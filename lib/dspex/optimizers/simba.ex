@@ -865,18 +865,9 @@ defmodule DSPex.Optimizers.SIMBA do
         b -> {b.program, b.score}
       end
 
-    {status, reason} =
-      case how do
-        :done -> {:finished, nil}
-        :stop -> {Run.stop_status(why), why}
-        :error -> {:failed, why}
-      end
-
     fields = %{
       program: program,
       score: score,
-      status: status,
-      reason: reason,
       candidate_programs: cands || [],
       trial_logs: Run.trial_logs(run, fn told -> %{scores: trial_scores(told.tail)} end),
       extra: %{
@@ -886,7 +877,7 @@ defmodule DSPex.Optimizers.SIMBA do
       }
     }
 
-    if how == :error, do: {:error, why, fields, run}, else: {:ok, fields, run}
+    Run.finish(how, why, fields, run)
   end
 
   defp trial_scores(%{scores: scores}), do: scores
