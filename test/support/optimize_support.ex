@@ -330,4 +330,54 @@ defmodule DSPex.Test.OptimizeSupport do
       end
     end
   end
+
+  # ------------------------------------------------------------------ killing the engine
+
+  @doc """
+  Wraps a scripted LM's reply function: at its `at`-th call it sends
+  `{:kill_port, self(), ref}` to `test` and waits for `{ref, :killed}`, so the kill
+  lands in the middle of a trial's evaluation (see `kill_port_when_asked/1`).
+  """
+  def killing_reply(reply, at, test) do
+    calls = :counters.new(1, [])
+
+    fn messages, params, call ->
+      :counters.add(calls, 1, 1)
+
+      if :counters.get(calls, 1) == at do
+        ref = make_ref()
+        send(test, {:kill_port, self(), ref})
+        receive do: ({^ref, :killed} -> :ok)
+      end
+
+      reply.(messages, params, call)
+    end
+  end
+
+  @doc """
+  In the test process: waits for a `killing_reply/3` request, `kill -9`s the job's
+  engine port, waits until the OS process is gone, then lets the LM call go on.
+  """
+  def kill_port_when_asked(job) do
+    receive do
+      {:kill_port, from, ref} ->
+        os_pid = DSPex.Optimize.status(job).engine_os_pid
+        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+        wait_dead(os_pid)
+        send(from, {ref, :killed})
+    after
+      60_000 -> ExUnit.Assertions.flunk("the task LM never reached the kill call")
+    end
+  end
+
+  defp wait_dead(os_pid, tries \\ 200) do
+    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
+      {_, 0} when tries > 0 ->
+        Process.sleep(10)
+        wait_dead(os_pid, tries - 1)
+
+      _ ->
+        :ok
+    end
+  end
 end

@@ -44,22 +44,7 @@ defmodule DSPex.Optimize.JobTest do
   # A task LM that, at its `at`-th call, has the test kill the engine's port and waits
   # until it is dead: the kill lands in the middle of a trial's evaluation.
   defp killing_task_lm(at, test) do
-    calls = :counters.new(1, [])
-
-    DSPex.LM.Scripted.new(
-      fn messages, params, call ->
-        :counters.add(calls, 1, 1)
-
-        if :counters.get(calls, 1) == at do
-          ref = make_ref()
-          send(test, {:kill_port, self(), ref})
-          receive do: ({^ref, :killed} -> :ok)
-        end
-
-        S.task_reply(messages, params, call)
-      end,
-      model: "scripted/task"
-    )
+    DSPex.LM.Scripted.new(S.killing_reply(&S.task_reply/3, at, test), model: "scripted/task")
   end
 
   test "kill -9 of the port mid-trial: the job resumes from its journal, reuses the trial in flight and ends as DSPy did",
@@ -71,32 +56,13 @@ defmodule DSPex.Optimize.JobTest do
     opts = S.mipro_opts(run, journal: Path.join(dir, "j"), task_model: task, max_concurrency: 1)
     {:ok, job} = Optimize.start(MIPROv2, S.program("predict"), S.trainset(run), opts)
 
-    receive do
-      {:kill_port, from, ref} ->
-        os_pid = Optimize.status(job).engine_os_pid
-        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
-        wait_dead(os_pid)
-        send(from, {ref, :killed})
-    after
-      60_000 -> flunk("the task LM never reached its 400th call")
-    end
+    S.kill_port_when_asked(job)
 
     {:ok, result} = Optimize.await(job, 120_000)
     same_as_golden!(result, run)
     assert Optimize.status(job).restarts == 1
     # no trial ran twice: the task LM saw exactly DSPy's calls
     assert length(DSPex.LM.Scripted.requests(task)) == run["task_calls"]
-  end
-
-  defp wait_dead(os_pid, tries \\ 200) do
-    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
-      {_, 0} when tries > 0 ->
-        Process.sleep(10)
-        wait_dead(os_pid, tries - 1)
-
-      _ ->
-        :ok
-    end
   end
 
   test "a budget hit mid-trial stops cleanly with the best program; a resume with more budget ends as DSPy did",

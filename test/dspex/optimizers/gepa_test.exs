@@ -31,48 +31,8 @@ defmodule DSPex.Optimizers.GEPATest do
       task_fields(world, content(hd(messages)), messages, call)
     end
 
-    reply = if kill, do: killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
+    reply = if kill, do: S.killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
     Scripted.new(reply, model: "scripted/task")
-  end
-
-  defp kill_port_when_asked(job) do
-    receive do
-      {:kill_port, from, ref} ->
-        os_pid = DSPex.Optimize.status(job).engine_os_pid
-        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
-        wait_dead(os_pid)
-        send(from, {ref, :killed})
-    after
-      60_000 -> flunk("the task LM never reached the kill call")
-    end
-  end
-
-  defp wait_dead(os_pid, tries \\ 200) do
-    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
-      {_, 0} when tries > 0 ->
-        Process.sleep(10)
-        wait_dead(os_pid, tries - 1)
-
-      _ ->
-        :ok
-    end
-  end
-
-  # calls `test` in and waits at the `at`-th call of the wrapped reply function
-  defp killing_reply(reply, at, test) do
-    calls = :counters.new(1, [])
-
-    fn messages, params, call ->
-      :counters.add(calls, 1, 1)
-
-      if :counters.get(calls, 1) == at do
-        ref = make_ref()
-        send(test, {:kill_port, self(), ref})
-        receive do: ({^ref, :killed} -> :ok)
-      end
-
-      reply.(messages, params, call)
-    end
   end
 
   defp task_fields("draft", system, messages, %{signature: %{outputs: [%{name: :draft}]}} = call) do
@@ -224,7 +184,7 @@ defmodule DSPex.Optimizers.GEPATest do
     {:ok, job} =
       DSPex.Optimize.start(GEPA, S.program(run["program"]), examples(run["trainset"]), o)
 
-    kill_port_when_asked(job)
+    S.kill_port_when_asked(job)
     {:ok, result} = DSPex.Optimize.await(job, 120_000)
     assert DSPex.Optimize.status(job).restarts == 1
     check(run, result, o)

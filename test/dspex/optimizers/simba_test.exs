@@ -46,48 +46,8 @@ defmodule DSPex.Optimizers.SIMBATest do
       end)
     end
 
-    reply = if kill, do: killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
+    reply = if kill, do: S.killing_reply(reply, elem(kill, 0), elem(kill, 1)), else: reply
     Scripted.new(reply, model: "scripted/task")
-  end
-
-  defp kill_port_when_asked(job) do
-    receive do
-      {:kill_port, from, ref} ->
-        os_pid = DSPex.Optimize.status(job).engine_os_pid
-        {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
-        wait_dead(os_pid)
-        send(from, {ref, :killed})
-    after
-      60_000 -> flunk("the task LM never reached the kill call")
-    end
-  end
-
-  defp wait_dead(os_pid, tries \\ 200) do
-    case System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true) do
-      {_, 0} when tries > 0 ->
-        Process.sleep(10)
-        wait_dead(os_pid, tries - 1)
-
-      _ ->
-        :ok
-    end
-  end
-
-  # calls `test` in and waits at the `at`-th call of the wrapped reply function
-  defp killing_reply(reply, at, test) do
-    calls = :counters.new(1, [])
-
-    fn messages, params, call ->
-      :counters.add(calls, 1, 1)
-
-      if :counters.get(calls, 1) == at do
-        ref = make_ref()
-        send(test, {:kill_port, self(), ref})
-        receive do: ({^ref, :killed} -> :ok)
-      end
-
-      reply.(messages, params, call)
-    end
   end
 
   # The prompt model: a rule per module named in the request.
@@ -222,7 +182,7 @@ defmodule DSPex.Optimizers.SIMBATest do
     task = task_lm({30, self()})
     o = opts(run, dir, task_model: task, num_threads: 1)
     {:ok, job} = DSPex.Optimize.start(SIMBA, S.program(run["program"]), trainset(run), o)
-    kill_port_when_asked(job)
+    S.kill_port_when_asked(job)
     {:ok, result} = DSPex.Optimize.await(job, 120_000)
     assert DSPex.Optimize.status(job).restarts == 1
     assert parallel_calls(result) == run["parallel_calls"]
